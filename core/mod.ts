@@ -1,0 +1,13 @@
+/**
+ * `@mfi/core`: backend selection, WASM training kernels, shared layers, seeded randomness,
+ * safetensors, and the training engine of MFI-ResNet.
+ *
+ * @module
+ */
+export * from "./backend.ts";
+export * from "./batch_norm.ts";
+export * from "./conv2d.ts";
+export * from "./linear.ts";
+export * from "./module.ts";
+export * from "./random.ts";
+export * from "./safetensors.ts";

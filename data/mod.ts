@@ -1,0 +1,6 @@
+/**
+ * `@mfi/data` (in progress).
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * `@mfi/flows` (in progress).
+ *
+ * @module
+ */
+export {};

@@ -1,0 +1,6 @@
+/**
+ * `@mfi/incubation` (in progress).
+ *
+ * @module
+ */
+export {};

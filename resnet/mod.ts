@@ -1,0 +1,6 @@
+/**
+ * `@mfi/resnet` (in progress).
+ *
+ * @module
+ */
+export {};
