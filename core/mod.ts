@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./backend.ts";
+export * from "./batch.ts";
 export * from "./batch_norm.ts";
 export * from "./conv2d.ts";
 export * from "./linear.ts";
