@@ -1,0 +1,79 @@
+/**
+ * The CIFAR ResNet stem: 3x3 convolution (stride 1, no max-pool), batch norm, ReLU.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  type ApplyOptions,
+  BatchNorm,
+  Conv2d,
+  deriveSeed,
+  type Module,
+  type NamedVariables,
+  prefixed,
+} from "@mfi/core";
+
+/** Options of {@linkcode ResNetStem}. */
+export interface ResNetStemOptions {
+  /** Image channels (3 for CIFAR). */
+  readonly inChannels: number;
+  /** Output channels. */
+  readonly outChannels: number;
+  /** Seed; the conv's seed is `deriveSeed(seed, "conv")`. */
+  readonly seed: number;
+}
+
+/**
+ * `relu(bn(conv(x)))` with a 3x3 stride-1 convolution. Variables `conv.weight`, `bn.weight`,
+ * `bn.bias`, `bn.running_mean`, `bn.running_var`.
+ *
+ * @example
+ * ```ts
+ * import { ResNetStem } from "@mfi/resnet";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const stem = new ResNetStem({ inChannels: 3, outChannels: 8, seed: 0 });
+ * const y = tf.tidy(() => stem.apply(tf.ones([2, 8, 8, 3]), { training: false }));
+ * assert.deepEqual(y.shape, [2, 8, 8, 8]);
+ * y.dispose();
+ * ```
+ */
+export class ResNetStem implements Module {
+  /** The 3x3 convolution. */
+  readonly conv: Conv2d;
+  /** Its batch norm. */
+  readonly bn: BatchNorm;
+
+  /**
+   * @param options Channels and seed.
+   * @throws {RangeError} On invalid sizes.
+   */
+  constructor(options: ResNetStemOptions) {
+    this.conv = new Conv2d({
+      inChannels: options.inChannels,
+      outChannels: options.outChannels,
+      kernelSize: 3,
+      seed: deriveSeed(options.seed, "conv"),
+    });
+    this.bn = new BatchNorm({ channels: options.outChannels });
+  }
+
+  /**
+   * @param x NHWC images.
+   * @param options Training or inference mode (batch norm).
+   * @returns The stem's features.
+   */
+  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+    return tf.relu(this.bn.apply(this.conv.apply(x), options));
+  }
+
+  /** @returns `conv.*` then `bn.*`. */
+  namedVariables(): NamedVariables {
+    return [
+      ...prefixed("conv", this.conv.namedVariables()),
+      ...prefixed("bn", this.bn.namedVariables()),
+    ];
+  }
+}
