@@ -4,11 +4,16 @@
  *
  * @module
  */
+export * from "./adamw.ts";
 export * from "./backend.ts";
 export * from "./batch.ts";
 export * from "./batch_norm.ts";
 export * from "./conv2d.ts";
 export * from "./linear.ts";
+export * from "./loss.ts";
 export * from "./module.ts";
+export * from "./optimizer.ts";
 export * from "./random.ts";
 export * from "./safetensors.ts";
+export * from "./schedule.ts";
+export * from "./sgd.ts";

@@ -1,0 +1,163 @@
+/**
+ * AdamW with PyTorch's semantics (`torch.optim.AdamW`): decoupled weight decay
+ * (`p *= 1 - lr * wd` before the Adam step), bias-corrected moments, epsilon added outside the
+ * square root.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { NamedVariables } from "./module.ts";
+import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
+import {
+  checkHyper,
+  checkOptimizerVariables,
+  decays,
+  readOptimizerState,
+  writeOptimizerState,
+} from "./_optimizer.ts";
+
+/** Options of {@linkcode AdamW}. */
+export interface AdamWOptions {
+  /** Coefficients of the running averages (default [0.9, 0.999]). */
+  readonly betas?: readonly [number, number];
+  /** Added to the denominator outside the square root (default 1e-8). */
+  readonly epsilon?: number;
+  /** Decoupled weight decay (default 0.01, PyTorch's default). */
+  readonly weightDecay?: number;
+  /** Which parameters are decayed (default `"all"`). */
+  readonly weightDecayFilter?: WeightDecayFilter;
+}
+
+/**
+ * AdamW, per parameter `p` with gradient `g` at step `t` (1-based):
+ * `p *= 1 - lr * wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+ * p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+ *
+ * @example
+ * ```ts
+ * import { AdamW } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.tensor1d([1]));
+ * const adam = new AdamW([["w", w]], { weightDecay: 0 });
+ * const g = tf.tensor1d([3]);
+ * adam.applyGradients(new Map([["w", g]]), 0.1);
+ * // The first Adam step moves each weight by about lr against the gradient's sign.
+ * assert.ok(Math.abs((await w.data())[0] - 0.9) < 1e-6);
+ * adam.dispose();
+ * tf.dispose([w, g]);
+ * ```
+ */
+export class AdamW implements Optimizer {
+  /** `"adamw"`. */
+  readonly kind = "adamw";
+  /** The variables it updates. */
+  readonly variables: NamedVariables;
+  /** The resolved options. */
+  readonly options: Readonly<Required<AdamWOptions>>;
+  #iterations = 0;
+  readonly #slots = new Map<string, tf.Variable>();
+
+  /**
+   * @param variables The trainable variables to update, with names.
+   * @param options Hyperparameters.
+   * @throws {Error} On an empty or duplicate variable list or a non-trainable variable.
+   * @throws {RangeError} On an out-of-range hyperparameter.
+   */
+  constructor(variables: NamedVariables, options: AdamWOptions = {}) {
+    checkOptimizerVariables("AdamW", variables);
+    const betas = options.betas ?? [0.9, 0.999];
+    if (!Array.isArray(betas) || betas.length !== 2) {
+      throw new RangeError(`Cannot build AdamW: betas must be two numbers, got ${betas}`);
+    }
+    checkHyper("AdamW", "betas[0]", betas[0], 0, 1, false);
+    checkHyper("AdamW", "betas[1]", betas[1], 0, 1, false);
+    const epsilon = options.epsilon ?? 1e-8;
+    checkHyper("AdamW", "epsilon", epsilon, 0);
+    const weightDecay = options.weightDecay ?? 0.01;
+    checkHyper("AdamW", "weightDecay", weightDecay, 0);
+    const weightDecayFilter = options.weightDecayFilter ?? "all";
+    if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
+      throw new RangeError(
+        `Cannot build AdamW: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
+      );
+    }
+    this.options = Object.freeze({
+      betas: [betas[0], betas[1]] as const,
+      epsilon,
+      weightDecay,
+      weightDecayFilter,
+    });
+    this.variables = variables;
+    for (const [name, v] of variables) {
+      this.#slots.set(`exp_avg.${name}`, tf.variable(tf.zerosLike(v), false));
+      this.#slots.set(`exp_avg_sq.${name}`, tf.variable(tf.zerosLike(v), false));
+    }
+  }
+
+  /** Updates applied so far (the `t` of the bias correction). */
+  get iterations(): number {
+    return this.#iterations;
+  }
+
+  /**
+   * Applies one update.
+   *
+   * @param grads Gradients by variable name; missing names are skipped.
+   * @param lr Learning rate of this step.
+   * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
+   */
+  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+    checkHyper("AdamW", "lr", lr, 0);
+    const { betas: [b1, b2], epsilon, weightDecay, weightDecayFilter } = this.options;
+    const t = this.#iterations + 1;
+    const stepSize = lr / (1 - b1 ** t);
+    const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+    for (const [name, v] of this.variables) {
+      const g = grads.get(name);
+      if (g === undefined) continue;
+      if (!tf.util.arraysEqual(g.shape, v.shape)) {
+        throw new RangeError(
+          `AdamW: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
+        );
+      }
+      const m = this.#slots.get(`exp_avg.${name}`)!;
+      const s = this.#slots.get(`exp_avg_sq.${name}`)!;
+      tf.tidy(() => {
+        const p: tf.Tensor = weightDecay !== 0 && decays(weightDecayFilter, v)
+          ? tf.mul(v, 1 - lr * weightDecay)
+          : v;
+        const mNext = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
+        const sNext = tf.add(tf.mul(s, b2), tf.mul(tf.square(g), 1 - b2));
+        m.assign(mNext);
+        s.assign(sNext);
+        const denom = tf.add(tf.div(tf.sqrt(sNext), bc2Sqrt), epsilon);
+        v.assign(tf.sub(p, tf.mul(tf.div(mNext, denom), stepSize)));
+      });
+    }
+    this.#iterations = t;
+  }
+
+  /** @returns The step count and moments (`exp_avg.<name>`, `exp_avg_sq.<name>`). */
+  getState(): Promise<OptimizerState> {
+    return readOptimizerState(this.kind, this.#iterations, this.#slots);
+  }
+
+  /**
+   * Restores a saved state.
+   *
+   * @param state A state from {@linkcode AdamW.getState} for the same variables.
+   * @throws {Error} If kind, names or shapes differ.
+   */
+  setState(state: OptimizerState): void {
+    writeOptimizerState(this.kind, state, this.#slots);
+    this.#iterations = state.iterations;
+  }
+
+  /** Frees the moment estimates. */
+  dispose(): void {
+    for (const s of this.#slots.values()) s.dispose();
+    this.#slots.clear();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Stochastic gradient descent with momentum and Nesterov momentum, with PyTorch's semantics
+ * (`torch.optim.SGD`, dampening 0): weight decay is coupled L2, added to the gradient before the
+ * momentum buffer.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import type { NamedVariables } from "./module.ts";
+import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
+import {
+  checkHyper,
+  checkOptimizerVariables,
+  decays,
+  readOptimizerState,
+  writeOptimizerState,
+} from "./_optimizer.ts";
+
+/** Options of {@linkcode Sgd}. */
+export interface SgdOptions {
+  /** Momentum factor in [0, 1) (default 0: plain SGD). */
+  readonly momentum?: number;
+  /** Nesterov momentum (default false; needs momentum > 0). */
+  readonly nesterov?: boolean;
+  /** L2 weight decay, added to the gradient (default 0). */
+  readonly weightDecay?: number;
+  /** Which parameters are decayed (default `"all"`, as PyTorch and kuangliu's CIFAR code). */
+  readonly weightDecayFilter?: WeightDecayFilter;
+}
+
+/**
+ * SGD as PyTorch computes it, per parameter `p` with gradient `g`:
+ * `d = g + wd * p; buf = momentum * buf + d; d = nesterov ? d + momentum * buf : buf;
+ * p = p - lr * d`. The momentum buffers start at zero, which with dampening 0 equals PyTorch's
+ * `buf = d` on the first step.
+ *
+ * @example
+ * ```ts
+ * import { Sgd } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.tensor1d([1]));
+ * const sgd = new Sgd([["w", w]], { momentum: 0.9 });
+ * const g = tf.tensor1d([2]);
+ * sgd.applyGradients(new Map([["w", g]]), 0.1);
+ * assert.ok(Math.abs((await w.data())[0] - 0.8) < 1e-6);
+ * sgd.dispose();
+ * tf.dispose([w, g]);
+ * ```
+ */
+export class Sgd implements Optimizer {
+  /** `"sgd"`. */
+  readonly kind = "sgd";
+  /** The variables it updates. */
+  readonly variables: NamedVariables;
+  /** The resolved options. */
+  readonly options: Readonly<Required<SgdOptions>>;
+  #iterations = 0;
+  readonly #buffers = new Map<string, tf.Variable>();
+
+  /**
+   * @param variables The trainable variables to update, with names.
+   * @param options Hyperparameters.
+   * @throws {Error} On an empty or duplicate variable list or a non-trainable variable.
+   * @throws {RangeError} On an out-of-range hyperparameter or Nesterov without momentum.
+   */
+  constructor(variables: NamedVariables, options: SgdOptions = {}) {
+    checkOptimizerVariables("Sgd", variables);
+    const momentum = options.momentum ?? 0;
+    const weightDecay = options.weightDecay ?? 0;
+    checkHyper("Sgd", "momentum", momentum, 0, 1, false);
+    checkHyper("Sgd", "weightDecay", weightDecay, 0);
+    const nesterov = options.nesterov ?? false;
+    if (nesterov && momentum <= 0) {
+      throw new RangeError("Cannot build Sgd: nesterov needs momentum > 0, got momentum 0");
+    }
+    const weightDecayFilter = options.weightDecayFilter ?? "all";
+    if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
+      throw new RangeError(
+        `Cannot build Sgd: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
+      );
+    }
+    this.options = Object.freeze({ momentum, nesterov, weightDecay, weightDecayFilter });
+    this.variables = variables;
+    if (momentum > 0) {
+      for (const [name, v] of variables) {
+        this.#buffers.set(`momentum_buffer.${name}`, tf.variable(tf.zerosLike(v), false));
+      }
+    }
+  }
+
+  /** Updates applied so far. */
+  get iterations(): number {
+    return this.#iterations;
+  }
+
+  /**
+   * Applies one update.
+   *
+   * @param grads Gradients by variable name; missing names are skipped.
+   * @param lr Learning rate of this step.
+   * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
+   */
+  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+    checkHyper("Sgd", "lr", lr, 0);
+    const { momentum, nesterov, weightDecay, weightDecayFilter } = this.options;
+    for (const [name, v] of this.variables) {
+      const g = grads.get(name);
+      if (g === undefined) continue;
+      if (!tf.util.arraysEqual(g.shape, v.shape)) {
+        throw new RangeError(
+          `Sgd: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
+        );
+      }
+      tf.tidy(() => {
+        let d: tf.Tensor = g;
+        if (weightDecay !== 0 && decays(weightDecayFilter, v)) {
+          d = tf.add(d, tf.mul(v, weightDecay));
+        }
+        if (momentum > 0) {
+          const buf = this.#buffers.get(`momentum_buffer.${name}`)!;
+          const next = tf.add(tf.mul(buf, momentum), d);
+          buf.assign(next);
+          d = nesterov ? tf.add(d, tf.mul(next, momentum)) : next;
+        }
+        v.assign(tf.sub(v, tf.mul(d, lr)));
+      });
+    }
+    this.#iterations++;
+  }
+
+  /** @returns The iteration count and momentum buffers (`momentum_buffer.<name>`). */
+  getState(): Promise<OptimizerState> {
+    return readOptimizerState(this.kind, this.#iterations, this.#buffers);
+  }
+
+  /**
+   * Restores a saved state.
+   *
+   * @param state A state from {@linkcode Sgd.getState} for the same variables and momentum.
+   * @throws {Error} If kind, names or shapes differ.
+   */
+  setState(state: OptimizerState): void {
+    writeOptimizerState(this.kind, state, this.#buffers);
+    this.#iterations = state.iterations;
+  }
+
+  /** Frees the momentum buffers. */
+  dispose(): void {
+    for (const b of this.#buffers.values()) b.dispose();
+    this.#buffers.clear();
+  }
+}
