@@ -1,6 +1,8 @@
 /**
- * `@mfi/incubation` (in progress).
+ * `@mfi/incubation`: the MFI-ResNet pipeline. Architectures as data ({@linkcode ModelSpec}),
+ * the phase plan (baseline, MeanFlow compression, meta model, selective incubation, fine-tuning)
+ * and its execution.
  *
  * @module
  */
-export {};
+export * from "./model_spec.ts";

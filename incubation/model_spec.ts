@@ -1,0 +1,382 @@
+/**
+ * Architectures are data: a JSON-serialisable {@linkcode ModelSpec} describes every model this
+ * project trains (the baseline ResNet, the meta model of MeanFlow stages, incubation hybrids and
+ * MFI-ResNet), is validated once at the edge, saved into checkpoints, and rebuilt with
+ * {@linkcode buildModel}. Parameter counts come from the spec alone
+ * ({@linkcode countSpecParameters}), without allocating a tensor.
+ *
+ * @module
+ */
+import { deriveSeed } from "@mfi/core";
+import {
+  blockExpansion,
+  ClassifierHead,
+  countResNetParameters,
+  residualStage,
+  residualStageInfo,
+  type ResNetArch,
+  type ResNetArchName,
+  ResNetStem,
+  resolveArch,
+  scaleChannels,
+  StagedModel,
+  type StageInfo,
+} from "@mfi/resnet";
+import {
+  countMeanFlowParameters,
+  type MeanFlowConfig,
+  meanFlowStage,
+  validateMeanFlowConfig,
+} from "./_flows.ts";
+
+/** Current spec format tag; bump when the meaning of a field changes. */
+export const MODEL_SPEC_FORMAT = "mfi-model-spec/1";
+
+/** What kind of model a spec describes (checked against its stages). */
+export type ModelFamily = "resnet" | "meta" | "hybrid" | "mfi-resnet";
+
+/** A stage made of the architecture's residual blocks (depth, widths and stride from `arch`). */
+export interface ResidualStageSpec {
+  /** Discriminator. */
+  readonly kind: "residual";
+}
+
+/** A stage replaced by a MeanFlow stage (alignment + MeanFlow modules), see `@mfi/flows`. */
+export interface MeanFlowStageSpec {
+  /** Discriminator. */
+  readonly kind: "meanflow";
+  /** The MeanFlow stage's config (its channels and stride must match the residual stage's). */
+  readonly config: MeanFlowConfig;
+}
+
+/** One stage of a model. */
+export type StageSpec = ResidualStageSpec | MeanFlowStageSpec;
+
+/**
+ * A model as data: the ResNet stem of `arch`, one entry per stage, and the linear head.
+ * Families: `resnet` (all residual), `meta` (all MeanFlow), `hybrid` (a meta model with some
+ * stages residual, during incubation), `mfi-resnet` (the assembled result; any mix).
+ */
+export interface ModelSpec {
+  /** Always {@linkcode MODEL_SPEC_FORMAT}. */
+  readonly format: typeof MODEL_SPEC_FORMAT;
+  /** What the model is. */
+  readonly family: ModelFamily;
+  /** The ResNet layout the stem, residual stages and head come from. */
+  readonly arch: ResNetArchName | ResNetArch;
+  /** Number of classes. */
+  readonly classes: number;
+  /** Width multiplier of the ResNet (1 = the paper's widths). */
+  readonly width: number;
+  /** One entry per stage of `arch`. */
+  readonly stages: ReadonlyArray<StageSpec>;
+}
+
+/** Parameter counts of a spec, per part. */
+export interface SpecParameterCount {
+  /** The whole model. */
+  readonly total: number;
+  /** The stem. */
+  readonly stem: number;
+  /** Each stage, in order. */
+  readonly stages: readonly number[];
+  /** The head. */
+  readonly head: number;
+}
+
+const SPEC_KEYS = ["format", "family", "arch", "classes", "width", "stages"] as const;
+const FAMILIES: readonly ModelFamily[] = ["resnet", "meta", "hybrid", "mfi-resnet"];
+
+function fail(key: string, message: string, Err: typeof TypeError = TypeError): never {
+  throw new Err(`Invalid model spec: ${key} ${message}`);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates an untrusted value (parsed JSON, a checkpoint's metadata) as a {@linkcode ModelSpec}
+ * and returns a frozen copy. Unknown keys and wrong types are errors naming the key; a MeanFlow
+ * stage's channels and stride must match the residual stage it replaces.
+ *
+ * @param raw The candidate spec.
+ * @returns The validated, deeply frozen spec.
+ * @throws {TypeError} On a missing or unknown key or a wrong type.
+ * @throws {RangeError} On an out-of-range value or mismatched stage shapes.
+ * @example
+ * ```ts
+ * import { resnetSpec, validateModelSpec } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const spec = validateModelSpec(JSON.parse(JSON.stringify(resnetSpec("resnet18", 10, 0.25))));
+ * assert.equal(spec.stages.length, 4);
+ * assert.throws(() => validateModelSpec({ ...spec, colour: "red" }), /unknown key "colour"/);
+ * ```
+ */
+export function validateModelSpec(raw: unknown): ModelSpec {
+  if (!isRecord(raw)) fail("(root)", `must be an object, got ${JSON.stringify(raw)}`);
+  for (const key of Object.keys(raw)) {
+    if (!(SPEC_KEYS as readonly string[]).includes(key)) {
+      fail(`unknown key "${key}";`, `allowed keys are ${SPEC_KEYS.join(", ")}`);
+    }
+  }
+  for (const key of SPEC_KEYS) {
+    if (raw[key] === undefined) fail(`"${key}"`, "is missing");
+  }
+  if (raw.format !== MODEL_SPEC_FORMAT) {
+    fail('"format"', `must be "${MODEL_SPEC_FORMAT}", got ${JSON.stringify(raw.format)}`);
+  }
+  if (!FAMILIES.includes(raw.family as ModelFamily)) {
+    fail('"family"', `must be one of ${FAMILIES.join(", ")}, got ${JSON.stringify(raw.family)}`);
+  }
+  const family = raw.family as ModelFamily;
+  const archValue = typeof raw.arch === "string" ? raw.arch : resolveArch(raw.arch, "arch");
+  const arch = resolveArch(archValue, "arch");
+  if (typeof raw.classes !== "number") {
+    fail('"classes"', `must be a number, got ${JSON.stringify(raw.classes)}`);
+  }
+  if (!Number.isInteger(raw.classes) || raw.classes < 1) {
+    fail('"classes"', `must be a positive integer, got ${raw.classes}`, RangeError);
+  }
+  if (typeof raw.width !== "number") {
+    fail('"width"', `must be a number, got ${JSON.stringify(raw.width)}`);
+  }
+  if (!Number.isFinite(raw.width) || raw.width <= 0) {
+    fail('"width"', `must be a positive number, got ${raw.width}`, RangeError);
+  }
+  const width = raw.width;
+  if (!Array.isArray(raw.stages)) {
+    fail('"stages"', `must be an array, got ${JSON.stringify(raw.stages)}`);
+  }
+  if (raw.stages.length !== arch.depths.length) {
+    fail(
+      '"stages"',
+      `must have one entry per stage of the architecture (${arch.depths.length}), got ${raw.stages.length}`,
+      RangeError,
+    );
+  }
+  const stages = raw.stages.map((s: unknown, i: number): StageSpec => {
+    const key = `"stages[${i}]"`;
+    if (!isRecord(s)) fail(key, `must be an object, got ${JSON.stringify(s)}`);
+    if (s.kind === "residual") {
+      const extra = Object.keys(s).filter((k) => k !== "kind");
+      if (extra.length) {
+        fail(`unknown key "stages[${i}].${extra[0]}";`, "a residual stage has only kind");
+      }
+      return Object.freeze({ kind: "residual" });
+    }
+    if (s.kind === "meanflow") {
+      const extra = Object.keys(s).filter((k) => k !== "kind" && k !== "config");
+      if (extra.length) {
+        fail(`unknown key "stages[${i}].${extra[0]}";`, "a meanflow stage has kind and config");
+      }
+      const config = validateMeanFlowConfig(s.config, `stages[${i}].config`);
+      const info = residualStageInfo(arch, i, width);
+      for (const k of ["inChannels", "outChannels", "stride"] as const) {
+        if (config[k] !== info[k]) {
+          fail(
+            `"stages[${i}].config.${k}"`,
+            `must match the residual stage it replaces (${info[k]}), got ${config[k]}`,
+            RangeError,
+          );
+        }
+      }
+      return Object.freeze({ kind: "meanflow", config });
+    }
+    return fail(
+      `"stages[${i}].kind"`,
+      `must be "residual" or "meanflow", got ${JSON.stringify(s.kind)}`,
+    );
+  });
+  const kinds = stages.map((s) => s.kind);
+  if (family === "resnet" && kinds.some((k) => k !== "residual")) {
+    fail('"family"', `"resnet" needs every stage residual, got ${kinds.join(", ")}`, RangeError);
+  }
+  if (family === "meta" && kinds.some((k) => k !== "meanflow")) {
+    fail('"family"', `"meta" needs every stage meanflow, got ${kinds.join(", ")}`, RangeError);
+  }
+  return Object.freeze({
+    format: MODEL_SPEC_FORMAT,
+    family,
+    arch: typeof archValue === "string" ? archValue as ResNetArchName : arch,
+    classes: raw.classes,
+    width,
+    stages: Object.freeze(stages),
+  });
+}
+
+/**
+ * The spec of a baseline CIFAR ResNet.
+ *
+ * @param arch Architecture name or data.
+ * @param classes Number of classes.
+ * @param width Width multiplier (default 1).
+ * @returns The validated spec (every stage residual).
+ * @throws {TypeError | RangeError} On an invalid architecture, class count or width.
+ * @example
+ * ```ts
+ * import { countSpecParameters, resnetSpec } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.equal(countSpecParameters(resnetSpec("resnet50", 10)).total, 23_520_842);
+ * ```
+ */
+export function resnetSpec(
+  arch: ResNetArchName | ResNetArch,
+  classes: number,
+  width = 1,
+): ModelSpec {
+  const a = resolveArch(arch);
+  return validateModelSpec({
+    format: MODEL_SPEC_FORMAT,
+    family: "resnet",
+    arch,
+    classes,
+    width,
+    stages: a.depths.map(() => ({ kind: "residual" })),
+  });
+}
+
+/**
+ * Replaces stages of a spec: `replaceStages(spec, { 3: { kind: "meanflow", config } }, "mfi-resnet")`.
+ *
+ * @param spec The spec to start from.
+ * @param stages New stage specs by 0-based index.
+ * @param family The family of the result.
+ * @returns The validated new spec.
+ * @throws {TypeError | RangeError} If an index is out of range or the result is invalid.
+ * @example
+ * ```ts
+ * import { replaceStages, resnetSpec } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const base = resnetSpec("resnet18", 10, 0.25);
+ * assert.throws(() => replaceStages(base, { 7: { kind: "residual" } }, "hybrid"), /stage 7/);
+ * ```
+ */
+export function replaceStages(
+  spec: ModelSpec,
+  stages: Readonly<Record<number, StageSpec>>,
+  family: ModelFamily,
+): ModelSpec {
+  const next = [...spec.stages];
+  for (const [key, stage] of Object.entries(stages)) {
+    const i = Number(key);
+    if (!Number.isInteger(i) || i < 0 || i >= next.length) {
+      throw new RangeError(
+        `Cannot replace stage ${key}: the spec has stages 0..${next.length - 1}`,
+      );
+    }
+    next[i] = stage;
+  }
+  return validateModelSpec({ ...spec, family, stages: next });
+}
+
+/**
+ * Counts a spec's parameters without allocating anything (BN running statistics are buffers,
+ * not parameters).
+ *
+ * @param spec A valid spec.
+ * @returns Counts of the whole model and of each part.
+ * @example
+ * ```ts
+ * import { countSpecParameters, resnetSpec } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const c = countSpecParameters(resnetSpec("resnet34", 100));
+ * assert.equal(c.total, 21_328_292);
+ * assert.equal(c.head, 51_300);
+ * ```
+ */
+export function countSpecParameters(spec: ModelSpec): SpecParameterCount {
+  const base = countResNetParameters(spec.arch, { classes: spec.classes, width: spec.width });
+  const { stem, head } = base;
+  const stages = spec.stages.map((s, i) =>
+    s.kind === "residual" ? base.stages[i] : countMeanFlowParameters(s.config)
+  );
+  return Object.freeze({
+    total: stem + head + stages.reduce((a, b) => a + b, 0),
+    stem,
+    stages: Object.freeze(stages),
+    head,
+  });
+}
+
+/** Options of {@linkcode buildModel}. */
+export interface BuildModelOptions {
+  /**
+   * Base seed. Residual parts use the seeds of `buildResNet` (`deriveSeed(seed, "stem")`, ...),
+   * so a residual spec built with seed `s` equals `buildResNet({ ..., seed: s })`; MeanFlow stage
+   * `i` uses `deriveSeed(seed, "stages", i, "meanflow")`.
+   */
+  readonly seed: number;
+}
+
+const SPECS = new WeakMap<StagedModel, ModelSpec>();
+
+/**
+ * Builds the model a spec describes: ResNet stem, one module per stage, linear head.
+ *
+ * @param spec The spec (validated again here).
+ * @param options The base seed.
+ * @returns A fresh {@linkcode StagedModel}; {@linkcode specOf} returns its spec.
+ * @throws {TypeError | RangeError} If the spec is invalid.
+ * @example
+ * ```ts
+ * import { buildModel, resnetSpec, specOf } from "@mfi/incubation";
+ * import { countParameters, disposeModule } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const spec = resnetSpec("resnet18", 10, 1 / 16);
+ * const model = buildModel(spec, { seed: 1 });
+ * assert.equal(specOf(model), spec);
+ * const logits = tf.tidy(() => model.apply(tf.zeros([2, 32, 32, 3]), { training: false }));
+ * assert.deepEqual(logits.shape, [2, 10]);
+ * logits.dispose();
+ * disposeModule(model);
+ * ```
+ */
+export function buildModel(spec: ModelSpec, options: BuildModelOptions): StagedModel {
+  const s = validateModelSpec(spec);
+  const arch = resolveArch(s.arch);
+  const seed = options.seed;
+  const stem = new ResNetStem({
+    inChannels: 3,
+    outChannels: scaleChannels(arch.stem, s.width),
+    seed: deriveSeed(seed, "stem"),
+  });
+  const stages = s.stages.map(
+    (st, i): { module: StagedModel["stages"][number]["module"]; info: StageInfo } => {
+      if (st.kind === "residual") return residualStage(arch, i, { width: s.width, seed });
+      const info = residualStageInfo(arch, i, s.width);
+      return {
+        module: meanFlowStage(st.config, deriveSeed(seed, "stages", i, "meanflow")),
+        info: { ...info, kind: "meanflow" },
+      };
+    },
+  );
+  const head = new ClassifierHead({
+    inChannels: scaleChannels(arch.widths[arch.widths.length - 1], s.width) *
+      blockExpansion(arch.block),
+    classes: s.classes,
+    seed: deriveSeed(seed, "head"),
+  });
+  const model = new StagedModel({ stem, stages, head });
+  SPECS.set(model, spec);
+  return model;
+}
+
+/**
+ * The spec a model was built from.
+ *
+ * @param model A model returned by {@linkcode buildModel}.
+ * @returns Its spec.
+ * @throws {Error} If the model was not built by {@linkcode buildModel}.
+ */
+export function specOf(model: StagedModel): ModelSpec {
+  const spec = SPECS.get(model);
+  if (spec === undefined) {
+    throw new Error(
+      "specOf: this model was not built by buildModel; build models from a ModelSpec to keep their architecture as data",
+    );
+  }
+  return spec;
+}
