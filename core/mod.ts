@@ -9,6 +9,7 @@ export * from "./backend.ts";
 export * from "./batch.ts";
 export * from "./batch_norm.ts";
 export * from "./conv2d.ts";
+export * from "./image.ts";
 export * from "./linear.ts";
 export * from "./loss.ts";
 export * from "./module.ts";
