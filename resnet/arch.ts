@@ -22,8 +22,8 @@ export interface ResNetArch {
   readonly stem: number;
 }
 
-const CIFAR_WIDTHS = [64, 128, 256, 512] as const;
-const CIFAR_STRIDES = [1, 2, 2, 2] as const;
+const CIFAR_WIDTHS: readonly number[] = Object.freeze([64, 128, 256, 512]);
+const CIFAR_STRIDES: readonly number[] = Object.freeze([1, 2, 2, 2]);
 
 /** ResNet-18, BasicBlock, depths 2-2-2-2 (11,173,962 parameters on CIFAR-10). */
 export const resnet18: ResNetArch = Object.freeze({
