@@ -1,0 +1,118 @@
+/**
+ * `Conv2DBackpropFilter` for the wasm backend (tfjs-backend-wasm has none), built from XNNPACK's
+ * forward convolution. With x transposed to `[cin, h, w, n]` (batch = input channel, channels =
+ * images) and dy to `[ho, wo, n, cout]` (a filter whose taps are the output pixels),
+ * `dW[i, j, ci, co] = sum x[b, o_y s + i - p, o_x s + j - p, ci] dy[b, o_y, o_x, co]` is a
+ * stride-1 convolution with dilation = stride, of output `[cin, kh, kw, cout]`, then transposed.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
+
+interface Args {
+  inputs: { x: tf.TensorInfo; dy: tf.TensorInfo };
+  backend: unknown;
+  attrs: {
+    filterShape: [number, number, number, number];
+    strides: number | [number, number];
+    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+    dataFormat?: "NHWC" | "NCHW";
+    dimRoundingMode?: "floor" | "round" | "ceil";
+  };
+}
+
+/**
+ * The kernel function (registered by {@linkcode registerWasmTrainingKernels}).
+ *
+ * @param args x `[n, h, w, cin]`, dy `[n, ho, wo, cout]`; `filterShape`, strides and padding
+ *   (same, valid or explicit) of the forward convolution.
+ * @returns dW, `filterShape` (HWIO).
+ * @throws {Error} On NCHW data or non-float32 inputs.
+ */
+export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
+  const { x, dy } = args.inputs;
+  const backend = args.backend as WasmBackend;
+  const { filterShape, strides, pad, dataFormat, dimRoundingMode } = args.attrs;
+  if (dataFormat === "NCHW") {
+    throw new Error("Conv2DBackpropFilter on wasm supports NHWC only; got dataFormat NCHW");
+  }
+  if (x.dtype !== "float32" || dy.dtype !== "float32") {
+    throw new Error(`Conv2DBackpropFilter on wasm needs float32 inputs, got ${x.dtype}`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    x.shape as [number, number, number, number],
+    filterShape,
+    strides,
+    1,
+    pad,
+    dimRoundingMode,
+  );
+  const [n, h, w, cin] = x.shape;
+  const [kh, kw, , cout] = filterShape;
+  const [ho, wo] = [dy.shape[1], dy.shape[2]];
+  const sh = info.strideHeight;
+  const sw = info.strideWidth;
+  const pt = info.padInfo.top;
+  const pl = info.padInfo.left;
+  const ops = wasmOps(backend);
+  const scratch = new Scratch(backend);
+  try {
+    const [out, outT] = scratch.output([kh, kw, cin, cout]);
+    if (outT.size === 0) return out;
+    if (n * ho * wo === 0) {
+      scratch.f32.fill(0, outT.offset / 4, outT.offset / 4 + outT.size);
+      return out;
+    }
+    // The dilated "filter" spans s (o - 1) + 1 pixels; pad below/right so that at least kh x kw
+    // outputs exist (extra ones, from padding the forward pass never read, are dropped).
+    const pb = Math.max(0, kh + sh * (ho - 1) - h - pt);
+    const pr = Math.max(0, kw + sw * (wo - 1) - w - pl);
+    const lh = h + pt + pb - sh * (ho - 1);
+    const lw = w + pl + pr - sw * (wo - 1);
+    const xt = scratch.temp([cin, h, w, n]);
+    ops.transpose(scratch.of(x), [n, h, w, cin], [3, 1, 2, 0], xt);
+    const dyt = scratch.temp([ho, wo, n, cout]);
+    ops.transpose(scratch.of(dy), [n, ho, wo, cout], [1, 2, 0, 3], dyt);
+    const direct = lh === kh && lw === kw && cin === 1;
+    const res = direct ? outT : scratch.temp([cin, lh, lw, cout]);
+    ops.conv2d({
+      xId: xt.id,
+      batch: cin,
+      height: h,
+      width: w,
+      filterId: dyt.id,
+      filterHeight: ho,
+      filterWidth: wo,
+      padTop: pt,
+      padRight: pr,
+      padBottom: pb,
+      padLeft: pl,
+      dilationHeight: sh,
+      dilationWidth: sw,
+      strideHeight: 1,
+      strideWidth: 1,
+      inChannels: n,
+      outChannels: cout,
+      outId: res.id,
+    });
+    if (!direct) {
+      // [cin, lh, lw, cout] -> [kh, kw, cin, cout], dropping rows/columns beyond kh/kw.
+      const heap = scratch.f32;
+      const rBase = res.offset / 4;
+      let d = outT.offset / 4;
+      for (let i = 0; i < kh; i++) {
+        for (let j = 0; j < kw; j++) {
+          for (let ci = 0; ci < cin; ci++) {
+            const s = rBase + ((ci * lh + i) * lw + j) * cout;
+            heap.copyWithin(d, s, s + cout);
+            d += cout;
+          }
+        }
+      }
+    }
+    return out;
+  } finally {
+    scratch.release();
+  }
+}

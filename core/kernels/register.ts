@@ -1,0 +1,61 @@
+/**
+ * Registers the training kernels of this folder on the wasm backend.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { installHeapGuard } from "./_heap.ts";
+import type { WasmModule } from "./_wasm.ts";
+import { batchMatMulWasm } from "./batch_mat_mul.ts";
+import { conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
+import { conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
+import { unsortedSegmentSumWasm } from "./unsorted_segment_sum.ts";
+
+/** The kernels {@linkcode registerWasmTrainingKernels} installs, by tfjs kernel name. */
+export const WASM_TRAINING_KERNELS: readonly string[] = [
+  "Conv2DBackpropFilter",
+  "Conv2DBackpropInput",
+  "BatchMatMul",
+  "UnsortedSegmentSum",
+];
+
+const kernelFuncs: Record<string, tf.KernelFunc> = {
+  Conv2DBackpropFilter: conv2dBackpropFilterWasm as unknown as tf.KernelFunc,
+  Conv2DBackpropInput: conv2dBackpropInputWasm as unknown as tf.KernelFunc,
+  BatchMatMul: batchMatMulWasm as unknown as tf.KernelFunc,
+  UnsortedSegmentSum: unsortedSegmentSumWasm as unknown as tf.KernelFunc,
+};
+
+let registered = false;
+
+/**
+ * Installs fast training kernels on the wasm backend, replacing tfjs-backend-wasm's own where it
+ * has them: `Conv2DBackpropFilter` and `Conv2DBackpropInput` from XNNPACK's forward convolution,
+ * `BatchMatMul` with transposes and batches on XNNPACK's fast path, and `UnsortedSegmentSum`.
+ * If the wasm backend is already initialised it also guards its allocator so that an exhausted
+ * heap throws a {@linkcode WasmHeapError} (the kernels install the guard on first use otherwise).
+ * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does).
+ *
+ * @example
+ * ```ts
+ * import { registerWasmTrainingKernels } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * registerWasmTrainingKernels();
+ * registerWasmTrainingKernels();
+ * assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm") !== undefined);
+ * ```
+ */
+export function registerWasmTrainingKernels(): void {
+  if (!registered) {
+    registered = true;
+    for (const kernelName of WASM_TRAINING_KERNELS) {
+      if (tf.getKernel(kernelName, "wasm") !== undefined) tf.unregisterKernel(kernelName, "wasm");
+      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: kernelFuncs[kernelName] });
+    }
+  }
+  const registry = (tf.engine() as unknown as { registry: Record<string, { wasm?: WasmModule }> })
+    .registry;
+  const wasm = registry["wasm"]?.wasm;
+  if (wasm) installHeapGuard(wasm);
+}
