@@ -1,64 +1,67 @@
 /**
- * The seam between model specs and `@mfi/flows` (temporary local shape until the flows package
- * exports its stage config, validator and counter).
+ * The seam between model specs and `@mfi/flows`: a spec stores a MeanFlow stage's resolved
+ * config without its seed (the seed is an initialisation choice, not architecture).
  *
  * @module
  */
-import type { Module } from "@mfi/core";
+import {
+  countStageParameters,
+  MeanFlowStage,
+  type MeanFlowStageConfig,
+  type ResolvedStageConfig,
+  validateStageConfig,
+} from "@mfi/flows";
 
-/** The config of a MeanFlow stage as stored in a spec. */
-export interface MeanFlowConfig {
-  /** Stage input channels. */
-  readonly inChannels: number;
-  /** Stage output channels. */
-  readonly outChannels: number;
-  /** Stride of the alignment convolution. */
-  readonly stride: number;
-  /** Hidden width of each velocity network. */
-  readonly hidden: number;
-  /** MeanFlow modules in sequence. */
-  readonly modules: number;
-}
+/** The config of a MeanFlow stage as stored in a spec: every key resolved, no seed. */
+export type MeanFlowConfig = Omit<ResolvedStageConfig, "seed">;
 
-const KEYS = ["inChannels", "outChannels", "stride", "hidden", "modules"] as const;
-
-/** Validates a MeanFlow stage config, naming keys under `key`. */
+/**
+ * Validates a spec's MeanFlow config with the flows package's rules and fills its defaults.
+ *
+ * @param raw Candidate config (without `seed`).
+ * @param key Its path in the spec, for error messages.
+ * @returns The resolved, frozen config without seed.
+ * @throws {TypeError | RangeError} Naming `key` and the flows package's reason.
+ */
 export function validateMeanFlowConfig(raw: unknown, key: string): MeanFlowConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new TypeError(
       `Invalid model spec: "${key}" must be an object, got ${JSON.stringify(raw)}`,
     );
   }
-  const r = raw as Record<string, unknown>;
-  for (const k of Object.keys(r)) {
-    if (!(KEYS as readonly string[]).includes(k)) {
-      throw new TypeError(
-        `Invalid model spec: unknown key "${key}.${k}"; allowed keys are ${KEYS.join(", ")}`,
-      );
-    }
+  if ("seed" in raw) {
+    throw new TypeError(
+      `Invalid model spec: unknown key "${key}.seed"; seeds come from buildModel's options`,
+    );
   }
-  for (const k of KEYS) {
-    const v = r[k];
-    if (typeof v !== "number") {
-      throw new TypeError(
-        `Invalid model spec: "${key}.${k}" must be a number, got ${JSON.stringify(v)}`,
-      );
-    }
-    if (!Number.isInteger(v) || v < 1) {
-      throw new RangeError(
-        `Invalid model spec: "${key}.${k}" must be a positive integer, got ${v}`,
-      );
-    }
+  let resolved: ResolvedStageConfig;
+  try {
+    resolved = validateStageConfig({ ...raw, seed: 0 } as MeanFlowStageConfig);
+  } catch (e) {
+    const Err = e instanceof RangeError ? RangeError : TypeError;
+    throw new Err(`Invalid model spec: "${key}": ${(e as Error).message}`);
   }
-  return Object.freeze({ ...r }) as unknown as MeanFlowConfig;
+  const { seed: _seed, ...config } = resolved;
+  return Object.freeze(config);
 }
 
-/** Exact parameter count of a MeanFlow stage. */
-export function countMeanFlowParameters(_config: MeanFlowConfig): number {
-  throw new Error("MeanFlow stages need @mfi/flows, which has not landed yet");
+/**
+ * Exact parameter count of a MeanFlow stage, without allocating it.
+ *
+ * @param config A validated config.
+ * @returns The number of trainable scalars.
+ */
+export function countMeanFlowParameters(config: MeanFlowConfig): number {
+  return countStageParameters({ ...config, seed: 0 });
 }
 
-/** Builds a MeanFlow stage. */
-export function meanFlowStage(_config: MeanFlowConfig, _seed: number): Module {
-  throw new Error("MeanFlow stages need @mfi/flows, which has not landed yet");
+/**
+ * Builds a MeanFlow stage.
+ *
+ * @param config A validated config.
+ * @param seed Seed of its initialisation.
+ * @returns The stage module.
+ */
+export function meanFlowStage(config: MeanFlowConfig, seed: number): MeanFlowStage {
+  return new MeanFlowStage({ ...config, seed });
 }
