@@ -6,6 +6,7 @@
  * @module
  */
 export * from "./config.ts";
+export * from "./bundle.ts";
 export * from "./model_spec.ts";
 export * from "./pipeline_specs.ts";
 export * from "./plan.ts";

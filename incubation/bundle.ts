@@ -1,0 +1,513 @@
+/**
+ * The single-file model bundle (`.mfi`): everything inference needs, nothing else. A bundle is a
+ * safetensors file whose tensors are the model's trainable weights and batch-norm running
+ * statistics (float32, named as `model.namedVariables()` names them; no optimizer state) and whose
+ * string metadata holds:
+ *
+ * | key | value |
+ * | --- | --- |
+ * | `format` | `"mfi-bundle/1"` |
+ * | `spec` | the {@linkcode ModelSpec} as JSON (architecture as data) |
+ * | `class_names` | JSON array of `spec.classes` label strings |
+ * | `normalization` | JSON `{ "mean": [r, g, b], "std": [r, g, b] }` applied to pixels / 255 |
+ * | `parameters` | trainable parameter count, decimal |
+ * | `accuracy` | JSON `{ "top1", "dataset", "split", "examples" }` recorded at export, or `null` |
+ * | `name` | free text describing the model |
+ * | `tensor_sha256` | hex SHA-256 of the tensor data section (every byte after the header) |
+ * | `header_sha256` | hex SHA-256 of the canonical header: the other metadata and the tensor table |
+ *
+ * Reading never evaluates anything from the file (`JSON.parse` only) and rejects truncated,
+ * padded or tampered files: the safetensors layout is validated, both hashes are recomputed, every
+ * metadata field is validated, and {@linkcode instantiateBundle} checks the tensor names, shapes
+ * and dtypes against the model the spec builds.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  countParameters,
+  decodeSafetensors,
+  encodeSafetensors,
+  type Module,
+  type SafetensorsTensor,
+  variableMap,
+} from "@mfi/core";
+import type { StagedModel } from "@mfi/resnet";
+import {
+  buildModel,
+  countSpecParameters,
+  type ModelSpec,
+  validateModelSpec,
+} from "./model_spec.ts";
+
+/** The bundle format tag written into, and required in, every bundle. */
+export const BUNDLE_FORMAT = "mfi-bundle/1";
+
+/** Per-channel input normalisation: `x = (pixel / 255 - mean) / std`. */
+export interface Normalization {
+  /** Channel means (R, G, B) of pixels scaled to [0, 1]. */
+  readonly mean: readonly [number, number, number];
+  /** Channel standard deviations (R, G, B), all > 0. */
+  readonly std: readonly [number, number, number];
+}
+
+/** The accuracy a model reached when it was evaluated (recorded, not recomputed). */
+export interface BundleAccuracy {
+  /** Top-1 accuracy as a fraction in [0, 1]. */
+  readonly top1: number;
+  /** Dataset name, e.g. `"cifar10"`. */
+  readonly dataset: string;
+  /** Split, e.g. `"test"`. */
+  readonly split: string;
+  /** Number of evaluated examples. */
+  readonly examples: number;
+}
+
+/** What a caller supplies besides the model and its spec. */
+export interface BundleMeta {
+  /** One label per class, in class-index order. */
+  readonly classNames: readonly string[];
+  /** Input normalisation the model was trained with. */
+  readonly normalization: Normalization;
+  /** Recorded accuracy, or `null`/absent if unknown. */
+  readonly accuracy?: BundleAccuracy | null;
+  /** Free-text name (default: `"<family> <arch> x<width>"`). */
+  readonly name?: string;
+}
+
+/** The validated description of a bundle. */
+export interface BundleInfo {
+  /** Always {@linkcode BUNDLE_FORMAT}. */
+  readonly format: typeof BUNDLE_FORMAT;
+  /** The architecture. */
+  readonly spec: ModelSpec;
+  /** Labels by class index. */
+  readonly classNames: readonly string[];
+  /** Input normalisation. */
+  readonly normalization: Normalization;
+  /** Trainable parameter count. */
+  readonly parameters: number;
+  /** Recorded accuracy, or `null`. */
+  readonly accuracy: BundleAccuracy | null;
+  /** Free-text name. */
+  readonly name: string;
+  /** Hex SHA-256 of the tensor data. */
+  readonly tensorSha256: string;
+}
+
+/** A read and verified bundle: its description and its tensors. */
+export interface Bundle {
+  /** The validated metadata. */
+  readonly info: BundleInfo;
+  /** Weights and buffers by variable name. */
+  readonly tensors: ReadonlyMap<string, SafetensorsTensor>;
+}
+
+/** Options of {@linkcode readBundle}. */
+export interface ReadBundleOptions {
+  /** A name for error messages (a path or URL; default `"bundle"`). */
+  readonly source?: string;
+}
+
+/** Thrown when a bundle is malformed, tampered or does not match its spec. */
+export class BundleError extends Error {
+  /**
+   * @param message What was wrong, naming the source.
+   * @param options Standard error options (`cause`).
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BundleError";
+  }
+}
+
+const META_KEYS = [
+  "format",
+  "spec",
+  "class_names",
+  "normalization",
+  "parameters",
+  "accuracy",
+  "name",
+  "tensor_sha256",
+  "header_sha256",
+] as const;
+const HASH_KEYS = new Set(["tensor_sha256", "header_sha256"]);
+
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+type TableEntry = readonly [name: string, dtype: string, shape: readonly number[], begin: number];
+
+/** The canonical bytes `header_sha256` covers: sorted non-hash metadata + the tensor table. */
+function canonicalHeader(
+  metadata: Record<string, string>,
+  table: readonly TableEntry[],
+): Uint8Array {
+  const meta = Object.keys(metadata).filter((k) => !HASH_KEYS.has(k)).sort().map((k) => [
+    k,
+    metadata[k],
+  ]);
+  const tensors = [...table].sort((a, b) => a[3] - b[3]);
+  return new TextEncoder().encode(JSON.stringify({ metadata: meta, tensors }));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function checkKeys(what: string, value: Record<string, unknown>, keys: readonly string[]): void {
+  for (const k of Object.keys(value)) {
+    if (!keys.includes(k)) {
+      throw new TypeError(`${what}: unknown key "${k}"; allowed keys are ${keys.join(", ")}`);
+    }
+  }
+  for (const k of keys) {
+    if (value[k] === undefined) throw new TypeError(`${what}: "${k}" is missing`);
+  }
+}
+
+/**
+ * Validates bundle metadata supplied by a caller or read from a file.
+ *
+ * @param raw Candidate {@linkcode BundleMeta}.
+ * @param classes The spec's class count.
+ * @returns A frozen, validated copy (accuracy `null` when absent).
+ * @throws {TypeError} On a wrong type, a missing or unknown key.
+ * @throws {RangeError} On an out-of-range value.
+ */
+function validateMeta(
+  raw: BundleMeta,
+  classes: number,
+): Required<Omit<BundleMeta, "name">> & { name: string | undefined } {
+  const names = raw.classNames;
+  if (!Array.isArray(names) || !names.every((n) => typeof n === "string" && n.length > 0)) {
+    throw new TypeError(`Bundle meta: classNames must be an array of non-empty strings`);
+  }
+  if (names.length !== classes) {
+    throw new RangeError(
+      `Bundle meta: classNames has ${names.length} labels but the spec has ${classes} classes`,
+    );
+  }
+  const norm = raw.normalization as unknown;
+  if (!isRecord(norm)) throw new TypeError(`Bundle meta: normalization must be an object`);
+  checkKeys("Bundle meta normalization", norm, ["mean", "std"]);
+  for (const k of ["mean", "std"] as const) {
+    const v = norm[k];
+    if (!Array.isArray(v) || v.length !== 3 || !v.every((x) => Number.isFinite(x))) {
+      throw new TypeError(
+        `Bundle meta: normalization.${k} must be 3 finite numbers, got ${JSON.stringify(v)}`,
+      );
+    }
+    if (k === "std" && !v.every((x) => x > 0)) {
+      throw new RangeError(`Bundle meta: normalization.std must be > 0, got ${JSON.stringify(v)}`);
+    }
+  }
+  const acc = raw.accuracy ?? null;
+  if (acc !== null) {
+    if (!isRecord(acc)) throw new TypeError(`Bundle meta: accuracy must be an object or null`);
+    checkKeys("Bundle meta accuracy", acc, ["top1", "dataset", "split", "examples"]);
+    if (typeof acc.top1 !== "number" || !(acc.top1 >= 0 && acc.top1 <= 1)) {
+      throw new RangeError(`Bundle meta: accuracy.top1 must be in [0, 1], got ${acc.top1}`);
+    }
+    for (const k of ["dataset", "split"] as const) {
+      if (typeof acc[k] !== "string") {
+        throw new TypeError(`Bundle meta: accuracy.${k} must be a string`);
+      }
+    }
+    if (!Number.isInteger(acc.examples) || (acc.examples as number) < 1) {
+      throw new RangeError(
+        `Bundle meta: accuracy.examples must be a positive integer, got ${acc.examples}`,
+      );
+    }
+  }
+  if (raw.name !== undefined && typeof raw.name !== "string") {
+    throw new TypeError(`Bundle meta: name must be a string`);
+  }
+  const n = norm as unknown as Normalization;
+  return Object.freeze({
+    classNames: Object.freeze([...names]),
+    normalization: Object.freeze({
+      mean: Object.freeze([...n.mean]) as unknown as Normalization["mean"],
+      std: Object.freeze([...n.std]) as unknown as Normalization["std"],
+    }),
+    accuracy: acc === null ? null : Object.freeze({ ...acc }) as unknown as BundleAccuracy,
+    name: raw.name,
+  });
+}
+
+function defaultName(spec: ModelSpec): string {
+  const arch = typeof spec.arch === "string" ? spec.arch : "custom";
+  return `${spec.family} ${arch} x${spec.width} (${spec.classes} classes)`;
+}
+
+/**
+ * Serialises a model into a bundle (see the module doc for the layout): every named variable
+ * (weights and batch-norm running statistics) as float32, plus the spec, labels, normalisation,
+ * parameter count, recorded accuracy and two SHA-256 digests. Reads variables asynchronously, so
+ * it works on every backend. Returns bytes (write them with `Deno.writeFile` where allowed).
+ *
+ * @param model The trained model, e.g. from {@linkcode buildModel}.
+ * @param spec The spec the model was built from.
+ * @param meta Labels, normalisation, accuracy and name.
+ * @returns The bundle's bytes.
+ * @throws {BundleError} If the model's variables do not match what `spec` builds (names, shapes)
+ *   or the parameter counts disagree.
+ * @throws {TypeError | RangeError} If the spec or the metadata is invalid.
+ * @example
+ * ```ts
+ * import { buildModel, readBundle, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { disposeModule } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const spec = resnetSpec("resnet18", 2, 1 / 32);
+ * const model = buildModel(spec, { seed: 1 });
+ * const bytes = await writeBundle(model, spec, {
+ *   classNames: ["cat", "dog"],
+ *   normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+ * });
+ * const bundle = await readBundle(bytes);
+ * assert.deepEqual(bundle.info.classNames, ["cat", "dog"]);
+ * disposeModule(model);
+ * ```
+ */
+export async function writeBundle(
+  model: Module,
+  spec: ModelSpec,
+  meta: BundleMeta,
+): Promise<Uint8Array> {
+  const s = validateModelSpec(spec);
+  const m = validateMeta(meta, s.classes);
+  const vars = variableMap(model.namedVariables());
+  const expected = countSpecParameters(s).total;
+  const actual = countParameters(model);
+  if (actual !== expected) {
+    throw new BundleError(
+      `Cannot write bundle: the model has ${actual} parameters but its spec describes ${expected}; ` +
+        `pass the spec the model was built from`,
+    );
+  }
+  const tensors = new Map<string, SafetensorsTensor>();
+  const table: TableEntry[] = [];
+  let offset = 0;
+  for (const [name, v] of vars) {
+    if (v.dtype !== "float32") {
+      throw new BundleError(`Cannot write bundle: variable "${name}" is ${v.dtype}, not float32`);
+    }
+    const data = new Float32Array(await v.data() as Float32Array);
+    tensors.set(name, { dtype: "F32", shape: v.shape, data });
+    table.push([name, "F32", [...v.shape], offset]);
+    offset += data.byteLength;
+  }
+  const metadata: Record<string, string> = {
+    format: BUNDLE_FORMAT,
+    spec: JSON.stringify(s),
+    class_names: JSON.stringify(m.classNames),
+    normalization: JSON.stringify(m.normalization),
+    parameters: String(actual),
+    accuracy: JSON.stringify(m.accuracy),
+    name: m.name ?? defaultName(s),
+  };
+  const dataBytes = new Uint8Array(offset);
+  let pos = 0;
+  for (const t of tensors.values()) {
+    dataBytes.set(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength), pos);
+    pos += t.data.byteLength;
+  }
+  metadata.tensor_sha256 = await sha256Hex(dataBytes);
+  metadata.header_sha256 = await sha256Hex(canonicalHeader(metadata, table));
+  return encodeSafetensors(tensors, metadata);
+}
+
+function parseJson(source: string, key: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new BundleError(
+      `Cannot read ${source}: metadata "${key}" is not valid JSON (${(e as Error).message})`,
+    );
+  }
+}
+
+/**
+ * Reads and verifies a bundle: safetensors layout, metadata keys and values, both SHA-256
+ * digests, float32 dtypes, and the parameter count against the spec. Nothing in the file is
+ * executed; JSON is only parsed. Creates no tensors.
+ *
+ * @param bytes The whole `.mfi` file.
+ * @param options A source name for error messages.
+ * @returns The verified bundle.
+ * @throws {BundleError} If the file is truncated, padded, tampered with, of another format, or
+ *   inconsistent; the message names the source and the problem.
+ * @example
+ * ```ts
+ * import { readBundle } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * await assert.rejects(readBundle(new Uint8Array(3), { source: "x.mfi" }), /x\.mfi/);
+ * ```
+ */
+export async function readBundle(
+  bytes: Uint8Array,
+  options: ReadBundleOptions = {},
+): Promise<Bundle> {
+  const source = options.source ?? "bundle";
+  let file;
+  try {
+    file = decodeSafetensors(bytes, source);
+  } catch (e) {
+    throw new BundleError((e as Error).message, { cause: e });
+  }
+  const md = file.metadata;
+  const bad = (what: string): never => {
+    throw new BundleError(`Cannot read ${source}: ${what}`);
+  };
+  if (md.format !== BUNDLE_FORMAT) {
+    bad(
+      `format is ${JSON.stringify(md.format)}, expected "${BUNDLE_FORMAT}" ` +
+        `(is this a training checkpoint? convert it with \`deno task export\`)`,
+    );
+  }
+  for (const k of Object.keys(md)) {
+    if (!(META_KEYS as readonly string[]).includes(k)) bad(`unknown metadata key "${k}"`);
+  }
+  for (const k of META_KEYS) if (md[k] === undefined) bad(`metadata "${k}" is missing`);
+  // Hashes first: a tampered file is reported as tampered, not as whatever it now looks like.
+  const headerLen = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLen))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const table: TableEntry[] = Object.entries(header).filter(([k]) => k !== "__metadata__").map((
+    [name, e],
+  ) => [name, e.dtype, e.shape, e.data_offsets[0]]);
+  const dataHash = await sha256Hex(bytes.subarray(8 + headerLen));
+  if (dataHash !== md.tensor_sha256) {
+    bad(
+      `tensor data SHA-256 is ${dataHash} but the bundle records ${md.tensor_sha256}: ` +
+        `the weights were modified or corrupted; export the bundle again`,
+    );
+  }
+  const headerHash = await sha256Hex(canonicalHeader(md, table));
+  if (headerHash !== md.header_sha256) {
+    bad(
+      `header SHA-256 is ${headerHash} but the bundle records ${md.header_sha256}: ` +
+        `the metadata or tensor table was modified; export the bundle again`,
+    );
+  }
+  let spec: ModelSpec;
+  try {
+    spec = validateModelSpec(parseJson(source, "spec", md.spec));
+  } catch (e) {
+    if (e instanceof BundleError) throw e;
+    throw new BundleError(`Cannot read ${source}: ${(e as Error).message}`, { cause: e });
+  }
+  let meta;
+  try {
+    meta = validateMeta({
+      classNames: parseJson(source, "class_names", md.class_names) as string[],
+      normalization: parseJson(source, "normalization", md.normalization) as Normalization,
+      accuracy: parseJson(source, "accuracy", md.accuracy) as BundleAccuracy | null,
+      name: md.name,
+    }, spec.classes);
+  } catch (e) {
+    if (e instanceof BundleError) throw e;
+    throw new BundleError(`Cannot read ${source}: ${(e as Error).message}`, { cause: e });
+  }
+  if (!/^\d+$/.test(md.parameters)) bad(`parameters is not a count: ${md.parameters}`);
+  const parameters = Number(md.parameters);
+  const expected = countSpecParameters(spec).total;
+  if (parameters !== expected) {
+    bad(`parameters says ${parameters} but the spec describes ${expected}`);
+  }
+  for (const [name, t] of file.tensors) {
+    if (t.dtype !== "F32") bad(`tensor "${name}" is ${t.dtype}; bundles hold F32 only`);
+  }
+  return Object.freeze({
+    info: Object.freeze({
+      format: BUNDLE_FORMAT,
+      spec,
+      classNames: meta.classNames,
+      normalization: meta.normalization,
+      parameters,
+      accuracy: meta.accuracy,
+      name: meta.name ?? defaultName(spec),
+      tensorSha256: md.tensor_sha256,
+    }),
+    tensors: file.tensors,
+  });
+}
+
+/**
+ * Builds the model a bundle's spec describes and loads the bundle's tensors into it, after
+ * checking that the names, shapes and dtypes match exactly (no missing, unexpected or misshapen
+ * tensor). Select the backend before calling this: it creates the model's variables.
+ *
+ * @param bundle A bundle from {@linkcode readBundle}.
+ * @returns The model in inference-ready state (call `model.apply(x, { training: false })`).
+ * @throws {BundleError} If the tensors do not match the model built from the spec.
+ * @example
+ * ```ts
+ * import { buildModel, instantiateBundle, readBundle, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { disposeModule } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const spec = resnetSpec("resnet18", 2, 1 / 32);
+ * const model = buildModel(spec, { seed: 1 });
+ * const bytes = await writeBundle(model, spec, {
+ *   classNames: ["a", "b"],
+ *   normalization: { mean: [0, 0, 0], std: [1, 1, 1] },
+ * });
+ * const copy = instantiateBundle(await readBundle(bytes));
+ * const [w] = model.namedVariables()[0];
+ * assert.equal(w, copy.namedVariables()[0][0]);
+ * disposeModule(model);
+ * disposeModule(copy);
+ * ```
+ */
+export function instantiateBundle(bundle: Bundle): StagedModel {
+  // Built inside tidy: layers create their variables from temporary initial tensors, which
+  // tidy frees (variables themselves survive tidy).
+  let model!: StagedModel;
+  tf.tidy(() => {
+    model = buildModel(bundle.info.spec, { seed: 0 });
+  });
+  try {
+    const vars = variableMap(model.namedVariables());
+    const missing = [...vars.keys()].filter((k) => !bundle.tensors.has(k));
+    const unexpected = [...bundle.tensors.keys()].filter((k) => !vars.has(k));
+    if (missing.length || unexpected.length) {
+      throw new BundleError(
+        `Cannot load bundle: its tensors do not match the model its spec builds` +
+          (missing.length ? `; missing ${missing.slice(0, 5).join(", ")}` : "") +
+          (missing.length > 5 ? ` and ${missing.length - 5} more` : "") +
+          (unexpected.length ? `; unexpected ${unexpected.slice(0, 5).join(", ")}` : "") +
+          (unexpected.length > 5 ? ` and ${unexpected.length - 5} more` : ""),
+      );
+    }
+    for (const [name, v] of vars) {
+      const t = bundle.tensors.get(name)!;
+      if (
+        t.dtype !== "F32" || t.shape.length !== v.shape.length ||
+        t.shape.some((d, i) => d !== v.shape[i])
+      ) {
+        throw new BundleError(
+          `Cannot load bundle: tensor "${name}" is ${t.dtype} [${t.shape}], the spec's model needs F32 [${v.shape}]`,
+        );
+      }
+    }
+    for (const [name, v] of vars) {
+      const t = bundle.tensors.get(name)!;
+      const value = tf.tensor(t.data as Float32Array, v.shape, "float32");
+      v.assign(value);
+      value.dispose();
+    }
+    return model;
+  } catch (e) {
+    for (const [, v] of model.namedVariables()) v.dispose();
+    throw e;
+  }
+}

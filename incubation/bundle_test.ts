@@ -1,0 +1,213 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { countParameters, decodeSafetensors, disposeModule, encodeSafetensors } from "@mfi/core";
+import {
+  type Bundle,
+  BUNDLE_FORMAT,
+  BundleError,
+  type BundleMeta,
+  instantiateBundle,
+  readBundle,
+  writeBundle,
+} from "./bundle.ts";
+import type { StagedModel } from "@mfi/resnet";
+import { buildModel, type ModelSpec, resnetSpec } from "./model_spec.ts";
+
+await tf.setBackend("cpu");
+
+const SPEC = resnetSpec("resnet18", 3, 1 / 32);
+const META: BundleMeta = {
+  classNames: ["airplane", "bird", "cat"],
+  normalization: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
+  accuracy: { top1: 0.5, dataset: "cifar10", split: "test", examples: 10000 },
+  name: "tiny test model",
+};
+
+/** Builds inside tidy so the layers' temporary initial tensors are freed. */
+function build(spec: ModelSpec, seed: number): StagedModel {
+  let model!: StagedModel;
+  tf.tidy(() => {
+    model = buildModel(spec, { seed });
+  });
+  return model;
+}
+
+/** A model whose batch-norm running statistics are not the defaults, as after training. */
+function trainedModel(seed: number): StagedModel {
+  const model = build(SPEC, seed);
+  let i = 0;
+  for (const [name, v] of model.namedVariables()) {
+    if (name.endsWith("running_mean") || name.endsWith("running_var")) {
+      const value = tf.fill(v.shape, 0.5 + 0.01 * i++);
+      v.assign(value);
+      value.dispose();
+    }
+  }
+  return model;
+}
+
+function headerLength(bytes: Uint8Array): number {
+  return Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true));
+}
+
+Deno.test("a bundle round-trips weights, running statistics and metadata", async () => {
+  const before = tf.memory().numTensors;
+  const model = trainedModel(1);
+  const bytes = await writeBundle(model, SPEC, META);
+  const bundle = await readBundle(bytes, { source: "t.mfi" });
+  assert.equal(bundle.info.format, BUNDLE_FORMAT);
+  assert.deepEqual(bundle.info.spec, SPEC);
+  assert.deepEqual(bundle.info.classNames, META.classNames);
+  assert.deepEqual(bundle.info.normalization, META.normalization);
+  assert.deepEqual(bundle.info.accuracy, META.accuracy);
+  assert.equal(bundle.info.name, "tiny test model");
+  assert.equal(bundle.info.parameters, countParameters(model));
+  assert.match(bundle.info.tensorSha256, /^[0-9a-f]{64}$/);
+  // Buffers are stored, parameters are counted without them.
+  assert.equal(bundle.tensors.size, model.namedVariables().length);
+  assert.ok([...bundle.tensors.keys()].some((k) => k.endsWith("running_var")));
+
+  const copy = instantiateBundle(bundle);
+  const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 3);
+  const [a, b] = tf.tidy(() => [
+    model.apply(x, { training: false }),
+    copy.apply(x, { training: false }),
+  ]);
+  assert.deepEqual(await b.data(), await a.data());
+  tf.dispose([x, a, b]);
+  disposeModule(model);
+  disposeModule(copy);
+  assert.equal(tf.memory().numTensors, before, "no tensor outlives the models");
+});
+
+Deno.test("the file is plain safetensors with string metadata and no optimizer state", async () => {
+  const model = build(SPEC, 2);
+  const bytes = await writeBundle(model, SPEC, { ...META, accuracy: null, name: undefined });
+  const file = decodeSafetensors(bytes);
+  assert.equal(file.metadata.format, BUNDLE_FORMAT);
+  assert.equal(file.metadata.accuracy, "null");
+  assert.match(file.metadata.name, /resnet resnet18/);
+  assert.deepEqual(JSON.parse(file.metadata.spec), JSON.parse(JSON.stringify(SPEC)));
+  assert.deepEqual(
+    [...file.tensors.keys()].sort(),
+    model.namedVariables().map(([n]) => n).sort(),
+  );
+  // The recorded data hash is the SHA-256 of every byte after the header.
+  const digest = await crypto.subtle.digest("SHA-256", bytes.slice(8 + headerLength(bytes)));
+  const hex = Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+  assert.equal(file.metadata.tensor_sha256, hex);
+  disposeModule(model);
+});
+
+Deno.test("truncated, padded and tampered bundles are rejected with the reason", async () => {
+  const model = build(SPEC, 3);
+  const bytes = await writeBundle(model, SPEC, META);
+  disposeModule(model);
+  const hl = headerLength(bytes);
+  await assert.rejects(
+    readBundle(bytes.subarray(0, bytes.length - 1), { source: "cut.mfi" }),
+    (e: Error) => e instanceof BundleError && /cut\.mfi.*truncated/.test(e.message),
+  );
+  const padded = new Uint8Array(bytes.length + 8);
+  padded.set(bytes);
+  await assert.rejects(readBundle(padded), BundleError);
+
+  const flipped = bytes.slice();
+  flipped[8 + hl + 100] ^= 0x01; // one bit of one weight
+  await assert.rejects(readBundle(flipped), /tensor data SHA-256 .* modified or corrupted/);
+
+  // Edit a class name in the header in place (same length): the header hash catches it.
+  const text = new TextDecoder().decode(bytes.subarray(8, 8 + hl));
+  const edited = bytes.slice();
+  edited.set(new TextEncoder().encode(text.replace("airplane", "airship")), 8);
+  await assert.rejects(readBundle(edited), /header SHA-256 .* modified/);
+
+  // Swap the offsets of two same-shaped tensors: the data hash is unchanged, the table is not.
+  const header = JSON.parse(text);
+  const names = Object.keys(header).filter((k) =>
+    k !== "__metadata__" && /running_(mean|var)$/.test(k)
+  );
+  const [p, q] = names.filter((n) =>
+    JSON.stringify(header[n].shape) === JSON.stringify(header[names[0]].shape)
+  );
+  [header[p].data_offsets, header[q].data_offsets] = [
+    header[q].data_offsets,
+    header[p].data_offsets,
+  ];
+  const swappedJson = new TextEncoder().encode(JSON.stringify(header).padEnd(hl, " "));
+  assert.equal(swappedJson.length, hl);
+  const swapped = bytes.slice();
+  swapped.set(swappedJson, 8);
+  await assert.rejects(readBundle(swapped), /header SHA-256/);
+
+  // A plain safetensors file (e.g. a training checkpoint) is not a bundle.
+  const plain = encodeSafetensors(
+    new Map([["w", { dtype: "F32", shape: [1], data: new Float32Array(1) }]]),
+  );
+  await assert.rejects(readBundle(plain), /format is undefined.*deno task export/);
+});
+
+Deno.test("writeBundle validates the metadata and the model against the spec", async () => {
+  const model = build(SPEC, 4);
+  await assert.rejects(
+    writeBundle(model, SPEC, { ...META, classNames: ["a", "b"] }),
+    /2 labels but the spec has 3 classes/,
+  );
+  await assert.rejects(
+    writeBundle(model, SPEC, {
+      ...META,
+      normalization: { mean: [0, 0, 0], std: [1, 0, 1] },
+    }),
+    /std must be > 0/,
+  );
+  await assert.rejects(
+    writeBundle(model, SPEC, {
+      ...META,
+      normalization: { mean: [0, 0, 0], std: [1, 1, 1], extra: 1 } as never,
+    }),
+    /unknown key "extra"/,
+  );
+  await assert.rejects(
+    writeBundle(model, SPEC, { ...META, accuracy: { ...META.accuracy!, top1: 93.6 } }),
+    /top1 must be in \[0, 1\]/,
+  );
+  await assert.rejects(
+    writeBundle(model, resnetSpec("resnet18", 3, 1 / 16), META),
+    /parameters but its spec describes/,
+  );
+  disposeModule(model);
+});
+
+Deno.test("instantiateBundle rejects missing, unexpected and misshapen tensors", async () => {
+  const model = build(SPEC, 5);
+  const bundle = await readBundle(await writeBundle(model, SPEC, META));
+  disposeModule(model);
+  const before = tf.memory().numTensors;
+  const edit = (
+    f: (m: Map<string, Bundle["tensors"] extends ReadonlyMap<string, infer T> ? T : never>) => void,
+  ): Bundle => {
+    const tensors = new Map(bundle.tensors);
+    f(tensors);
+    return { info: bundle.info, tensors };
+  };
+  const first = [...bundle.tensors.keys()][0];
+  assert.throws(
+    () => instantiateBundle(edit((m) => m.delete(first))),
+    new RegExp(`missing ${first}`),
+  );
+  assert.throws(
+    () => instantiateBundle(edit((m) => m.set("extra.weight", m.get(first)!))),
+    /unexpected extra\.weight/,
+  );
+  assert.throws(
+    () =>
+      instantiateBundle(edit((m) => {
+        const t = m.get(first)!;
+        m.set(first, { ...t, shape: [t.data.length] });
+      })),
+    new RegExp(
+      `tensor "${first.replaceAll(".", "\\.")}" is F32 \\[\\d+\\], the spec's model needs`,
+    ),
+  );
+  assert.equal(tf.memory().numTensors, before, "a failed load frees the model it built");
+});
