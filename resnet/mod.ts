@@ -14,3 +14,5 @@ export * from "./stage.ts";
 export * from "./staged_model.ts";
 export * from "./stem.ts";
 export * from "./count.ts";
+export * from "./state_dict.ts";
+export * from "./torch.ts";
