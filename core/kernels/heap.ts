@@ -101,7 +101,9 @@ function wasmBackendIfReady(): HeapOwner | undefined {
  * @example
  * ```ts
  * import { wasmHeapBytes } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
  * const { heapBytes, limitBytes } = wasmHeapBytes();
  * assert.ok(heapBytes >= 0 && heapBytes <= limitBytes);
  * ```
