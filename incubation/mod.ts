@@ -5,8 +5,9 @@
  *
  * @module
  */
-export * from "./config.ts";
 export * from "./bundle.ts";
+export * from "./classifier.ts";
+export * from "./config.ts";
 export * from "./model_spec.ts";
 export * from "./pipeline_specs.ts";
 export * from "./plan.ts";

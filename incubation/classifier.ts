@@ -1,0 +1,379 @@
+/**
+ * Inference from a bundle: {@linkcode loadClassifier} reads a `.mfi` bundle (bytes, a `file:` URL
+ * or an `http(s):` URL), selects the best backend with `selectBackend`, builds and verifies the
+ * model, and returns a {@linkcode Classifier} whose `classify` maps 32x32 RGB images to top-k
+ * labels with probabilities.
+ *
+ * Concurrency: calls to `classify` are queued and run one forward pass at a time (never two
+ * interleaved), and requests that arrive while a pass runs are merged into the next pass, up to
+ * `maxBatch` images (micro-batching). Each pass disposes everything it creates, so the number of
+ * live tensors is the same before and after any number of calls.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  type BackendChoice,
+  disposeModule,
+  resizeCenterCrop,
+  type RgbImage,
+  selectBackend,
+  type SelectBackendOptions,
+} from "@mfi/core";
+import type { StagedModel } from "@mfi/resnet";
+import { type BundleInfo, instantiateBundle, readBundle } from "./bundle.ts";
+
+/** Side of the square RGB images the classifier's models take. */
+export const INPUT_SIZE = 32;
+/** Bytes of one input image: 32 x 32 x 3 (HWC, RGB, uint8). */
+export const INPUT_BYTES: number = INPUT_SIZE * INPUT_SIZE * 3;
+
+/**
+ * Images to classify: either one `Uint8Array` holding N images of 3072 bytes back to back
+ * (32x32 RGB, HWC), or an array whose items are 3072-byte images or decoded images of any size
+ * (resized and centre-cropped to 32x32, see `resizeCenterCrop` in `@mfi/core`).
+ */
+export type ClassifierInput = Uint8Array | ReadonlyArray<Uint8Array | RgbImage>;
+
+/** One label of a top-k answer. */
+export interface Prediction {
+  /** Class name from the bundle. */
+  readonly label: string;
+  /** Class index. */
+  readonly index: number;
+  /** Softmax probability. */
+  readonly probability: number;
+}
+
+/** Options of {@linkcode Classifier.classify}. */
+export interface ClassifyOptions {
+  /** Number of labels per image, most probable first (default 5, capped at the class count). */
+  readonly topK?: number;
+}
+
+/** Counters of a classifier (for health checks and leak tests). */
+export interface ClassifierStats {
+  /** Forward passes run. */
+  readonly batches: number;
+  /** Images classified. */
+  readonly images: number;
+  /** Live tfjs tensors in the process (`tf.memory().numTensors`). */
+  readonly numTensors: number;
+  /** Bytes held by tfjs tensors (`tf.memory().numBytes`). */
+  readonly numBytes: number;
+}
+
+/** A loaded model ready to classify. */
+export interface Classifier {
+  /** The bundle's verified description (spec, labels, normalisation, parameters, accuracy). */
+  readonly info: BundleInfo;
+  /** The backend the classifier runs on and why. */
+  readonly backend: BackendChoice;
+  /**
+   * Classifies images.
+   *
+   * @param images The images (see {@linkcode ClassifierInput}).
+   * @param options `topK`.
+   * @returns For each image, its top-k predictions, most probable first.
+   * @throws {RangeError} If an image has the wrong size or `topK` is invalid.
+   * @throws {Error} If the classifier was disposed.
+   */
+  classify(images: ClassifierInput, options?: ClassifyOptions): Promise<Prediction[][]>;
+  /** @returns Counters and tfjs memory figures. */
+  stats(): ClassifierStats;
+  /** Frees the model's tensors; pending and later `classify` calls reject. Idempotent. */
+  dispose(): void;
+}
+
+/** Options of {@linkcode loadClassifier}: backend selection plus inference settings. */
+export interface LoadClassifierOptions extends SelectBackendOptions {
+  /** Largest number of images per forward pass (default 32). */
+  readonly maxBatch?: number;
+  /** Run one forward pass at load so the first request does not pay kernel set-up (default true). */
+  readonly warmUp?: boolean;
+  /** The `fetch` used for `http(s):` URLs (default `globalThis.fetch`). */
+  readonly fetch?: typeof fetch;
+}
+
+async function readSource(source: Uint8Array | URL, fetcher: typeof fetch): Promise<Uint8Array> {
+  if (source instanceof Uint8Array) return source;
+  if (!(source instanceof URL)) {
+    throw new TypeError(
+      `Cannot load classifier: source must be a Uint8Array or a URL, got ${typeof source}`,
+    );
+  }
+  if (source.protocol === "file:") return await Deno.readFile(source);
+  if (source.protocol === "http:" || source.protocol === "https:") {
+    const res = await fetcher(source);
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new Error(
+        `Cannot load classifier: GET ${source} answered ${res.status} ${res.statusText}`,
+      );
+    }
+    return new Uint8Array(await res.arrayBuffer());
+  }
+  throw new TypeError(
+    `Cannot load classifier: unsupported URL scheme ${source.protocol} (use file:, http: or https:)`,
+  );
+}
+
+function toImages(input: ClassifierInput): Uint8Array[] {
+  if (input instanceof Uint8Array) {
+    if (input.length === 0 || input.length % INPUT_BYTES !== 0) {
+      throw new RangeError(
+        `Cannot classify: a Uint8Array batch must hold N x ${INPUT_BYTES} bytes ` +
+          `(32x32 RGB images), got ${input.length}`,
+      );
+    }
+    const n = input.length / INPUT_BYTES;
+    return Array.from(
+      { length: n },
+      (_, i) => input.subarray(i * INPUT_BYTES, (i + 1) * INPUT_BYTES),
+    );
+  }
+  if (!Array.isArray(input) || input.length === 0) {
+    throw new RangeError("Cannot classify: pass at least one image");
+  }
+  return input.map((img, i) => {
+    if (img instanceof Uint8Array) {
+      if (img.length !== INPUT_BYTES) {
+        throw new RangeError(
+          `Cannot classify image ${i}: raw images must be ${INPUT_BYTES} bytes (32x32 RGB), ` +
+            `got ${img.length}; decode files with decodeImage first`,
+        );
+      }
+      return img;
+    }
+    if (img && typeof img === "object" && img.data instanceof Uint8Array) {
+      return img.width === INPUT_SIZE && img.height === INPUT_SIZE &&
+          img.data.length === INPUT_BYTES
+        ? img.data
+        : resizeCenterCrop(img, INPUT_SIZE).data;
+    }
+    throw new TypeError(`Cannot classify image ${i}: expected a Uint8Array or an RgbImage`);
+  });
+}
+
+interface Job {
+  readonly images: Uint8Array[];
+  readonly topK: number;
+  readonly resolve: (p: Prediction[][]) => void;
+  readonly reject: (e: unknown) => void;
+  readonly results: Prediction[][];
+  next: number;
+}
+
+class BundleClassifier implements Classifier {
+  readonly info: BundleInfo;
+  readonly backend: BackendChoice;
+  readonly #model: StagedModel;
+  readonly #maxBatch: number;
+  readonly #queue: Job[] = [];
+  #running = false;
+  #disposed = false;
+  #batches = 0;
+  #images = 0;
+
+  constructor(info: BundleInfo, backend: BackendChoice, model: StagedModel, maxBatch: number) {
+    this.info = info;
+    this.backend = backend;
+    this.#model = model;
+    this.#maxBatch = maxBatch;
+  }
+
+  classify(images: ClassifierInput, options: ClassifyOptions = {}): Promise<Prediction[][]> {
+    if (this.#disposed) {
+      return Promise.reject(new Error("Cannot classify: the classifier was disposed"));
+    }
+    const classes = this.info.classNames.length;
+    const topK = options.topK ?? Math.min(5, classes);
+    if (!Number.isInteger(topK) || topK < 1 || topK > classes) {
+      return Promise.reject(
+        new RangeError(`Cannot classify: topK must be an integer in [1, ${classes}], got ${topK}`),
+      );
+    }
+    let list: Uint8Array[];
+    try {
+      list = toImages(images);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ images: list, topK, resolve, reject, results: [], next: 0 });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  stats(): ClassifierStats {
+    const m = tf.memory();
+    return {
+      batches: this.#batches,
+      images: this.#images,
+      numTensors: m.numTensors,
+      numBytes: m.numBytes,
+    };
+  }
+
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    const pending = this.#queue.splice(0);
+    for (const job of pending) {
+      job.reject(new Error("Cannot classify: the classifier was disposed"));
+    }
+    if (!this.#running) disposeModule(this.#model);
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0 && !this.#disposed) {
+        // Let requests that arrived during the last pass enqueue, then batch them together.
+        await new Promise((r) => setTimeout(r, 0));
+        if (this.#disposed) break;
+        const parts: Array<[Job, number, number]> = [];
+        let n = 0;
+        for (const job of this.#queue) {
+          if (n >= this.#maxBatch) break;
+          const take = Math.min(job.images.length - job.next, this.#maxBatch - n);
+          parts.push([job, job.next, take]);
+          n += take;
+        }
+        let probs: Float32Array;
+        try {
+          probs = await this.#forward(
+            parts.flatMap(([job, from, k]) => job.images.slice(from, from + k)),
+          );
+        } catch (e) {
+          for (const [job] of parts) {
+            const i = this.#queue.indexOf(job);
+            if (i >= 0) this.#queue.splice(i, 1);
+            job.reject(e);
+          }
+          continue;
+        }
+        const classes = this.info.classNames.length;
+        let row = 0;
+        for (const [job, , k] of parts) {
+          for (let j = 0; j < k; j++, row++) {
+            job.results.push(
+              this.#top(probs.subarray(row * classes, (row + 1) * classes), job.topK),
+            );
+          }
+          job.next += k;
+          if (job.next === job.images.length) {
+            const i = this.#queue.indexOf(job);
+            if (i >= 0) this.#queue.splice(i, 1);
+            job.resolve(job.results);
+          }
+        }
+      }
+    } finally {
+      this.#running = false;
+      if (this.#disposed) disposeModule(this.#model);
+    }
+  }
+
+  #top(p: Float32Array, k: number): Prediction[] {
+    const order = Array.from(p.keys()).sort((a, b) => p[b] - p[a] || a - b);
+    return order.slice(0, k).map((index) => ({
+      label: this.info.classNames[index],
+      index,
+      probability: p[index],
+    }));
+  }
+
+  async #forward(images: Uint8Array[]): Promise<Float32Array> {
+    const n = images.length;
+    const { mean, std } = this.info.normalization;
+    const x = new Float32Array(n * INPUT_BYTES);
+    for (let i = 0; i < n; i++) {
+      const img = images[i];
+      const base = i * INPUT_BYTES;
+      for (let p = 0; p < INPUT_BYTES; p += 3) {
+        x[base + p] = (img[p] / 255 - mean[0]) / std[0];
+        x[base + p + 1] = (img[p + 1] / 255 - mean[1]) / std[1];
+        x[base + p + 2] = (img[p + 2] / 255 - mean[2]) / std[2];
+      }
+    }
+    const probs = tf.tidy(() => {
+      const input = tf.tensor4d(x, [n, INPUT_SIZE, INPUT_SIZE, 3]);
+      return tf.softmax(this.#model.apply(input, { training: false }) as tf.Tensor2D);
+    });
+    try {
+      const data = await probs.data() as Float32Array;
+      this.#batches++;
+      this.#images += n;
+      return data;
+    } finally {
+      probs.dispose();
+    }
+  }
+}
+
+/**
+ * Loads a bundle and returns a ready {@linkcode Classifier}. Selects the backend first (the
+ * options are passed to `selectBackend`: WebGPU only on a real adapter, else WASM, or what
+ * `backend` forces; WASM binaries can be given as bytes or a URL so no `--allow-read` is needed),
+ * then reads and verifies the bundle, builds the model from its spec and loads the weights.
+ *
+ * @param source The bundle's bytes, a `file:` URL (read with `Deno.readFile`: needs read
+ *   permission for that file only) or an `http(s):` URL (fetched: needs net permission).
+ * @param options Backend selection, `maxBatch`, `warmUp`, `fetch`.
+ * @returns The classifier; call `dispose()` when done.
+ * @throws {BundleError} If the bundle is malformed, tampered or does not match its spec.
+ * @throws {TypeError} On an unsupported source.
+ * @throws {RangeError} On an invalid `maxBatch`.
+ * @throws {Error} If the file cannot be read or fetched, or the backend cannot start.
+ * @example
+ * ```ts
+ * import { buildModel, loadClassifier, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { disposeModule } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const spec = resnetSpec("resnet18", 3, 1 / 32);
+ * const model = buildModel(spec, { seed: 7 });
+ * const bytes = await writeBundle(model, spec, {
+ *   classNames: ["red", "green", "blue"],
+ *   normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+ * });
+ * disposeModule(model);
+ *
+ * const classifier = await loadClassifier(bytes, { backend: "cpu" });
+ * const image = new Uint8Array(32 * 32 * 3).fill(200); // one 32x32 RGB image, HWC
+ * const [top] = await classifier.classify([image], { topK: 2 });
+ * assert.equal(top.length, 2);
+ * assert.ok(top[0].probability >= top[1].probability);
+ * assert.ok(["red", "green", "blue"].includes(top[0].label));
+ * classifier.dispose();
+ * ```
+ */
+export async function loadClassifier(
+  source: Uint8Array | URL,
+  options: LoadClassifierOptions = {},
+): Promise<Classifier> {
+  const { maxBatch = 32, warmUp = true, fetch: fetcher = globalThis.fetch, ...backendOptions } =
+    options;
+  if (!Number.isInteger(maxBatch) || maxBatch < 1) {
+    throw new RangeError(
+      `Cannot load classifier: maxBatch must be a positive integer, got ${maxBatch}`,
+    );
+  }
+  const bytes = await readSource(source, fetcher);
+  const name = source instanceof URL ? source.href : "bundle bytes";
+  const bundle = await readBundle(bytes, { source: name });
+  const backend = await selectBackend(backendOptions);
+  const model = instantiateBundle(bundle);
+  const classifier = new BundleClassifier(bundle.info, backend, model, maxBatch);
+  if (warmUp) {
+    try {
+      await classifier.classify(new Uint8Array(INPUT_BYTES), { topK: 1 });
+    } catch (e) {
+      classifier.dispose();
+      throw e;
+    }
+  }
+  return classifier;
+}
