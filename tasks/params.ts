@@ -1,0 +1,146 @@
+/**
+ * `deno task params --model resnet50 --classes 10 [--width 1] [--json]`: parameter counts of a
+ * model (total, stem, each stage, head), computed from architecture data without allocating
+ * the model. Model families plug in through the {@linkcode PARAM_COUNTERS} map below.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  countResNetParameters,
+  type ParameterReport,
+  RESNET_ARCHS,
+  type ResNetArchName,
+} from "@mfi/resnet";
+
+/** Counts a model's parameters for a class count and width multiplier. */
+export type ParamCounter = (options: { classes: number; width: number }) => ParameterReport;
+
+/**
+ * Every model `params` knows, by name. Another family (e.g. `mfi-resnet50`) adds its entries
+ * here; nothing registers itself by import side effect.
+ */
+export const PARAM_COUNTERS: Readonly<Record<string, ParamCounter>> = Object.freeze({
+  ...Object.fromEntries(
+    (Object.keys(RESNET_ARCHS) as ResNetArchName[]).map((name) => [
+      name,
+      (o: { classes: number; width: number }) => countResNetParameters(name, o),
+    ]),
+  ),
+});
+
+/** The `--json` output: one object. */
+export interface ParamsResult extends ParameterReport {
+  /** Model name. */
+  readonly model: string;
+  /** Class count. */
+  readonly classes: number;
+  /** Width multiplier. */
+  readonly width: number;
+}
+
+const USAGE = "usage: deno task params --model <" + Object.keys(PARAM_COUNTERS).join("|") +
+  "> [--classes 10] [--width 1] [--json]";
+
+/**
+ * Parses the arguments and counts.
+ *
+ * @param args Command-line arguments.
+ * @param counters The model registry (default {@linkcode PARAM_COUNTERS}).
+ * @returns The counts with the model, classes and width.
+ * @throws {TypeError} On an unknown flag, an unknown model or a malformed number.
+ * @example
+ * ```ts
+ * import { countParams } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(countParams(["--model", "resnet18", "--classes", "10"]).total, 11_173_962);
+ * ```
+ */
+export function countParams(
+  args: string[],
+  counters: Readonly<Record<string, ParamCounter>> = PARAM_COUNTERS,
+): ParamsResult {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        model: { type: "string" },
+        classes: { type: "string", default: "10" },
+        width: { type: "string", default: "1" },
+        json: { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    throw new TypeError(`${(e as Error).message}\n${USAGE}`);
+  }
+  const model = values.model;
+  if (model === undefined) throw new TypeError(`--model is required\n${USAGE}`);
+  const counter = Object.hasOwn(counters, model) ? counters[model] : undefined;
+  if (counter === undefined) {
+    throw new TypeError(
+      `--model "${model}" is unknown; known models: ${Object.keys(counters).join(", ")}`,
+    );
+  }
+  const classes = Number(values.classes);
+  if (!/^\d+$/.test(values.classes) || !Number.isInteger(classes) || classes < 1) {
+    throw new TypeError(`--classes must be a positive integer, got "${values.classes}"`);
+  }
+  const width = Number(values.width);
+  if (values.width.trim() === "" || !Number.isFinite(width) || width <= 0) {
+    throw new TypeError(`--width must be a positive number, got "${values.width}"`);
+  }
+  const r = counter({ classes, width });
+  return {
+    model,
+    classes,
+    width,
+    total: r.total,
+    stem: r.stem,
+    stages: [...r.stages],
+    head: r.head,
+  };
+}
+
+/**
+ * Formats counts as a table (stages named 1-based, as in METHOD.md).
+ *
+ * @param r The counts.
+ * @returns The table text.
+ * @example
+ * ```ts
+ * import { countParams, formatParams } from "./params.ts";
+ * import assert from "node:assert/strict";
+ * const text = formatParams(countParams(["--model", "resnet50"]));
+ * assert.match(text, /stage4\s+14,964,736/);
+ * assert.match(text, /total\s+23,520,842/);
+ * ```
+ */
+export function formatParams(r: ParamsResult): string {
+  const rows: Array<[string, number]> = [
+    ["stem", r.stem],
+    ...r.stages.map((n, i) => [`stage${i + 1}`, n] as [string, number]),
+    ["head", r.head],
+    ["total", r.total],
+  ];
+  const fmt = (n: number) => n.toLocaleString("en-US");
+  const width = Math.max(...rows.map(([, n]) => fmt(n).length), "parameters".length);
+  const pct = (n: number) => `${(100 * n / r.total).toFixed(2).padStart(6)} %`;
+  return [
+    `${r.model}, ${r.classes} classes, width ${r.width}`,
+    `${"part".padEnd(8)} ${"parameters".padStart(width)}    share`,
+    ...rows.map(([name, n]) => `${name.padEnd(8)} ${fmt(n).padStart(width)} ${pct(n)}`),
+  ].join("\n");
+}
+
+if (import.meta.main) {
+  try {
+    const result = countParams(Deno.args);
+    console.log(Deno.args.includes("--json") ? JSON.stringify(result) : formatParams(result));
+  } catch (e) {
+    console.error((e as Error).message);
+    Deno.exit(2);
+  }
+}
