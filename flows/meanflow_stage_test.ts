@@ -1,0 +1,189 @@
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { countParameters, Rng, trainableVariables } from "@mfi/core";
+import { countStageParameters } from "./budget.ts";
+import { MeanFlowStage } from "./meanflow_stage.ts";
+import type { MeanFlowStageConfig } from "./stage_config.ts";
+import { meanFlowStageLoss, trainStageStep } from "./stage_loss.ts";
+
+await tf.setBackend("cpu");
+
+const CONFIGS: MeanFlowStageConfig[] = [
+  { inChannels: 4, outChannels: 6, stride: 1, hidden: 8, modules: 1, seed: 1 },
+  { inChannels: 4, outChannels: 8, stride: 2, hidden: 5, modules: 2, blocks: 2, seed: 2 },
+  {
+    inChannels: 3,
+    outChannels: 4,
+    stride: 2,
+    hidden: 6,
+    modules: 2,
+    timeEmbedDim: 8,
+    moduleSplit: "cascade",
+    seed: 3,
+  },
+];
+
+function randomise(stage: MeanFlowStage, seed: number): void {
+  const rng = new Rng(seed);
+  for (const [name, v] of stage.namedVariables()) {
+    if (name.startsWith("flows.")) v.assign(tf.tensor(rng.normalArray(v.size, 0.3), v.shape));
+  }
+}
+
+for (const config of CONFIGS) {
+  const label = `modules=${config.modules} stride=${config.stride} ${config.moduleSplit ?? "time"}`;
+
+  Deno.test(`stage ${label}: shape, identity at init, parameter count, names`, () => {
+    const stage = new MeanFlowStage(config);
+    const s = config.stride;
+    const x = tf.randomNormal([2, 4, 4, config.inChannels], 0, 1, "float32", 1);
+    const [y, z] = tf.tidy(() => [
+      stage.apply(x, { training: false }),
+      stage.align(x, { training: false }),
+    ]);
+    assert.deepEqual(y.shape, [2, 4 / s, 4 / s, config.outChannels]);
+    assert.deepEqual(tf.tidy(() => y.sub(z).abs().max()).dataSync()[0], 0); // u = 0 untrained
+    assert.deepEqual(countParameters(stage), countStageParameters(config));
+    const names = stage.namedVariables().map(([n]) => n);
+    assert.deepEqual(names.slice(0, 5), [
+      "align.conv.weight",
+      "align.bn.weight",
+      "align.bn.bias",
+      "align.bn.running_mean",
+      "align.bn.running_var",
+    ]);
+    assert.ok(names.includes(`flows.${config.modules - 1}.in.weight`));
+    assert.deepEqual(new Set(names).size, names.length);
+    assert.ok(Object.isFrozen(stage.config));
+    tf.dispose([x, y, z]);
+    stage.dispose();
+  });
+
+  Deno.test(`stage ${label}: every trainable variable gets a gradient; totals follow the switches`, () => {
+    const stage = new MeanFlowStage(config);
+    randomise(stage, 5);
+    const s = config.stride;
+    const xPrev = tf.randomNormal([2, 4, 4, config.inChannels], 0, 1, "float32", 1);
+    const xNext = tf.randomNormal([2, 4 / s, 4 / s, config.outChannels], 0, 1, "float32", 2);
+    const vars = trainableVariables(stage.namedVariables());
+    for (const opts of [{}, { lambda: 0 }, { meanflow: false }]) {
+      const { value, grads } = tf.variableGrads(
+        () => meanFlowStageLoss(stage, xPrev, xNext, { rng: new Rng(0), ...opts }).total,
+        vars,
+      );
+      for (const v of vars) {
+        assert.ok(grads[v.name] !== undefined, `${JSON.stringify(opts)}: no gradient`);
+        assert.ok(grads[v.name].abs().max().dataSync()[0] > 0, JSON.stringify(opts));
+      }
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    const l = tf.tidy(() => meanFlowStageLoss(stage, xPrev, xNext, { rng: new Rng(0), lambda: 0 }));
+    assert.ok(Math.abs(l.total.dataSync()[0] - l.meanflow.dataSync()[0]) < 1e-6);
+    assert.ok(l.endpoint.dataSync()[0] > 0); // still reported
+    const e = tf.tidy(() =>
+      meanFlowStageLoss(stage, xPrev, xNext, { rng: new Rng(0), meanflow: false, lambda: 2 })
+    );
+    assert.ok(Math.abs(e.total.dataSync()[0] - 2 * e.endpoint.dataSync()[0]) < 1e-3);
+    assert.ok(e.meanflow.dataSync()[0] > 0); // still reported
+    tf.dispose([xPrev, xNext, l.total, l.meanflow, l.endpoint, e.total, e.meanflow, e.endpoint]);
+    stage.dispose();
+  });
+}
+
+Deno.test("time split: module 0 jumps 1 -> 1/2, module 1 jumps 1/2 -> 0; steps subdivide", () => {
+  const stage = new MeanFlowStage({
+    inChannels: 3,
+    outChannels: 4,
+    stride: 1,
+    hidden: 6,
+    modules: 2,
+    seed: 0,
+  });
+  randomise(stage, 1);
+  assert.deepEqual(stage.moduleInterval(0), [0.5, 1]);
+  assert.deepEqual(stage.moduleInterval(1), [0, 0.5]);
+  assert.throws(() => stage.moduleInterval(2), /k must be in/);
+  const x = tf.randomNormal([1, 2, 2, 3], 0, 1, "float32", 1);
+  const [y, manual, y3, manual3] = tf.tidy(() => {
+    const z = stage.align(x, { training: false });
+    const [f0, f1] = stage.flows;
+    const z1 = tf.sub(z, tf.mul(0.5, f0.velocity(z, 0.5, 1)));
+    const manual = tf.sub(z1, tf.mul(0.5, f1.velocity(z1, 0, 0.5)));
+    let w = z;
+    for (
+      const [net, hi] of [[f0, 1], [f0, 5 / 6], [f0, 4 / 6], [f1, 0.5], [f1, 2 / 6], [
+        f1,
+        1 / 6,
+      ]] as const
+    ) {
+      w = tf.sub(w, tf.mul(1 / 6, net.velocity(w, hi - 1 / 6, hi)));
+    }
+    return [
+      stage.apply(x, { training: false }),
+      manual,
+      stage.apply(x, { training: false, steps: 3 }),
+      w,
+    ];
+  });
+  assert.ok(tf.tidy(() => y.sub(manual).abs().max()).dataSync()[0] < 1e-5);
+  assert.ok(tf.tidy(() => y3.sub(manual3).abs().max()).dataSync()[0] < 1e-5);
+  assert.ok(tf.tidy(() => y3.sub(y).abs().max()).dataSync()[0] > 1e-4);
+  assert.throws(() => stage.apply(x, { training: false, steps: 0 }), /steps/);
+  tf.dispose([x, y, manual, y3, manual3]);
+  stage.dispose();
+});
+
+Deno.test("config: unknown keys, missing keys and wrong types are errors naming the key", () => {
+  const ok = { inChannels: 2, outChannels: 3, stride: 1, hidden: 4, modules: 1, seed: 0 } as const;
+  const cases: Array<[unknown, RegExp]> = [
+    [{ ...ok, hiddn: 4 }, /"hiddn"/],
+    [{ ...ok, hidden: undefined }, /"hidden"/],
+    [{ ...ok, hidden: "4" }, /"hidden" must be a number/],
+    [{ ...ok, stride: 0 }, /"stride"/],
+    [{ ...ok, modules: 3 }, /"modules"/],
+    [{ ...ok, blocks: 1.5 }, /"blocks"/],
+    [{ ...ok, timeEmbedDim: 7 }, /"timeEmbedDim"/],
+    [{ ...ok, timeMaxFrequency: "100" }, /"timeMaxFrequency"/],
+    [{ ...ok, moduleSplit: "parallel" }, /"moduleSplit"/],
+    [{ ...ok, seed: null }, /"seed"/],
+    [null, /must be an object/],
+    [[1], /must be an object/],
+  ];
+  for (const [config, re] of cases) {
+    assert.throws(() => new MeanFlowStage(config as MeanFlowStageConfig), re);
+  }
+});
+
+Deno.test("trainStageStep: loss falls, no tensor leak, BN running stats move", () => {
+  const stage = new MeanFlowStage({
+    inChannels: 3,
+    outChannels: 4,
+    stride: 2,
+    hidden: 16,
+    modules: 2,
+    seed: 4,
+  });
+  const xPrev = tf.randomNormal([4, 4, 4, 3], 0, 1, "float32", 1);
+  const xNext = tf.tidy(() => tf.relu(tf.randomNormal([4, 2, 2, 4], 0.5, 1, "float32", 2)));
+  const opt: tf.Optimizer = tf.train.adam(1e-2);
+  const rng = new Rng(0);
+  const first = trainStageStep(stage, opt, { xPrev, xNext }, { rng });
+  const before = tf.memory().numTensors;
+  let last = first;
+  for (let i = 0; i < 30; i++) last = trainStageStep(stage, opt, { xPrev, xNext }, { rng });
+  assert.deepEqual(tf.memory().numTensors, before);
+  assert.ok(last.endpoint < first.endpoint, `${last.endpoint} vs ${first.endpoint}`);
+  assert.ok(stage.bn.runningMean.abs().max().dataSync()[0] > 0);
+  assert.throws(
+    () => trainStageStep(stage, opt, { xPrev, xNext }, { rng, meanflow: false, lambda: 0 }),
+    /nothing to train/,
+  );
+  assert.throws(() => trainStageStep(stage, opt, { xPrev, xNext }, { rng, lambda: -1 }), /lambda/);
+  assert.throws(
+    () => trainStageStep(stage, opt, { xPrev, xNext: tf.zeros([4, 4, 4, 4]) }, { rng }),
+    /z_align's shape/,
+  );
+  tf.dispose([xPrev, xNext]);
+  opt.dispose();
+  stage.dispose();
+});
