@@ -1,0 +1,276 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import {
+  type AdapterInfoLike,
+  BACKEND_NAMES,
+  describeBackend,
+  isSoftwareAdapter,
+  parseBackendName,
+  selectBackend,
+  type SelectBackendOptions,
+} from "./backend.ts";
+import { wasmPackageRoot } from "./_wasm_init.ts";
+
+const CHILD = new URL("./testdata/backend_conv.ts", import.meta.url).pathname;
+const DIST = new URL("dist/", wasmPackageRoot());
+
+Deno.test("isSoftwareAdapter: hardware adapters pass, software and fallback adapters are refused", () => {
+  const table: [AdapterInfoLike, boolean][] = [
+    // Chrome/Dawn on hardware.
+    [{ vendor: "nvidia", architecture: "ampere", device: "", description: "" }, false],
+    [{
+      vendor: "nvidia",
+      architecture: "hopper",
+      device: "0x2330",
+      description: "NVIDIA H100 80GB HBM3",
+    }, false],
+    [{ vendor: "amd", architecture: "rdna-3", device: "", description: "" }, false],
+    [{ vendor: "apple", architecture: "metal-3", device: "", description: "Apple M2 Pro" }, false],
+    [{ vendor: "intel", architecture: "gen-12lp", device: "", description: "" }, false],
+    // wgpu (Deno) on hardware: PCI vendor ids and driver descriptions.
+    [
+      { vendor: "4318", architecture: "", device: "8711", description: "NVIDIA GeForce RTX 3090" },
+      false,
+    ],
+    [{
+      vendor: "4098",
+      architecture: "",
+      device: "29772",
+      description: "AMD Radeon RX 7900 XTX (RADV NAVI31)",
+    }, false],
+    [{
+      vendor: "32902",
+      architecture: "",
+      device: "18086",
+      description: "Intel(R) UHD Graphics 770 (ADL-S GT1)",
+    }, false],
+    [{ vendor: "nvidia", isFallbackAdapter: false }, false],
+    // Software rasterisers.
+    [{
+      vendor: "65541",
+      architecture: "",
+      device: "0",
+      description: "llvmpipe (LLVM 15.0.6, 256 bits)",
+      isFallbackAdapter: true,
+    }, true],
+    [{
+      vendor: "65541",
+      architecture: "",
+      device: "0",
+      description: "llvmpipe (LLVM 15.0.6, 256 bits)",
+    }, true],
+    [{ vendor: "mesa", architecture: "", device: "", description: "lavapipe" }, true],
+    [{ vendor: "google", architecture: "swiftshader", device: "", description: "" }, true],
+    [{
+      vendor: "6880",
+      architecture: "",
+      device: "49374",
+      description: "SwiftShader Device (Subzero)",
+    }, true],
+    [{ vendor: "0x10005", description: "" }, true],
+    [{ vendor: "microsoft", description: "Microsoft Basic Render Driver" }, true],
+    // A declared fallback adapter, whatever its name.
+    [{ vendor: "nvidia", architecture: "ampere", isFallbackAdapter: true }, true],
+    [{}, false],
+  ];
+  for (const [info, software] of table) {
+    assert.equal(isSoftwareAdapter(info), software, JSON.stringify(info));
+  }
+});
+
+Deno.test("parseBackendName accepts the valid names and lists them otherwise", () => {
+  for (const name of BACKEND_NAMES) assert.equal(parseBackendName(` ${name.toUpperCase()} `), name);
+  for (const bad of ["", "gpu", "webgl", "tensorflow", "wasm2"]) {
+    assert.throws(
+      () => parseBackendName(bad, "--backend"),
+      (e: Error) =>
+        e instanceof TypeError && /--backend/.test(e.message) &&
+        /webgpu, wasm, cpu/.test(e.message),
+    );
+  }
+});
+
+Deno.test("selectBackend: cpu on request", async () => {
+  const choice = await selectBackend({ backend: "cpu", env: {} });
+  assert.equal(choice.name, "cpu");
+  assert.equal(tf.getBackend(), "cpu");
+  assert.equal(choice.threads, 1);
+  assert.equal(choice.simd, false);
+  assert.ok(Object.isFrozen(choice));
+  assert.equal(describeBackend(choice), "cpu: requested (backend=cpu)");
+  // Same settings: same answer, no re-initialisation.
+  assert.equal(await selectBackend({ backend: "cpu", env: {} }), choice);
+});
+
+Deno.test("selectBackend: wasm (SIMD, 1 thread) from the npm package matches cpu", async () => {
+  const cpu = await selectBackend({ backend: "cpu", env: {} });
+  assert.equal(cpu.name, "cpu");
+  const x = new Float32Array(2 * 6 * 6 * 3).map((_, i) => Math.sin(i));
+  const k = new Float32Array(3 * 3 * 3 * 4).map((_, i) => Math.cos(i) * 0.1);
+  const run = async () => {
+    const y = tf.tidy(() =>
+      tf.conv2d(tf.tensor4d(x, [2, 6, 6, 3]), tf.tensor4d(k, [3, 3, 3, 4]), 1, "same")
+    );
+    const data = await y.data();
+    y.dispose();
+    return data;
+  };
+  const expected = await run();
+  const choice = await selectBackend({ backend: "wasm", threads: 1, env: {} });
+  try {
+    assert.equal(choice.name, "wasm");
+    assert.equal(tf.getBackend(), "wasm");
+    assert.equal(choice.threads, 1);
+    assert.equal(choice.simd, true);
+    assert.match(choice.wasmSource ?? "", /tfjs-backend-wasm-simd\.wasm$/);
+    assert.equal(describeBackend(choice), "wasm (SIMD, 1 thread): requested (backend=wasm)");
+    const before = tf.memory().numTensors;
+    const got = await run();
+    await run();
+    assert.equal(tf.memory().numTensors, before);
+    for (let i = 0; i < got.length; i++) {
+      assert.ok(Math.abs(got[i] - expected[i]) < 1e-5, `at ${i}`);
+    }
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("selectBackend: wasm.paths as a directory, and a clear error when it lacks the binary", async () => {
+  try {
+    const choice = await selectBackend({
+      backend: "wasm",
+      threads: 1,
+      wasm: { paths: DIST.pathname },
+      env: {},
+    });
+    assert.equal(choice.name, "wasm");
+    assert.equal(choice.wasmSource, new URL("tfjs-backend-wasm-simd.wasm", DIST).pathname);
+    await assert.rejects(
+      selectBackend({
+        backend: "wasm",
+        threads: 1,
+        wasm: { paths: "/nonexistent/mfi-wasm" },
+        env: {},
+      }),
+      /tfjs-backend-wasm-simd\.wasm at \/nonexistent\/mfi-wasm\/tfjs-backend-wasm-simd\.wasm/,
+    );
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("selectBackend: MFI_BACKEND overrides the automatic choice; the option beats it", async () => {
+  const choice = await selectBackend({ env: { MFI_BACKEND: "CPU" } });
+  assert.equal(choice.name, "cpu");
+  assert.equal(choice.reason, "requested (MFI_BACKEND=cpu)");
+  await assert.rejects(
+    selectBackend({ env: { MFI_BACKEND: "tpu" } }),
+    (e: Error) =>
+      e instanceof TypeError && /MFI_BACKEND/.test(e.message) && /"tpu"/.test(e.message) &&
+      /webgpu, wasm, cpu/.test(e.message),
+  );
+  // An explicit option wins, so a bad environment value is not even read.
+  assert.equal((await selectBackend({ backend: "cpu", env: { MFI_BACKEND: "tpu" } })).name, "cpu");
+  await assert.rejects(
+    selectBackend({ backend: "cpu", env: { MFI_THREADS: "two" } }),
+    /MFI_THREADS/,
+  );
+});
+
+Deno.test("selectBackend: invalid options are errors naming the option", async () => {
+  await assert.rejects(
+    selectBackend({ backend: "gpu" } as unknown as SelectBackendOptions),
+    (e: Error) => e instanceof TypeError && /webgpu, wasm, cpu/.test(e.message),
+  );
+  for (const threads of [0, -1, 1.5, Number.NaN]) {
+    await assert.rejects(selectBackend({ backend: "cpu", threads }), RangeError);
+  }
+  await assert.rejects(
+    selectBackend({ backend: "cpu", thread: 2 } as unknown as SelectBackendOptions),
+    /Unknown option thread/,
+  );
+  await assert.rejects(
+    selectBackend({ backend: "cpu", wasm: { path: "x" } } as unknown as SelectBackendOptions),
+    /Unknown option wasm\.path/,
+  );
+  await assert.rejects(
+    selectBackend(
+      { backend: "cpu", wasm: { binaries: { simd: [1, 2] } } } as unknown as SelectBackendOptions,
+    ),
+    /wasm\.binaries\.simd: expected a Uint8Array/,
+  );
+});
+
+Deno.test("selectBackend: webgpu on a machine without a hardware adapter fails, naming the adapter", async () => {
+  const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
+  const adapter = gpu ? await gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
+  if (adapter !== null && !isSoftwareAdapter(adapter.info)) {
+    return; // A real GPU: nothing to refuse here.
+  }
+  const expected = adapter === null
+    ? /WebGPU was requested .*(no WebGPU adapter|no WebGPU \(navigator\.gpu\))/
+    : new RegExp(`software rasteriser \\(${adapter.info.description.replace(/[()]/g, "\\$&")}`);
+  await assert.rejects(
+    selectBackend({ backend: "webgpu", env: {} }),
+    (e: Error) => expected.test(e.message) && /--backend wasm/.test(e.message),
+  );
+  await assert.rejects(selectBackend({ env: { MFI_BACKEND: "webgpu" } }), /MFI_BACKEND=webgpu/);
+});
+
+async function runChild(
+  args: string[],
+  permissions: string[],
+  stdin?: Uint8Array,
+): Promise<{ code: number; json: Record<string, unknown>; stderr: string }> {
+  const command = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...permissions, CHILD, ...args],
+    stdin: stdin ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+    // The child must end by itself; a worker that keeps it alive fails the test.
+    signal: AbortSignal.timeout(90_000),
+  });
+  const child = command.spawn();
+  if (stdin) {
+    const writer = child.stdin.getWriter();
+    await writer.write(stdin);
+    await writer.close();
+  }
+  const out = await child.output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.equal(out.signal, null, `child was killed (did not exit by itself): ${stderr}`);
+  assert.equal(out.code, 0, stderr);
+  return { code: out.code, json: JSON.parse(stdout.trim().split("\n").at(-1)!), stderr };
+}
+
+Deno.test("wasm threads: a 2-thread child matches 1 thread and exits by itself", async () => {
+  const shape = ["--shape", "2,8,8,16,24"];
+  const one = await runChild(["--backend", "wasm", "--threads", "1", ...shape], ["-A"]);
+  const two = await runChild(["--backend", "wasm", "--threads", "2", ...shape], ["-A"]);
+  assert.equal(one.json.threads, 1);
+  assert.equal(two.json.threads, 2);
+  assert.equal(two.json.simd, true);
+  const a = one.json.values as number[];
+  const b = two.json.values as number[];
+  assert.equal(a.length, 2 * 8 * 8 * 24);
+  for (let i = 0; i < a.length; i++) {
+    assert.ok(Math.abs(a[i] - b[i]) <= 1e-5, `at ${i}: ${a[i]} vs ${b[i]}`);
+  }
+});
+
+Deno.test("wasm from bytes needs no file-system permission (single thread)", async () => {
+  const bytes = await Deno.readFile(new URL("tfjs-backend-wasm-simd.wasm", DIST));
+  const child = await runChild(
+    ["--backend", "wasm", "--threads", "1", "--stdin-binary", "simd"],
+    [],
+    bytes,
+  );
+  assert.equal(child.json.backend, "wasm");
+  assert.equal(child.json.threads, 1);
+  const reference = await runChild(["--backend", "cpu"], ["-A"]);
+  const a = child.json.values as number[];
+  const b = reference.json.values as number[];
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4, `at ${i}`);
+});

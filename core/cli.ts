@@ -1,0 +1,106 @@
+/**
+ * Command-line flags every task shares: `--backend webgpu|wasm|cpu` and `--threads N`.
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { type BackendName, parseBackendName } from "./backend.ts";
+
+/** The backend part of {@linkcode SelectBackendOptions}, as parsed from flags. */
+export interface BackendCliOptions {
+  /** `--backend`; absent when the flag is not given. */
+  backend?: BackendName;
+  /** `--threads`; absent when the flag is not given. */
+  threads?: number;
+}
+
+/**
+ * `node:util` `parseArgs` option specs of the shared flags, to spread into a task's own specs:
+ * `parseArgs({ args, options: { ...BACKEND_ARG_OPTIONS, steps: { type: "string" } } })`, then
+ * {@linkcode backendOptionsFromValues}.
+ */
+export const BACKEND_ARG_OPTIONS: {
+  readonly backend: { readonly type: "string" };
+  readonly threads: { readonly type: "string" };
+} = Object.freeze({
+  backend: Object.freeze({ type: "string" as const }),
+  threads: Object.freeze({ type: "string" as const }),
+});
+
+/** The flags' help text, for a task's `--help`. */
+export const BACKEND_ARG_HELP: string = [
+  "  --backend webgpu|wasm|cpu  force a backend (default: MFI_BACKEND, else best available)",
+  "  --threads N                WASM threads (default: MFI_THREADS, else all cores, max 8)",
+].join("\n");
+
+/**
+ * Validates the shared flags' values as `parseArgs` returned them.
+ *
+ * @param values `parseArgs(...).values` (other keys are ignored).
+ * @returns `{ backend?, threads? }`, ready for `selectBackend`.
+ * @throws {TypeError} If `--backend` is not one of webgpu, wasm, cpu, or has no value.
+ * @throws {RangeError} If `--threads` is not a whole number >= 1.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseArgs } from "node:util";
+ * import { BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "@mfi/core";
+ *
+ * const { values } = parseArgs({
+ *   args: ["--backend", "cpu", "--steps", "3"],
+ *   options: { ...BACKEND_ARG_OPTIONS, steps: { type: "string" } },
+ * });
+ * assert.deepEqual(backendOptionsFromValues(values), { backend: "cpu" });
+ * ```
+ */
+export function backendOptionsFromValues(
+  values: Readonly<Record<string, unknown>>,
+): BackendCliOptions {
+  const out: BackendCliOptions = {};
+  const backend = values.backend;
+  if (backend !== undefined) {
+    if (typeof backend !== "string") {
+      throw new TypeError("Flag --backend needs a value: one of webgpu, wasm, cpu.");
+    }
+    out.backend = parseBackendName(backend, "--backend");
+  }
+  const threads = values.threads;
+  if (threads !== undefined) {
+    const n = typeof threads === "string" && /^\s*\d+\s*$/.test(threads) ? Number(threads) : NaN;
+    if (!Number.isInteger(n) || n < 1) {
+      throw new RangeError(
+        `Invalid --threads ${JSON.stringify(threads)}: expected a whole number >= 1.`,
+      );
+    }
+    out.threads = n;
+  }
+  return out;
+}
+
+/**
+ * Reads `--backend` and `--threads` from a task's arguments, ignoring every other flag.
+ *
+ * @param args Command-line arguments, e.g. `Deno.args`.
+ * @returns `{ backend?, threads? }`, ready for `selectBackend`.
+ * @throws {TypeError} If `--backend` is not one of webgpu, wasm, cpu, or has no value.
+ * @throws {RangeError} If `--threads` is not a whole number >= 1.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { backendOptionsFromArgs, selectBackend } from "@mfi/core";
+ *
+ * const flags = backendOptionsFromArgs(["--backend=cpu", "--threads", "2", "--epochs", "1"]);
+ * assert.deepEqual(flags, { backend: "cpu", threads: 2 });
+ * const choice = await selectBackend(flags);
+ * assert.equal(choice.name, "cpu");
+ * ```
+ */
+export function backendOptionsFromArgs(args: readonly string[]): BackendCliOptions {
+  const { values } = parseArgs({
+    args: [...args],
+    options: BACKEND_ARG_OPTIONS,
+    strict: false,
+    allowPositionals: true,
+  });
+  return backendOptionsFromValues(values);
+}
