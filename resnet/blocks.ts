@@ -54,6 +54,8 @@ export class Projection implements Module {
   readonly bn: BatchNorm;
 
   /**
+   * Builds the module and allocates its variables.
+   *
    * @param options Channels, stride and seed (the conv's seed is `deriveSeed(seed, "conv")`).
    * @throws {RangeError} On invalid sizes.
    */
@@ -71,6 +73,8 @@ export class Projection implements Module {
   }
 
   /**
+   * Runs the forward pass (inside `tf.tidy` or a gradient function).
+   *
    * @param x NHWC input.
    * @param options Training or inference mode (batch norm).
    * @returns The projected input.
@@ -79,7 +83,11 @@ export class Projection implements Module {
     return this.bn.apply(this.conv.apply(x), options);
   }
 
-  /** @returns `conv.*` then `bn.*`. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `conv.*` then `bn.*`.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("conv", this.conv.namedVariables()),
@@ -139,6 +147,8 @@ export class BasicBlock implements Module {
   readonly outChannels: number;
 
   /**
+   * Builds the module and allocates its variables.
+   *
    * @param options Channels, stride and seed.
    * @throws {RangeError} On invalid sizes.
    */
@@ -153,6 +163,8 @@ export class BasicBlock implements Module {
   }
 
   /**
+   * Runs the forward pass (inside `tf.tidy` or a gradient function).
+   *
    * @param x NHWC input.
    * @param options Training or inference mode (batch norm).
    * @returns NHWC output.
@@ -164,7 +176,11 @@ export class BasicBlock implements Module {
     return tf.relu(tf.add(y, s));
   }
 
-  /** @returns `conv1`, `bn1`, `conv2`, `bn2`, `shortcut` variables, in PyTorch's order. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `conv1`, `bn1`, `conv2`, `bn2`, `shortcut` variables, in PyTorch's order.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("conv1", this.conv1.namedVariables()),
@@ -216,6 +232,8 @@ export class Bottleneck implements Module {
   readonly outChannels: number;
 
   /**
+   * Builds the module and allocates its variables.
+   *
    * @param options Channels, stride and seed.
    * @throws {RangeError} On invalid sizes.
    */
@@ -233,6 +251,8 @@ export class Bottleneck implements Module {
   }
 
   /**
+   * Runs the forward pass (inside `tf.tidy` or a gradient function).
+   *
    * @param x NHWC input.
    * @param options Training or inference mode (batch norm).
    * @returns NHWC output.
@@ -245,7 +265,11 @@ export class Bottleneck implements Module {
     return tf.relu(tf.add(y, s));
   }
 
-  /** @returns `conv1`..`bn3` then `shortcut` variables, in PyTorch's order. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `conv1`..`bn3` then `shortcut` variables, in PyTorch's order.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("conv1", this.conv1.namedVariables()),

@@ -44,6 +44,8 @@ export class ClassifierHead implements Module {
   readonly fc: Linear;
 
   /**
+   * Builds the module and allocates its variables.
+   *
    * @param options Channels, classes and seed.
    * @throws {RangeError} On a non-positive size.
    */
@@ -56,6 +58,8 @@ export class ClassifierHead implements Module {
   }
 
   /**
+   * Runs the forward pass (inside `tf.tidy` or a gradient function).
+   *
    * @param x NHWC features.
    * @param _options Unused: the head has no mode.
    * @returns Logits, [batch, classes].
@@ -64,7 +68,11 @@ export class ClassifierHead implements Module {
     return this.fc.apply(tf.mean(x, [1, 2]));
   }
 
-  /** @returns `fc.weight`, `fc.bias`. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `fc.weight`, `fc.bias`.
+   */
   namedVariables(): NamedVariables {
     return prefixed("fc", this.fc.namedVariables());
   }

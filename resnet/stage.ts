@@ -22,12 +22,33 @@ import {
 import { BasicBlock, Bottleneck } from "./blocks.ts";
 import type { StageInfo } from "./staged_model.ts";
 
-/** A sequence of residual blocks; variables `blocks.<j>.*`. */
+/**
+ * A sequence of residual blocks; variables `blocks.<j>.*`. Usually built by
+ * {@linkcode residualStage}.
+ *
+ * @example
+ * ```ts
+ * import { BasicBlock, ResidualStage } from "@mfi/resnet";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const stage = new ResidualStage([
+ *   new BasicBlock({ inChannels: 4, width: 8, stride: 2, seed: 0 }),
+ *   new BasicBlock({ inChannels: 8, width: 8, stride: 1, seed: 1 }),
+ * ]);
+ * const y = tf.tidy(() => stage.apply(tf.ones([1, 8, 8, 4]), { training: false }));
+ * assert.deepEqual(y.shape, [1, 4, 4, 8]);
+ * assert.equal(stage.namedVariables().at(-1)![0], "blocks.1.bn2.running_var");
+ * y.dispose();
+ * ```
+ */
 export class ResidualStage implements Module {
   /** The blocks, first one carrying the stride and the projection shortcut. */
   readonly blocks: ReadonlyArray<BasicBlock | Bottleneck>;
 
   /**
+   * Composes the blocks; their variables are used as they are, not copied.
+   *
    * @param blocks The blocks in order (at least one).
    * @throws {RangeError} If `blocks` is empty.
    */
@@ -39,6 +60,8 @@ export class ResidualStage implements Module {
   }
 
   /**
+   * Runs the forward pass (inside `tf.tidy` or a gradient function).
+   *
    * @param x NHWC input of the stage.
    * @param options Training or inference mode.
    * @returns NHWC output of the stage.
@@ -49,7 +72,11 @@ export class ResidualStage implements Module {
     return y;
   }
 
-  /** @returns `blocks.<j>.*` for each block. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `blocks.<j>.*` for each block.
+   */
   namedVariables(): NamedVariables {
     return this.blocks.flatMap((b, j) => prefixed(`blocks.${j}`, b.namedVariables()));
   }

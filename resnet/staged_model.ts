@@ -105,6 +105,8 @@ export class StagedModel implements Module {
   readonly head: Module;
 
   /**
+   * Composes the parts; their variables are used as they are, not copied.
+   *
    * @param parts Stem, stages and head.
    * @throws {RangeError} If a stage's `info.index` differs from its position, a size is not a
    *   positive integer, or consecutive stages' channels do not chain.
@@ -201,7 +203,11 @@ export class StagedModel implements Module {
     return this.headForward(this.features(x, options), options);
   }
 
-  /** @returns `stem.*`, then `stages.<i>.*` for each stage, then `head.*`. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `stem.*`, then `stages.<i>.*` for each stage, then `head.*`.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("stem", this.stem.namedVariables()),
@@ -210,7 +216,11 @@ export class StagedModel implements Module {
     ];
   }
 
-  /** @returns The metadata of every stage. */
+  /**
+   * The stages' metadata.
+   *
+   * @returns The metadata of every stage.
+   */
   stageInfos(): StageInfo[] {
     return this.stages.map((s) => s.info);
   }

@@ -47,6 +47,8 @@ export class ResNetStem implements Module {
   readonly bn: BatchNorm;
 
   /**
+   * Builds the module and allocates its variables.
+   *
    * @param options Channels and seed.
    * @throws {RangeError} On invalid sizes.
    */
@@ -61,6 +63,8 @@ export class ResNetStem implements Module {
   }
 
   /**
+   * Runs the forward pass (inside `tf.tidy` or a gradient function).
+   *
    * @param x NHWC images.
    * @param options Training or inference mode (batch norm).
    * @returns The stem's features.
@@ -69,7 +73,11 @@ export class ResNetStem implements Module {
     return tf.relu(this.bn.apply(this.conv.apply(x), options));
   }
 
-  /** @returns `conv.*` then `bn.*`. */
+  /**
+   * The module's variables with their stable names.
+   *
+   * @returns `conv.*` then `bn.*`.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("conv", this.conv.namedVariables()),
