@@ -19,6 +19,7 @@ export * from "./linear.ts";
 export * from "./loss.ts";
 export * from "./module.ts";
 export * from "./optimizer.ts";
+export * from "./plot_svg.ts";
 export * from "./progress.ts";
 export * from "./random.ts";
 export * from "./safetensors.ts";
