@@ -1,7 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { BatchNorm, countParameters, disposeModule } from "@mfi/core";
+import { BatchNorm, countParameters, deriveSeed, disposeModule, type Module } from "@mfi/core";
+import type { ResidualStage } from "./stage.ts";
 import { buildResNet, validateResNetConfig } from "./resnet.ts";
+import { ResNetStem } from "./stem.ts";
+import { ClassifierHead } from "./head.ts";
+import { Bottleneck } from "./blocks.ts";
 import { countResNetParameters } from "./count.ts";
 import { resnet18, type ResNetArchName } from "./arch.ts";
 
@@ -219,4 +223,26 @@ Deno.test("validateResNetConfig rejects bad configs, naming the key", () => {
   assert.ok(Object.isFrozen(config) && Object.isFrozen(config.arch));
   assert.equal(config.width, 1);
   assert.throws(() => buildResNet({ ...ok, classes: -1 } as never), /classes/);
+});
+
+Deno.test("buildResNet's seed scheme is the documented contract", () => {
+  const seed = 12;
+  const model = buildResNet({ arch: "resnet50", classes: 10, width: WIDTH, seed });
+  const stem = new ResNetStem({ inChannels: 3, outChannels: 4, seed: deriveSeed(seed, "stem") });
+  const block = new Bottleneck({
+    inChannels: 16,
+    width: 8,
+    stride: 2,
+    seed: deriveSeed(seed, "stages", 1, "blocks", 0),
+  });
+  const head = new ClassifierHead({ inChannels: 128, classes: 10, seed: deriveSeed(seed, "head") });
+  const same = (a: Module, b: Module) =>
+    a.namedVariables().forEach(([n, v], i) => {
+      assert.equal(b.namedVariables()[i][0], n);
+      assert.deepEqual(v.dataSync(), b.namedVariables()[i][1].dataSync(), n);
+    });
+  same(stem, model.stem);
+  same(block, (model.stages[1].module as ResidualStage).blocks[0]);
+  same(head, model.head);
+  [stem, block, head, model].forEach(disposeModule);
 });
