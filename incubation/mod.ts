@@ -8,6 +8,7 @@
 export * from "./bundle.ts";
 export * from "./classifier.ts";
 export * from "./config.ts";
+export * from "./http_handler.ts";
 export * from "./model_spec.ts";
 export * from "./pipeline_specs.ts";
 export * from "./plan.ts";

@@ -1,0 +1,233 @@
+/**
+ * End-to-end tests of `tasks/serve.ts`: the server runs as a subprocess on 127.0.0.1 with only
+ * `--allow-net=127.0.0.1` and `--allow-read` of the bundle and the WASM binaries, on the WASM
+ * backend, and answers good and bad requests.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { encode as encodePng } from "fast-png";
+import jpeg from "jpeg-js";
+import { imageToSquareRgb, Rng } from "@mfi/core";
+import type { StagedModel } from "@mfi/resnet";
+import { buildModel, loadClassifier, resnetSpec, writeBundle } from "@mfi/incubation";
+import { startServer, wasmDir } from "../tasks/_serve_process.ts";
+
+await tf.setBackend("cpu");
+
+const CLASSES = [
+  "airplane",
+  "automobile",
+  "bird",
+  "cat",
+  "deer",
+  "dog",
+  "frog",
+  "horse",
+  "ship",
+  "truck",
+];
+
+async function tinyBundle(dir: string): Promise<{ path: string; bytes: Uint8Array }> {
+  const spec = resnetSpec("resnet18", 10, 1 / 16);
+  let model!: StagedModel;
+  tf.tidy(() => {
+    model = buildModel(spec, { seed: 11 });
+  });
+  const bytes = await writeBundle(model, spec, {
+    classNames: CLASSES,
+    normalization: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
+    accuracy: { top1: 0.1, dataset: "cifar10", split: "test", examples: 10000 },
+  });
+  for (const [, v] of model.namedVariables()) v.dispose();
+  const path = `${dir}/tiny.mfi`;
+  await Deno.writeFile(path, bytes);
+  return { path, bytes };
+}
+
+function noisyRgba(width: number, height: number, seed: number): Uint8Array {
+  const rng = new Rng(seed);
+  const data = new Uint8Array(width * height * 4);
+  for (let i = 0; i < data.length; i++) data[i] = i % 4 === 3 ? 255 : rng.int(256);
+  return data;
+}
+
+async function post(
+  url: string,
+  body: BodyInit,
+  contentType?: string,
+): Promise<{ status: number; json: Record<string, unknown>; headers: Headers }> {
+  const res = await fetch(url, {
+    method: "POST",
+    body,
+    headers: contentType ? { "content-type": contentType } : {},
+  });
+  return { status: res.status, json: await res.json(), headers: res.headers };
+}
+
+async function get(url: string, method = "GET") {
+  const res = await fetch(url, { method });
+  return { status: res.status, json: await res.json(), headers: res.headers };
+}
+
+Deno.test("serve: a sandboxed server classifies PNG, JPEG and raw bytes and rejects bad requests", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mfi-serve-" });
+  const { path, bytes } = await tinyBundle(dir);
+  const server = await startServer({
+    model: path,
+    args: [
+      "--backend",
+      "wasm",
+      "--threads",
+      "1",
+      "--wasm-dir",
+      wasmDir(),
+      "--max-body-bytes",
+      "200000",
+    ],
+  });
+  const reference = await loadClassifier(bytes, { backend: "cpu" });
+  try {
+    const base = server.base;
+    const health0 = await get(`${base}/healthz`);
+    assert.equal(health0.status, 200);
+    assert.equal(health0.json.status, "ok");
+    assert.equal(health0.json.backend, "wasm");
+    const tensors0 = health0.json.numTensors as number;
+
+    const model = await get(`${base}/model`);
+    assert.equal(model.status, 200);
+    assert.equal(model.json.parameters, reference.info.parameters);
+    assert.deepEqual(model.json.classNames, CLASSES);
+    assert.deepEqual(model.json.accuracy, reference.info.accuracy);
+    assert.equal((model.json.spec as { arch: string }).arch, "resnet18");
+
+    // PNG of another size and RGBA, sent with a misleading content type: sniffed by content.
+    const png = new Uint8Array(
+      encodePng({ width: 48, height: 40, data: noisyRgba(48, 40, 1), channels: 4 }),
+    );
+    const r1 = await post(`${base}/classify?topk=3`, png, "text/plain");
+    assert.equal(r1.status, 200, JSON.stringify(r1.json));
+    assert.equal(r1.json.input, "png");
+    const preds = r1.json.predictions as Array<
+      { label: string; index: number; probability: number }
+    >;
+    assert.equal(preds.length, 3);
+    const [expected] = await reference.classify([imageToSquareRgb(png)], { topK: 3 });
+    assert.deepEqual(preds.map((p) => p.label), expected.map((p) => p.label));
+    for (let k = 0; k < 3; k++) {
+      assert.ok(
+        Math.abs(preds[k].probability - expected[k].probability) < 1e-4,
+        "wasm matches cpu",
+      );
+      assert.equal(preds[k].label, CLASSES[preds[k].index]);
+    }
+
+    const jpg = jpeg.encode({ width: 64, height: 64, data: noisyRgba(64, 64, 2) }, 90).data;
+    const r2 = await post(`${base}/classify`, new Uint8Array(jpg), "image/jpeg");
+    assert.equal(r2.status, 200);
+    assert.equal(r2.json.input, "jpeg");
+    assert.equal((r2.json.predictions as unknown[]).length, 5, "default top-5");
+
+    const raw = new Uint8Array(3072).fill(90);
+    const r3 = await post(`${base}/classify?topk=10`, raw, "application/octet-stream");
+    assert.equal(r3.status, 200);
+    const probs = (r3.json.predictions as Array<{ probability: number }>).map((p) => p.probability);
+    assert.ok(Math.abs(probs.reduce((a, b) => a + b, 0) - 1) < 1e-4);
+
+    // Bad requests: each a 4xx JSON error naming the problem.
+    const bad: Array<[Promise<{ status: number; json: Record<string, unknown> }>, number, RegExp]> =
+      [
+        [
+          post(`${base}/classify`, raw.subarray(0, 3071), "application/octet-stream"),
+          400,
+          /exactly 3072/,
+        ],
+        [post(`${base}/classify`, "hello", "text/plain"), 415, /PNG or JPEG/],
+        [
+          post(`${base}/classify`, new Uint8Array([71, 73, 70, 56, 57, 97]), "image/gif"),
+          415,
+          /image\/gif/,
+        ],
+        [
+          post(`${base}/classify`, png.slice(0, png.length - 30), "image/png"),
+          400,
+          /Cannot decode png/,
+        ],
+        [
+          post(`${base}/classify`, new Uint8Array([1, 2, 3, 4]), "image/png"),
+          400,
+          /not a PNG or JPEG/,
+        ],
+        [
+          post(`${base}/classify`, new Uint8Array(0), "application/octet-stream"),
+          400,
+          /Empty body/,
+        ],
+        [post(`${base}/classify?topk=0`, raw, "application/octet-stream"), 400, /topk/],
+        [post(`${base}/classify?topk=11`, raw, "application/octet-stream"), 400, /\[1, 10\]/],
+        [post(`${base}/classify?topk=abc`, raw, "application/octet-stream"), 400, /topk/],
+        [get(`${base}/classify`), 405, /POST/],
+        [post(`${base}/healthz`, "x"), 405, /GET/],
+        [get(`${base}/nope`), 404, /No route \/nope/],
+        // Over the 200,000-byte limit: declared by Content-Length, and streamed without one.
+        [
+          post(`${base}/classify`, new Uint8Array(200_001), "application/octet-stream"),
+          413,
+          /limit of 200000/,
+        ],
+        [
+          post(
+            `${base}/classify`,
+            new ReadableStream({
+              start(c) {
+                for (let i = 0; i < 5; i++) c.enqueue(new Uint8Array(50_000));
+                c.close();
+              },
+            }),
+            "application/octet-stream",
+          ),
+          413,
+          /exceeds the limit/,
+        ],
+      ];
+    for (const [request, status, message] of bad) {
+      const r = await request;
+      assert.equal(r.status, status, JSON.stringify(r.json));
+      const err = r.json.error as { status: number; message: string };
+      assert.equal(err.status, status);
+      assert.match(err.message, message);
+    }
+    const allow = await fetch(`${base}/classify`, { method: "PUT", body: "x" });
+    assert.equal(allow.headers.get("allow"), "POST");
+    await allow.body?.cancel();
+
+    // Concurrent requests, then the tensor count is what it was after warm-up.
+    const answers = await Promise.all(
+      Array.from({ length: 16 }, () => post(`${base}/classify`, png, "image/png")),
+    );
+    assert.ok(answers.every((a) => a.status === 200));
+    const health1 = await get(`${base}/healthz`);
+    assert.equal(health1.json.numTensors, tensors0, "no tensor leaks across requests");
+    assert.ok((health1.json.images as number) >= 19);
+    assert.ok((health1.json.errors as number) >= bad.length);
+  } finally {
+    reference.dispose();
+    const code = await server.close();
+    await Deno.remove(dir, { recursive: true });
+    assert.doesNotMatch(server.output(), /NotCapable|PermissionDenied|Uncaught/);
+    assert.equal(code, 0, `clean shutdown on SIGTERM; output:\n${server.output()}`);
+  }
+});
+
+Deno.test("serve: without read permission for the bundle the server refuses to start, clearly", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mfi-serve-" });
+  const { path } = await tinyBundle(dir);
+  try {
+    await assert.rejects(
+      startServer({ model: path, permissions: ["--allow-net=127.0.0.1"] }),
+      /exit 1[\s\S]*serve: .*(read|Requires)/i,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
