@@ -40,7 +40,7 @@ export interface ParamsResult extends ParameterReport {
 }
 
 const USAGE = "usage: deno task params --model <" + Object.keys(PARAM_COUNTERS).join("|") +
-  "> [--classes 10] [--width 1] [--json]";
+  "> [--classes 10] [--width 1 | 0.25 | 1/16] [--json]";
 
 /**
  * Parses the arguments and counts.
@@ -88,9 +88,12 @@ export function countParams(
   if (!/^\d+$/.test(values.classes) || !Number.isInteger(classes) || classes < 1) {
     throw new TypeError(`--classes must be a positive integer, got "${values.classes}"`);
   }
-  const width = Number(values.width);
+  const fraction = values.width.match(/^\s*([0-9.eE+-]+)\s*\/\s*([0-9.eE+-]+)\s*$/);
+  const width = fraction ? Number(fraction[1]) / Number(fraction[2]) : Number(values.width);
   if (values.width.trim() === "" || !Number.isFinite(width) || width <= 0) {
-    throw new TypeError(`--width must be a positive number, got "${values.width}"`);
+    throw new TypeError(
+      `--width must be a positive number or fraction (0.25, 1/16), got "${values.width}"`,
+    );
   }
   const r = counter({ classes, width });
   return {

@@ -16,6 +16,9 @@ Deno.test("params: METHOD.md totals for every depth and both class counts", () =
     assert.equal(r.stem + r.stages.reduce((a, b) => a + b, 0) + r.head, r.total);
   }
   assert.deepEqual(Object.keys(PARAM_COUNTERS), ["resnet18", "resnet34", "resnet50", "resnet101"]);
+  const sixteenth = countParams(["--model", "resnet50", "--width", "1/16"]);
+  assert.equal(sixteenth.width, 0.0625);
+  assert.equal(sixteenth.stem, 3 * 3 * 3 * 4 + 2 * 4);
 });
 
 Deno.test("params: invalid arguments are errors naming the flag", () => {
@@ -28,6 +31,8 @@ Deno.test("params: invalid arguments are errors naming the flag", () => {
     [["--model", "resnet18", "--classes", "ten"], /--classes/],
     [["--model", "resnet18", "--width", "0"], /--width must be a positive number/],
     [["--model", "resnet18", "--width", "x"], /--width/],
+    [["--model", "resnet18", "--width", "1/0"], /--width/],
+    [["--model", "resnet18", "--width", "1/x"], /--width/],
     [["--model", "resnet18", "--depth", "3"], /Unknown option '--depth'/],
     [["--model", "resnet18", "extra"], /usage/],
   ];
