@@ -55,6 +55,12 @@ export interface SelectBackendOptions {
    * permits, else nothing.
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * Let an explicit `backend: "webgpu"` run on a software adapter (llvmpipe, ...) instead of
+   * failing; for testing the WebGPU path on machines without a GPU. Default false; never used by
+   * the automatic choice.
+   */
+  readonly allowSoftwareAdapter?: boolean;
 }
 
 /** The WebGPU adapter in use. */
@@ -153,7 +159,7 @@ function parseThreads(value: unknown, source: string): number {
   return n;
 }
 
-const OPTION_KEYS = new Set(["backend", "threads", "wasm", "env"]);
+const OPTION_KEYS = new Set(["backend", "threads", "wasm", "env", "allowSoftwareAdapter"]);
 const WASM_KEYS = new Set(["paths", "binaries"]);
 const BINARY_KEYS = new Set(["plain", "simd", "threadedSimd"]);
 
@@ -179,6 +185,11 @@ function validateOptions(options: SelectBackendOptions): void {
     parseBackendName(options.backend, "option backend");
   }
   if (options.threads !== undefined) parseThreads(options.threads, "option threads");
+  if (
+    options.allowSoftwareAdapter !== undefined && typeof options.allowSoftwareAdapter !== "boolean"
+  ) {
+    throw new TypeError("Invalid option allowSoftwareAdapter: expected true or false.");
+  }
   const wasm = options.wasm;
   if (wasm !== undefined) {
     if (wasm === null || typeof wasm !== "object") {
@@ -223,7 +234,12 @@ type GpuAdapter = any;
 
 type WebGpuProbe =
   | { readonly ok: true; readonly adapter: GpuAdapter; readonly info: AdapterInfoLike }
-  | { readonly ok: false; readonly why: string; readonly info?: AdapterInfoLike };
+  | {
+    readonly ok: false;
+    readonly why: string;
+    /** Set when an adapter exists but is a software one. */
+    readonly software?: { readonly adapter: GpuAdapter; readonly info: AdapterInfoLike };
+  };
 
 function summarise(info: AdapterInfoLike): AdapterSummary {
   return {
@@ -267,8 +283,8 @@ async function probeWebGpu(): Promise<WebGpuProbe> {
   if (isSoftwareAdapter(info)) {
     return {
       ok: false,
-      why: `the only WebGPU adapter is a software rasteriser (${adapterName(info)})`,
-      info,
+      why: `the WebGPU adapter offered is a software rasteriser (${adapterName(info)})`,
+      software: { adapter, info },
     };
   }
   return { ok: true, adapter, info };
@@ -425,7 +441,12 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
     ? parseThreads(env.MFI_THREADS, "MFI_THREADS")
     : undefined;
 
-  const key = JSON.stringify({ requested, threads, paths: String(options.wasm?.paths ?? "") });
+  const key = JSON.stringify({
+    requested,
+    threads,
+    paths: String(options.wasm?.paths ?? ""),
+    allowSoftwareAdapter: options.allowSoftwareAdapter === true,
+  });
   if (
     cache !== undefined && cache.key === key && cache.options.wasm?.binaries ===
       options.wasm?.binaries &&
@@ -441,19 +462,27 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
     choice = await startWasm(options, threads, why);
   } else if (requested === "webgpu") {
     const probe = await probeWebGpu();
-    if (!probe.ok) {
+    let adapter: { readonly adapter: GpuAdapter; readonly info: AdapterInfoLike };
+    if (probe.ok) {
+      adapter = probe;
+    } else if (probe.software !== undefined && options.allowSoftwareAdapter === true) {
+      adapter = probe.software;
+      why += `; software adapter allowed by allowSoftwareAdapter (about 100x slower than wasm)`;
+    } else {
       throw new Error(
-        `WebGPU was ${why} but ${probe.why}. A software adapter is about 100x ` +
-          `slower than wasm here; use --backend wasm (or cpu) instead.`,
+        `WebGPU was ${why} but ${probe.why}. ` +
+          (probe.software !== undefined
+            ? "A software adapter is about 100x slower than wasm; use --backend wasm (or cpu)."
+            : "Use --backend wasm (or cpu), or run where a GPU is available."),
       );
     }
-    await initWebGpu(probe.adapter, probe.info);
+    await initWebGpu(adapter.adapter, adapter.info);
     choice = {
       name: "webgpu",
       reason: why,
       threads: 1,
       simd: false,
-      adapter: summarise(probe.info),
+      adapter: summarise(adapter.info),
     };
   } else {
     const probe = await probeWebGpu();

@@ -260,6 +260,48 @@ Deno.test("wasm threads: a 2-thread child matches 1 thread and exits by itself",
   }
 });
 
+Deno.test("wasm threads: more than 8 are capped at the pool size, with the reason", async () => {
+  const child = await runChild(["--backend", "wasm", "--threads", "9"], ["-A"]);
+  assert.equal(child.json.threads, 8);
+  assert.match(child.json.reason as string, /9 threads requested, capped at 8/);
+});
+
+Deno.test("wasm threads from bytes need only the temp folder, not the npm cache", async () => {
+  const probe = await Deno.makeTempDir();
+  const tmp = probe.slice(0, probe.lastIndexOf("/"));
+  await Deno.remove(probe);
+  const bytes = await Deno.readFile(new URL("tfjs-backend-wasm-threaded-simd.wasm", DIST));
+  const args = ["--backend", "wasm", "--threads", "2", "--stdin-binary", "threadedSimd"];
+  const child = await runChild(args, [`--allow-write=${tmp}`, `--allow-read=${tmp}`], bytes);
+  assert.equal(child.json.threads, 2);
+  const reference = await runChild(["--backend", "cpu"], ["-A"]);
+  const a = child.json.values as number[];
+  const b = reference.json.values as number[];
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4, `at ${i}`);
+});
+
+Deno.test("auto choice without permissions falls back to cpu and says why", async () => {
+  const child = await runChild([], []);
+  assert.equal(child.json.backend, "cpu");
+  assert.match(
+    child.json.reason as string,
+    /^auto: WebGPU refused, .*wasm failed .*no read permission/,
+  );
+});
+
+Deno.test("webgpu path: allowSoftwareAdapter runs tfjs-backend-webgpu on our adapter, matching cpu", async () => {
+  // deno-lint-ignore no-explicit-any
+  const gpu = (navigator as any).gpu;
+  if (!gpu || (await gpu.requestAdapter()) === null) return; // No WebGPU at all here.
+  const child = await runChild(["--backend", "webgpu", "--allow-software-adapter"], ["-A"]);
+  assert.equal(child.json.backend, "webgpu");
+  assert.match(child.json.reason as string, /allowSoftwareAdapter/);
+  const reference = await runChild(["--backend", "cpu"], ["-A"]);
+  const a = child.json.values as number[];
+  const b = reference.json.values as number[];
+  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4, `at ${i}`);
+});
+
 Deno.test("wasm from bytes needs no file-system permission (single thread)", async () => {
   const bytes = await Deno.readFile(new URL("tfjs-backend-wasm-simd.wasm", DIST));
   const child = await runChild(

@@ -21,6 +21,7 @@ const { values } = parseArgs({
     shape: { type: "string", default: "2,8,8,16,16" },
     repeat: { type: "string", default: "1" },
     "stdin-binary": { type: "string" },
+    "allow-software-adapter": { type: "boolean", default: false },
   },
 });
 const [n, h, w, cin, cout] = values.shape.split(",").map(Number);
@@ -34,6 +35,7 @@ if (values["stdin-binary"] !== undefined) {
 const choice = await selectBackend({
   ...backendOptionsFromValues(values),
   ...(binaries ? { wasm: { binaries } } : {}),
+  allowSoftwareAdapter: values["allow-software-adapter"],
   env: {},
 });
 
@@ -53,6 +55,8 @@ let sum = 0;
 for (const v of out) sum += v;
 console.log(JSON.stringify({
   backend: choice.name,
+  reason: choice.reason,
+  adapter: choice.adapter,
   threads: choice.threads,
   simd: choice.simd,
   n: out.length,
