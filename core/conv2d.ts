@@ -83,8 +83,9 @@ export class Conv2d implements Module {
     const values = options.init === "zeros"
       ? new Float32Array(n)
       : new Rng(options.seed).normalArray(n, Math.sqrt(2 / (cout * k * k)));
-    this.weight = tf.variable(tf.tensor4d(values, [k, k, cin, cout]), true);
-    this.bias = options.bias ? tf.variable(tf.zeros([cout]), true) : undefined;
+    // tf.variable copies its initial value: build the initial tensors inside tidy so they are freed.
+    this.weight = tf.tidy(() => tf.variable(tf.tensor4d(values, [k, k, cin, cout]), true));
+    this.bias = options.bias ? tf.tidy(() => tf.variable(tf.zeros([cout]), true)) : undefined;
   }
 
   /**

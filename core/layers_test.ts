@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { BatchNorm } from "./batch_norm.ts";
 import { Conv2d } from "./conv2d.ts";
 import { Linear } from "./linear.ts";
-import { countParameters } from "./module.ts";
+import { countParameters, disposeModule } from "./module.ts";
 
 await tf.setBackend("cpu");
 
@@ -54,4 +54,15 @@ Deno.test("Linear uses PyTorch's default bound and shape", () => {
   const w = fc.weight.dataSync();
   assert.ok(w.every((v) => Math.abs(v) <= 0.1));
   assert.deepEqual(countParameters(fc), 1010);
+});
+
+Deno.test("building and disposing layers leaves no tensor behind", () => {
+  const before = tf.memory().numTensors;
+  const layers = [
+    new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, bias: true, seed: 0 }),
+    new Linear({ inFeatures: 3, outFeatures: 2, seed: 0 }),
+  ];
+  assert.ok(tf.memory().numTensors > before);
+  for (const layer of layers) disposeModule(layer);
+  assert.equal(tf.memory().numTensors, before);
 });

@@ -63,11 +63,12 @@ export class Linear implements Module {
     const rng = new Rng(options.seed);
     const zeros = options.init === "zeros";
     const w = zeros ? new Float32Array(i * o) : rng.uniformArray(i * o, -bound, bound);
-    this.weight = tf.variable(tf.tensor2d(w, [i, o]), true);
-    this.bias = options.bias === false ? undefined : tf.variable(
-      tf.tensor1d(zeros ? new Float32Array(o) : rng.uniformArray(o, -bound, bound)),
-      true,
-    );
+    // tf.variable copies its initial value: build the initial tensors inside tidy so they are freed.
+    this.weight = tf.tidy(() => tf.variable(tf.tensor2d(w, [i, o]), true));
+    const b = zeros ? new Float32Array(o) : rng.uniformArray(o, -bound, bound);
+    this.bias = options.bias === false
+      ? undefined
+      : tf.tidy(() => tf.variable(tf.tensor1d(b), true));
   }
 
   /**
