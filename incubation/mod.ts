@@ -6,6 +6,7 @@
  * @module
  */
 export * from "./bundle.ts";
+export * from "./checkpoint_bundle.ts";
 export * from "./classifier.ts";
 export * from "./config.ts";
 export * from "./http_handler.ts";

@@ -1,0 +1,124 @@
+/**
+ * `deno task export --checkpoint DIR --out model.mfi`: turns a training checkpoint into a
+ * single-file inference bundle (weights + batch-norm statistics, spec, labels, normalisation,
+ * parameter count, recorded accuracy, SHA-256s; no optimizer state). See `bundleFromCheckpoint`
+ * in `@mfi/incubation` for where each field comes from.
+ *
+ * `--checkpoint` takes a sidecar (`.../output.json`), a checkpoint directory (its newest complete
+ * checkpoint is used) or a pipeline phase directory (its `output/` checkpoint).
+ * Options: `--spec FILE.json`, `--dataset cifar10|cifar100`, `--class-names FILE` (one per line,
+ * as CIFAR's `batches.meta.txt`), `--name TEXT`, `--no-accuracy`.
+ * Permissions: `--allow-read` (checkpoint, spec, names) and `--allow-write` (the bundle).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { latestCheckpoint, readCheckpoint, selectBackend, writeFileAtomic } from "@mfi/core";
+import { bundleFromCheckpoint, type ModelSpec } from "@mfi/incubation";
+
+const USAGE = "usage: deno task export --checkpoint DIR|SIDECAR.json --out model.mfi " +
+  "[--spec spec.json] [--dataset cifar10|cifar100] [--class-names FILE] [--name TEXT] [--no-accuracy]";
+
+async function isDir(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isDirectory;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Resolves `--checkpoint` to a sidecar path.
+ *
+ * @param path A sidecar, a checkpoint directory or a phase directory.
+ * @returns The sidecar path.
+ * @throws {Error} If no complete checkpoint is there.
+ */
+async function resolveCheckpoint(path: string): Promise<string> {
+  if (path.endsWith(".json")) return path;
+  if (!(await isDir(path))) {
+    throw new Error(`--checkpoint ${path} is neither a .json sidecar nor a directory`);
+  }
+  const direct = await latestCheckpoint(path);
+  if (direct) return direct;
+  if (await isDir(`${path}/output`)) {
+    const output = await latestCheckpoint(`${path}/output`);
+    if (output) return output;
+  }
+  throw new Error(
+    `No complete checkpoint in ${path} (nor in ${path}/output): a checkpoint is a <name>.json ` +
+      `sidecar beside its weights file, written by saveCheckpoint`,
+  );
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      checkpoint: { type: "string" },
+      out: { type: "string" },
+      spec: { type: "string" },
+      dataset: { type: "string" },
+      "class-names": { type: "string" },
+      name: { type: "string" },
+      "no-accuracy": { type: "boolean" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+    allowPositionals: false,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (!values.checkpoint || !values.out) {
+    throw new TypeError(`--checkpoint and --out are required\n${USAGE}`);
+  }
+  const dataset = values.dataset;
+  if (dataset !== undefined && dataset !== "cifar10" && dataset !== "cifar100") {
+    throw new TypeError(`--dataset must be cifar10 or cifar100, got "${dataset}"`);
+  }
+  await selectBackend({ backend: "cpu" });
+  const sidecar = await resolveCheckpoint(values.checkpoint);
+  const checkpoint = await readCheckpoint(sidecar);
+  const spec = values.spec
+    ? JSON.parse(await Deno.readTextFile(values.spec)) as ModelSpec
+    : undefined;
+  const classNames = values["class-names"]
+    ? (await Deno.readTextFile(values["class-names"])).split("\n").map((s) => s.trim()).filter(
+      Boolean,
+    )
+    : undefined;
+  const { bytes, info } = await bundleFromCheckpoint(checkpoint, {
+    spec,
+    dataset,
+    classNames,
+    name: values.name,
+    accuracy: values["no-accuracy"] ? null : undefined,
+  });
+  await writeFileAtomic(values.out, bytes);
+  const acc = info.accuracy
+    ? `${
+      (100 * info.accuracy.top1).toFixed(2)
+    } % on ${info.accuracy.examples} ${info.accuracy.dataset} ${info.accuracy.split} images`
+    : "not recorded";
+  console.log(
+    [
+      `wrote ${values.out} (${(bytes.length / 1e6).toFixed(2)} MB) from ${sidecar}`,
+      `  model: ${info.name}`,
+      `  parameters: ${info.parameters}`,
+      `  classes: ${info.classNames.length} (${info.classNames.slice(0, 3).join(", ")}, ...)`,
+      `  accuracy: ${acc}`,
+      `  tensor sha-256: ${info.tensorSha256}`,
+    ].join("\n"),
+  );
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`export: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * `tasks/export.ts` end to end: a pipeline-style phase directory (checkpoint with optimizer
+ * state, spec and accuracy in the sidecar) becomes a bundle with only read/write permissions on
+ * the temp folder, and the bundle classifies exactly like the checkpoint's model.
+ */
+import * as tf from "@tensorflow/tfjs";
+import assert from "node:assert/strict";
+import { disposeModule, Rng, saveCheckpoint } from "@mfi/core";
+import type { StagedModel } from "@mfi/resnet";
+import { buildModel, loadClassifier, resnetSpec } from "@mfi/incubation";
+
+await tf.setBackend("cpu");
+
+const EXPORT = new URL("../tasks/export.ts", import.meta.url).pathname;
+
+async function runExport(dir: string, args: string[]): Promise<{ code: number; text: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      "--no-prompt",
+      `--allow-read=${dir}`,
+      `--allow-write=${dir}`,
+      EXPORT,
+      ...args,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: out.code, text: d.decode(out.stdout) + d.decode(out.stderr) };
+}
+
+Deno.test("export: phase directory -> .mfi bundle that classifies like the model", async () => {
+  const spec = resnetSpec("resnet18", 10, 1 / 32);
+  let model!: StagedModel;
+  tf.tidy(() => {
+    model = buildModel(spec, { seed: 21 });
+  });
+  const dir = await Deno.makeTempDir({ prefix: "mfi-export-" });
+  try {
+    const momentum = new Map(
+      model.namedVariables().filter(([, v]) => v.trainable).map(([n, v]) => [
+        `momentum_buffer.${n}`,
+        { dtype: "F32" as const, shape: v.shape, data: new Float32Array(v.size) },
+      ]),
+    );
+    await saveCheckpoint(`${dir}/baseline/output`, model.namedVariables(), {
+      epoch: 2,
+      step: 20,
+      config: { phase: "baseline", spec, data: { dataset: "cifar10", testPerClass: null } },
+      optimizer: { kind: "sgd", iterations: 20, tensors: momentum },
+      extra: { phase: "baseline", spec, testAccuracy: 0.25 },
+    }, { name: "output" });
+
+    const { code, text } = await runExport(dir, [
+      "--checkpoint",
+      `${dir}/baseline`,
+      "--out",
+      `${dir}/model.mfi`,
+    ]);
+    assert.equal(code, 0, text);
+    assert.match(text, /parameters: \d+/);
+    assert.match(text, /accuracy: 25\.00 % on 10000 cifar10 test images/);
+
+    const classifier = await loadClassifier(new URL(`file://${dir}/model.mfi`), { backend: "cpu" });
+    assert.equal(classifier.info.accuracy?.top1, 0.25);
+    const rng = new Rng(5);
+    const images = Uint8Array.from({ length: 4 * 3072 }, () => rng.int(256));
+    const answers = await classifier.classify(images, { topK: 1 });
+    const expected = tf.tidy(() => {
+      const x = tf.tensor4d(Float32Array.from(images), [4, 32, 32, 3]).div(255)
+        .sub([0.4914, 0.4822, 0.4465]).div([0.2470, 0.2435, 0.2616]);
+      return Array.from(model.apply(x, { training: false }).argMax(-1).dataSync());
+    });
+    assert.deepEqual(answers.map((a) => a[0].index), expected);
+    classifier.dispose();
+
+    const missing = await runExport(dir, ["--checkpoint", `${dir}/nothing`, "--out", `${dir}/x`]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.text, /export: --checkpoint .*nothing is neither/);
+    const usage = await runExport(dir, ["--out", `${dir}/x`]);
+    assert.match(usage.text, /--checkpoint and --out are required/);
+  } finally {
+    disposeModule(model);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
