@@ -1,0 +1,275 @@
+/**
+ * `deno task bench:serve`: a bounded load test of `tasks/serve.ts` on 127.0.0.1 only.
+ *
+ * 1. Cold start, `--cold-starts` times: spawn the server (restricted permissions: net to
+ *    127.0.0.1, read of the bundle and the WASM binaries) and time process start to the
+ *    `listening` line and to the first `POST /classify` answer.
+ * 2. Load, two rounds of `--requests` requests with `--concurrency` clients each (PNG of
+ *    `--image-size` pixels square, or raw 3072 bytes with `--input raw`): requests/s, latency
+ *    p50/p90/p99/max, every status 200.
+ * 3. Leak check: `/healthz` `numTensors` must be identical after warm-up, after round 1 and after
+ *    round 2, and the resident set may not keep growing between the rounds (reported).
+ *
+ * Without `--model`, a randomly initialised bundle of `--arch`/`--width` is written to a temp
+ * folder (latency depends on the architecture, not on the weights' values).
+ * Options: `--model PATH`, `--arch resnet18`, `--width 0.25`, `--requests 2000`,
+ * `--concurrency 8`, `--input png|raw`, `--image-size 64`, `--cold-starts 3`, `--threads 1`,
+ * `--backend wasm`, `--json FILE` (write the results).
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import { encode as encodePng } from "fast-png";
+import { Rng, selectBackend } from "@mfi/core";
+import type { ResNetArchName, StagedModel } from "@mfi/resnet";
+import { buildModel, resnetSpec, writeBundle } from "@mfi/incubation";
+import { startServer, wasmDir } from "./_serve_process.ts";
+
+interface Health {
+  numTensors: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  batches: number;
+  images: number;
+}
+
+function quantile(sorted: number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[i];
+}
+
+async function health(base: string): Promise<Health> {
+  const res = await fetch(`${base}/healthz`);
+  if (!res.ok) throw new Error(`/healthz answered ${res.status}`);
+  return await res.json();
+}
+
+async function makeBundle(dir: string, arch: ResNetArchName, width: number): Promise<string> {
+  await selectBackend({ backend: "cpu" });
+  const spec = resnetSpec(arch, 10, width);
+  let model!: StagedModel;
+  tf.tidy(() => {
+    model = buildModel(spec, { seed: 1 });
+  });
+  const bytes = await writeBundle(model, spec, {
+    classNames: [
+      "airplane",
+      "automobile",
+      "bird",
+      "cat",
+      "deer",
+      "dog",
+      "frog",
+      "horse",
+      "ship",
+      "truck",
+    ],
+    normalization: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
+    name: `bench ${arch} x${width} (random weights)`,
+  });
+  for (const [, v] of model.namedVariables()) v.dispose();
+  const path = `${dir}/bench.mfi`;
+  await Deno.writeFile(path, bytes);
+  return path;
+}
+
+interface Round {
+  requests: number;
+  seconds: number;
+  requestsPerSecond: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  non200: number;
+}
+
+async function round(
+  base: string,
+  body: Uint8Array,
+  contentType: string,
+  requests: number,
+  concurrency: number,
+): Promise<Round> {
+  const latencies: number[] = [];
+  let next = 0;
+  let non200 = 0;
+  const t0 = performance.now();
+  const worker = async () => {
+    while (next < requests) {
+      next++;
+      const s = performance.now();
+      const res = await fetch(`${base}/classify?topk=3`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body: body.slice(),
+      });
+      await res.arrayBuffer();
+      latencies.push(performance.now() - s);
+      if (res.status !== 200) non200++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  return {
+    requests,
+    seconds,
+    requestsPerSecond: requests / seconds,
+    latencyMs: {
+      p50: quantile(latencies, 0.5),
+      p90: quantile(latencies, 0.9),
+      p99: quantile(latencies, 0.99),
+      max: latencies[latencies.length - 1],
+      mean: latencies.reduce((a, b) => a + b, 0) / latencies.length,
+    },
+    non200,
+  };
+}
+
+async function main(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      model: { type: "string" },
+      arch: { type: "string", default: "resnet18" },
+      width: { type: "string", default: "0.25" },
+      requests: { type: "string", default: "2000" },
+      concurrency: { type: "string", default: "8" },
+      input: { type: "string", default: "png" },
+      "image-size": { type: "string", default: "64" },
+      "cold-starts": { type: "string", default: "3" },
+      threads: { type: "string", default: "1" },
+      backend: { type: "string", default: "wasm" },
+      json: { type: "string" },
+    },
+    strict: true,
+  });
+  const num = (k: keyof typeof values): number => {
+    const v = Number(values[k]);
+    if (!Number.isFinite(v) || v <= 0) throw new RangeError(`--${k} must be a positive number`);
+    return v;
+  };
+  const requests = num("requests");
+  const concurrency = num("concurrency");
+  const coldStarts = num("cold-starts");
+  const size = num("image-size");
+  if (values.input !== "png" && values.input !== "raw") {
+    throw new TypeError("--input must be png or raw");
+  }
+  const dir = await Deno.makeTempDir({ prefix: "mfi-bench-serve-" });
+  try {
+    const model = values.model ??
+      await makeBundle(dir, values.arch as ResNetArchName, num("width"));
+    const rng = new Rng(7);
+    const body = values.input === "raw"
+      ? Uint8Array.from({ length: 3072 }, () => rng.int(256))
+      : new Uint8Array(encodePng({
+        width: size,
+        height: size,
+        channels: 3,
+        data: Uint8Array.from({ length: size * size * 3 }, () => rng.int(256)),
+      }));
+    const contentType = values.input === "raw" ? "application/octet-stream" : "image/png";
+    const serverArgs = [
+      "--backend",
+      values.backend!,
+      "--threads",
+      values.threads!,
+      "--wasm-dir",
+      wasmDir(),
+    ];
+
+    // 1. Cold starts.
+    const cold: Array<{ listenMs: number; firstAnswerMs: number }> = [];
+    for (let i = 0; i < coldStarts; i++) {
+      const t0 = performance.now();
+      const server = await startServer({ model, args: serverArgs });
+      const res = await fetch(`${server.base}/classify`, {
+        method: "POST",
+        headers: { "content-type": contentType },
+        body: body.slice(),
+      });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`first request answered ${res.status}`);
+      cold.push({ listenMs: server.listenMs, firstAnswerMs: performance.now() - t0 });
+      await server.close();
+    }
+
+    // 2-3. Load rounds and leak check on one server.
+    const server = await startServer({ model, args: serverArgs });
+    let results;
+    try {
+      const info = await (await fetch(`${server.base}/model`)).json();
+      await round(server.base, body, contentType, Math.min(50, requests), concurrency); // warm-up
+      const h0 = await health(server.base);
+      const r1 = await round(server.base, body, contentType, requests, concurrency);
+      const h1 = await health(server.base);
+      const r2 = await round(server.base, body, contentType, requests, concurrency);
+      const h2 = await health(server.base);
+      results = {
+        date: new Date().toISOString(),
+        model: { name: info.name, parameters: info.parameters, backend: info.backend },
+        input: values.input === "raw"
+          ? "raw 3072 bytes"
+          : `PNG ${size}x${size} RGB (${body.length} bytes)`,
+        concurrency,
+        coldStart: {
+          runs: cold,
+          medianListenMs: quantile(cold.map((c) => c.listenMs).sort((a, b) => a - b), 0.5),
+          medianFirstAnswerMs: quantile(
+            cold.map((c) => c.firstAnswerMs).sort((a, b) => a - b),
+            0.5,
+          ),
+        },
+        rounds: [r1, r2],
+        health: [h0, h1, h2].map((h) => ({
+          numTensors: h.numTensors,
+          rssMB: h.rssBytes / 1e6,
+          heapUsedMB: h.heapUsedBytes / 1e6,
+          batches: h.batches,
+          images: h.images,
+        })),
+        tensorsFlat: h0.numTensors === h1.numTensors && h1.numTensors === h2.numTensors,
+        rssGrowthRound2MB: (h2.rssBytes - h1.rssBytes) / 1e6,
+        imagesPerBatch: (h2.images - h0.images) / Math.max(1, h2.batches - h0.batches),
+        machine: `${navigator.hardwareConcurrency} logical CPUs (shared with other jobs)`,
+      };
+    } finally {
+      await server.close();
+    }
+    if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(results, null, 2) + "\n");
+    const f = (x: number) => x.toFixed(1);
+    console.log(
+      [
+        `model: ${results.model.name}, ${results.model.parameters} parameters, backend ${results.model.backend}`,
+        `input: ${results.input}; ${requests} requests x 2 rounds, ${concurrency} concurrent`,
+        `cold start (median of ${cold.length}): listening ${
+          f(results.coldStart.medianListenMs)
+        } ms, first answer ${f(results.coldStart.medianFirstAnswerMs)} ms`,
+        ...results.rounds.map((r, i) =>
+          `round ${i + 1}: ${f(r.requestsPerSecond)} req/s, p50 ${f(r.latencyMs.p50)} ms, p90 ${
+            f(r.latencyMs.p90)
+          } ms, p99 ${f(r.latencyMs.p99)} ms, max ${f(r.latencyMs.max)} ms, non-200: ${r.non200}`
+        ),
+        `tensors after warm-up/round 1/round 2: ${
+          results.health.map((h) => h.numTensors).join(" / ")
+        } (${results.tensorsFlat ? "flat" : "NOT FLAT"})`,
+        `rss MB: ${results.health.map((h) => f(h.rssMB)).join(" / ")}; heap MB: ${
+          results.health.map((h) => f(h.heapUsedMB)).join(" / ")
+        }; images per forward pass: ${results.imagesPerBatch.toFixed(2)}`,
+      ].join("\n"),
+    );
+    if (!results.tensorsFlat || results.rounds.some((r) => r.non200 > 0)) Deno.exitCode = 1;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  try {
+    await main(Deno.args);
+  } catch (e) {
+    console.error(`bench:serve: ${(e as Error).stack ?? e}`);
+    Deno.exit(1);
+  }
+}
