@@ -10,8 +10,15 @@ import {
   readBundle,
   writeBundle,
 } from "./bundle.ts";
-import type { StagedModel } from "@mfi/resnet";
-import { buildModel, type ModelSpec, resnetSpec } from "./model_spec.ts";
+import { residualStageInfo, type StagedModel } from "@mfi/resnet";
+import {
+  buildModel,
+  type ModelSpec,
+  replaceStages,
+  resnetSpec,
+  type StageSpec,
+  validateModelSpec,
+} from "./model_spec.ts";
 
 await tf.setBackend("cpu");
 
@@ -210,4 +217,57 @@ Deno.test("instantiateBundle rejects missing, unexpected and misshapen tensors",
     ),
   );
   assert.equal(tf.memory().numTensors, before, "a failed load frees the model it built");
+});
+
+Deno.test("every model family round-trips: resnet, meta, hybrid, mfi-resnet", async () => {
+  const base = resnetSpec("resnet18", 3, 1 / 32);
+  const meanflow = (i: number, modules: 1 | 2): StageSpec => {
+    const info = residualStageInfo("resnet18", i, 1 / 32);
+    return validateModelSpec({
+      ...base,
+      family: "mfi-resnet",
+      stages: base.stages.map((s, j) =>
+        j === i
+          ? {
+            kind: "meanflow",
+            config: {
+              inChannels: info.inChannels,
+              outChannels: info.outChannels,
+              stride: info.stride,
+              hidden: 4,
+              modules,
+            },
+          }
+          : s
+      ),
+    }).stages[i];
+  };
+  const specs: ModelSpec[] = [
+    base,
+    replaceStages(base, {
+      0: meanflow(0, 1),
+      1: meanflow(1, 1),
+      2: meanflow(2, 1),
+      3: meanflow(3, 2),
+    }, "meta"),
+    replaceStages(base, { 0: meanflow(0, 1), 2: meanflow(2, 1), 3: meanflow(3, 2) }, "hybrid"),
+    replaceStages(base, { 3: meanflow(3, 2) }, "mfi-resnet"),
+  ];
+  const x = tf.randomNormal([2, 32, 32, 3], 0, 1, "float32", 4);
+  for (const spec of specs) {
+    const model = build(spec, 9);
+    const bundle = await readBundle(await writeBundle(model, spec, META));
+    assert.equal(bundle.info.spec.family, spec.family);
+    assert.equal(bundle.info.parameters, countParameters(model), spec.family);
+    const copy = instantiateBundle(bundle);
+    const [a, b] = tf.tidy(() => [
+      model.apply(x, { training: false }),
+      copy.apply(x, { training: false }),
+    ]);
+    assert.deepEqual(await b.data(), await a.data(), spec.family);
+    tf.dispose([a, b]);
+    disposeModule(model);
+    disposeModule(copy);
+  }
+  x.dispose();
 });
