@@ -27,6 +27,11 @@ export interface StartServerOptions {
   readonly args?: readonly string[];
   /** Give up after this many milliseconds (default 60,000). */
   readonly timeoutMs?: number;
+  /**
+   * `"cli"` (default): `deno run tasks/serve.ts --model ...`; `"deploy"`: `deno serve
+   * tasks/serve_deploy.ts` with `MFI_MODEL_URL` (and `--allow-env` for its variables).
+   */
+  readonly entry?: "cli" | "deploy";
 }
 
 /** The directory holding tfjs-backend-wasm's `.wasm` files (Deno's npm cache). */
@@ -48,17 +53,29 @@ export function restrictedPermissions(model: string): string[] {
  * @throws {Error} If the process exits or stays silent before listening; the message has its output.
  */
 export async function startServer(options: StartServerOptions): Promise<ServerProcess> {
-  const serve = new URL("./serve.ts", import.meta.url).pathname;
   const config = new URL("../deno.json", import.meta.url).pathname;
-  const t0 = performance.now();
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
+  const permissions = options.permissions ?? restrictedPermissions(options.model);
+  const deploy = options.entry === "deploy";
+  const args = deploy
+    ? [
+      "serve",
+      `--config=${config}`,
+      "--no-prompt",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES",
+      ...permissions,
+      new URL("./serve_deploy.ts", import.meta.url).pathname,
+    ]
+    : [
       "run",
       "--quiet",
       "--no-prompt",
       `--config=${config}`,
-      ...(options.permissions ?? restrictedPermissions(options.model)),
-      serve,
+      ...permissions,
+      new URL("./serve.ts", import.meta.url).pathname,
       "--model",
       options.model,
       "--hostname",
@@ -66,7 +83,17 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       "--port",
       "0",
       ...(options.args ?? ["--backend", "wasm", "--threads", "1", "--wasm-dir", wasmDir()]),
-    ],
+    ];
+  const t0 = performance.now();
+  const child = new Deno.Command(Deno.execPath(), {
+    args,
+    env: deploy
+      ? {
+        MFI_MODEL_URL: new URL(`file://${options.model}`).href,
+        MFI_WASM_URL: wasmDir(),
+        MFI_MAX_BODY_BYTES: "",
+      }
+      : {},
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -78,7 +105,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
   const pump = async (stream: ReadableStream<Uint8Array>) => {
     for await (const chunk of stream) {
       text += decoder.decode(chunk, { stream: true });
-      const m = text.match(/listening on (http:\/\/[^/\s]+)\//);
+      const m = text.match(/listening on (http:\/\/[^/\s]+)\//i);
       if (m) resolveListen(m[1]);
     }
   };

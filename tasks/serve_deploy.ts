@@ -1,0 +1,46 @@
+/**
+ * The classifier server as a `deno serve` module (and for Deno Deploy-style hosts that run a
+ * module's default `fetch` export): configuration comes from the environment, not from flags.
+ *
+ * - `MFI_MODEL_URL` (required): the bundle, as a `file:`, `http:` or `https:` URL.
+ * - `MFI_WASM_URL` (optional): a folder URL (or path) holding tfjs-backend-wasm's `.wasm` files;
+ *   default: the installed npm package.
+ * - `MFI_MAX_BODY_BYTES` (optional): request body limit (default 5 MiB).
+ *
+ * ```sh
+ * MFI_MODEL_URL=file:///srv/model.mfi deno serve --port 8080 \
+ *   --allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES \
+ *   --allow-read=/srv/model.mfi,$WASM_DIR tasks/serve_deploy.ts
+ * ```
+ *
+ * With an `https:` bundle and `MFI_WASM_URL`, only `--allow-net` and `--allow-env` are needed.
+ *
+ * @module
+ */
+import { createHandler, loadClassifier } from "@mfi/incubation";
+
+function env(name: string): string | undefined {
+  const value = Deno.env.get(name);
+  return value === undefined || value === "" ? undefined : value;
+}
+
+const modelUrl = env("MFI_MODEL_URL");
+if (modelUrl === undefined) {
+  throw new Error(
+    "serve_deploy: set MFI_MODEL_URL to the bundle's file:, http: or https: URL " +
+      "(and grant --allow-env=MFI_MODEL_URL)",
+  );
+}
+const wasmUrl = env("MFI_WASM_URL");
+const maxBody = env("MFI_MAX_BODY_BYTES");
+
+const classifier = await loadClassifier(new URL(modelUrl), {
+  wasm: wasmUrl === undefined ? undefined : { paths: wasmUrl },
+});
+
+/** The `deno serve` entry: `fetch` is the classifier's HTTP handler. */
+export default {
+  fetch: createHandler(classifier, {
+    maxBodyBytes: maxBody === undefined ? undefined : Number(maxBody),
+  }),
+} satisfies Deno.ServeDefaultExport;
