@@ -1,0 +1,286 @@
+/**
+ * `deno task train`: trains a CIFAR ResNet with the core training engine.
+ *
+ * ```
+ * deno task train --model resnet18 --dataset cifar10 --width 0.25 --epochs 30 --subset 500 \
+ *   --batch-size 128 --lr 0.1 --seed 0 --out runs/r18 [--resume] [--config run.yaml] \
+ *   [--backend wasm|cpu|webgpu] [--data-dir D] [--limit-test N]
+ * ```
+ *
+ * Every option can also come from a YAML file (`--config`); flags override the file; unknown keys
+ * are errors. Writes into `--out`: `config.json` (resolved), `metrics.jsonl` (one line per epoch),
+ * `checkpoints/` (atomic, resumable with `--resume`) and `test_accuracy.svg`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import {
+  AdamW,
+  configHelp,
+  type ConfigOf,
+  cosineSchedule,
+  countCorrect,
+  deriveSeed,
+  type EpochRecord,
+  type FieldSpec,
+  linePlotSvg,
+  loadYamlConfig,
+  type LossFn,
+  type NamedVariables,
+  type Optimizer,
+  parseConfigFlags,
+  resolveConfig,
+  selectBackend,
+  Sgd,
+  softmaxCrossEntropy,
+  trainModel,
+} from "@mfi/core";
+import {
+  batchCount,
+  batches,
+  type CifarSplit,
+  defaultDataDir,
+  loadCifar,
+  subsetPerClass,
+} from "@mfi/data";
+import { buildResNet, RESNET_ARCHS } from "@mfi/resnet";
+
+/** Every option of `deno task train`, with types, ranges and defaults (MODEL's section 7). */
+export const TRAIN_SCHEMA = {
+  model: {
+    type: "string",
+    choices: Object.keys(RESNET_ARCHS) as (keyof typeof RESNET_ARCHS)[],
+    default: "resnet18",
+    doc: "architecture",
+  },
+  dataset: { type: "string", choices: ["cifar10", "cifar100"], default: "cifar10" },
+  width: { type: "number", min: 0.01, max: 4, default: 1, doc: "channel width multiplier" },
+  epochs: { type: "number", integer: true, min: 1, default: 200 },
+  subset: { type: "number", integer: true, min: 1, doc: "training images per class (stratified)" },
+  limitTest: { type: "number", integer: true, min: 1, doc: "evaluate on the first N test images" },
+  batchSize: { type: "number", integer: true, min: 1, max: 65536, default: 128 },
+  optimizer: { type: "string", choices: ["sgd", "adamw"], default: "sgd" },
+  lr: { type: "number", min: 0, default: 0.1, doc: "peak learning rate" },
+  minLr: { type: "number", min: 0, default: 0, doc: "learning rate at the last step" },
+  warmupEpochs: { type: "number", min: 0, default: 0, doc: "linear warm-up (epochs)" },
+  momentum: { type: "number", min: 0, max: 0.999, default: 0.9 },
+  nesterov: { type: "boolean", default: true },
+  weightDecay: { type: "number", min: 0, default: 5e-4 },
+  weightDecayFilter: { type: "string", choices: ["all", "exclude-1d"], default: "all" },
+  labelSmoothing: { type: "number", min: 0, max: 0.99, default: 0 },
+  augment: { type: "boolean", default: true, doc: "random crop (pad 4) and flip" },
+  seed: { type: "number", integer: true, min: 0, default: 0 },
+  evalEvery: { type: "number", integer: true, min: 1, default: 1, doc: "epochs between tests" },
+  checkpointEvery: { type: "number", integer: true, min: 1, default: 1 },
+  out: { type: "string", default: "runs/train", doc: "output directory" },
+  dataDir: { type: "string", doc: "CIFAR folder or official .tar.gz (default: data cache)" },
+  backend: { type: "string", choices: ["webgpu", "wasm", "cpu"], doc: "tfjs backend" },
+  threads: { type: "number", integer: true, min: 1, max: 64, doc: "WASM threads" },
+} as const satisfies Record<string, FieldSpec>;
+
+/** The resolved options of a training run. */
+export type TrainConfig = ConfigOf<typeof TRAIN_SCHEMA>;
+
+/** Keys that may change between a run and its resume (where and how it runs, not what). */
+const RUNTIME_KEYS = ["out", "dataDir", "backend", "threads"] as const;
+
+/** What {@linkcode runTrain} returns. */
+export interface TrainSummary {
+  /** The resolved config. */
+  readonly config: TrainConfig;
+  /** The backend that ran. */
+  readonly backend: string;
+  /** Epoch records. */
+  readonly history: readonly EpochRecord[];
+  /** Final test accuracy, or null. */
+  readonly testAccuracy: number | null;
+  /** Training images per epoch. */
+  readonly trainImages: number;
+  /** Test images. */
+  readonly testImages: number;
+}
+
+const HELP = `deno task train [options]
+
+Options (also as YAML keys via --config; flags override the file):
+${configHelp(TRAIN_SCHEMA)}
+  --config <file.yaml>  read options from a YAML file
+  --resume  continue from the newest complete checkpoint in <out>/checkpoints
+  --help  show this text`;
+
+async function loadSplit(config: TrainConfig, split: "train" | "test"): Promise<CifarSplit> {
+  const source = config.dataDir ?? defaultDataDir();
+  const where = source.endsWith(".tar.gz") ? { archive: source } : { dir: source };
+  return await loadCifar({ dataset: config.dataset, split, ...where });
+}
+
+function firstImages(split: CifarSplit, n: number): CifarSplit {
+  if (n >= split.count) return split;
+  return Object.freeze({
+    ...split,
+    count: n,
+    images: split.images.slice(0, n * 32 * 32 * 3),
+    labels: split.labels.slice(0, n),
+  });
+}
+
+function buildOptimizer(
+  config: TrainConfig,
+  variables: NamedVariables,
+): Optimizer {
+  if (config.optimizer === "adamw") {
+    return new AdamW(variables, {
+      weightDecay: config.weightDecay,
+      weightDecayFilter: config.weightDecayFilter,
+    });
+  }
+  return new Sgd(variables, {
+    momentum: config.momentum,
+    nesterov: config.nesterov && config.momentum > 0,
+    weightDecay: config.weightDecay,
+    weightDecayFilter: config.weightDecayFilter,
+  });
+}
+
+/**
+ * Runs `deno task train` with the given arguments.
+ *
+ * @param args Command-line arguments.
+ * @returns The run summary, or undefined after `--help`.
+ * @throws {Error} On invalid options, missing data, a NaN loss or a failed resume.
+ */
+export async function runTrain(args: readonly string[]): Promise<TrainSummary | undefined> {
+  const flags = parseConfigFlags(TRAIN_SCHEMA, args, {
+    config: { type: "string" },
+    resume: { type: "boolean" },
+    help: { type: "boolean", short: "h" },
+  });
+  if (flags.extra.help) {
+    console.log(HELP);
+    return undefined;
+  }
+  const layers = [];
+  if (typeof flags.extra.config === "string") {
+    layers.push({ source: flags.extra.config, values: await loadYamlConfig(flags.extra.config) });
+  }
+  layers.push({ source: "the command line", values: flags.values });
+  const config = resolveConfig(TRAIN_SCHEMA, layers);
+
+  const backend = await selectBackend({ backend: config.backend, threads: config.threads });
+  console.log(`backend: ${backend.name} (${backend.reason})`);
+
+  const fullTrain = await loadSplit(config, "train");
+  const train = config.subset ? subsetPerClass(fullTrain, config.subset) : fullTrain;
+  const fullTest = await loadSplit(config, "test");
+  const test = config.limitTest ? firstImages(fullTest, config.limitTest) : fullTest;
+  const classes = train.classNames.length;
+  const stepsPerEpoch = batchCount(train.count, { batchSize: config.batchSize });
+  const totalSteps = stepsPerEpoch * config.epochs;
+  const warmupSteps = Math.min(Math.round(config.warmupEpochs * stepsPerEpoch), totalSteps - 1);
+  console.log(
+    `data: ${config.dataset} train ${train.count} images (${stepsPerEpoch} batches of ` +
+      `${config.batchSize}), test ${test.count}`,
+  );
+
+  const model = buildResNet({
+    arch: config.model,
+    classes,
+    width: config.width,
+    seed: config.seed,
+  });
+  const trainable = model.namedVariables().filter(([, v]) => v.trainable);
+  const optimizer = buildOptimizer(config, trainable);
+  const lossFn: LossFn = (batch) => {
+    const logits = model.apply(batch.images, { training: true });
+    return {
+      loss: softmaxCrossEntropy(logits, batch.labels, { labelSmoothing: config.labelSmoothing }),
+      metrics: {
+        accuracy: tf.div(countCorrect(logits, batch.labels), batch.labels.shape[0]) as tf.Scalar,
+      },
+    };
+  };
+  const runConfig = Object.fromEntries(
+    Object.entries(config).filter(([k]) => !(RUNTIME_KEYS as readonly string[]).includes(k)),
+  );
+  await Deno.mkdir(config.out, { recursive: true });
+  await Deno.writeTextFile(`${config.out}/config.json`, JSON.stringify(config, null, 2) + "\n");
+  const dataSeed = deriveSeed(config.seed, "data");
+  try {
+    const result = await trainModel(model, {
+      optimizer,
+      schedule: cosineSchedule({
+        baseLr: config.lr,
+        minLr: Math.min(config.minLr, config.lr),
+        totalSteps,
+        warmupSteps,
+      }),
+      epochs: config.epochs,
+      trainData: (epoch) =>
+        batches(train, {
+          batchSize: config.batchSize,
+          shuffle: true,
+          augment: config.augment,
+          seed: dataSeed,
+          epoch,
+        }),
+      testData: () => batches(test, { batchSize: Math.max(config.batchSize, 256) }),
+      evalEvery: config.evalEvery,
+      lossFn,
+      seed: config.seed,
+      stepsPerEpoch,
+      checkpointDir: `${config.out}/checkpoints`,
+      checkpointEvery: config.checkpointEvery,
+      resume: flags.extra.resume === true,
+      config: runConfig,
+      logFile: `${config.out}/metrics.jsonl`,
+    });
+    const points = result.history
+      .filter((r) => r.testAccuracy !== null)
+      .map((r) => [r.epoch, 100 * r.testAccuracy!] as const);
+    const trainPoints = result.history
+      .filter((r) => r.trainAccuracy !== null)
+      .map((r) => [r.epoch, 100 * r.trainAccuracy!] as const);
+    if (points.length + trainPoints.length > 0) {
+      await Deno.writeTextFile(
+        `${config.out}/test_accuracy.svg`,
+        linePlotSvg([
+          { name: "test top-1 (%)", points },
+          { name: "train top-1 (%)", points: trainPoints },
+        ], {
+          title: `${config.model} x${config.width} on ${config.dataset}`,
+          xLabel: "epoch",
+          yLabel: "accuracy (%)",
+        }),
+      );
+    }
+    const last = result.history.at(-1);
+    return {
+      config,
+      backend: backend.name,
+      history: result.history,
+      testAccuracy: last?.testAccuracy ?? null,
+      trainImages: train.count,
+      testImages: test.count,
+    };
+  } finally {
+    optimizer.dispose();
+    for (const [, v] of model.namedVariables()) v.dispose();
+  }
+}
+
+if (import.meta.main) {
+  try {
+    const summary = await runTrain(Deno.args);
+    if (summary) {
+      console.log(JSON.stringify({
+        out: summary.config.out,
+        epochs: summary.history.length,
+        testAccuracy: summary.testAccuracy,
+        backend: summary.backend,
+      }));
+    }
+  } catch (e) {
+    console.error(`train: ${(e as Error).message}`);
+    Deno.exit(1);
+  }
+}
