@@ -51,6 +51,8 @@ export interface ImageToSquareOptions extends DecodeImageOptions {
 /** Thrown when bytes are not a supported image or are corrupt; `message` says which and why. */
 export class ImageDecodeError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was wrong.
    * @param options Standard error options (`cause`).
    */

@@ -112,6 +112,8 @@ export interface ReadBundleOptions {
 /** Thrown when a bundle is malformed, tampered or does not match its spec. */
 export class BundleError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What was wrong, naming the source.
    * @param options Standard error options (`cause`).
    */

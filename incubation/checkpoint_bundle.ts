@@ -16,7 +16,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { disposeModule, type LoadedCheckpoint, restoreVariables } from "@mfi/core";
 import type { StagedModel } from "@mfi/resnet";
-import { CLASS_NAMES, type LabelledDataset, NORMALIZATION } from "./_cifar_labels.ts";
+import { CLASS_NAMES, NORMALIZATION } from "./_cifar_labels.ts";
 import {
   type BundleAccuracy,
   BundleError,
@@ -32,7 +32,7 @@ export interface BundleFromCheckpointOptions {
   /** The model's spec (default: found in the sidecar). */
   readonly spec?: ModelSpec;
   /** Dataset the model was trained on, for default labels and normalisation. */
-  readonly dataset?: LabelledDataset;
+  readonly dataset?: "cifar10" | "cifar100";
   /** Class names (default: the dataset's). */
   readonly classNames?: readonly string[];
   /** Input normalisation (default: the dataset's). */
@@ -85,7 +85,10 @@ function findSpec(checkpoint: LoadedCheckpoint): ModelSpec {
   );
 }
 
-function findDataset(checkpoint: LoadedCheckpoint, spec: ModelSpec): LabelledDataset | undefined {
+function findDataset(
+  checkpoint: LoadedCheckpoint,
+  spec: ModelSpec,
+): "cifar10" | "cifar100" | undefined {
   for (const place of [["config", "data", "dataset"], ["config", "dataset"]]) {
     const v = get(checkpoint.sidecar, place);
     if (v === "cifar10" || v === "cifar100") return v;

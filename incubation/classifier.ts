@@ -79,7 +79,11 @@ export interface Classifier {
    * @throws {Error} If the classifier was disposed.
    */
   classify(images: ClassifierInput, options?: ClassifyOptions): Promise<Prediction[][]>;
-  /** @returns Counters and tfjs memory figures. */
+  /**
+   * Reads the classifier's counters.
+   *
+   * @returns Counters and tfjs memory figures.
+   */
   stats(): ClassifierStats;
   /** Frees the model's tensors; pending and later `classify` calls reject. Idempotent. */
   dispose(): void;
