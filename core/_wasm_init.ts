@@ -317,6 +317,15 @@ async function createThreaded(
 }
 
 let generation = 0;
+let current:
+  | {
+    threads: number;
+    paths: string;
+    binaries: unknown;
+    backend: tf.KernelBackend;
+    result: WasmInitResult;
+  }
+  | undefined;
 
 /**
  * Creates the wasm module, registers it as tfjs's `wasm` backend (replacing any earlier one) and
@@ -331,6 +340,17 @@ export async function initWasmBackend(
   threads: number,
   source: WasmSource,
 ): Promise<WasmInitResult> {
+  // The same settings as the live module: switch back to it (its tensors stay valid).
+  const paths = source.paths === undefined ? "" : String(source.paths);
+  if (
+    current !== undefined && current.threads === threads && current.paths === paths &&
+    current.binaries === source.binaries && tf.findBackend("wasm") === current.backend
+  ) {
+    if (!(await tf.setBackend("wasm"))) {
+      throw new Error("tfjs-backend-wasm could not be re-activated.");
+    }
+    return current.result;
+  }
   const wasmPkg = await import("@tensorflow/tfjs-backend-wasm");
   const root = wasmPackageRoot();
   const simd = hasWasmSimd();
@@ -359,10 +379,12 @@ export async function initWasmBackend(
   if (module.PThread) {
     for (const worker of module.PThread.runningWorkers) worker.unref?.();
   }
-  return {
+  const result = {
     threads: wasmPkg.getThreadsCount(),
     simd: flavour !== "plain",
     flavour,
     source: binary.source,
   };
+  current = { threads, paths, binaries: source.binaries, backend: tf.backend(), result };
+  return result;
 }

@@ -14,7 +14,17 @@ import { registerWasmTrainingKernels } from "./kernels/register.ts";
 /** Backends the project can run on. */
 export type BackendName = "webgpu" | "wasm" | "cpu";
 
-/** The valid backend names, in order of preference. */
+/**
+ * The valid backend names, in order of preference.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BACKEND_NAMES } from "@mfi/core";
+ *
+ * assert.deepEqual(BACKEND_NAMES, ["webgpu", "wasm", "cpu"]);
+ * ```
+ */
 export const BACKEND_NAMES: readonly BackendName[] = Object.freeze(["webgpu", "wasm", "cpu"]);
 
 /** The WebAssembly binaries of tfjs-backend-wasm, as bytes. */

@@ -78,6 +78,23 @@ Deno.test("isSoftwareAdapter: hardware adapters pass, software and fallback adap
   }
 });
 
+Deno.test("describeBackend: one line per backend kind", () => {
+  assert.equal(
+    describeBackend({ name: "wasm", reason: "auto", threads: 1, simd: false }),
+    "wasm (no SIMD, 1 thread): auto",
+  );
+  assert.equal(
+    describeBackend({
+      name: "webgpu",
+      reason: "auto",
+      threads: 1,
+      simd: false,
+      adapter: { vendor: "nvidia", architecture: "hopper", device: "", description: "NVIDIA H100" },
+    }),
+    "webgpu (NVIDIA H100, vendor nvidia, hopper): auto",
+  );
+});
+
 Deno.test("parseBackendName accepts the valid names and lists them otherwise", () => {
   for (const name of BACKEND_NAMES) assert.equal(parseBackendName(` ${name.toUpperCase()} `), name);
   for (const bad of ["", "gpu", "webgl", "tensorflow", "wasm2"]) {
@@ -131,6 +148,13 @@ Deno.test("selectBackend: wasm (SIMD, 1 thread) from the npm package matches cpu
     for (let i = 0; i < got.length; i++) {
       assert.ok(Math.abs(got[i] - expected[i]) < 1e-5, `at ${i}`);
     }
+    // Back and forth with the same settings reuses the module: tensors held on it stay valid.
+    const kept = tf.tensor1d([1, 2, 3]);
+    await selectBackend({ backend: "cpu", env: {} });
+    const again = await selectBackend({ backend: "wasm", threads: 1, env: {} });
+    assert.equal(again.wasmSource, choice.wasmSource);
+    assert.deepEqual(Array.from(await kept.data()), [1, 2, 3]);
+    kept.dispose();
   } finally {
     await tf.setBackend("cpu");
   }
@@ -231,6 +255,7 @@ async function runChild(
     // The child must end by itself; a worker that keeps it alive fails the test.
     signal: AbortSignal.timeout(90_000),
   });
+  const t0 = performance.now();
   const child = command.spawn();
   if (stdin) {
     const writer = child.stdin.getWriter();
@@ -240,7 +265,12 @@ async function runChild(
   const out = await child.output();
   const stdout = new TextDecoder().decode(out.stdout);
   const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.signal, null, `child was killed (did not exit by itself): ${stderr}`);
+  assert.equal(
+    out.signal,
+    null,
+    `child ${args.join(" ")} was killed after ${((performance.now() - t0) / 1000).toFixed(1)} s ` +
+      `(it did not exit by itself); stdout: ${stdout.slice(0, 300)}; stderr: ${stderr}`,
+  );
   assert.equal(out.code, 0, stderr);
   return { code: out.code, json: JSON.parse(stdout.trim().split("\n").at(-1)!), stderr };
 }

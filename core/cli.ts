@@ -15,9 +15,21 @@ export interface BackendCliOptions {
 }
 
 /**
- * `node:util` `parseArgs` option specs of the shared flags, to spread into a task's own specs:
- * `parseArgs({ args, options: { ...BACKEND_ARG_OPTIONS, steps: { type: "string" } } })`, then
- * {@linkcode backendOptionsFromValues}.
+ * `node:util` `parseArgs` option specs of the shared flags, to spread into a task's own specs,
+ * followed by {@linkcode backendOptionsFromValues}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseArgs } from "node:util";
+ * import { BACKEND_ARG_OPTIONS } from "@mfi/core";
+ *
+ * const { values } = parseArgs({
+ *   args: ["--threads", "2", "--steps", "10"],
+ *   options: { ...BACKEND_ARG_OPTIONS, steps: { type: "string" } },
+ * });
+ * assert.equal(values.threads, "2");
+ * ```
  */
 export const BACKEND_ARG_OPTIONS: {
   readonly backend: { readonly type: "string" };
@@ -27,7 +39,17 @@ export const BACKEND_ARG_OPTIONS: {
   threads: Object.freeze({ type: "string" as const }),
 });
 
-/** The flags' help text, for a task's `--help`. */
+/**
+ * The flags' help text, for a task's `--help`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { BACKEND_ARG_HELP } from "@mfi/core";
+ *
+ * assert.match(BACKEND_ARG_HELP, /--backend webgpu\|wasm\|cpu/);
+ * ```
+ */
 export const BACKEND_ARG_HELP: string = [
   "  --backend webgpu|wasm|cpu  force a backend (default: MFI_BACKEND, else best available)",
   "  --threads N                WASM threads (default: MFI_THREADS, else all cores, max 8)",
