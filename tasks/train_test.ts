@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { loadYamlConfig, resolveConfig } from "@mfi/core";
 import { runTrain, TRAIN_SCHEMA } from "./train.ts";
 
 const SAMPLE = new URL("../data/sample/cifar-10-sample.tar.gz", import.meta.url).pathname;
@@ -56,4 +57,17 @@ Deno.test("train runs end to end on the embedded sample and writes its outputs",
   assert.equal(again.history.length, 1);
   await assert.rejects(runTrain([...args, "--resume", "--lr", "0.5"]), /config differs \(lr/);
   await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("every configs/train/*.yaml is a valid train config", async () => {
+  const dir = new URL("../configs/train/", import.meta.url).pathname;
+  let n = 0;
+  for await (const entry of Deno.readDir(dir)) {
+    if (!entry.name.endsWith(".yaml")) continue;
+    const values = await loadYamlConfig(`${dir}${entry.name}`);
+    const config = resolveConfig(TRAIN_SCHEMA, [{ source: entry.name, values }]);
+    assert.ok(config.epochs >= 1, entry.name);
+    n++;
+  }
+  assert.ok(n >= 3, `found ${n} configs`);
 });
