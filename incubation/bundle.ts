@@ -11,7 +11,7 @@
  * | `class_names` | JSON array of `spec.classes` label strings |
  * | `normalization` | JSON `{ "mean": [r, g, b], "std": [r, g, b] }` applied to pixels / 255 |
  * | `parameters` | trainable parameter count, decimal |
- * | `accuracy` | JSON `{ "top1", "dataset", "split", "examples" }` recorded at export, or `null` |
+ * | `accuracy` | JSON `{ "top1", "dataset", "split", "examples", "subset"? }` recorded at export, or `null` |
  * | `name` | free text describing the model |
  * | `tensor_sha256` | hex SHA-256 of the tensor data section (every byte after the header) |
  * | `header_sha256` | hex SHA-256 of the canonical header: the other metadata and the tensor table |
@@ -61,6 +61,11 @@ export interface BundleAccuracy {
   readonly split: string;
   /** Number of evaluated examples. */
   readonly examples: number;
+  /**
+   * Which examples of the split: `all`, the `first` `examples` images, or the first
+   * `examples / classes` images of each class (`first-per-class`). Default `all`.
+   */
+  readonly subset?: "all" | "first" | "first-per-class";
 }
 
 /** What a caller supplies besides the model and its spec. */
@@ -210,7 +215,16 @@ function validateMeta(
   const acc = raw.accuracy ?? null;
   if (acc !== null) {
     if (!isRecord(acc)) throw new TypeError(`Bundle meta: accuracy must be an object or null`);
-    checkKeys("Bundle meta accuracy", acc, ["top1", "dataset", "split", "examples"]);
+    const subset = acc.subset;
+    const { subset: _, ...required } = acc;
+    checkKeys("Bundle meta accuracy", required, ["top1", "dataset", "split", "examples"]);
+    if (subset !== undefined && !["all", "first", "first-per-class"].includes(subset as string)) {
+      throw new TypeError(
+        `Bundle meta: accuracy.subset must be all, first or first-per-class, got ${
+          JSON.stringify(subset)
+        }`,
+      );
+    }
     if (typeof acc.top1 !== "number" || !(acc.top1 >= 0 && acc.top1 <= 1)) {
       throw new RangeError(`Bundle meta: accuracy.top1 must be in [0, 1], got ${acc.top1}`);
     }

@@ -179,6 +179,13 @@ Deno.test("writeBundle validates the metadata and the model against the spec", a
     /top1 must be in \[0, 1\]/,
   );
   await assert.rejects(
+    writeBundle(model, SPEC, {
+      ...META,
+      accuracy: { ...META.accuracy!, subset: "some" as "all" },
+    }),
+    /subset must be all, first or first-per-class/,
+  );
+  await assert.rejects(
     writeBundle(model, resnetSpec("resnet18", 3, 1 / 16), META),
     /parameters but its spec describes/,
   );

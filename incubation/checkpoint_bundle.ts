@@ -6,16 +6,18 @@
  * baseline ResNet, meta model, hybrid, MFI-ResNet.
  *
  * Where things are found (first hit wins; every one can be overridden by an option):
- * - spec: `extra.spec` (the pipeline's phase result), `config.spec`, `config.model.spec`;
+ * - spec: `extra.spec` (the pipeline's phase result), `config.spec`, `config.model.spec`, else a
+ *   baseline ResNet from `config.model`, `config.width`, `config.dataset` (`deno task train`);
  * - dataset: `config.data.dataset`, `config.dataset`, else CIFAR-10/100 by class count;
- * - accuracy: `extra.testAccuracy`, else the last `testAccuracy` in `history`; the number of test
- *   examples from `config.data.testPerClass` x classes, else the full test set (10,000).
+ * - accuracy: `extra.testAccuracy`, else the last `testAccuracy` in `history`; the test examples
+ *   from `config.data.testPerClass` (first n per class), `config.limitTest` (first n), else the
+ *   full test set (10,000).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { disposeModule, type LoadedCheckpoint, restoreVariables } from "@mfi/core";
-import type { StagedModel } from "@mfi/resnet";
+import type { ResNetArchName, StagedModel } from "@mfi/resnet";
 import { CLASS_NAMES, NORMALIZATION } from "./_cifar_labels.ts";
 import {
   type BundleAccuracy,
@@ -25,7 +27,13 @@ import {
   readBundle,
   writeBundle,
 } from "./bundle.ts";
-import { buildModel, MODEL_SPEC_FORMAT, type ModelSpec, validateModelSpec } from "./model_spec.ts";
+import {
+  buildModel,
+  MODEL_SPEC_FORMAT,
+  type ModelSpec,
+  resnetSpec,
+  validateModelSpec,
+} from "./model_spec.ts";
 
 /** Options of {@linkcode bundleFromCheckpoint}: overrides of what the sidecar records. */
 export interface BundleFromCheckpointOptions {
@@ -78,10 +86,30 @@ function findSpec(checkpoint: LoadedCheckpoint): ModelSpec {
       }
     }
   }
+  // `deno task train` checkpoints record the ResNet's name, width and dataset instead of a spec;
+  // buildModel(resnetSpec(...)) names variables exactly as buildResNet does.
+  const arch = get(checkpoint.sidecar, ["config", "model"]);
+  const width = get(checkpoint.sidecar, ["config", "width"]);
+  const dataset = get(checkpoint.sidecar, ["config", "dataset"]);
+  if (
+    typeof arch === "string" && typeof width === "number" &&
+    (dataset === "cifar10" || dataset === "cifar100")
+  ) {
+    try {
+      return resnetSpec(arch as ResNetArchName, CLASS_NAMES[dataset].length, width);
+    } catch (e) {
+      throw new BundleError(
+        `Cannot export ${checkpoint.path}: config.model/width do not describe a ResNet (${
+          (e as Error).message
+        })`,
+        { cause: e },
+      );
+    }
+  }
   throw new BundleError(
     `Cannot export ${checkpoint.path}: its sidecar records no model spec (looked in ${
       SPEC_PLACES.map((p) => p.join(".")).join(", ")
-    }); pass the spec explicitly (--spec spec.json)`,
+    }, and config.model/width/dataset); pass the spec explicitly (--spec spec.json)`,
   );
 }
 
@@ -110,8 +138,20 @@ function findAccuracy(
   }
   if (typeof top1 !== "number" || !(top1 >= 0 && top1 <= 1)) return null;
   const perClass = get(checkpoint.sidecar, ["config", "data", "testPerClass"]);
-  const examples = typeof perClass === "number" && perClass > 0 ? perClass * classes : 10_000;
-  return { top1, dataset, split: "test", examples };
+  const first = get(checkpoint.sidecar, ["config", "limitTest"]);
+  if (typeof perClass === "number" && perClass > 0) {
+    return {
+      top1,
+      dataset,
+      split: "test",
+      examples: perClass * classes,
+      subset: "first-per-class",
+    };
+  }
+  if (typeof first === "number" && first > 0 && first < 10_000) {
+    return { top1, dataset, split: "test", examples: first, subset: "first" };
+  }
+  return { top1, dataset, split: "test", examples: 10_000, subset: "all" };
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { disposeModule, readCheckpoint, saveCheckpoint } from "@mfi/core";
-import type { StagedModel } from "@mfi/resnet";
+import { buildResNet, type StagedModel } from "@mfi/resnet";
 import { CLASS_NAMES } from "./_cifar_labels.ts";
 import { instantiateBundle, readBundle } from "./bundle.ts";
 import { bundleFromCheckpoint } from "./checkpoint_bundle.ts";
@@ -46,6 +46,7 @@ Deno.test("a pipeline-style checkpoint exports to a bundle without optimizer sta
       dataset: "cifar10",
       split: "test",
       examples: 200,
+      subset: "first-per-class",
     });
     assert.match(info.name, /from output, epoch 3/);
     const bundle = await readBundle(bytes);
@@ -129,4 +130,41 @@ Deno.test({
     assert.deepEqual(await lines("cifar-10-batches-bin/batches.meta.txt"), CLASS_NAMES.cifar10);
     assert.deepEqual(await lines("cifar-100-binary/fine_label_names.txt"), CLASS_NAMES.cifar100);
   },
+});
+
+Deno.test("a `deno task train` checkpoint (no spec, ResNet name and width) exports too", async () => {
+  let model!: StagedModel;
+  tf.tidy(() => {
+    model = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 32, seed: 5 });
+  });
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = await saveCheckpoint(dir, model.namedVariables(), {
+      epoch: 2,
+      step: 8,
+      config: { model: "resnet18", dataset: "cifar10", width: 1 / 32, limitTest: 500, seed: 5 },
+      history: [{ epoch: 1, testAccuracy: 0.2 }, { epoch: 2, testAccuracy: 0.3 }],
+    });
+    const { bytes, info } = await bundleFromCheckpoint(await readCheckpoint(path));
+    assert.deepEqual(info.spec, resnetSpec("resnet18", 10, 1 / 32));
+    assert.deepEqual(info.accuracy, {
+      top1: 0.3,
+      dataset: "cifar10",
+      split: "test",
+      examples: 500,
+      subset: "first",
+    });
+    const copy = instantiateBundle(await readBundle(bytes));
+    const x = tf.randomNormal([1, 32, 32, 3], 0, 1, "float32", 2);
+    const [a, b] = tf.tidy(() => [
+      model.apply(x, { training: false }),
+      copy.apply(x, { training: false }),
+    ]);
+    assert.deepEqual(await b.data(), await a.data());
+    tf.dispose([x, a, b]);
+    disposeModule(copy);
+  } finally {
+    disposeModule(model);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
