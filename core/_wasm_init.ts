@@ -105,7 +105,13 @@ export function hasWasmSimd(): boolean {
 /** True if this runtime has shared memory, atomics and `node:worker_threads`-style workers. */
 export function hasWasmThreads(): boolean {
   try {
-    new MessageChannel().port1.postMessage(new SharedArrayBuffer(1));
+    const { port1, port2 } = new MessageChannel();
+    try {
+      port1.postMessage(new SharedArrayBuffer(1));
+    } finally {
+      port1.close();
+      port2.close();
+    }
     return WebAssembly.validate(
       new Uint8Array([
         0,
@@ -356,9 +362,14 @@ export async function initWasmBackend(
   const simd = hasWasmSimd();
   const flavour: WasmFlavour = threads > 1 ? "threadedSimd" : simd ? "simd" : "plain";
   const binary = await loadBinary(flavour, source);
-  const module = flavour === "threadedSimd"
-    ? await createThreaded(binary.bytes, root, threads)
-    : await createSingleThreaded(binary.bytes, root);
+  let module: EmscriptenModule;
+  try {
+    module = flavour === "threadedSimd"
+      ? await createThreaded(binary.bytes, root, threads)
+      : await createSingleThreaded(binary.bytes, root);
+  } catch (e) {
+    throw new Error(`${(e as Error).message} (binary from ${binary.source})`, { cause: e });
+  }
   attachTfjsApi(module);
   wasmPkg.setThreadsCount(threads);
   if (tf.findBackendFactory("wasm") != null) tf.removeBackend("wasm");

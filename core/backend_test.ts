@@ -184,6 +184,23 @@ Deno.test("selectBackend: wasm.paths as a directory, and a clear error when it l
   }
 });
 
+Deno.test("selectBackend: corrupt wasm bytes are a clear error, and wasm still starts after", async () => {
+  try {
+    await assert.rejects(
+      selectBackend({
+        backend: "wasm",
+        threads: 1,
+        wasm: { binaries: { simd: new Uint8Array([0, 97, 115, 109, 9]) } },
+        env: {},
+      }),
+      /tfjs-backend-wasm failed to start: CompileError.*\(binary from wasm\.binaries\.simd\)/,
+    );
+    assert.equal((await selectBackend({ backend: "wasm", threads: 1, env: {} })).name, "wasm");
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
 Deno.test("selectBackend: MFI_BACKEND overrides the automatic choice; the option beats it", async () => {
   const choice = await selectBackend({ env: { MFI_BACKEND: "CPU" } });
   assert.equal(choice.name, "cpu");
