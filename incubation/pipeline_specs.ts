@@ -125,13 +125,23 @@ export function pipelineSpecs(config: PipelineConfig): PipelineSpecs {
           `already have ${rest} parameters; lower meanflow.targetReduction or the other widths`,
       );
     }
-    hidden[l - 1] = widthForBudget(budget, {
-      inChannels: info.inChannels,
-      outChannels: info.outChannels,
-      stride: info.stride,
-      modules: mf.modules[l - 1] as 1 | 2,
-      blocks: mf.blocks,
-    }).hidden;
+    try {
+      hidden[l - 1] = widthForBudget(budget, {
+        inChannels: info.inChannels,
+        outChannels: info.outChannels,
+        stride: info.stride,
+        modules: mf.modules[l - 1] as 1 | 2,
+        blocks: mf.blocks,
+      }).hidden;
+    } catch (e) {
+      throw new RangeError(
+        `Cannot size stage ${l} for a ${
+          (target * 100).toFixed(2)
+        } % reduction at width ${width}: ` +
+          `${Math.round(budget)} parameters are left for it (${(e as Error).message}); ` +
+          `set meanflow.hidden[${l - 1}] to an integer or raise model.width`,
+      );
+    }
   }
   const meta = validateModelSpec({
     format: MODEL_SPEC_FORMAT,

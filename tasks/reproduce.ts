@@ -1,15 +1,253 @@
 /**
- * `deno task reproduce`: the whole MFI-ResNet pipeline (baseline, compression, incubation,
- * fine-tuning, report). Until the pipeline lands this prints the plan and exits non-zero.
+ * `deno task reproduce [--preset quick] [--out DIR] [--config FILE] [--set key=value ...]
+ *  [--phase ID ...] [--data-dir DIR] [--archive FILE] [--backend B] [--threads N] [--yes]
+ *  [--dry-run]`: the whole MFI-ResNet pipeline (baseline, MeanFlow compression, meta model,
+ * selective incubation, fine-tuning) and its report.
+ *
+ * Config = METHOD.md defaults <- `configs/presets/<preset>.yaml` <- `--config FILE` <- `--seed`
+ * <- each `--set key.path=value` (value read as YAML). Phases whose outputs are complete in the
+ * run folder are skipped, so rerunning the same command resumes a killed run; `--phase ID` runs
+ * one phase (its dependencies must be complete), e.g. independent incubations as separate
+ * processes. Before starting it prints the plan, parameter counts, the backend and an estimated
+ * duration from a short timing probe; runs estimated above `--max-hours` (default 3) need `--yes`
+ * or an interactive confirmation (refused without a terminal or under CI).
  *
  * @module
  */
-console.error(
-  [
-    "MFI-ResNet reproduce: the pipeline is not implemented yet.",
-    "It will: 1) train a CIFAR ResNet-50 baseline at reduced width, 2) compress each stage into",
-    "MeanFlow modules (meta model), 3) incubate stages 1-3 with residual blocks, 4) fine-tune,",
-    "and write results.md/results.json. Track progress in the project's issues.",
-  ].join("\n"),
-);
-Deno.exit(2);
+import { parseArgs } from "node:util";
+import {
+  BACKEND_ARG_HELP,
+  BACKEND_ARG_OPTIONS,
+  backendOptionsFromValues,
+  formatDuration,
+  selectBackend,
+} from "@mfi/core";
+import {
+  buildReport,
+  countSpecParameters,
+  DEFAULT_CONFIG,
+  estimateRun,
+  loadPipelineData,
+  mergeConfig,
+  parseConfigYaml,
+  parseOverrides,
+  type PipelineConfig,
+  pipelineSpecs,
+  planPhases,
+  probeTimings,
+  readPhaseOutput,
+  runPipeline,
+  writeReport,
+} from "@mfi/incubation";
+
+const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+const PRESETS = `${ROOT}/configs/presets`;
+const SAMPLE = `${ROOT}/data/sample/cifar-10-sample.tar.gz`;
+
+const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
+
+  --preset NAME        configs/presets/NAME.yaml (default quick): smoke, quick,
+                       paper-r50-c10, paper-r50-c100, paper-r34-c10, paper-r34-c100
+  --config FILE        your own YAML (same keys as the presets), applied after the preset
+  --set KEY=VALUE      override one key, e.g. --set baseline.epochs=3 (repeatable)
+  --seed N             shorthand for --set seed=N
+  --out DIR            run folder: checkpoints, logs, report (default runs/<preset>-seed<seed>)
+  --phase ID           run only this phase, e.g. incubate:2 (repeatable; deps must be complete)
+  --data-dir DIR       folder with the official CIFAR binaries (default MFI_DATA_DIR, the cache,
+                       else the embedded CIFAR-10 sample)
+  --archive FILE       an official-layout cifar-*-binary.tar.gz
+  --max-hours H        ask before runs estimated longer than H hours (default 3)
+  --yes                do not ask
+  --dry-run            print the plan and the estimate, then exit
+  --no-probe           skip the timing probe (no estimate)
+${BACKEND_ARG_HELP}
+`;
+
+function fail(message: string, code = 2): never {
+  console.error(`reproduce: ${message}`);
+  Deno.exit(code);
+}
+
+async function loadConfig(values: Record<string, unknown>): Promise<PipelineConfig> {
+  const preset = (values.preset as string | undefined) ?? "quick";
+  let presetText: string;
+  try {
+    presetText = await Deno.readTextFile(`${PRESETS}/${preset}.yaml`);
+  } catch {
+    const names = [...Deno.readDirSync(PRESETS)].map((e) => e.name.replace(/\.yaml$/, ""));
+    fail(`unknown preset "${preset}"; available: ${names.sort().join(", ")}`);
+  }
+  const patches: unknown[] = [parseConfigYaml(presetText, `${preset}.yaml`)];
+  if (values.config) {
+    const file = values.config as string;
+    patches.push(parseConfigYaml(await Deno.readTextFile(file), file));
+  }
+  if (values.seed !== undefined) patches.push({ seed: Number(values.seed) });
+  patches.push(parseOverrides((values.set as string[] | undefined) ?? []));
+  return mergeConfig(DEFAULT_CONFIG, ...patches);
+}
+
+function confirm(estimateSeconds: number, maxHours: number, yes: boolean): void {
+  if (estimateSeconds <= maxHours * 3600 || yes) return;
+  const what = `the estimated duration is ${formatDuration(estimateSeconds)} on this backend ` +
+    `(over --max-hours ${maxHours})`;
+  const ci = (Deno.env.get("CI") ?? "").toLowerCase();
+  if (!Deno.stdin.isTerminal() || ci === "true" || ci === "1") {
+    fail(`${what}; refusing to start without a terminal. Pass --yes to start anyway.`, 3);
+  }
+  const answer = prompt(`${what}. Start anyway? [y/N]`);
+  if (!/^y(es)?$/i.test(answer?.trim() ?? "")) fail("not started", 3);
+}
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      options: {
+        preset: { type: "string" },
+        config: { type: "string" },
+        set: { type: "string", multiple: true },
+        seed: { type: "string" },
+        out: { type: "string" },
+        phase: { type: "string", multiple: true },
+        "data-dir": { type: "string" },
+        archive: { type: "string" },
+        "max-hours": { type: "string" },
+        yes: { type: "boolean" },
+        "dry-run": { type: "boolean" },
+        "no-probe": { type: "boolean" },
+        help: { type: "boolean" },
+        ...BACKEND_ARG_OPTIONS,
+      },
+    });
+  } catch (e) {
+    fail(`${(e as Error).message}\n\n${HELP}`);
+  }
+  const values = parsed.values;
+  if (values.help) {
+    console.log(HELP);
+    return;
+  }
+  let config: PipelineConfig;
+  try {
+    config = await loadConfig(values);
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const maxHours = Number(values["max-hours"] ?? 3);
+  if (!(maxHours > 0)) fail(`--max-hours must be a positive number, got ${values["max-hours"]}`);
+  const out = values.out ?? `runs/${config.name}-seed${config.seed}`;
+  const backend = await selectBackend(backendOptionsFromValues(values));
+  const backendText = `${backend.name} (${backend.reason}; ${backend.threads} thread(s))`;
+
+  // Data first: the estimate needs the subset sizes, and the sample fallback must be announced.
+  const data = await loadPipelineData(config.data, {
+    dir: values["data-dir"] ?? Deno.env.get("MFI_DATA_DIR"),
+    archive: values.archive,
+    sampleArchive: SAMPLE,
+  });
+  const banner = (text: string) => console.log(`\n${"!".repeat(78)}\n${text}\n${"!".repeat(78)}\n`);
+  if (data.isSample) {
+    banner(
+      "NO CIFAR DATA FOUND (no --data-dir, MFI_DATA_DIR or data cache, and no download):\n" +
+        "running on the EMBEDDED 2,000-image CIFAR-10 SAMPLE. The numbers show that the pipeline\n" +
+        "works; they are NOT CIFAR-10 results. Pass --data-dir DIR for real data.",
+    );
+  }
+
+  const specs = pipelineSpecs(config);
+  const phases = planPhases(config);
+  const base = countSpecParameters(specs.baseline).total;
+  const line = (name: string, n: number) =>
+    `  ${name.padEnd(12)} ${n.toLocaleString("en-US").padStart(12)} parameters ` +
+    `(${(100 * (n / base - 1)).toFixed(2)} % vs baseline)`;
+  console.log(`MFI-ResNet reproduce: preset ${config.name}: ${config.description}`);
+  console.log(`run folder: ${out}`);
+  console.log(`backend:    ${backendText}`);
+  console.log(
+    `data:       ${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
+  );
+  console.log(
+    `models (${config.model.arch}, width ${config.model.width}, ${specs.baseline.classes} classes):`,
+  );
+  console.log(line("baseline", base));
+  console.log(line("meta", countSpecParameters(specs.meta).total));
+  console.log(line("mfi-resnet", countSpecParameters(specs.mfi).total));
+
+  let estimate: ReturnType<typeof estimateRun> | undefined;
+  if (!values["no-probe"]) {
+    console.log("timing probe (a few training steps of each model kind)...");
+    const timings = await probeTimings(config);
+    estimate = estimateRun(config, timings, { train: data.train.count, test: data.test.count });
+  }
+  const selected = values.phase ? new Set(values.phase) : undefined;
+  console.log("plan:");
+  for (const p of phases) {
+    const done = await readPhaseOutput(out, p.id);
+    const status = done
+      ? "complete, skipped"
+      : selected && !selected.has(p.id)
+      ? "not selected"
+      : "to run";
+    const eta = estimate ? `~${formatDuration(estimate.phases[p.id])}` : "";
+    console.log(
+      `  ${p.id.padEnd(11)} ${String(p.train.epochs).padStart(4)} ep  trains ${
+        p.trainable.join(",").padEnd(12)
+      } ${eta.padStart(10)}  [${status}]`,
+    );
+  }
+  let remaining = 0;
+  if (estimate) {
+    for (const p of phases) {
+      if ((await readPhaseOutput(out, p.id)) === undefined && (!selected || selected.has(p.id))) {
+        remaining += estimate.phases[p.id];
+      }
+    }
+    console.log(
+      `estimated duration: ${formatDuration(remaining)} (whole run ${
+        formatDuration(estimate.totalSeconds)
+      })`,
+    );
+  }
+  if (values["dry-run"]) return;
+  confirm(remaining, maxHours, values.yes ?? false);
+
+  const t0 = performance.now();
+  const outcome = await runPipeline(config, {
+    runDir: out,
+    data,
+    only: values.phase,
+    progress: {},
+  });
+  const report = buildReport({
+    config,
+    specs,
+    phases: outcome.phases,
+    results: outcome.results,
+    data:
+      `${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
+    sample: data.isSample,
+    backend: backendText,
+  });
+  const written = await writeReport(`${out}/report`, report, outcome.results);
+  console.log(
+    `\nran ${outcome.ran.length} phase(s) in ${
+      formatDuration((performance.now() - t0) / 1000)
+    }; skipped ${outcome.skipped.length}`,
+  );
+  for (const m of report.models) {
+    console.log(
+      `  ${m.model.padEnd(11)} ${m.parameters.toLocaleString("en-US").padStart(12)} params ` +
+        `${m.changePercent.toFixed(2).padStart(7)} %  top-1 ${
+          m.top1 === null ? "-" : (100 * m.top1).toFixed(2) + " %"
+        }`,
+    );
+  }
+  console.log(`report: ${written.join(", ")}`);
+  if (data.isSample) {
+    banner("This run used the EMBEDDED SAMPLE, not CIFAR-10: see the warning in results.md.");
+  }
+}
+
+if (import.meta.main) await main();

@@ -1,0 +1,271 @@
+/**
+ * The run report: `results.json` (machine-readable), `results.md` (the table a reader wants:
+ * parameters, reduction vs the baseline, top-1, images processed and wall time per phase) and
+ * two SVG plots (accuracy vs parameters of the three models; test accuracy per epoch of every
+ * phase). Built from phase results only, so it can be regenerated from a run folder.
+ *
+ * @module
+ */
+import { linePlotSvg, type PlotSeries } from "@mfi/core";
+import type { PipelineConfig } from "./config.ts";
+import { countSpecParameters } from "./model_spec.ts";
+import type { PhaseResult } from "./phase_runner.ts";
+import type { PipelineSpecs } from "./pipeline_specs.ts";
+import type { Phase } from "./plan.ts";
+
+/** One of the three compared models. */
+export interface ModelRow {
+  /** `baseline`, `meta` or `mfi-resnet`. */
+  readonly model: string;
+  /** Exact parameter count (from the spec). */
+  readonly parameters: number;
+  /** Parameter change vs the baseline, in percent (negative = smaller). */
+  readonly changePercent: number;
+  /** Test top-1 accuracy, or null if the phase has not run. */
+  readonly top1: number | null;
+  /** Top-1 minus the baseline's, in points, or null. */
+  readonly deltaPoints: number | null;
+}
+
+/** One phase row of the report. */
+export interface PhaseRow {
+  /** Phase id. */
+  readonly phase: string;
+  /** Trainable parameters. */
+  readonly trainableParameters: number;
+  /** Epochs run. */
+  readonly epochs: number;
+  /** Training images processed. */
+  readonly imagesProcessed: number;
+  /** Wall-clock seconds. */
+  readonly wallSeconds: number;
+  /** Test top-1 at the end (null for compress). */
+  readonly top1: number | null;
+  /** Test top-1 before training (null where not measured). */
+  readonly initialTop1: number | null;
+  /** Compress: fit MSE relative to the teacher output's variance. */
+  readonly fitRelative: number | null;
+}
+
+/** The content of `results.json`. */
+export interface RunReport {
+  /** Format tag. */
+  readonly format: "mfi-results/1";
+  /** The config of the run. */
+  readonly config: PipelineConfig;
+  /** Where the data came from. */
+  readonly data: string;
+  /** True if the embedded sample replaced the real dataset. */
+  readonly sample: boolean;
+  /** Backend and its details. */
+  readonly backend: string;
+  /** The scale this run represents (for the reader). */
+  readonly scale: string;
+  /** Baseline, meta model, MFI-ResNet. */
+  readonly models: readonly ModelRow[];
+  /** Every phase of the plan. */
+  readonly phases: readonly PhaseRow[];
+  /** Total wall-clock seconds of all phases. */
+  readonly totalWallSeconds: number;
+  /** Total training images processed. */
+  readonly totalImages: number;
+  /** ISO time of writing. */
+  readonly writtenAt: string;
+}
+
+/** Inputs of {@linkcode buildReport}. */
+export interface ReportInputs {
+  /** The config. */
+  readonly config: PipelineConfig;
+  /** The run's specs. */
+  readonly specs: PipelineSpecs;
+  /** The plan. */
+  readonly phases: readonly Phase[];
+  /** Results of complete phases by id. */
+  readonly results: Readonly<Record<string, PhaseResult>>;
+  /** Data description. */
+  readonly data: string;
+  /** Whether the sample stood in for the dataset. */
+  readonly sample: boolean;
+  /** Backend description. */
+  readonly backend: string;
+}
+
+/**
+ * Builds the report object from phase results (pure).
+ *
+ * @param inputs Config, specs, plan, results and run facts.
+ * @returns The report.
+ */
+export function buildReport(inputs: ReportInputs): RunReport {
+  const { config, specs, phases, results } = inputs;
+  const base = countSpecParameters(specs.baseline).total;
+  const acc = (id: string) => results[id]?.testAccuracy ?? null;
+  const baseTop1 = acc("baseline");
+  const row = (model: string, parameters: number, top1: number | null): ModelRow => ({
+    model,
+    parameters,
+    changePercent: 100 * (parameters / base - 1),
+    top1,
+    deltaPoints: top1 !== null && baseTop1 !== null ? 100 * (top1 - baseTop1) : null,
+  });
+  const models = [
+    row("baseline", base, baseTop1),
+    row("meta", countSpecParameters(specs.meta).total, acc("meta")),
+    row("mfi-resnet", countSpecParameters(specs.mfi).total, acc("finetune")),
+  ];
+  const phaseRows = phases.map((p): PhaseRow => {
+    const r = results[p.id];
+    return {
+      phase: p.id,
+      trainableParameters: r?.trainableParameters ?? 0,
+      epochs: r?.history.length ?? 0,
+      imagesProcessed: r?.imagesProcessed ?? 0,
+      wallSeconds: r?.wallSeconds ?? 0,
+      top1: r?.testAccuracy ?? null,
+      initialTop1: r?.initialTestAccuracy ?? null,
+      fitRelative: r?.fitRelative ?? null,
+    };
+  });
+  const full = config.model.width === 1 && config.data.trainPerClass === null;
+  return {
+    format: "mfi-results/1",
+    config,
+    data: inputs.data,
+    sample: inputs.sample,
+    backend: inputs.backend,
+    scale: inputs.sample
+      ? "EMBEDDED SAMPLE (not CIFAR results)"
+      : full
+      ? "paper scale (full width, full training set)"
+      : `reduced scale: width ${config.model.width}, ${
+        config.data.trainPerClass ?? "all"
+      } training images per class`,
+    models,
+    phases: phaseRows,
+    totalWallSeconds: phaseRows.reduce((s, r) => s + r.wallSeconds, 0),
+    totalImages: phaseRows.reduce((s, r) => s + r.imagesProcessed, 0),
+    writtenAt: new Date().toISOString(),
+  };
+}
+
+const pct = (x: number | null): string => (x === null ? "-" : `${(100 * x).toFixed(2)} %`);
+const int = (x: number): string => x.toLocaleString("en-US");
+
+/**
+ * Renders the report as Markdown.
+ *
+ * @param report The report.
+ * @returns `results.md` text.
+ */
+export function reportMarkdown(report: RunReport): string {
+  const c = report.config;
+  const lines = [
+    `# MFI-ResNet run: ${c.name}`,
+    "",
+    ...(report.sample
+      ? [
+        "> **WARNING: this run used the embedded 2,000-image CIFAR-10 SAMPLE** (no dataset and no",
+        "> network were available). Its numbers only show that the pipeline works; they are not",
+        "> CIFAR-10 results.",
+        "",
+      ]
+      : []),
+    `- ${c.description}`,
+    `- Scale: ${report.scale}`,
+    `- Model: ${c.model.arch} at width ${c.model.width}, ${c.data.dataset}; seed ${c.seed}`,
+    `- Data: ${report.data}`,
+    `- Backend: ${report.backend}`,
+    `- Total: ${int(report.totalImages)} training images processed, ` +
+    `${(report.totalWallSeconds / 60).toFixed(1)} min of phase wall time`,
+    "",
+    "## Models",
+    "",
+    "| model | parameters | vs baseline | top-1 | vs baseline top-1 |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    ...report.models.map((m) =>
+      `| ${m.model} | ${int(m.parameters)} | ${m.changePercent.toFixed(2)} % | ${pct(m.top1)} | ${
+        m.deltaPoints === null
+          ? "-"
+          : `${m.deltaPoints >= 0 ? "+" : ""}${m.deltaPoints.toFixed(2)} pts`
+      } |`
+    ),
+    "",
+    "The paper reports -46.28 % parameters / +0.23 points (CIFAR-10) and -45.59 % / +0.17 points",
+    "(CIFAR-100) for MFI-ResNet-50 at full scale.",
+    "",
+    "## Phases",
+    "",
+    "| phase | trainable params | epochs | images | wall time | top-1 before | top-1 after | stage fit (rel. MSE) |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ...report.phases.map((p) =>
+      `| ${p.phase} | ${int(p.trainableParameters)} | ${p.epochs} | ${int(p.imagesProcessed)} | ${
+        p.wallSeconds.toFixed(1)
+      } s | ${pct(p.initialTop1)} | ${pct(p.top1)} | ${
+        p.fitRelative === null ? "-" : p.fitRelative.toFixed(3)
+      } |`
+    ),
+    "",
+    "Plots: [accuracy vs parameters](accuracy_vs_parameters.svg), " +
+    "[test accuracy per phase](phase_curves.svg).",
+    "",
+  ];
+  return lines.join("\n");
+}
+
+/**
+ * Writes `results.json`, `results.md`, `accuracy_vs_parameters.svg` and `phase_curves.svg`.
+ *
+ * @param dir The report folder (created).
+ * @param report The report.
+ * @param results Phase results (for the per-epoch curves).
+ * @returns The paths written.
+ */
+export async function writeReport(
+  dir: string,
+  report: RunReport,
+  results: Readonly<Record<string, PhaseResult>>,
+): Promise<string[]> {
+  await Deno.mkdir(dir, { recursive: true });
+  const written: string[] = [];
+  const write = async (name: string, text: string) => {
+    await Deno.writeTextFile(`${dir}/${name}`, text);
+    written.push(`${dir}/${name}`);
+  };
+  await write("results.json", JSON.stringify(report, null, 2) + "\n");
+  await write("results.md", reportMarkdown(report));
+  const points = report.models.filter((m) => m.top1 !== null);
+  if (points.length > 0) {
+    const series: PlotSeries[] = points.map((m) => ({
+      name: m.model,
+      points: [[m.parameters / 1e6, 100 * m.top1!]],
+    }));
+    await write(
+      "accuracy_vs_parameters.svg",
+      linePlotSvg(series, {
+        title: `Top-1 vs parameters (${report.config.name})`,
+        xLabel: "parameters (millions)",
+        yLabel: "test top-1 (%)",
+      }),
+    );
+  }
+  const curves: PlotSeries[] = Object.values(results)
+    .filter((r) => r.history.some((h) => h.testAccuracy !== null))
+    .map((r) => ({
+      name: r.phase,
+      points: r.history.filter((h) => h.testAccuracy !== null).map((h) =>
+        [h.epoch, 100 * h.testAccuracy!] as const
+      ),
+    }));
+  if (curves.length > 0) {
+    await write(
+      "phase_curves.svg",
+      linePlotSvg(curves, {
+        title: "Test accuracy per epoch, by phase",
+        xLabel: "epoch of the phase",
+        yLabel: "test top-1 (%)",
+      }),
+    );
+  }
+  return written;
+}
