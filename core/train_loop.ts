@@ -47,7 +47,9 @@ export interface LossOutput {
 
 /**
  * A training loss: computes a scalar from a batch. Runs inside the gradient tape; the loop owns
- * the batch and disposes it afterwards.
+ * the batch and disposes it afterwards. Metrics must be scalars; a metric may be the loss itself.
+ * (An exception thrown by the function itself stops the run; tfjs then cannot free the tensors
+ * its tape saved, so do not catch and continue in a long-lived process.)
  */
 export type LossFn = (batch: Batch, context: StepContext) => tf.Scalar | LossOutput;
 
@@ -358,36 +360,60 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
           const n = batch.labels.shape[0];
           const context: StepContext = { epoch, step, rng };
           let kept: Record<string, tf.Scalar> = {};
-          const { value, grads } = tf.variableGrads(() => {
-            const out = lossFn(batch, context);
-            if (out instanceof tf.Tensor) return out;
-            kept = {};
-            for (const [k, m] of Object.entries(out.metrics ?? {})) kept[k] = tf.keep(m);
-            return out.loss;
-          }, varList);
-          const named = new Map<string, tf.Tensor>();
-          for (const [tfName, g] of Object.entries(grads)) {
-            const name = nameOf.get(tfName);
-            if (name !== undefined) named.set(name, g);
-          }
+          let value: tf.Scalar | undefined;
+          let invalid: string | undefined;
           try {
-            optimizer.applyGradients(named, lr);
-          } finally {
-            tf.dispose(Object.values(grads));
-          }
-          const next = tf.tidy(() => {
-            const sums: Record<string, tf.Tensor> = {};
-            for (const [k, m] of Object.entries(kept)) {
-              const prev = metricSums.get(k);
-              const add = tf.mul(m, n);
-              sums[k] = prev ? tf.add(prev, add) : add;
+            const result = tf.variableGrads(() => {
+              const out = lossFn(batch, context);
+              if (out instanceof tf.Tensor) return out;
+              kept = {};
+              for (const [k, m] of Object.entries(out.metrics ?? {})) {
+                // Throwing inside the tape would leak its saved tensors: report after it closes.
+                if (!(m instanceof tf.Tensor) || m.rank !== 0) {
+                  invalid ??= `trainModel: metric "${k}" of the loss function must be a scalar ` +
+                    `tensor (a per-batch mean), got ${
+                      m instanceof tf.Tensor ? `shape [${m.shape}]` : String(m)
+                    }`;
+                  continue;
+                }
+                kept[k] = tf.keep(m === out.loss ? m.clone() : m);
+              }
+              return out.loss;
+            }, varList);
+            value = result.value;
+            if (invalid !== undefined) {
+              tf.dispose(Object.values(result.grads));
+              throw new Error(invalid);
             }
-            for (const [k, prev] of metricSums) if (!(k in sums)) sums[k] = tf.clone(prev);
-            return { loss: tf.add(lossSum, tf.mul(value, n)), sums };
-          });
-          tf.dispose([lossSum, ...metricSums.values(), ...Object.values(kept)]);
-          lossSum = next.loss;
-          metricSums = new Map(Object.entries(next.sums));
+            const named = new Map<string, tf.Tensor>();
+            for (const [tfName, g] of Object.entries(result.grads)) {
+              const name = nameOf.get(tfName);
+              if (name !== undefined) named.set(name, g);
+            }
+            try {
+              optimizer.applyGradients(named, lr);
+            } finally {
+              tf.dispose(Object.values(result.grads));
+            }
+            const next = tf.tidy(() => {
+              const sums: Record<string, tf.Tensor> = {};
+              for (const [k, m] of Object.entries(kept)) {
+                const prev = metricSums.get(k);
+                const add = tf.mul(m, n);
+                sums[k] = prev ? tf.add(prev, add) : add;
+              }
+              for (const [k, prev] of metricSums) if (!(k in sums)) sums[k] = tf.clone(prev);
+              return { loss: tf.add(lossSum, tf.mul(value!, n)), sums };
+            });
+            tf.dispose([lossSum, ...metricSums.values()]);
+            lossSum = next.loss;
+            metricSums = new Map(Object.entries(next.sums));
+          } catch (e) {
+            if (value !== undefined) value.dispose();
+            throw e;
+          } finally {
+            tf.dispose(Object.values(kept));
+          }
           pending.push({ step, value });
           step++;
           batches++;

@@ -296,3 +296,43 @@ Deno.test("trainModel validates its options", async () => {
   sgd.dispose();
   model.dispose();
 });
+
+Deno.test("trainModel: a metric may be the loss itself; a non-scalar metric is an error without leaks", async () => {
+  const model = new TinyNet(4);
+  const sgd = sgdFor(model);
+  const ce = (batch: Batch) =>
+    tf.losses.softmaxCrossEntropy(
+      tf.oneHot(batch.labels, 2),
+      model.apply(batch.images, { training: true }),
+    ) as tf.Scalar;
+  const before = tf.memory().numTensors;
+  const result = await trainModel(model, {
+    optimizer: sgd,
+    schedule: () => 0.01,
+    epochs: 1,
+    trainData,
+    progress: false,
+    lossFn: (batch) => {
+      const loss = ce(batch);
+      return { loss, metrics: { ce: loss } };
+    },
+  });
+  assert.ok(Math.abs(result.history[0].metrics.ce - result.history[0].loss) < 1e-6);
+  await assert.rejects(
+    trainModel(model, {
+      optimizer: sgd,
+      schedule: () => 0.01,
+      epochs: 1,
+      trainData,
+      progress: false,
+      lossFn: (batch) => ({
+        loss: ce(batch),
+        metrics: { perExample: tf.ones([BATCH]) as tf.Scalar },
+      }),
+    }),
+    /metric "perExample" .* must be a scalar tensor/,
+  );
+  assert.equal(tf.memory().numTensors, before);
+  sgd.dispose();
+  model.dispose();
+});
