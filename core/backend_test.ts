@@ -270,7 +270,7 @@ async function runChild(
     stdout: "piped",
     stderr: "piped",
     // The child must end by itself; a worker that keeps it alive fails the test.
-    signal: AbortSignal.timeout(90_000),
+    signal: AbortSignal.timeout(120_000),
   });
   const t0 = performance.now();
   const child = command.spawn();

@@ -32,6 +32,7 @@ if (values["stdin-binary"] !== undefined) {
   const bytes = new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer());
   binaries = { [values["stdin-binary"]]: bytes };
 }
+const tInit = performance.now();
 const choice = await selectBackend({
   ...backendOptionsFromValues(values),
   ...(binaries ? { wasm: { binaries } } : {}),
@@ -39,6 +40,7 @@ const choice = await selectBackend({
   env: {},
 });
 
+const initMs = performance.now() - tInit;
 const x = tf.tensor4d(new Rng(1).normalArray(n * h * w * cin), [n, h, w, cin]);
 const k = tf.tensor4d(new Rng(2).normalArray(9 * cin * cout, 0.05), [3, 3, cin, cout]);
 const times: number[] = [];
@@ -63,5 +65,6 @@ console.log(JSON.stringify({
   sum,
   head: Array.from(out.subarray(0, 16)),
   values: out.length <= 4096 ? Array.from(out) : undefined,
+  initMs: initMs,
   ms: times,
 }));
