@@ -184,6 +184,41 @@ Deno.test("selectBackend: wasm.paths as a directory, and a clear error when it l
   }
 });
 
+Deno.test("selectBackend: wasm.paths as an http URL prefix (fetched), 404 is a clear error", async () => {
+  const simd = await Deno.readFile(new URL("tfjs-backend-wasm-simd.wasm", DIST));
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    (req) =>
+      new URL(req.url).pathname === "/wasm/tfjs-backend-wasm-simd.wasm"
+        ? new Response(simd, { headers: { "content-type": "application/wasm" } })
+        : new Response("not here", { status: 404 }),
+  );
+  const base = `http://127.0.0.1:${server.addr.port}`;
+  try {
+    const choice = await selectBackend({
+      backend: "wasm",
+      threads: 1,
+      wasm: { paths: new URL(`${base}/wasm`) },
+      env: {},
+    });
+    assert.equal(choice.wasmSource, `${base}/wasm/tfjs-backend-wasm-simd.wasm`);
+    await assert.rejects(
+      selectBackend({
+        backend: "wasm",
+        threads: 1,
+        wasm: { paths: `${base}/elsewhere/` },
+        env: {},
+      }),
+      /Cannot fetch .*\/elsewhere\/tfjs-backend-wasm-simd\.wasm: HTTP 404/,
+    );
+  } finally {
+    await tf.setBackend("cpu");
+    ac.abort();
+    await server.finished;
+  }
+});
+
 Deno.test("selectBackend: corrupt wasm bytes are a clear error, and wasm still starts after", async () => {
   try {
     await assert.rejects(
