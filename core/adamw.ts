@@ -60,6 +60,8 @@ export class AdamW implements Optimizer {
   readonly #slots = new Map<string, tf.Variable>();
 
   /**
+   * Builds the optimizer and its zero-initialised state.
+   *
    * @param variables The trainable variables to update, with names.
    * @param options Hyperparameters.
    * @throws {Error} On an empty or duplicate variable list or a non-trainable variable.
@@ -139,7 +141,11 @@ export class AdamW implements Optimizer {
     this.#iterations = t;
   }
 
-  /** @returns The step count and moments (`exp_avg.<name>`, `exp_avg_sq.<name>`). */
+  /**
+   * Reads the state asynchronously (safe on WebGPU).
+   *
+   * @returns The step count and moments (`exp_avg.<name>`, `exp_avg_sq.<name>`).
+   */
   getState(): Promise<OptimizerState> {
     return readOptimizerState(this.kind, this.#iterations, this.#slots);
   }

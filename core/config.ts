@@ -79,7 +79,8 @@ export type FieldSpec = NumberField | StringField | BooleanField | NumberListFie
 /** A config schema: camelCase key to field spec. */
 export type ConfigSchema = Readonly<Record<string, FieldSpec>>;
 
-type FieldValue<F> = F extends { readonly type: "number" } ? number
+/** The value type of a field spec (choices narrow strings to their union). */
+export type FieldValue<F> = F extends { readonly type: "number" } ? number
   : F extends { readonly type: "boolean" } ? boolean
   : F extends { readonly type: "number[]" } ? readonly number[]
   : F extends { readonly choices: readonly (infer C)[] } ? C

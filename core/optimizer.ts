@@ -37,7 +37,11 @@ export interface Optimizer {
    * @param lr The learning rate of this step.
    */
   applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void;
-  /** @returns A copy of the state, read asynchronously (safe on WebGPU). */
+  /**
+   * Reads the state.
+   *
+   * @returns A copy of the state, read asynchronously (safe on WebGPU).
+   */
   getState(): Promise<OptimizerState>;
   /**
    * Restores a state saved with {@linkcode Optimizer.getState}.

@@ -144,6 +144,8 @@ export class ProgressReporter {
   #barShown = false;
 
   /**
+   * Creates a reporter.
+   *
    * @param options Sink and intervals.
    */
   constructor(options: ProgressReporterOptions = {}) {

@@ -60,6 +60,8 @@ export class Sgd implements Optimizer {
   readonly #buffers = new Map<string, tf.Variable>();
 
   /**
+   * Builds the optimizer and its zero-initialised state.
+   *
    * @param variables The trainable variables to update, with names.
    * @param options Hyperparameters.
    * @throws {Error} On an empty or duplicate variable list or a non-trainable variable.
@@ -130,7 +132,11 @@ export class Sgd implements Optimizer {
     this.#iterations++;
   }
 
-  /** @returns The iteration count and momentum buffers (`momentum_buffer.<name>`). */
+  /**
+   * Reads the state asynchronously (safe on WebGPU).
+   *
+   * @returns The iteration count and momentum buffers (`momentum_buffer.<name>`).
+   */
   getState(): Promise<OptimizerState> {
     return readOptimizerState(this.kind, this.#iterations, this.#buffers);
   }

@@ -85,6 +85,8 @@ export class NonFiniteLossError extends Error {
   readonly value: number;
 
   /**
+   * Builds the error message from the step, epoch, value and last checkpoint.
+   *
    * @param step The step.
    * @param epoch The 0-based epoch.
    * @param value The loss read.
