@@ -1,6 +1,29 @@
 /**
- * `@mfi/data` (in progress).
+ * `@mfi/data`: CIFAR-10 and CIFAR-100 from the official binary distributions (extracted folder or
+ * `.tar.gz` archive), md5-verified download into a cache folder, torchvision-equivalent
+ * normalisation and augmentation, and seeded, leak-free batching into `Batch`es of `@mfi/core`.
+ *
+ * ```ts
+ * import * as tf from "@tensorflow/tfjs";
+ * import { batches, loadCifar } from "@mfi/data";
+ * await tf.setBackend("cpu");
+ * const dir = "../shared/data"; // any folder containing cifar-10-batches-bin/ (unpacked)
+ * if (await Deno.stat(`${dir}/cifar-10-batches-bin/test_batch.bin`).catch(() => null)) {
+ *   const test = await loadCifar({ dataset: "cifar10", split: "test", dir });
+ *   for (const { images, labels } of batches(test, { batchSize: 128 })) tf.dispose([images, labels]);
+ * }
+ * ```
  *
  * @module
  */
-export {};
+export * from "./archive.ts";
+export * from "./augment.ts";
+export * from "./batches.ts";
+export * from "./cache_dir.ts";
+export * from "./load.ts";
+export * from "./md5.ts";
+export * from "./normalize.ts";
+export * from "./records.ts";
+export * from "./spec.ts";
+export * from "./stats.ts";
+export * from "./subset.ts";
