@@ -71,3 +71,43 @@ Deno.test("every configs/train/*.yaml is a valid train config", async () => {
   }
   assert.ok(n >= 3, `found ${n} configs`);
 });
+
+Deno.test("train --resume from an epoch checkpoint reproduces the uninterrupted run exactly", async () => {
+  const root = await Deno.makeTempDir();
+  const common = [
+    "--width",
+    "0.0625",
+    "--epochs",
+    "2",
+    "--subset",
+    "1",
+    "--batch-size",
+    "5",
+    "--limit-test",
+    "10",
+    "--data-dir",
+    SAMPLE,
+    "--backend",
+    "wasm",
+    "--seed",
+    "3",
+  ];
+  await runTrain([...common, "--out", `${root}/a`]);
+  // A run killed during epoch 2: only the epoch-1 checkpoint exists.
+  await Deno.mkdir(`${root}/b/checkpoints`, { recursive: true });
+  for (const ext of ["safetensors", "json"]) {
+    await Deno.copyFile(
+      `${root}/a/checkpoints/epoch-0001.${ext}`,
+      `${root}/b/checkpoints/epoch-0001.${ext}`,
+    );
+  }
+  const resumed = (await runTrain([...common, "--out", `${root}/b`, "--resume"]))!;
+  assert.equal(resumed.history.length, 2);
+  const sidecar = async (run: string) =>
+    JSON.parse(await Deno.readTextFile(`${root}/${run}/checkpoints/epoch-0002.json`));
+  // Weights, batch-norm statistics and optimizer state are byte-identical.
+  assert.equal((await sidecar("b")).sha256, (await sidecar("a")).sha256);
+  const log = (await Deno.readTextFile(`${root}/b/metrics.jsonl`)).trim().split("\n");
+  assert.equal(log.length, 2);
+  await Deno.remove(root, { recursive: true });
+});
