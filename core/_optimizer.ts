@@ -119,7 +119,7 @@ export function decays(filter: WeightDecayFilter, variable: tf.Variable): boolea
 /**
  * Checks a numeric hyperparameter.
  *
- * @param kind Optimizer kind.
+ * @param context Message prefix, e.g. `Cannot build Sgd` or `Sgd.applyGradients`.
  * @param key Option name.
  * @param value Its value.
  * @param min Inclusive lower bound.
@@ -128,7 +128,7 @@ export function decays(filter: WeightDecayFilter, variable: tf.Variable): boolea
  * @throws {RangeError} If the value is not a finite number in range.
  */
 export function checkHyper(
-  kind: string,
+  context: string,
   key: string,
   value: number,
   min: number,
@@ -140,7 +140,7 @@ export function checkHyper(
     (maxInclusive ? value > max : value >= max)
   ) {
     throw new RangeError(
-      `Cannot build ${kind}: ${key} must be a number in [${min}, ${max}${
+      `${context}: ${key} must be a number in [${min}, ${max}${
         maxInclusive ? "]" : ")"
       }, got ${value}`,
     );

@@ -73,12 +73,12 @@ export class AdamW implements Optimizer {
     if (!Array.isArray(betas) || betas.length !== 2) {
       throw new RangeError(`Cannot build AdamW: betas must be two numbers, got ${betas}`);
     }
-    checkHyper("AdamW", "betas[0]", betas[0], 0, 1, false);
-    checkHyper("AdamW", "betas[1]", betas[1], 0, 1, false);
+    checkHyper("Cannot build AdamW", "betas[0]", betas[0], 0, 1, false);
+    checkHyper("Cannot build AdamW", "betas[1]", betas[1], 0, 1, false);
     const epsilon = options.epsilon ?? 1e-8;
-    checkHyper("AdamW", "epsilon", epsilon, 0);
+    checkHyper("Cannot build AdamW", "epsilon", epsilon, 0);
     const weightDecay = options.weightDecay ?? 0.01;
-    checkHyper("AdamW", "weightDecay", weightDecay, 0);
+    checkHyper("Cannot build AdamW", "weightDecay", weightDecay, 0);
     const weightDecayFilter = options.weightDecayFilter ?? "all";
     if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
       throw new RangeError(
@@ -111,7 +111,7 @@ export class AdamW implements Optimizer {
    * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
    */
   applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
-    checkHyper("AdamW", "lr", lr, 0);
+    checkHyper("AdamW.applyGradients", "lr", lr, 0);
     const { betas: [b1, b2], epsilon, weightDecay, weightDecayFilter } = this.options;
     const t = this.#iterations + 1;
     const stepSize = lr / (1 - b1 ** t);

@@ -71,8 +71,8 @@ export class Sgd implements Optimizer {
     checkOptimizerVariables("Sgd", variables);
     const momentum = options.momentum ?? 0;
     const weightDecay = options.weightDecay ?? 0;
-    checkHyper("Sgd", "momentum", momentum, 0, 1, false);
-    checkHyper("Sgd", "weightDecay", weightDecay, 0);
+    checkHyper("Cannot build Sgd", "momentum", momentum, 0, 1, false);
+    checkHyper("Cannot build Sgd", "weightDecay", weightDecay, 0);
     const nesterov = options.nesterov ?? false;
     if (nesterov && momentum <= 0) {
       throw new RangeError("Cannot build Sgd: nesterov needs momentum > 0, got momentum 0");
@@ -105,7 +105,7 @@ export class Sgd implements Optimizer {
    * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
    */
   applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
-    checkHyper("Sgd", "lr", lr, 0);
+    checkHyper("Sgd.applyGradients", "lr", lr, 0);
     const { momentum, nesterov, weightDecay, weightDecayFilter } = this.options;
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
