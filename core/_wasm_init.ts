@@ -7,9 +7,9 @@
  *   `--allow-read` on Deno's npm cache) and disables threads (`WASM_HAS_MULTITHREAD_SUPPORT` is
  *   false under `IS_NODE`). Here the binary's bytes are read (or taken from the caller) up front and
  *   instantiated through emscripten's `instantiateWasm` hook, so bytes need no permission at all.
- * - Its threaded build starts pthread workers from `blob:` URLs, which Deno refuses. Here the worker
- *   script (see `_wasm_worker.ts`) is written to a temporary `.cjs` file, started by emscripten's
- *   Node code path (`node:worker_threads`) and deleted once the pool has loaded.
+ * - Its threaded build starts pthread workers from `blob:` URLs, which Deno refuses. Here emscripten's
+ *   Node code path (`node:worker_threads`) starts our own worker script (see `_wasm_worker.ts`)
+ *   from source (`eval: true`), which needs no temporary file and no permission.
  * - Its C++ side caps the XNNPACK pool at `emscripten_num_logical_cores() / 2` (and at 8, the size
  *   of the prebuilt pthread pool). The `emscripten_num_logical_cores` import is overridden to report
  *   twice the requested count, so the request is honoured up to 8.
@@ -20,6 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { Worker as NodeWorker } from "node:worker_threads";
 import { wasmWorkerSource } from "./_wasm_worker.ts";
 
 /** The three builds shipped by tfjs-backend-wasm. */
@@ -276,6 +277,9 @@ async function createSingleThreaded(bytes: Uint8Array, root: URL): Promise<Emscr
   });
 }
 
+/** How long the threaded module may take to start its worker pool before we give up. */
+const THREADED_START_TIMEOUT_MS = 120_000;
+
 async function createThreaded(
   bytes: Uint8Array,
   root: URL,
@@ -283,42 +287,45 @@ async function createThreaded(
 ): Promise<EmscriptenModule> {
   const gluePath = fileURLToPath(new URL("wasm-out/tfjs-backend-wasm-threaded-simd.js", root));
   const factory = requireGlue(gluePath);
-  let dir: string;
-  try {
-    dir = await Deno.makeTempDir({ prefix: "mfi-wasm-worker-" });
-  } catch (e) {
-    throw new Error(
-      `Cannot start wasm threads: writing the worker script to a temporary folder failed ` +
-        `(${(e as Error).message}). Grant --allow-write to the temp folder, or use threads: 1.`,
-      { cause: e },
-    );
+  const source = wasmWorkerSource(gluePath);
+  const started: NodeWorker[] = [];
+  // The worker runs from source (`eval: true`): no blob: URL (Deno refuses those), no temp file,
+  // no permission. Emscripten's Node path does `new Worker(locateFile("...worker.js"))` with the
+  // global Worker it set to node:worker_threads' one; locateFile runs just before that `new`, so it
+  // swaps in this subclass, which ignores the path and starts our script instead.
+  class EvalWorker extends NodeWorker {
+    constructor(_path: string) {
+      super(source, { eval: true });
+      started.push(this);
+    }
   }
-  if (Deno.permissions.querySync({ name: "read", path: dir }).state !== "granted") {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-    throw new Error(
-      `Cannot start wasm threads: the worker script in ${dir} must be readable. Grant ` +
-        `--allow-read to the temp folder, or use threads: 1.`,
-    );
-  }
-  const workerPath = `${dir}/tfjs-backend-wasm-threaded-simd.worker.cjs`;
-  // The glue replaces the global Worker with node:worker_threads' Worker; put Deno's back after.
   const savedWorker = globalThis.Worker;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Deno.writeTextFile(workerPath, wasmWorkerSource(gluePath));
     return await new Promise((resolve, reject) => {
-      const fail = (what: unknown) =>
+      const fail = (what: unknown) => {
+        for (const worker of started) worker.terminate();
         reject(new Error(`tfjs-backend-wasm (threaded) failed to start: ${String(what)}`));
+      };
+      timer = setTimeout(
+        () =>
+          fail(`its ${started.length} workers did not load within ${THREADED_START_TIMEOUT_MS} ms`),
+        THREADED_START_TIMEOUT_MS,
+      );
       const config = factoryConfig(bytes, threads, {
-        locateFile: (path: string, prefix: string) =>
-          path.endsWith(".worker.js") ? workerPath : prefix + path,
+        locateFile: (path: string, prefix: string) => {
+          if (!path.endsWith(".worker.js")) return prefix + path;
+          (globalThis as { Worker: unknown }).Worker = EvalWorker;
+          return path;
+        },
       }, fail);
       factory(config).then(resolve, fail);
     });
   } finally {
+    clearTimeout(timer);
+    // Deno's own Worker back. The pool (8 workers) exists by now and no worker is started later,
+    // because the thread count is capped at the pool size.
     globalThis.Worker = savedWorker;
-    // The pool (8 workers) has loaded the script by now; no worker is started later because the
-    // thread count is capped at the pool size.
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
 }
 

@@ -4,7 +4,7 @@
  * Why not tfjs's own: tfjs-backend-wasm 4.22.0 hands emscripten a worker created from a `blob:` URL
  * (Deno's `node:worker_threads` refuses those), and its script then assigns `self` and `location`
  * (read-only in a Deno worker) and `eval`s the emscripten glue through `importScripts` (which needs
- * read access to the npm cache). This script runs as a CommonJS file under `node:worker_threads`,
+ * read access to the npm cache). This script runs as CommonJS source under `node:worker_threads`,
  * `require`s the glue (the factory `WasmBackendModuleThreadedSimd`) and otherwise follows the
  * message protocol of emscripten's `worker.js` (load, run, cancel, processProxyingQueue).
  *
@@ -12,7 +12,7 @@
  */
 
 /**
- * Source of the worker script, to be written to a `.cjs` file.
+ * Source of the worker script, run as CommonJS by `node:worker_threads` (`eval: true`).
  *
  * @param gluePath Absolute file path of `wasm-out/tfjs-backend-wasm-threaded-simd.js`.
  * @returns CommonJS source text.
