@@ -13,26 +13,23 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import {
   AdamW,
+  classificationLoss,
   configHelp,
   type ConfigOf,
   cosineSchedule,
-  countCorrect,
   deriveSeed,
   type EpochRecord,
   type FieldSpec,
   linePlotSvg,
   loadYamlConfig,
-  type LossFn,
   type NamedVariables,
   type Optimizer,
   parseConfigFlags,
   resolveConfig,
   selectBackend,
   Sgd,
-  softmaxCrossEntropy,
   trainModel,
 } from "@mfi/core";
 import {
@@ -190,15 +187,7 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   });
   const trainable = model.namedVariables().filter(([, v]) => v.trainable);
   const optimizer = buildOptimizer(config, trainable);
-  const lossFn: LossFn = (batch) => {
-    const logits = model.apply(batch.images, { training: true });
-    return {
-      loss: softmaxCrossEntropy(logits, batch.labels, { labelSmoothing: config.labelSmoothing }),
-      metrics: {
-        accuracy: tf.div(countCorrect(logits, batch.labels), batch.labels.shape[0]) as tf.Scalar,
-      },
-    };
-  };
+  const lossFn = classificationLoss(model, { labelSmoothing: config.labelSmoothing });
   const runConfig = Object.fromEntries(
     Object.entries(config).filter(([k]) => !(RUNTIME_KEYS as readonly string[]).includes(k)),
   );
