@@ -20,6 +20,7 @@ export * from "./archive.ts";
 export * from "./augment.ts";
 export * from "./batches.ts";
 export * from "./cache_dir.ts";
+export * from "./download.ts";
 export * from "./load.ts";
 export * from "./md5.ts";
 export * from "./normalize.ts";

@@ -4,6 +4,7 @@
  * @module
  */
 import type { CifarSplit } from "./load.ts";
+import { cifarSpec } from "./spec.ts";
 
 /** Per-channel statistics of pixel values scaled to [0, 1]. */
 export interface ChannelStats {
@@ -82,4 +83,54 @@ export function channelStats(split: CifarSplit): ChannelStats {
   };
   const [m0, d0] = stat(s0, q0), [m1, d1] = stat(s1, q1), [m2, d2] = stat(s2, q2);
   return { mean: [m0, m1, m2], std: [d0, d1, d2] };
+}
+
+/** What `deno task data check` reports about one split. */
+export interface SplitSummary {
+  /** Number of records. */
+  readonly records: number;
+  /** Records the official file(s) of this split hold. */
+  readonly expectedRecords: number;
+  /** Number of classes. */
+  readonly classes: number;
+  /** Fewest images of any class. */
+  readonly perClassMin: number;
+  /** Most images of any class. */
+  readonly perClassMax: number;
+  /** Per-channel statistics in [0, 1]. */
+  readonly channels: ChannelStats;
+  /** Every file read, with size and md5. */
+  readonly files: CifarSplit["files"];
+}
+
+/**
+ * Summarises a split: record count (and the official one), images per class (min/max),
+ * per-channel mean and std, and the md5 of every file read.
+ *
+ * @param split The split.
+ * @returns The summary.
+ * @throws {RangeError} If the split is empty.
+ * @example
+ * ```ts
+ * import { splitSummary, type CifarSplit } from "@mfi/data";
+ * import assert from "node:assert/strict";
+ * const split = {
+ *   dataset: "cifar10", split: "test", count: 2, images: new Uint8Array(2 * 3072),
+ *   labels: Uint8Array.of(0, 9), classNames: Array.from({ length: 10 }, String), files: [],
+ * } as unknown as CifarSplit;
+ * const s = splitSummary(split);
+ * assert.deepEqual([s.records, s.expectedRecords, s.perClassMin, s.perClassMax], [2, 10000, 0, 1]);
+ * ```
+ */
+export function splitSummary(split: CifarSplit): SplitSummary {
+  const counts = classCounts(split);
+  return {
+    records: split.count,
+    expectedRecords: cifarSpec(split.dataset).records[split.split],
+    classes: counts.length,
+    perClassMin: Math.min(...counts),
+    perClassMax: Math.max(...counts),
+    channels: channelStats(split),
+    files: split.files,
+  };
 }

@@ -59,7 +59,7 @@ export async function writeFiles(dir: string, files: readonly FixtureFile[]): Pr
 }
 
 /** Builds a .tar.gz of the files (plus a readme, like the official archive). */
-export async function tarGz(files: readonly FixtureFile[]): Promise<Uint8Array> {
+export async function tarGz(files: readonly FixtureFile[]): Promise<Uint8Array<ArrayBuffer>> {
   const pack = tar.pack();
   const folder = files[0].name.split("/")[0];
   pack.entry({ name: `${folder}/`, type: "directory" });

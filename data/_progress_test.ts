@@ -1,0 +1,25 @@
+import assert from "node:assert/strict";
+import { createProgress } from "./_progress.ts";
+
+Deno.test("progress: lines every 10%, bar redrawn in place, none silent", () => {
+  const out: string[] = [];
+  const lines = createProgress("x.tar.gz", 1000, "lines", (t) => out.push(t));
+  for (let r = 0; r <= 1000; r += 50) lines.update(r);
+  lines.done();
+  assert.deepEqual(
+    out.map((l) => l.split(" (")[0]),
+    [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100].map((p) => `x.tar.gz: ${p}%`),
+  );
+  assert.ok(out.every((l) => l.endsWith("\n")));
+  const bar: string[] = [];
+  const b = createProgress("x", 100, "bar", (t) => bar.push(t));
+  b.update(50);
+  b.done();
+  assert.match(bar[0], /^\rx \[#{15} {15}\]  50% /);
+  assert.match(bar.at(-1)!, /done\x1b\[K\n$/);
+  const none: string[] = [];
+  const n = createProgress("x", 100, "none", (t) => none.push(t));
+  n.update(100);
+  n.done();
+  assert.equal(none.length, 0);
+});

@@ -1,0 +1,186 @@
+/**
+ * `deno task data <command>`: the CIFAR data cache and a data check.
+ *
+ *     deno task data check --dataset cifar10|cifar100 [--dir D | --archive F]
+ *                          [--split train|test|all] [--labels fine|coarse] [--json]
+ *     deno task data download --dataset cifar10|cifar100 [--dir D] [--url U] [--md5 M]
+ *
+ * `check` loads each requested split (default: both) and prints, as a table (or JSON with
+ * `--json`), record counts, images per class (min/max), per-channel mean and std, and the md5 of
+ * every file read. A split whose files are absent is reported as missing; the command fails only
+ * if no requested split could be read, or a file is corrupt. With neither `--dir` nor `--archive`
+ * it reads the data cache (`MFI_DATA_DIR`, default `~/.cache/mfi-resnet`).
+ * `download` fetches the official archive into the cache (md5-verified).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import {
+  CifarFileMissingError,
+  type CifarLabelKind,
+  cifarSpec,
+  type CifarSplitName,
+  ensureCifar,
+  loadCifar,
+  type SplitSummary,
+  splitSummary,
+} from "@mfi/data";
+
+const USAGE = `usage:
+  deno task data check --dataset cifar10|cifar100 [--dir D | --archive F] [--split train|test|all]
+                       [--labels fine|coarse] [--json]
+  deno task data download --dataset cifar10|cifar100 [--dir D] [--url U] [--md5 M]`;
+
+type SplitReport =
+  | ({ readonly split: CifarSplitName; readonly status: "ok" } & SplitSummary)
+  | { readonly split: CifarSplitName; readonly status: "missing"; readonly message: string };
+
+function usage(message: string): never {
+  console.error(`${message}\n${USAGE}`);
+  Deno.exit(2);
+}
+
+function formatTable(rows: string[][]): string {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c])).join(" | ")} |`;
+  return [line(rows[0]), line(widths.map((w) => "-".repeat(w))), ...rows.slice(1).map(line)]
+    .join("\n");
+}
+
+async function check(values: Record<string, unknown>): Promise<number> {
+  const dataset = values.dataset as "cifar10" | "cifar100";
+  const spec = cifarSpec(dataset);
+  const which = (values.split ?? "all") as string;
+  if (!["train", "test", "all"].includes(which)) usage(`--split must be train, test or all`);
+  if (values.dir && values.archive) usage("pass either --dir or --archive, not both");
+  const splits: CifarSplitName[] = which === "all" ? ["train", "test"] : [which as CifarSplitName];
+  const labels = values.labels as CifarLabelKind | undefined;
+  const reports: SplitReport[] = [];
+  for (const split of splits) {
+    try {
+      const data = await loadCifar({
+        dataset,
+        split,
+        dir: values.dir as string | undefined,
+        archive: values.archive as string | undefined,
+        labels,
+      });
+      reports.push({ split, status: "ok", ...splitSummary(data) });
+    } catch (error) {
+      if (!(error instanceof CifarFileMissingError)) throw error;
+      reports.push({ split, status: "missing", message: error.message });
+    }
+  }
+  const ok = reports.some((r) => r.status === "ok");
+  if (values.json) {
+    console.log(JSON.stringify(
+      {
+        dataset,
+        source: values.archive ?? values.dir ?? "cache",
+        published: { mean: spec.mean, std: spec.std },
+        splits: reports,
+      },
+      null,
+      2,
+    ));
+    return ok ? 0 : 1;
+  }
+  const f4 = (v: number) => v.toFixed(4);
+  console.log(`${spec.title} (${values.archive ?? values.dir ?? "data cache"})\n`);
+  const rows = [[
+    "split",
+    "records",
+    "expected",
+    "per class min/max",
+    "mean R, G, B",
+    "std R, G, B",
+  ]];
+  for (const r of reports) {
+    rows.push(
+      r.status === "ok"
+        ? [
+          r.split,
+          String(r.records),
+          String(r.expectedRecords),
+          `${r.perClassMin}/${r.perClassMax} (${r.classes} classes)`,
+          r.channels.mean.map(f4).join(", "),
+          r.channels.std.map(f4).join(", "),
+        ]
+        : [r.split, "missing", String(spec.records[r.split]), "-", "-", "-"],
+    );
+  }
+  rows.push(["published", "", "", "", spec.mean.map(f4).join(", "), spec.std.map(f4).join(", ")]);
+  console.log(formatTable(rows));
+  const files = reports.flatMap((r) => r.status === "ok" ? r.files : []);
+  const seen = new Set<string>();
+  const fileRows = [["file", "bytes", "md5"]];
+  for (const f of files) {
+    if (seen.has(f.path)) continue;
+    seen.add(f.path);
+    fileRows.push([f.path, String(f.bytes), f.md5]);
+  }
+  if (fileRows.length > 1) console.log(`\n${formatTable(fileRows)}`);
+  for (const r of reports) {
+    if (r.status === "missing") console.log(`\n${r.split}: missing. ${r.message}`);
+  }
+  if (!ok) console.error("\nNo requested split could be read.");
+  return ok ? 0 : 1;
+}
+
+async function download(values: Record<string, unknown>): Promise<number> {
+  const result = await ensureCifar({
+    dataset: values.dataset as "cifar10" | "cifar100",
+    dir: values.dir as string | undefined,
+    url: values.url as string | undefined,
+    md5: values.md5 as string | undefined,
+  });
+  console.log(
+    `${result.downloaded ? "downloaded" : "already cached"}: ${result.path} ` +
+      `(${result.bytes} bytes, md5 ${result.md5} verified)`,
+  );
+  return 0;
+}
+
+if (import.meta.main) {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: Deno.args,
+      allowPositionals: true,
+      options: {
+        dataset: { type: "string" },
+        dir: { type: "string" },
+        archive: { type: "string" },
+        split: { type: "string" },
+        labels: { type: "string" },
+        json: { type: "boolean" },
+        url: { type: "string" },
+        md5: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    });
+  } catch (error) {
+    usage((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    console.log(USAGE);
+    Deno.exit(0);
+  }
+  const command = positionals[0];
+  if (positionals.length !== 1 || !["check", "download"].includes(command)) {
+    usage(`expected one command, check or download; got ${JSON.stringify(positionals)}`);
+  }
+  if (values.dataset !== "cifar10" && values.dataset !== "cifar100") {
+    usage(`--dataset must be cifar10 or cifar100, got ${JSON.stringify(values.dataset)}`);
+  }
+  if (command === "download" && (values.archive || values.split || values.labels || values.json)) {
+    usage("download takes only --dataset, --dir, --url and --md5");
+  }
+  try {
+    Deno.exit(command === "check" ? await check(values) : await download(values));
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    Deno.exit(1);
+  }
+}
