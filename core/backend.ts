@@ -5,6 +5,12 @@
  * the pure-JS cpu backend. `--backend` (via {@linkcode SelectBackendOptions.backend}) or the
  * environment variable `MFI_BACKEND` force one.
  *
+ * Permissions: WASM read from the installed npm package needs `--allow-read` on its `dist/` folder
+ * (the error names it); binaries passed as bytes need none, and neither do WASM threads (their
+ * workers run from source, see `_wasm_init.ts`). Without `--allow-env`, `MFI_BACKEND` and
+ * `MFI_THREADS` are not read. On WebGPU read tensors with `await t.data()`: `dataSync()` crashes
+ * in Deno.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
