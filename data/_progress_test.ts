@@ -15,8 +15,8 @@ Deno.test("progress: lines every 10%, bar redrawn in place, none silent", () => 
   const b = createProgress("x", 100, "bar", (t) => bar.push(t));
   b.update(50);
   b.done();
-  assert.match(bar[0], /^\rx \[#{15} {15}\]  50% /);
-  assert.match(bar.at(-1)!, /done\x1b\[K\n$/);
+  assert.ok(bar[0].startsWith(`\rx [${"#".repeat(15)}${" ".repeat(15)}]  50% `), bar[0]);
+  assert.ok(bar.at(-1)!.endsWith("done\x1b[K\n"));
   const none: string[] = [];
   const n = createProgress("x", 100, "none", (t) => none.push(t));
   n.update(100);
