@@ -23,7 +23,7 @@ import { type EvalResult, evaluate } from "./evaluate.ts";
 import { countCorrect, type CrossEntropyOptions, softmaxCrossEntropy } from "./loss.ts";
 import type { Module } from "./module.ts";
 import type { Optimizer } from "./optimizer.ts";
-import { ProgressReporter, type ProgressReporterOptions } from "./progress.ts";
+import { formatDuration, ProgressReporter, type ProgressReporterOptions } from "./progress.ts";
 import { deriveSeed, Rng } from "./random.ts";
 import type { LrSchedule } from "./schedule.ts";
 
@@ -485,5 +485,6 @@ function formatRecord(r: EpochRecord, epochs: number): string {
     `lr ${r.lr.toPrecision(3)}`,
     `${r.imagesPerSecond.toFixed(1)} img/s`,
     `${r.seconds.toFixed(1)} s`,
+    ...(r.epoch < epochs ? [`(run ETA ${formatDuration(r.seconds * (epochs - r.epoch))})`] : []),
   ].join(" ");
 }

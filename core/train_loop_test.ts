@@ -86,6 +86,7 @@ Deno.test("trainModel decreases the loss on a separable toy set and logs one lin
   const dir = await Deno.makeTempDir();
   const seen: EpochRecord[] = [];
   const counts: number[] = [];
+  let printed = "";
   const result = await trainModel(model, {
     optimizer: sgd,
     schedule: cosineSchedule({ baseLr: 0.2, totalSteps: 5 * STEPS, warmupSteps: 2 }),
@@ -94,12 +95,13 @@ Deno.test("trainModel decreases the loss on a separable toy set and logs one lin
     testData,
     evalEvery: 2,
     readEvery: 3,
+    stepsPerEpoch: STEPS,
     logFile: `${dir}/log.jsonl`,
     onEpoch: (r) => {
       seen.push(r);
       counts.push(tf.memory().numTensors);
     },
-    progress: { sink: { isTerminal: false, write: () => {} } },
+    progress: { sink: { isTerminal: false, write: (t) => (printed += t) } },
   });
   const h = result.history;
   assert.equal(h.length, 5);
@@ -111,6 +113,16 @@ Deno.test("trainModel decreases the loss on a separable toy set and logs one lin
   assert.notEqual(h[1].testAccuracy, null);
   assert.ok(h[0].trainAccuracy! >= 0 && h[0].trainAccuracy! <= 1);
   assert.equal(h[4].lr, 0); // the last step of the cosine schedule
+  // Plain progress lines and one summary line per epoch, with the run's ETA until the last.
+  assert.match(printed, /^epoch 1\/5 \[=+ *\] \d\/4 loss \d\.\d{4} acc \d+\.\d% [\d.]+ img\/s/m);
+  assert.match(
+    printed,
+    /^epoch 1\/5 step 4 loss \d\.\d{4} train [\d.]+% test - lr .* \(run ETA \d+:\d\d\)$/m,
+  );
+  assert.match(
+    printed,
+    /^epoch 5\/5 step 20 loss \S+ train \S+ test [\d.]+% lr 0\.00 \S+ img\/s \S+ s$/m,
+  );
   const lines = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n");
   assert.equal(lines.length, 5);
   const first = JSON.parse(lines[0]);
