@@ -11,6 +11,7 @@ import {
   type ResolvedStageConfig,
   validateStageConfig,
 } from "@mfi/flows";
+import { tidyBuild } from "./_tidy.ts";
 
 /** The config of a MeanFlow stage as stored in a spec: every key resolved, no seed. */
 export type MeanFlowConfig = Omit<ResolvedStageConfig, "seed">;
@@ -63,5 +64,6 @@ export function countMeanFlowParameters(config: MeanFlowConfig): number {
  * @returns The stage module.
  */
 export function meanFlowStage(config: MeanFlowConfig, seed: number): MeanFlowStage {
-  return new MeanFlowStage({ ...config, seed });
+  // Layers copy their initial values into variables; tidy frees the copies (variables survive).
+  return tidyBuild(() => new MeanFlowStage({ ...config, seed }));
 }

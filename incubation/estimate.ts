@@ -6,12 +6,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { deriveSeed, disposeModule, Rng, Sgd, softmaxCrossEntropy } from "@mfi/core";
+import { deriveSeed, disposeModule, type Optimizer, Rng, softmaxCrossEntropy } from "@mfi/core";
 import { batchCount } from "@mfi/data";
 import { meanFlowStageLoss } from "@mfi/flows";
 import type { StagedModel } from "@mfi/resnet";
 import type { PipelineConfig } from "./config.ts";
 import { buildModel } from "./model_spec.ts";
+import { makeOptimizer } from "./phase_runner.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
 import { meanFlowStage } from "./_flows.ts";
 import { planPhases } from "./plan.ts";
@@ -55,7 +56,7 @@ async function timeSteps(step: () => void, batch: number, steps: number): Promis
   return (performance.now() - t0) / 1000 / (steps * batch);
 }
 
-function trainStep(model: StagedModel, x: tf.Tensor, y: tf.Tensor, from: number, sgd: Sgd) {
+function trainStep(model: StagedModel, x: tf.Tensor, y: tf.Tensor, from: number, sgd: Optimizer) {
   return () => {
     const vars = sgd.variables.map(([, v]) => v);
     const names = new Map(sgd.variables.map(([n, v]) => [v.name, n]));
@@ -106,9 +107,9 @@ export async function probeTimings(
       return m;
     };
     const sgdOver = (m: StagedModel, prefix: string) => {
-      const s = new Sgd(
+      const s = makeOptimizer(
+        config.baseline,
         m.namedVariables().filter(([n, v]) => v.trainable && n.startsWith(prefix)),
-        { momentum: 0.9 },
       );
       free.push(s);
       return s;
@@ -130,7 +131,10 @@ export async function probeTimings(
       if (st.kind !== "meanflow") throw new Error("meta stages are MeanFlow");
       const stage = meanFlowStage(st.config, 0);
       free.push({ dispose: () => disposeModule(stage) });
-      const sgd = new Sgd(stage.namedVariables().filter(([, v]) => v.trainable), { momentum: 0.9 });
+      const sgd = makeOptimizer(
+        config.compress,
+        stage.namedVariables().filter(([, v]) => v.trainable),
+      );
       free.push(sgd);
       const names = new Map(sgd.variables.map(([n, v]) => [v.name, n]));
       compress.push(

@@ -28,6 +28,7 @@ import {
   meanFlowStage,
   validateMeanFlowConfig,
 } from "./_flows.ts";
+import { tidyBuild } from "./_tidy.ts";
 
 /** Current spec format tag; bump when the meaning of a field changes. */
 export const MODEL_SPEC_FORMAT = "mfi-model-spec/1";
@@ -335,6 +336,13 @@ const SPECS = new WeakMap<StagedModel, ModelSpec>();
  * ```
  */
 export function buildModel(spec: ModelSpec, options: BuildModelOptions): StagedModel {
+  // Layers copy their initial values into variables; tidy frees the copies (variables survive).
+  const model = tidyBuild(() => buildUntidy(spec, options));
+  SPECS.set(model, spec);
+  return model;
+}
+
+function buildUntidy(spec: ModelSpec, options: BuildModelOptions): StagedModel {
   const s = validateModelSpec(spec);
   const arch = resolveArch(s.arch);
   const seed = options.seed;
@@ -359,9 +367,7 @@ export function buildModel(spec: ModelSpec, options: BuildModelOptions): StagedM
     classes: s.classes,
     seed: deriveSeed(seed, "head"),
   });
-  const model = new StagedModel({ stem, stages, head });
-  SPECS.set(model, spec);
-  return model;
+  return new StagedModel({ stem, stages, head });
 }
 
 /**

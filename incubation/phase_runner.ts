@@ -16,6 +16,7 @@ import {
   deriveSeed,
   type EpochRecord,
   evaluate,
+  latestCheckpoint,
   type LossOutput,
   type Module,
   type NamedVariables,
@@ -24,6 +25,7 @@ import {
   type ProgressReporterOptions,
   readCheckpoint,
   restoreVariables,
+  type SafetensorsTensor,
   saveCheckpoint,
   Sgd,
   softmaxCrossEntropy,
@@ -39,6 +41,7 @@ import type { PipelineData } from "./pipeline_data.ts";
 import type { PipelineSpecs } from "./pipeline_specs.ts";
 import { matchesAny, type Phase } from "./plan.ts";
 import { meanFlowStage } from "./_flows.ts";
+import { tidyBuild } from "./_tidy.ts";
 
 /** What a finished phase reports (stored in its output checkpoint's sidecar `extra`). */
 export interface PhaseResult {
@@ -68,6 +71,8 @@ export interface PhaseResult {
   readonly history: readonly EpochRecord[];
   /** Where the data came from, for the report. */
   readonly data: string;
+  /** SHA-256 of each dependency's output weights when this phase ran (staleness check). */
+  readonly inputs: Readonly<Record<string, string>>;
 }
 
 /** Options of {@linkcode runPhase}. */
@@ -120,7 +125,8 @@ export async function readPhaseOutput(
   | {
     result: PhaseResult;
     fingerprint: unknown;
-    weights: ReadonlyMap<string, import("@mfi/core").SafetensorsTensor>;
+    sha256: string;
+    weights: ReadonlyMap<string, SafetensorsTensor>;
   }
   | undefined
 > {
@@ -134,7 +140,12 @@ export async function readPhaseOutput(
     const ckpt = await readCheckpoint(path);
     const result = ckpt.sidecar.extra as unknown as PhaseResult;
     if (result?.complete !== true || result.phase !== phaseId) return undefined;
-    return { result, fingerprint: ckpt.sidecar.config, weights: ckpt.weights };
+    return {
+      result,
+      fingerprint: ckpt.sidecar.config,
+      sha256: ckpt.sidecar.sha256,
+      weights: ckpt.weights,
+    };
   } catch {
     return undefined;
   }
@@ -153,14 +164,17 @@ function specFor(phase: Phase, specs: PipelineSpecs): ModelSpec {
   }
 }
 
-function makeOptimizer(train: TrainConfig, variables: NamedVariables): Optimizer {
-  return train.optimizer === "adamw"
-    ? new AdamW(variables, { weightDecay: train.weightDecay })
-    : new Sgd(variables, {
-      momentum: train.momentum,
-      nesterov: train.nesterov && train.momentum > 0,
-      weightDecay: train.weightDecay,
-    });
+/** Builds a phase's optimizer (in tidy: state variables survive, their initial values do not). */
+export function makeOptimizer(train: TrainConfig, variables: NamedVariables): Optimizer {
+  return tidyBuild((): Optimizer =>
+    train.optimizer === "adamw"
+      ? new AdamW(variables, { weightDecay: train.weightDecay })
+      : new Sgd(variables, {
+        momentum: train.momentum,
+        nesterov: train.nesterov && train.momentum > 0,
+        weightDecay: train.weightDecay,
+      })
+  );
 }
 
 /** Parts of a staged model in forward order: 0 = stem, 1..n = stages, n + 1 = head. */
@@ -255,6 +269,20 @@ async function loadGivenBaseline(model: StagedModel, path: string): Promise<stri
   return `PyTorch state_dict ${path}`;
 }
 
+/** Removes partial training made from other inputs or another config (it cannot be resumed). */
+async function discardForeignTraining(
+  trainDir: string,
+  fingerprint: unknown,
+  log: (line: string) => void,
+): Promise<void> {
+  const found = await latestCheckpoint(trainDir).catch(() => undefined);
+  if (found === undefined) return;
+  const ckpt = await readCheckpoint(found);
+  if (JSON.stringify(ckpt.sidecar.config) === JSON.stringify(fingerprint)) return;
+  log(`  discarding partial training in ${trainDir}: it was made from other inputs or config`);
+  await Deno.remove(trainDir, { recursive: true });
+}
+
 /** Test fit of a stage: mean squared error per element and relative to the target variance. */
 async function stageFit(
   stage: MeanFlowStage,
@@ -309,6 +337,18 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
   const spec = specFor(phase, specs);
   const seed = deriveSeed(config.seed, phase.id);
   const fingerprint = phaseFingerprint(phase, config, spec);
+  const inputs: Record<string, string> = {};
+  for (const d of phase.dependsOn) {
+    const out = await readPhaseOutput(runDir, d);
+    if (out === undefined) {
+      throw new Error(
+        `Cannot run phase ${phase.id}: the output of ${d} is missing or incomplete; run --phase ${d} first`,
+      );
+    }
+    inputs[d] = out.sha256;
+  }
+  const trainFingerprint = { ...(fingerprint as Record<string, unknown>), inputs };
+  await discardForeignTraining(`${dir}/train`, trainFingerprint, log);
   const train = phase.train;
   const dropLast = data.train.count > train.batchSize;
   const stepsPerEpoch = batchCount(data.train.count, { batchSize: train.batchSize, dropLast });
@@ -336,7 +376,7 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
     stepsPerEpoch,
     checkpointDir: `${dir}/train`,
     resume: true,
-    config: fingerprint,
+    config: trainFingerprint,
     logFile: `${dir}/log.jsonl`,
     seed,
     progress: options.progress,
@@ -487,6 +527,7 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
       wallSeconds: (performance.now() - t0) / 1000,
       history,
       data: data.source.description,
+      inputs,
     };
     await saveCheckpoint(`${dir}/output`, savedVars, {
       epoch: history.length,
@@ -494,6 +535,8 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
       config: fingerprint,
       extra: result as unknown as Record<string, unknown>,
     }, { name: "output", keep: 0 });
+    // The output is committed; the resumable training checkpoints are no longer needed.
+    await Deno.remove(`${dir}/train`, { recursive: true }).catch(() => {});
     return result;
   } finally {
     for (const d of disposables) d.dispose();

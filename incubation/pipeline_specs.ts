@@ -7,7 +7,7 @@
  */
 import { widthForBudget } from "@mfi/flows";
 import { residualStageInfo } from "@mfi/resnet";
-import { PAPER_REDUCTION, type PipelineConfig } from "./config.ts";
+import { DEFAULT_CONFIG, mergeConfig, PAPER_REDUCTION, type PipelineConfig } from "./config.ts";
 import type { MeanFlowConfig } from "./_flows.ts";
 import {
   countSpecParameters,
@@ -167,4 +167,36 @@ export function pipelineSpecs(config: PipelineConfig): PipelineSpecs {
     mfi,
     targetReduction: target,
   });
+}
+
+/**
+ * The specs of a run with METHOD.md's defaults for one architecture, class count and width:
+ * what `deno task params --model mfi-resnet50` counts.
+ *
+ * @param arch Architecture name.
+ * @param options Class count (10 = CIFAR-10 target reduction, 100 = CIFAR-100) and width.
+ * @returns The run's specs.
+ * @throws {RangeError} If `classes` is not 10 or 100, or the width leaves no room for stage 4.
+ * @example
+ * ```ts
+ * import { countSpecParameters, defaultSpecs } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.equal(countSpecParameters(defaultSpecs("resnet50", { classes: 10 }).mfi).total, 12_635_082);
+ * ```
+ */
+export function defaultSpecs(
+  arch: PipelineConfig["model"]["arch"],
+  options: { readonly classes: number; readonly width?: number },
+): PipelineSpecs {
+  if (options.classes !== 10 && options.classes !== 100) {
+    throw new RangeError(
+      `defaultSpecs: classes must be 10 (CIFAR-10) or 100 (CIFAR-100), got ${options.classes}`,
+    );
+  }
+  return pipelineSpecs(
+    mergeConfig(DEFAULT_CONFIG, {
+      model: { arch, width: options.width ?? 1 },
+      data: { dataset: options.classes === 100 ? "cifar100" : "cifar10" },
+    }),
+  );
 }

@@ -10,7 +10,13 @@ import type { ProgressReporterOptions } from "@mfi/core";
 import type { PipelineConfig } from "./config.ts";
 import type { PipelineData } from "./pipeline_data.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
-import { phaseFingerprint, type PhaseResult, readPhaseOutput, runPhase } from "./phase_runner.ts";
+import {
+  phaseDir,
+  phaseFingerprint,
+  type PhaseResult,
+  readPhaseOutput,
+  runPhase,
+} from "./phase_runner.ts";
 import { type Phase, planPhases } from "./plan.ts";
 
 /** Options of {@linkcode runPipeline}. */
@@ -63,6 +69,7 @@ export async function runPipeline(
   }
   await Deno.mkdir(options.runDir, { recursive: true });
   const results: Record<string, PhaseResult> = {};
+  const shas: Record<string, string> = {};
   const ran: string[] = [];
   const skipped: string[] = [];
   const selected = options.only ? new Set(options.only) : ids;
@@ -83,12 +90,21 @@ export async function runPipeline(
             "use a new --out folder (or delete that phase's folder to redo it)",
         );
       }
-      results[phase.id] = existing.result;
-      if (selected.has(phase.id)) {
-        skipped.push(phase.id);
-        log(`[skip] ${phase.id}: complete output found`);
+      const changed = phase.dependsOn.filter((d) =>
+        results[d] === undefined || shas[d] !== existing.result.inputs?.[d]
+      );
+      if (changed.length > 0) {
+        log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; discarding it`);
+        await Deno.remove(phaseDir(options.runDir, phase.id), { recursive: true });
+      } else {
+        results[phase.id] = existing.result;
+        shas[phase.id] = existing.sha256;
+        if (selected.has(phase.id)) {
+          skipped.push(phase.id);
+          log(`[skip] ${phase.id}: complete output found`);
+        }
+        continue;
       }
-      continue;
     }
     if (!selected.has(phase.id)) continue;
     const missing = phase.dependsOn.filter((d) => results[d] === undefined);
@@ -111,6 +127,7 @@ export async function runPipeline(
       log,
     });
     results[phase.id] = result;
+    shas[phase.id] = (await readPhaseOutput(options.runDir, phase.id))!.sha256;
     ran.push(phase.id);
     log(`[done] ${phase.id} in ${result.wallSeconds.toFixed(1)} s`);
   }

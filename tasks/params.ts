@@ -12,6 +12,7 @@ import {
   RESNET_ARCHS,
   type ResNetArchName,
 } from "@mfi/resnet";
+import { countSpecParameters, defaultSpecs } from "@mfi/incubation";
 
 /** Counts a model's parameters for a class count and width multiplier. */
 export type ParamCounter = (options: { classes: number; width: number }) => ParameterReport;
@@ -25,6 +26,20 @@ export const PARAM_COUNTERS: Readonly<Record<string, ParamCounter>> = Object.fre
     (Object.keys(RESNET_ARCHS) as ResNetArchName[]).map((name) => [
       name,
       (o: { classes: number; width: number }) => countResNetParameters(name, o),
+    ]),
+  ),
+  // MFI-ResNet and its meta model with METHOD.md's defaults (stage-4 MeanFlow sized for the
+  // paper's reduction: -46.28 % with 10 classes, -45.59 % with 100).
+  ...Object.fromEntries(
+    (["resnet18", "resnet34", "resnet50", "resnet101"] as const).flatMap((name) => [
+      [
+        `mfi-${name}`,
+        (o: { classes: number; width: number }) => countSpecParameters(defaultSpecs(name, o).mfi),
+      ],
+      [
+        `meta-${name}`,
+        (o: { classes: number; width: number }) => countSpecParameters(defaultSpecs(name, o).meta),
+      ],
     ]),
   ),
 });

@@ -1,0 +1,136 @@
+/**
+ * The `smoke` preset end to end on the embedded sample (wasm backend, one thread): every phase,
+ * the report, and resuming a run that was killed (simulated by running a phase subset), whose
+ * outputs were deleted or corrupted, or whose inputs changed.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { readCheckpoint, saveCheckpoint, selectBackend } from "@mfi/core";
+import {
+  buildReport,
+  countSpecParameters,
+  DEFAULT_CONFIG,
+  loadPipelineData,
+  mergeConfig,
+  parseConfigYaml,
+  pipelineSpecs,
+  planPhases,
+  runPipeline,
+  writeReport,
+} from "@mfi/incubation";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted and corrupt phases", async () => {
+  await selectBackend({ backend: "wasm", threads: 1 });
+  const preset = await Deno.readTextFile(`${ROOT}configs/presets/smoke.yaml`);
+  const config = mergeConfig(DEFAULT_CONFIG, parseConfigYaml(preset, "smoke.yaml"));
+  const data = await loadPipelineData(config.data, {
+    archive: `${ROOT}data/sample/cifar-10-sample.tar.gz`,
+  });
+  assert.equal(data.train.count, 10 * config.data.trainPerClass!);
+  const runDir = await Deno.makeTempDir({ prefix: "mfi-smoke-" });
+  const quiet = { progress: false as const, log: () => {} };
+  const ids = planPhases(config).map((p) => p.id);
+  try {
+    // A run killed after its first phases.
+    const first = await runPipeline(config, {
+      runDir,
+      data,
+      only: ["baseline", "compress:1"],
+      ...quiet,
+    });
+    assert.deepEqual(first.ran, ["baseline", "compress:1"]);
+    await assert.rejects(
+      runPipeline(config, { runDir, data, only: ["meta"], ...quiet }),
+      /Cannot run meta: compress:2, compress:3, compress:4 not complete/,
+    );
+    // Rerun: complete phases are skipped, the rest run.
+    const before = tf.memory().numTensors;
+    const second = await runPipeline(config, { runDir, data, ...quiet });
+    assert.deepEqual(second.skipped, ["baseline", "compress:1"]);
+    assert.deepEqual(second.ran, ids.slice(2));
+    assert.equal(tf.memory().numTensors, before, "a run frees its models and optimizers");
+    for (const id of ids) {
+      const r = second.results[id];
+      assert.ok(r.complete && r.wallSeconds > 0 && r.imagesProcessed === 200, id);
+      if (r.testAccuracy !== null) assert.ok(r.testAccuracy >= 0 && r.testAccuracy <= 1, id);
+    }
+    assert.ok(second.results["compress:3"].fitRelative! > 0);
+
+    // The report.
+    const specs = pipelineSpecs(config);
+    const report = buildReport({
+      config,
+      specs,
+      phases: second.phases,
+      results: second.results,
+      data: data.source.description,
+      sample: false,
+      backend: "wasm",
+    });
+    const written = await writeReport(`${runDir}/report`, report, second.results);
+    assert.equal(written.length, 4);
+    const json = JSON.parse(await Deno.readTextFile(`${runDir}/report/results.json`));
+    assert.deepEqual(json.models.map((m: { model: string }) => m.model), [
+      "baseline",
+      "meta",
+      "mfi-resnet",
+    ]);
+    assert.equal(json.models[2].parameters, countSpecParameters(specs.mfi).total);
+    assert.equal(json.models[2].top1, second.results.finetune.testAccuracy);
+    assert.equal(json.totalImages, 200 * ids.length);
+    const md = await Deno.readTextFile(`${runDir}/report/results.md`);
+    assert.match(md, /\| mfi-resnet \| 74,670 \| -22\.46 % \|/);
+    assert.match(await Deno.readTextFile(`${runDir}/report/phase_curves.svg`), /^<svg/);
+
+    // Kill damage: incubate:2 deleted, finetune's weights truncated mid-write.
+    await Deno.remove(`${runDir}/phases/incubate-2`, { recursive: true });
+    const weights = `${runDir}/phases/finetune/output/output.safetensors`;
+    const bytes = await Deno.readFile(weights);
+    await Deno.writeFile(weights, bytes.subarray(0, bytes.length >> 1));
+    const third = await runPipeline(config, { runDir, data, ...quiet });
+    assert.deepEqual(third.ran, ["incubate:2", "finetune"]);
+    assert.deepEqual(third.skipped, ids.filter((id) => id !== "incubate:2" && id !== "finetune"));
+
+    // A redone input that came out different (e.g. on another machine) makes its dependants
+    // stale: meta and everything after it are redone, nothing before.
+    const ckptPath = `${runDir}/phases/compress-4/output/output.json`;
+    const ckpt = await readCheckpoint(ckptPath);
+    const perturbed = new Map(ckpt.weights);
+    const [name, t] = [...perturbed].find(([n]) => n.endsWith("conv.weight"))!;
+    const data32 = Float32Array.from(t.data as Float32Array, (v) => v * 1.01);
+    perturbed.set(name, { ...t, data: data32 });
+    const vars = [...perturbed].map(([n, w]) =>
+      [n, tf.variable(tf.tensor(w.data as Float32Array, [...w.shape]))] as const
+    );
+    await saveCheckpoint(`${runDir}/phases/compress-4/output`, vars, {
+      epoch: ckpt.sidecar.epoch,
+      step: ckpt.sidecar.step,
+      config: ckpt.sidecar.config,
+      extra: ckpt.sidecar.extra,
+    }, { name: "output", keep: 0 });
+    tf.dispose(vars.map(([, v]) => v));
+    const lines: string[] = [];
+    const fourth = await runPipeline(config, {
+      runDir,
+      data,
+      progress: false,
+      log: (l) => lines.push(l),
+    });
+    assert.deepEqual(fourth.ran, ids.slice(ids.indexOf("meta")));
+    assert.ok(
+      lines.some((l) => /\[stale\] meta: made from an earlier compress:4/.test(l)),
+      lines.join("\n"),
+    );
+
+    // Another config in the same folder is refused.
+    const other = mergeConfig(config, { baseline: { lr: 0.01 } });
+    await assert.rejects(
+      runPipeline(other, { runDir, data, ...quiet }),
+      /made with another config/,
+    );
+  } finally {
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
