@@ -15,3 +15,4 @@ export * from "./stop_gradient.ts";
 export * from "./time_embedding.ts";
 export * from "./time_sampler.ts";
 export * from "./velocity_network.ts";
+export * from "./toy.ts";
