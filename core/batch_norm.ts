@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { channelGradSums, channelMoments } from "./kernels/channel_stats.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 
 /** Options of {@linkcode BatchNorm}. */
@@ -98,8 +99,7 @@ export class BatchNorm implements Module {
       const save = args[3] as tf.GradSaveFunc;
       const eps = this.options.epsilon ?? 1e-5;
       const channels = x.shape[x.shape.length - 1];
-      const axes = x.shape.map((_, i) => i).slice(0, -1);
-      const { mean, variance } = tf.moments(x, axes);
+      const { mean, variance } = channelMoments(x);
       const n = x.size / channels;
       const m = this.options.momentum ?? 0.1;
       tf.tidy(() => {
@@ -112,9 +112,9 @@ export class BatchNorm implements Module {
       const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
         const [xs, mu, v, g] = saved;
         const invstd = tf.rsqrt(tf.add(v, eps));
-        const dbeta = tf.sum(dy, axes);
+        const { sum: dbeta, dot } = channelGradSums(dy, xs);
         // sum(dy * (x - mean)) = sum(dy * x) - mean * sum(dy)
-        const dyxc = tf.sub(tf.sum(tf.mul(dy, xs), axes), tf.mul(mu, dbeta));
+        const dyxc = tf.sub(dot, tf.mul(mu, dbeta));
         const dgamma = tf.mul(dyxc, invstd);
         const k = tf.mul(g, invstd);
         // dx = k * dy + b * x + c, per channel b and c.

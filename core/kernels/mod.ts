@@ -4,5 +4,6 @@
  *
  * @module
  */
+export * from "./channel_stats.ts";
 export * from "./heap.ts";
 export * from "./register.ts";

@@ -7,6 +7,12 @@ import * as tf from "@tensorflow/tfjs";
 import { installHeapGuard } from "./_heap.ts";
 import type { WasmModule } from "./_wasm.ts";
 import { batchMatMulWasm } from "./batch_mat_mul.ts";
+import {
+  CHANNEL_GRAD_SUMS_KERNEL,
+  CHANNEL_MOMENTS_KERNEL,
+  channelGradSumsWasm,
+  channelMomentsWasm,
+} from "./channel_stats.ts";
 import { conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
 import { conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
 import { unsortedSegmentSumWasm } from "./unsorted_segment_sum.ts";
@@ -17,6 +23,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
   "Conv2DBackpropInput",
   "BatchMatMul",
   "UnsortedSegmentSum",
+  CHANNEL_MOMENTS_KERNEL,
+  CHANNEL_GRAD_SUMS_KERNEL,
 ];
 
 const kernelFuncs: Record<string, tf.KernelFunc> = {
@@ -24,6 +32,8 @@ const kernelFuncs: Record<string, tf.KernelFunc> = {
   Conv2DBackpropInput: conv2dBackpropInputWasm as unknown as tf.KernelFunc,
   BatchMatMul: batchMatMulWasm as unknown as tf.KernelFunc,
   UnsortedSegmentSum: unsortedSegmentSumWasm as unknown as tf.KernelFunc,
+  [CHANNEL_MOMENTS_KERNEL]: channelMomentsWasm as unknown as tf.KernelFunc,
+  [CHANNEL_GRAD_SUMS_KERNEL]: channelGradSumsWasm as unknown as tf.KernelFunc,
 };
 
 let registered = false;
@@ -31,7 +41,8 @@ let registered = false;
 /**
  * Installs fast training kernels on the wasm backend, replacing tfjs-backend-wasm's own where it
  * has them: `Conv2DBackpropFilter` and `Conv2DBackpropInput` from XNNPACK's forward convolution,
- * `BatchMatMul` with transposes and batches on XNNPACK's fast path, and `UnsortedSegmentSum`.
+ * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, and the
+ * single-pass per-channel reductions batch norm uses (`channelMoments`, `channelGradSums`).
  * If the wasm backend is already initialised it also guards its allocator so that an exhausted
  * heap throws a {@linkcode WasmHeapError} (the kernels install the guard on first use otherwise).
  * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does).
