@@ -15,6 +15,7 @@ export * from "./model_spec.ts";
 export * from "./phase_runner.ts";
 export * from "./pipeline_data.ts";
 export * from "./pipeline_specs.ts";
+export * from "./params_report.ts";
 export * from "./plan.ts";
 export * from "./report.ts";
 export * from "./runner.ts";

@@ -5,13 +5,16 @@
  *
  * @module
  */
-import { type CifarSplit, loadCifar, subsetPerClass } from "@mfi/data";
+import { type CifarSplit, ensureCifar, loadCifar, subsetPerClass } from "@mfi/data";
 import type { DataConfig } from "./config.ts";
 
 /** Where a run's images came from. */
 export interface DataSource {
-  /** `dir`: an extracted folder; `archive`: an official-layout archive; `cache`: the data cache; `sample`: the embedded sample. */
-  readonly kind: "dir" | "archive" | "cache" | "sample";
+  /**
+   * `dir`: an extracted folder; `archive`: an official-layout archive; `cache`: the data cache;
+   * `download`: the official archive, downloaded into the cache; `sample`: the embedded sample.
+   */
+  readonly kind: "dir" | "archive" | "cache" | "download" | "sample";
   /** The folder or archive path (empty for the cache). */
   readonly path: string;
   /** One human-readable line. */
@@ -38,6 +41,8 @@ export interface LoadPipelineDataOptions {
   readonly archive?: string;
   /** Fallback archive (the embedded sample), used only for CIFAR-10 when nothing else loads. */
   readonly sampleArchive?: string;
+  /** Download the official archive into the cache when nothing local holds the dataset. */
+  readonly download?: boolean;
   /** Called with a message when the loader falls back to the next source. */
   readonly onFallback?: (message: string) => void;
 }
@@ -51,8 +56,9 @@ function cut(split: CifarSplit, perClass: number | null): CifarSplit {
 }
 
 /**
- * Loads the run's data: `archive`, else `dir`, else the data cache (which the data package fills
- * by downloading where that is possible), else the embedded sample (CIFAR-10 only). Per-class
+ * Loads the run's data: `archive`, else `dir`, else the data cache, else (with `download`) the
+ * official archive downloaded and md5-verified into the cache, else the embedded sample
+ * (CIFAR-10 only). Per-class
  * subsets are the first `n` images of each class (deterministic); a per-class count above what
  * the source holds takes what there is.
  *
@@ -83,6 +89,15 @@ export async function loadPipelineData(
     });
   }
   tries.push({ source: { kind: "cache", path: "", description: "the data cache" } });
+  if (options.download) {
+    tries.push({
+      source: {
+        kind: "download",
+        path: "",
+        description: `the official ${config.dataset} archive (download)`,
+      },
+    });
+  }
   if (options.sampleArchive && config.dataset === "cifar10") {
     tries.push({
       source: {
@@ -97,8 +112,12 @@ export async function loadPipelineData(
   const errors: string[] = [];
   for (const t of tries) {
     try {
+      let archive = t.archive;
+      if (t.source.kind === "download") {
+        archive = (await ensureCifar({ dataset: config.dataset })).path;
+      }
       const load = (split: "train" | "test") =>
-        loadCifar({ dataset: config.dataset, split, dir: t.dir, archive: t.archive });
+        loadCifar({ dataset: config.dataset, split, dir: t.dir, archive });
       const [train, test] = [await load("train"), await load("test")];
       return {
         train: cut(train, config.trainPerClass),

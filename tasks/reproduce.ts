@@ -32,6 +32,7 @@ import {
   parseConfigYaml,
   parseOverrides,
   type PipelineConfig,
+  type PipelineData,
   pipelineSpecs,
   planPhases,
   probeTimings,
@@ -60,6 +61,7 @@ const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
   --yes                do not ask
   --dry-run            print the plan and the estimate, then exit
   --no-probe           skip the timing probe (no estimate)
+  --no-download        never download CIFAR (default: download into the cache when absent)
 ${BACKEND_ARG_HELP}
 `;
 
@@ -117,6 +119,7 @@ async function main(): Promise<void> {
         yes: { type: "boolean" },
         "dry-run": { type: "boolean" },
         "no-probe": { type: "boolean" },
+        "no-download": { type: "boolean" },
         help: { type: "boolean" },
         ...BACKEND_ARG_OPTIONS,
       },
@@ -141,21 +144,6 @@ async function main(): Promise<void> {
   const backend = await selectBackend(backendOptionsFromValues(values));
   const backendText = `${backend.name} (${backend.reason}; ${backend.threads} thread(s))`;
 
-  // Data first: the estimate needs the subset sizes, and the sample fallback must be announced.
-  const data = await loadPipelineData(config.data, {
-    dir: values["data-dir"] ?? Deno.env.get("MFI_DATA_DIR"),
-    archive: values.archive,
-    sampleArchive: SAMPLE,
-  });
-  const banner = (text: string) => console.log(`\n${"!".repeat(78)}\n${text}\n${"!".repeat(78)}\n`);
-  if (data.isSample) {
-    banner(
-      "NO CIFAR DATA FOUND (no --data-dir, MFI_DATA_DIR or data cache, and no download):\n" +
-        "running on the EMBEDDED 2,000-image CIFAR-10 SAMPLE. The numbers show that the pipeline\n" +
-        "works; they are NOT CIFAR-10 results. Pass --data-dir DIR for real data.",
-    );
-  }
-
   const specs = pipelineSpecs(config);
   const phases = planPhases(config);
   const base = countSpecParameters(specs.baseline).total;
@@ -166,15 +154,37 @@ async function main(): Promise<void> {
   console.log(`run folder: ${out}`);
   console.log(`backend:    ${backendText}`);
   console.log(
-    `data:       ${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
-  );
-  console.log(
     `models (${config.model.arch}, width ${config.model.width}, ${specs.baseline.classes} classes):`,
   );
   console.log(line("baseline", base));
   console.log(line("meta", countSpecParameters(specs.meta).total));
   console.log(line("mfi-resnet", countSpecParameters(specs.mfi).total));
 
+  // Data next: the estimate needs the subset sizes, and the sample fallback must be announced.
+  let data: PipelineData;
+  try {
+    data = await loadPipelineData(config.data, {
+      dir: values["data-dir"] ?? Deno.env.get("MFI_DATA_DIR"),
+      archive: values.archive,
+      sampleArchive: SAMPLE,
+      download: !values["no-download"],
+      onFallback: (m) => console.log(`data: not from ${m.split("\n")[0]}`),
+    });
+  } catch (e) {
+    fail((e as Error).message);
+  }
+  const banner = (text: string) => console.log(`\n${"!".repeat(78)}\n${text}\n${"!".repeat(78)}\n`);
+  if (data.isSample) {
+    banner(
+      "NO CIFAR DATA FOUND (no --data-dir, MFI_DATA_DIR or data cache, and no download):\n" +
+        "running on the EMBEDDED 2,000-image CIFAR-10 SAMPLE. The numbers show that the pipeline\n" +
+        "works; they are NOT CIFAR-10 results. Pass --data-dir DIR for real data.",
+    );
+  }
+
+  console.log(
+    `data:       ${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
+  );
   let estimate: ReturnType<typeof estimateRun> | undefined;
   if (!values["no-probe"]) {
     console.log("timing probe (a few training steps of each model kind)...");
