@@ -7,13 +7,15 @@
  * value 0 (black), and normalisation comes after. So padded pixels end up as `-mean / std` in
  * normalised space, exactly as in PyTorch.
  *
- * Implementation: the whole batch at once with tensor ops: `tf.pad` with 0, then one `tf.gather`
- * whose source indices (built by broadcasting per-image offsets against row and column ranges,
- * columns mirrored where flipped) select each image's 32x32 window. A gather only copies, so
- * results are exact on every backend (tested against a plain JavaScript reference on cpu and
- * wasm). (`tf.image.cropAndResize` with nearest sampling and swapped box edges would do the same
- * in one op, and is exact on cpu, but tfjs-backend-wasm 4.22 samples the wrong columns for
- * non-flipped boxes with a horizontal offset.)
+ * Two implementations, equal up to float32 rounding and both tested against a plain reference:
+ * - `assembleBatch` (used by `batches`): one pass over the raw uint8 bytes that gathers, crops,
+ *   flips and normalises through a lookup table; fastest on wasm and cpu (`deno task bench:data`).
+ * - {@linkcode cropFlip} (here): the same on a tensor, for data already on a backend: `tf.pad`
+ *   with 0, then one `tf.gather` whose source indices (per-image offsets broadcast against row and
+ *   column ranges, columns mirrored where flipped) select each 32x32 window. A gather only copies,
+ *   so it is exact on every backend. (`tf.image.cropAndResize` with nearest sampling and swapped
+ *   box edges would do it in one op and is exact on cpu, but tfjs-backend-wasm 4.22 samples the
+ *   wrong columns for non-flipped boxes with a horizontal offset.)
  *
  * @module
  */

@@ -5,9 +5,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { type Batch, deriveSeed, Rng } from "@mfi/core";
-import { cropFlip, drawCropFlip } from "./augment.ts";
+import { assembleBatch } from "./assemble.ts";
+import { drawCropFlip } from "./augment.ts";
 import type { CifarSplit } from "./load.ts";
-import { gatherImages, normalizePixels } from "./normalize.ts";
 import { CIFAR_CHANNELS, CIFAR_SIZE } from "./spec.ts";
 
 /** Options of {@linkcode batches}. */
@@ -131,9 +131,9 @@ export function epochOrder(count: number, seed: number | undefined, epoch: numbe
  * seed and epoch give the same batches. Batch `b` of epoch `e` draws its augmentation from
  * `Rng(deriveSeed(seed, "augment", e, b))`, so resuming with `startBatch` reproduces the rest.
  *
- * Pipeline per batch: gather raw uint8 images (byte copies), one float32 tensor, then (if
- * `augment`) zero-pad 4 + crop 32 + flip on raw pixels, then normalise with the dataset's
- * mean/std, all in one `tf.tidy`.
+ * Pipeline per batch (see `assembleBatch`): one pass over the raw uint8 images that gathers them,
+ * applies (if `augment`) zero-pad 4 + crop 32 + horizontal flip on raw pixels, and normalises with
+ * the dataset's mean/std (torchvision order), then one float32 tensor.
  *
  * @param split The split to iterate.
  * @param options Batch size, shuffling, augmentation, seed, epoch.
@@ -168,20 +168,16 @@ export function batches(split: CifarSplit, options: BatchesOptions): Iterable<Ba
       for (let b = startBatch; b < total; b++) {
         const indices = order.subarray(b * batchSize, Math.min((b + 1) * batchSize, split.count));
         const n = indices.length;
-        const bytes = gatherImages(split, indices);
         const labels = new Int32Array(n);
         for (let k = 0; k < n; k++) labels[k] = split.labels[indices[k]];
-        const params = augment
+        const crop = augment
           ? drawCropFlip(new Rng(deriveSeed(seed!, "augment", epoch, b)), n)
           : undefined;
-        const images = tf.tidy(() => {
-          const raw = tf.tensor4d(
-            new Float32Array(bytes),
-            [n, CIFAR_SIZE, CIFAR_SIZE, CIFAR_CHANNELS],
-            "float32",
-          );
-          return normalizePixels(params ? cropFlip(raw, params) : raw, split.dataset);
-        });
+        const images = tf.tensor4d(
+          assembleBatch(split, indices, crop),
+          [n, CIFAR_SIZE, CIFAR_SIZE, CIFAR_CHANNELS],
+          "float32",
+        );
         yield { images, labels: tf.tensor1d(labels, "int32") };
       }
     },

@@ -17,6 +17,7 @@
  * @module
  */
 export * from "./archive.ts";
+export * from "./assemble.ts";
 export * from "./augment.ts";
 export * from "./batches.ts";
 export * from "./cache_dir.ts";

@@ -6,6 +6,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Batch } from "@mfi/core";
+import { assembleBatch } from "./assemble.ts";
 import type { CifarSplit } from "./load.ts";
 import {
   CIFAR_CHANNELS,
@@ -98,16 +99,12 @@ export function gatherImages(split: CifarSplit, indices: ArrayLike<number>): Uin
  */
 export function toBatch(split: CifarSplit, indices?: ArrayLike<number>): Batch {
   const idx = indices ?? Int32Array.from({ length: split.count }, (_, i) => i);
-  const bytes = gatherImages(split, idx);
   const labels = new Int32Array(idx.length);
   for (let k = 0; k < idx.length; k++) labels[k] = split.labels[idx[k]];
-  const images = tf.tidy(() => {
-    const raw = tf.tensor4d(
-      new Float32Array(bytes),
-      [idx.length, CIFAR_SIZE, CIFAR_SIZE, CIFAR_CHANNELS],
-      "float32",
-    );
-    return normalizePixels(raw, split.dataset);
-  });
+  const images = tf.tensor4d(
+    assembleBatch(split, idx),
+    [idx.length, CIFAR_SIZE, CIFAR_SIZE, CIFAR_CHANNELS],
+    "float32",
+  );
   return { images, labels: tf.tensor1d(labels, "int32") };
 }
