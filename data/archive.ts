@@ -26,6 +26,15 @@ export interface ReadTarGzOptions {
   readonly name: string;
 }
 
+function corrupt(name: string, cause: unknown, bytes: number): Error {
+  const what = cause instanceof Error ? cause.message : String(cause);
+  return new Error(
+    `Cannot read archive ${name}: ${what} after ${bytes} compressed bytes. The archive is ` +
+      `truncated or corrupt (expected a complete gzip-compressed tar); download it again.`,
+    { cause },
+  );
+}
+
 function normaliseName(name: string): string {
   return name.replace(/^(\.\/)+/, "");
 }
@@ -107,19 +116,11 @@ export async function readTarGz(
   } catch (error) {
     await feeding;
     const cause = feedError ?? error;
-    throw new Error(
-      `Cannot read archive ${options.name}: ${(cause as Error).message ?? cause}. The archive is ` +
-        `truncated or corrupt (expected a complete gzip-compressed tar); download it again.`,
-      { cause },
-    );
+    throw corrupt(options.name, cause, bytes);
   }
   await feeding;
   if (feedError !== undefined) {
-    throw new Error(
-      `Cannot read archive ${options.name}: ${(feedError as Error).message}. The archive is ` +
-        `truncated or corrupt (expected a complete gzip-compressed tar); download it again.`,
-      { cause: feedError },
-    );
+    throw corrupt(options.name, feedError, bytes);
   }
   return { members, md5: md5.hex(), bytes };
 }

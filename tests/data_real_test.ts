@@ -146,3 +146,27 @@ Deno.test({
     assert.ok(augMean < -0.15 && augMean > -0.35, `augmented mean ${augMean}`);
   },
 });
+
+const sample = fileURLToPath(new URL("../data/sample/cifar-10-sample.tar.gz", import.meta.url));
+const haveSample = await present(sample);
+
+Deno.test({
+  name: "embedded CIFAR-10 sample archive: read in place, stratified 200/50 per class",
+  ignore: !haveSample,
+  async fn() {
+    const train = await loadCifar({ dataset: "cifar10", split: "train", archive: sample });
+    const test = await loadCifar({ dataset: "cifar10", split: "test", archive: sample });
+    assert.deepEqual([...classCounts(train)], new Array(10).fill(200));
+    assert.deepEqual([...classCounts(test)], new Array(10).fill(50));
+    assert.equal(train.files[0].path, sample);
+    assert.equal(train.files[0].md5, "52a71c02a49208f3b364da224c61001e");
+    if (haveShared) {
+      // The sample's first test images are the official test_batch.bin's first images of each class.
+      await unpack();
+      const full = await loadCifar({ dataset: "cifar10", split: "test", dir: cache });
+      const cut = subsetPerClass(full, 50);
+      assert.deepEqual(test.images, cut.images);
+      assert.deepEqual(test.labels, cut.labels);
+    }
+  },
+});

@@ -1,0 +1,61 @@
+import assert from "node:assert/strict";
+import { fileURLToPath } from "node:url";
+import { fixtureFiles, tarGz, writeFiles } from "../data/testdata/fixtures.ts";
+
+const script = fileURLToPath(new URL("./data.ts", import.meta.url));
+
+async function run(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", script, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = (b: Uint8Array) => new TextDecoder().decode(b);
+  return { code: out.code, stdout: text(out.stdout), stderr: text(out.stderr) };
+}
+
+Deno.test("deno task data check: JSON and table, a missing split is reported, not fatal", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mfi-data-cli-" });
+  try {
+    // CIFAR-100 without train.bin, as shipped in ../shared/data.
+    await writeFiles(dir, fixtureFiles("cifar100", 6).filter((f) => !f.name.endsWith("train.bin")));
+    const json = await run("check", "--dataset", "cifar100", "--dir", dir, "--json");
+    assert.equal(json.code, 0, json.stderr);
+    const report = JSON.parse(json.stdout);
+    assert.deepEqual(report.splits.map((s: { status: string }) => s.status), ["missing", "ok"]);
+    assert.match(report.splits[0].message, /train\.bin/);
+    const test = report.splits[1];
+    assert.equal(test.records, 6);
+    assert.equal(test.expectedRecords, 10000);
+    assert.equal(test.classes, 100);
+    assert.equal(test.files.length, 2);
+    assert.match(test.files[0].md5, /^[0-9a-f]{32}$/);
+    assert.equal(test.channels.mean.length, 3);
+
+    const table = await run("check", "--dataset", "cifar100", "--dir", dir, "--labels", "coarse");
+    assert.equal(table.code, 0, table.stderr);
+    assert.match(table.stdout, /\| test +\| 6 +\| 10000 +\|/);
+    assert.match(table.stdout, /\| train +\| missing/);
+    assert.match(table.stdout, /coarse_label_names\.txt/);
+
+    // Nothing readable: exit 1; usage errors: exit 2.
+    const none = await run("check", "--dataset", "cifar10", "--dir", dir, "--json");
+    assert.equal(none.code, 1);
+    assert.equal((await run("check", "--dataset", "mnist")).code, 2);
+    assert.equal((await run("check", "--dataset", "cifar10", "--split", "val")).code, 2);
+    assert.equal((await run("frobnicate", "--dataset", "cifar10")).code, 2);
+
+    // From an archive, one split; a corrupt file is an error (exit 1) naming it.
+    const archive = `${dir}/c10.tar.gz`;
+    await Deno.writeFile(archive, await tarGz(fixtureFiles("cifar10", 4)));
+    const one = await run("check", "--dataset", "cifar10", "--archive", archive, "--split", "test");
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /c10\.tar\.gz!cifar-10-batches-bin\/test_batch\.bin/);
+    await Deno.writeFile(archive, new Uint8Array(100));
+    const bad = await run("check", "--dataset", "cifar10", "--archive", archive);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /c10\.tar\.gz/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
