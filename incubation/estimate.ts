@@ -86,6 +86,21 @@ function trainStep(model: StagedModel, x: tf.Tensor, y: tf.Tensor, from: number,
  * @param config The run's config.
  * @param options Probe batch size (default min(32, the baseline's batch)) and timed steps (default 2).
  * @returns Seconds per image of each kind.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, mergeConfig, probeTimings } from "@mfi/incubation";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const tiny = mergeConfig(DEFAULT_CONFIG, {
+ *   model: { arch: "resnet18", width: 1 / 32 },
+ *   meanflow: { hidden: [4, 4, 4, 4] },
+ * });
+ * const before = tf.memory().numTensors;
+ * const t = await probeTimings(tiny, { batch: 2, steps: 1 });
+ * assert.ok(t.baseline > 0 && t.compress.length === 4 && t.evaluate > 0);
+ * assert.equal(tf.memory().numTensors, before);
+ * ```
  */
 export async function probeTimings(
   config: PipelineConfig,

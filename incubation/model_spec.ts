@@ -376,6 +376,17 @@ function buildUntidy(spec: ModelSpec, options: BuildModelOptions): StagedModel {
  * @param model A model returned by {@linkcode buildModel}.
  * @returns Its spec.
  * @throws {Error} If the model was not built by {@linkcode buildModel}.
+ * @example
+ * ```ts
+ * import { buildModel, resnetSpec, specOf } from "@mfi/incubation";
+ * import { disposeModule } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const model = buildModel(resnetSpec("resnet18", 10, 1 / 16), { seed: 0 });
+ * assert.equal(specOf(model).family, "resnet");
+ * disposeModule(model);
+ * ```
  */
 export function specOf(model: StagedModel): ModelSpec {
   const spec = SPECS.get(model);

@@ -91,12 +91,39 @@ export interface RunPhaseOptions {
   readonly log?: (line: string) => void;
 }
 
-/** Folder of a phase inside the run folder (`compress:2` -> `phases/compress-2`). */
+/**
+ * Folder of a phase inside the run folder (`compress:2` -> `phases/compress-2`).
+ *
+ * @param runDir The run folder.
+ * @param phaseId The phase id.
+ * @returns The phase's folder.
+ * @example
+ * ```ts
+ * import { phaseDir } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.equal(phaseDir("runs/a", "incubate:2"), "runs/a/phases/incubate-2");
+ * ```
+ */
 export function phaseDir(runDir: string, phaseId: string): string {
   return `${runDir}/phases/${phaseId.replace(":", "-")}`;
 }
 
-/** The JSON of a phase's inputs that must not change between a run and its resume. */
+/**
+ * The JSON of a phase's settings that must not change between a run and its resume.
+ *
+ * @param phase The phase.
+ * @param config The run's config.
+ * @param spec The spec of the phase's model.
+ * @returns A JSON-serialisable fingerprint.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, phaseFingerprint, pipelineSpecs, planPhases } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const [baseline] = planPhases(DEFAULT_CONFIG);
+ * const f = phaseFingerprint(baseline, DEFAULT_CONFIG, pipelineSpecs(DEFAULT_CONFIG).baseline);
+ * assert.equal((f as { phase: string }).phase, "baseline");
+ * ```
+ */
 export function phaseFingerprint(phase: Phase, config: PipelineConfig, spec: ModelSpec): unknown {
   return JSON.parse(JSON.stringify({
     phase: phase.id,
@@ -117,6 +144,14 @@ export function phaseFingerprint(phase: Phase, config: PipelineConfig, spec: Mod
  * @param runDir The run folder.
  * @param phaseId The phase.
  * @returns The result, the config it was run with and its weights; undefined if absent or incomplete.
+ * @example
+ * ```ts
+ * import { readPhaseOutput } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * assert.equal(await readPhaseOutput(dir, "baseline"), undefined);
+ * await Deno.remove(dir);
+ * ```
  */
 export async function readPhaseOutput(
   runDir: string,
@@ -164,7 +199,25 @@ function specFor(phase: Phase, specs: PipelineSpecs): ModelSpec {
   }
 }
 
-/** Builds a phase's optimizer (in tidy: state variables survive, their initial values do not). */
+/**
+ * Builds a phase's optimizer (in tidy: state variables survive, their initial values do not).
+ *
+ * @param train The phase's hyperparameters.
+ * @param variables The variables it trains.
+ * @returns SGD or AdamW over `variables`.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, makeOptimizer } from "@mfi/incubation";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const w = tf.variable(tf.zeros([2]));
+ * const opt = makeOptimizer(DEFAULT_CONFIG.compress, [["w", w]]);
+ * assert.equal(opt.kind, "adamw");
+ * opt.dispose();
+ * w.dispose();
+ * ```
+ */
 export function makeOptimizer(train: TrainConfig, variables: NamedVariables): Optimizer {
   return tidyBuild((): Optimizer =>
     train.optimizer === "adamw"
@@ -327,6 +380,20 @@ async function stageFit(
  * @param options Run folder, config, specs and data.
  * @returns The phase's result (also stored in its output).
  * @throws {Error} If a source output is missing, or the saved training belongs to another config.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, pipelineSpecs, planPhases, runPhase } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * // A phase whose inputs are missing is refused before anything is built.
+ * const dir = await Deno.makeTempDir();
+ * const meta = planPhases(DEFAULT_CONFIG).find((p) => p.id === "meta")!;
+ * const data = {} as Parameters<typeof runPhase>[1]["data"];
+ * await assert.rejects(
+ *   runPhase(meta, { runDir: dir, config: DEFAULT_CONFIG, specs: pipelineSpecs(DEFAULT_CONFIG), data }),
+ *   /the output of baseline is missing or incomplete; run --phase baseline first/,
+ * );
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<PhaseResult> {
   const { runDir, config, specs, data } = options;

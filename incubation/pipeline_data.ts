@@ -66,6 +66,17 @@ function cut(split: CifarSplit, perClass: number | null): CifarSplit {
  * @param options Where to look.
  * @returns Training and test subsets and their source.
  * @throws {Error} If no source holds the dataset (with what was tried).
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, loadPipelineData } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const empty = await Deno.makeTempDir();
+ * await assert.rejects(
+ *   loadPipelineData(DEFAULT_CONFIG.data, { dir: empty, archive: `${empty}/none.tar.gz` }),
+ *   /Cannot load cifar10: tried/,
+ * );
+ * await Deno.remove(empty);
+ * ```
  */
 export async function loadPipelineData(
   config: DataConfig,

@@ -32,7 +32,18 @@ export interface PipelineSpecs {
   readonly targetReduction: number;
 }
 
-/** Number of classes of a dataset. */
+/**
+ * Number of classes of a dataset.
+ *
+ * @param dataset The dataset.
+ * @returns 10 or 100.
+ * @example
+ * ```ts
+ * import { datasetClasses } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.equal(datasetClasses("cifar100"), 100);
+ * ```
+ */
 export function datasetClasses(dataset: PipelineConfig["data"]["dataset"]): number {
   return dataset === "cifar100" ? 100 : 10;
 }

@@ -192,6 +192,13 @@ export function matchesPattern(name: string, pattern: string): boolean {
  * @param name A variable name.
  * @param patterns Patterns, see {@linkcode matchesPattern}.
  * @returns True if one matches.
+ * @example
+ * ```ts
+ * import { matchesAny } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.ok(matchesAny("head.fc.weight", ["stem.*", "head.*"]));
+ * assert.ok(!matchesAny("stages.0.conv.weight", ["stem.*", "head.*"]));
+ * ```
  */
 export function matchesAny(name: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => matchesPattern(name, p));

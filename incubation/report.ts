@@ -96,6 +96,22 @@ export interface ReportInputs {
  *
  * @param inputs Config, specs, plan, results and run facts.
  * @returns The report.
+ * @example
+ * ```ts
+ * import { buildReport, DEFAULT_CONFIG, pipelineSpecs, planPhases } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const r = buildReport({
+ *   config: DEFAULT_CONFIG,
+ *   specs: pipelineSpecs(DEFAULT_CONFIG),
+ *   phases: planPhases(DEFAULT_CONFIG),
+ *   results: {},
+ *   data: "none",
+ *   sample: false,
+ *   backend: "cpu",
+ * });
+ * assert.equal(r.models[2].changePercent.toFixed(2), "-46.28");
+ * assert.equal(r.models[2].top1, null);
+ * ```
  */
 export function buildReport(inputs: ReportInputs): RunReport {
   const { config, specs, phases, results } = inputs;
@@ -157,6 +173,21 @@ const int = (x: number): string => x.toLocaleString("en-US");
  *
  * @param report The report.
  * @returns `results.md` text.
+ * @example
+ * ```ts
+ * import { buildReport, DEFAULT_CONFIG, pipelineSpecs, planPhases, reportMarkdown } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const md = reportMarkdown(buildReport({
+ *   config: DEFAULT_CONFIG,
+ *   specs: pipelineSpecs(DEFAULT_CONFIG),
+ *   phases: planPhases(DEFAULT_CONFIG),
+ *   results: {},
+ *   data: "none",
+ *   sample: false,
+ *   backend: "cpu",
+ * }));
+ * assert.match(md, /\| mfi-resnet \| 12,635,082 \| -46\.28 % \| - \| - \|/);
+ * ```
  */
 export function reportMarkdown(report: RunReport): string {
   const c = report.config;
@@ -220,6 +251,24 @@ export function reportMarkdown(report: RunReport): string {
  * @param report The report.
  * @param results Phase results (for the per-epoch curves).
  * @returns The paths written.
+ * @example
+ * ```ts
+ * import { buildReport, DEFAULT_CONFIG, pipelineSpecs, planPhases, writeReport } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const report = buildReport({
+ *   config: DEFAULT_CONFIG,
+ *   specs: pipelineSpecs(DEFAULT_CONFIG),
+ *   phases: planPhases(DEFAULT_CONFIG),
+ *   results: {},
+ *   data: "none",
+ *   sample: false,
+ *   backend: "cpu",
+ * });
+ * const dir = await Deno.makeTempDir();
+ * const written = await writeReport(dir, report, {});
+ * assert.deepEqual(written, [`${dir}/results.json`, `${dir}/results.md`]); // no accuracies: no plots
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function writeReport(
   dir: string,

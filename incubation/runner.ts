@@ -53,6 +53,17 @@ export interface PipelineOutcome {
  * @returns Results per phase and what ran.
  * @throws {Error} If a selected phase's dependency is incomplete, or a complete output was made
  *   with another config (use a new run folder).
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, runPipeline } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * // The full pipeline on real data is exercised by tests/pipeline_smoke_test.ts; here: selection.
+ * const data = {} as Parameters<typeof runPipeline>[1]["data"];
+ * await assert.rejects(
+ *   runPipeline(DEFAULT_CONFIG, { runDir: "unused", data, only: ["incubate:4"] }),
+ *   /Unknown phase "incubate:4"/,
+ * );
+ * ```
  */
 export async function runPipeline(
   config: PipelineConfig,

@@ -107,3 +107,32 @@ Deno.test("reproduce refuses a run over --max-hours without a terminal, and reje
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("reproduce with no data and no network runs the quick preset on the embedded sample, loudly", async () => {
+  const empty = await Deno.makeTempDir({ prefix: "mfi-nodata-" });
+  try {
+    const r = await run(
+      [
+        "run",
+        "-A",
+        "tasks/reproduce.ts",
+        "--no-download",
+        "--no-probe",
+        "--dry-run",
+        "--out",
+        `${empty}/run`,
+      ],
+      { MFI_DATA_DIR: empty },
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /preset quick/);
+    assert.match(r.stdout, /NO CIFAR DATA FOUND/);
+    assert.match(r.stdout, /EMBEDDED 2,000-image CIFAR-10 SAMPLE/);
+    assert.match(
+      r.stdout,
+      /data: +the embedded CIFAR-10 SAMPLE .*: 2000 training \/ 500 test images/,
+    );
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
+});
