@@ -70,7 +70,13 @@ Deno.test("buildReport: models, reductions, deltas, totals; missing phases are d
   assert.equal(r.totalWallSeconds, 8);
   assert.match(r.scale, /reduced scale: width 0.125, 10 training images per class/);
   const md = reportMarkdown(r);
-  assert.match(md, /\| mfi-resnet \| [\d,]+ \| -4\d\.\d\d % \| 52\.00 % \| \+2\.00 pts \|/);
+  assert.match(
+    md,
+    /\| mfi-resnet \| [\d,]+ \| -4\d\.\d\d % \| 52\.00 % \| \+2\.00 pts \| 400 \| 0\.1 min \|/,
+  );
+  assert.equal(r.models[0].imagesProcessed, 100);
+  assert.equal(r.models[1].imagesProcessed, 300); // baseline, compress:1, meta
+  assert.equal(r.models[1].wallSeconds, 6);
   assert.match(md, /\| incubate:2 \| 0 \| 0 \| 0 \| 0\.0 s \| - \| - \| - \|/);
   assert.match(md, /\| compress:1 \| 1 \| 0 \| 100 \| 2\.0 s \| - \| - \| 0\.250 \|/);
   assert.doesNotMatch(md, /SAMPLE/);

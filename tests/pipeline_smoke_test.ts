@@ -80,6 +80,7 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     assert.equal(json.models[2].parameters, countSpecParameters(specs.mfi).total);
     assert.equal(json.models[2].top1, second.results.finetune.testAccuracy);
     assert.equal(json.totalImages, 200 * ids.length);
+    assert.equal(json.models[2].imagesProcessed, 200 * ids.length);
     const md = await Deno.readTextFile(`${runDir}/report/results.md`);
     assert.match(md, /\| mfi-resnet \| 74,670 \| -22\.46 % \|/);
     assert.match(await Deno.readTextFile(`${runDir}/report/phase_curves.svg`), /^<svg/);
