@@ -68,7 +68,13 @@ async function readLimited(request: Request, limit: number): Promise<Uint8Array>
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
+    let chunk: ReadableStreamReadResult<Uint8Array>;
+    try {
+      chunk = await reader.read();
+    } catch (e) {
+      throw new HttpError(400, `Cannot read the request body: ${(e as Error).message}`);
+    }
+    const { done, value } = chunk;
     if (done) break;
     total += value.length;
     if (total > limit) {
