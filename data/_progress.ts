@@ -1,6 +1,6 @@
 // Download progress: a redrawn bar on a terminal, plain lines (every 10%) otherwise.
 
-/** How to show progress. */
+/** How to show download progress: a bar on a terminal (`"auto"`), always a bar, plain lines, or nothing. */
 export type ProgressMode = "auto" | "bar" | "lines" | "none";
 
 /** A progress reporter for one transfer. */

@@ -5,6 +5,8 @@
  */
 import { join } from "node:path";
 import { createProgress, type ProgressMode } from "./_progress.ts";
+
+export type { ProgressMode };
 import { defaultDataDir } from "./cache_dir.ts";
 import { createMd5 } from "./md5.ts";
 import { type CifarDataset, cifarSpec } from "./spec.ts";

@@ -69,6 +69,8 @@ export class CifarFileMissingError extends Error {
   /** The path that was looked for. */
   readonly path: string;
   /**
+   * Creates the error.
+   *
    * @param path The missing path.
    * @param message The full message.
    */

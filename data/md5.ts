@@ -7,9 +7,17 @@ import { createHash } from "node:crypto";
 
 /** An incremental md5 digest. */
 export interface Md5 {
-  /** Adds bytes. */
+  /**
+   * Adds bytes.
+   *
+   * @param bytes The next chunk.
+   */
   update(bytes: Uint8Array): void;
-  /** @returns The lowercase hex digest of everything added. */
+  /**
+   * Finishes the digest (call once).
+   *
+   * @returns The lowercase hex digest of everything added.
+   */
   hex(): string;
 }
 

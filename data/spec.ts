@@ -31,6 +31,8 @@ export interface CifarSpec {
   readonly url: string;
   /** Published md5 of the official archive. */
   readonly archiveMd5: string;
+  /** md5 of each file of the official archive, by name inside {@linkcode CifarSpec.folder}. */
+  readonly fileMd5s: Readonly<Record<string, string>>;
   /** Bytes per record: label bytes + 3072 pixel bytes. */
   readonly recordBytes: number;
   /** Label bytes at the start of each record (1 for CIFAR-10; coarse then fine for CIFAR-100). */
@@ -77,6 +79,15 @@ export const CIFAR_SPECS: Readonly<Record<CifarDataset, CifarSpec>> = Object.fre
       archiveName: "cifar-10-binary.tar.gz",
       url: "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
       archiveMd5: "c32a1d4ab5d03f1284b67883e8d87530",
+      fileMd5s: {
+        "data_batch_1.bin": "5dd7e06a14cb22eb9f671a540d1b7c25",
+        "data_batch_2.bin": "5ea93a67294ea407fff1d09f752e9692",
+        "data_batch_3.bin": "942cd6a4bcdd0dd3c604fbe906cb4421",
+        "data_batch_4.bin": "ae636b3ba5c66a11e91e8cb52e771fcb",
+        "data_batch_5.bin": "53f37980c15c3d472c316c40844f3f0d",
+        "test_batch.bin": "803d5f7f4d78ea53de84dbe85f74fb6d",
+        "batches.meta.txt": "728051cd483f366e254dddb25bead8b3",
+      },
       recordBytes: 1 + CIFAR_IMAGE_BYTES,
       labelBytes: 1,
       files: {
@@ -98,6 +109,12 @@ export const CIFAR_SPECS: Readonly<Record<CifarDataset, CifarSpec>> = Object.fre
       archiveName: "cifar-100-binary.tar.gz",
       url: "https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
       archiveMd5: "03b5dce01913d631647c71ecec9e9cb8",
+      fileMd5s: {
+        "train.bin": "6172c7755cfe09b2fe270c85cebc1b15",
+        "test.bin": "4499cfba6c016c1be1438163640a0898",
+        "coarse_label_names.txt": "7baf0fcbe8bbb8483327dd18f1cda1cb",
+        "fine_label_names.txt": "18d2388358c0483ca2d2be3aac2d399e",
+      },
       recordBytes: 2 + CIFAR_IMAGE_BYTES,
       labelBytes: 2,
       files: { train: ["train.bin"], test: ["test.bin"] },
@@ -112,6 +129,29 @@ export const CIFAR_SPECS: Readonly<Record<CifarDataset, CifarSpec>> = Object.fre
     } as const,
   ),
 });
+
+/**
+ * The published md5 of a file of the official distribution, from its path (on disk, or
+ * `archive!member`): the archive's md5 for the archive name, else the member's by its file name.
+ *
+ * @param dataset The dataset.
+ * @param path Any path ending in an official file name.
+ * @returns The md5, or undefined for a name that is not an official file.
+ * @example
+ * ```ts
+ * import { publishedMd5 } from "@mfi/data";
+ * import assert from "node:assert/strict";
+ * assert.equal(publishedMd5("cifar10", "/d/cifar-10-batches-bin/test_batch.bin"), "803d5f7f4d78ea53de84dbe85f74fb6d");
+ * assert.equal(publishedMd5("cifar100", "x/cifar-100-binary.tar.gz"), "03b5dce01913d631647c71ecec9e9cb8");
+ * assert.equal(publishedMd5("cifar10", "mine.tar.gz"), undefined);
+ * ```
+ */
+export function publishedMd5(dataset: CifarDataset, path: string): string | undefined {
+  const spec = cifarSpec(dataset);
+  const name = path.split(/[/\\!]/).at(-1) ?? "";
+  if (name === spec.archiveName) return spec.archiveMd5;
+  return Object.hasOwn(spec.fileMd5s, name) ? spec.fileMd5s[name] : undefined;
+}
 
 /**
  * Looks up a dataset's specification, validating the name.

@@ -7,7 +7,7 @@
  *
  * `check` loads each requested split (default: both) and prints, as a table (or JSON with
  * `--json`), record counts, images per class (min/max), per-channel mean and std, and the md5 of
- * every file read. A split whose files are absent is reported as missing; the command fails only
+ * every file read (compared with the published md5 where the file is an official one). A split whose files are absent is reported as missing; the command fails only
  * if no requested split could be read, or a file is corrupt. With neither `--dir` nor `--archive`
  * it reads the data cache (`MFI_DATA_DIR`, default `~/.cache/mfi-resnet`).
  * `download` fetches the official archive into the cache (md5-verified).
@@ -22,6 +22,7 @@ import {
   type CifarSplitName,
   ensureCifar,
   loadCifar,
+  publishedMd5,
   type SplitSummary,
   splitSummary,
 } from "@mfi/data";
@@ -78,7 +79,17 @@ async function check(values: Record<string, unknown>): Promise<number> {
         dataset,
         source: values.archive ?? values.dir ?? "cache",
         published: { mean: spec.mean, std: spec.std },
-        splits: reports,
+        splits: reports.map((r) =>
+          r.status === "ok"
+            ? {
+              ...r,
+              files: r.files.map((f) => ({
+                ...f,
+                publishedMd5: publishedMd5(dataset, f.path) ?? null,
+              })),
+            }
+            : r
+        ),
       },
       null,
       2,
@@ -113,11 +124,17 @@ async function check(values: Record<string, unknown>): Promise<number> {
   console.log(formatTable(rows));
   const files = reports.flatMap((r) => r.status === "ok" ? r.files : []);
   const seen = new Set<string>();
-  const fileRows = [["file", "bytes", "md5"]];
+  const fileRows = [["file", "bytes", "md5", "published md5"]];
   for (const f of files) {
     if (seen.has(f.path)) continue;
     seen.add(f.path);
-    fileRows.push([f.path, String(f.bytes), f.md5]);
+    const published = publishedMd5(dataset, f.path);
+    const verdict = published === undefined
+      ? "-"
+      : published === f.md5
+      ? "matches"
+      : `DIFFERS (${published})`;
+    fileRows.push([f.path, String(f.bytes), f.md5, verdict]);
   }
   if (fileRows.length > 1) console.log(`\n${formatTable(fileRows)}`);
   for (const r of reports) {

@@ -37,6 +37,9 @@ Deno.test("deno task data check: JSON and table, a missing split is reported, no
     assert.match(table.stdout, /\| test +\| 6 +\| 10000 +\|/);
     assert.match(table.stdout, /\| train +\| missing/);
     assert.match(table.stdout, /coarse_label_names\.txt/);
+    // Fixture files carry official names but not official contents.
+    assert.match(table.stdout, /test\.bin .*DIFFERS \(4499cfba6c016c1be1438163640a0898\)/);
+    assert.equal(test.files[0].publishedMd5, "4499cfba6c016c1be1438163640a0898");
 
     // Nothing readable: exit 1; usage errors: exit 2.
     const none = await run("check", "--dataset", "cifar10", "--dir", dir, "--json");
