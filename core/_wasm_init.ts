@@ -15,6 +15,11 @@
  *   twice the requested count, so the request is honoured up to 8.
  * - Pool workers are `unref`'d after start-up, so a program exits when its own work is done.
  *
+ * The emscripten glue (`wasm-out/*.js`) is `require`d from the package, found with
+ * `import.meta.resolve` (works with `nodeModulesDir: "none"`); loading modules from Deno's npm cache
+ * needs no read permission, reading the `.wasm` files there does. The threaded glue always starts
+ * its full pool of 8 workers (a literal in the glue), so threaded start-up takes about 1 s.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
