@@ -17,30 +17,40 @@
  *
  * @module
  */
-import { createHandler, loadClassifier } from "@mfi/incubation";
+import { createHandler, type Handler, loadClassifier } from "@mfi/incubation";
 
 function env(name: string): string | undefined {
   const value = Deno.env.get(name);
   return value === undefined || value === "" ? undefined : value;
 }
 
-const modelUrl = env("MFI_MODEL_URL");
-if (modelUrl === undefined) {
-  throw new Error(
-    "serve_deploy: set MFI_MODEL_URL to the bundle's file:, http: or https: URL " +
-      "(and grant --allow-env=MFI_MODEL_URL)",
-  );
+async function load(): Promise<Handler> {
+  const modelUrl = env("MFI_MODEL_URL");
+  if (modelUrl === undefined) {
+    throw new Error(
+      "serve_deploy: set MFI_MODEL_URL to the bundle's file:, http: or https: URL " +
+        "(and grant --allow-env=MFI_MODEL_URL)",
+    );
+  }
+  const wasmUrl = env("MFI_WASM_URL");
+  const maxBody = env("MFI_MAX_BODY_BYTES");
+  const classifier = await loadClassifier(new URL(modelUrl), {
+    wasm: wasmUrl === undefined ? undefined : { paths: wasmUrl },
+  });
+  return createHandler(classifier, {
+    maxBodyBytes: maxBody === undefined ? undefined : Number(maxBody),
+  });
 }
-const wasmUrl = env("MFI_WASM_URL");
-const maxBody = env("MFI_MAX_BODY_BYTES");
 
-const classifier = await loadClassifier(new URL(modelUrl), {
-  wasm: wasmUrl === undefined ? undefined : { paths: wasmUrl },
-});
+// Loaded at start-up when this is the main module (`deno serve` sets it), so the first request
+// does not pay the cold start; merely importing the module (tests, tools) loads nothing.
+const handler: Handler | undefined = import.meta.main ? await load() : undefined;
 
 /** The `deno serve` entry: `fetch` is the classifier's HTTP handler. */
 export default {
-  fetch: createHandler(classifier, {
-    maxBodyBytes: maxBody === undefined ? undefined : Number(maxBody),
-  }),
+  fetch(request: Request): Promise<Response> | Response {
+    return handler
+      ? handler(request)
+      : Response.json({ error: { status: 503, message: "model not loaded" } }, { status: 503 });
+  },
 } satisfies Deno.ServeDefaultExport;
