@@ -1,8 +1,9 @@
 /**
- * `deno task bench:data [--dir D] [--batches N] [--backend wasm|cpu]`: data pipeline speed.
+ * `deno task bench:data [--dir D] [--archive F] [--batches N] [--backend wasm|cpu]`: data pipeline
+ * speed.
  *
  * Measures (default backend wasm, via `selectBackend`): reading and decoding all 60,000 CIFAR-10
- * images from the binary files, turning them into normalised tensors (in chunks of 10,000), and
+ * images from the binary files (and from an archive with `--archive`), turning them into normalised tensors (in chunks of 10,000), and
  * batches per second of batch 128 with and without augmentation. It also times three ways to
  * crop, flip and normalise a batch (the package's `assembleBatch`, the tensor `cropFlip`,
  * `tf.image.cropAndResize`, a JavaScript crop + tensor normalise) so the choice stays measured. Default data: `<repo>/.cache/cifar` (fill it with
@@ -31,6 +32,7 @@ const { values } = parseArgs({
   args: Deno.args,
   options: {
     dir: { type: "string", default: fileURLToPath(new URL("../.cache/cifar", import.meta.url)) },
+    archive: { type: "string" },
     batches: { type: "string", default: "100" },
     backend: { type: "string", default: "wasm" },
   },
@@ -53,6 +55,20 @@ rows.push([
   `${(readMs / 1000).toFixed(2)} s`,
   `${(60_000 / readMs * 1000).toFixed(0)} img/s`,
 ]);
+
+// 1b. The same from a .tar.gz archive (gunzip + untar streamed in memory), if given.
+if (values.archive) {
+  t0 = performance.now();
+  const a = await loadCifar({ dataset: "cifar10", split: "train", archive: values.archive });
+  const b = await loadCifar({ dataset: "cifar10", split: "test", archive: values.archive });
+  const archiveMs = ms(t0);
+  if (a.count + b.count !== 60_000) throw new Error(`archive held ${a.count + b.count} images`);
+  rows.push([
+    "read+decode 60,000 images from the .tar.gz (2 passes: train, test)",
+    `${(archiveMs / 1000).toFixed(2)} s`,
+    `${(60_000 / archiveMs * 1000).toFixed(0)} img/s`,
+  ]);
+}
 
 // 2. All 60,000 into normalised float32 tensors (chunks of 10,000).
 t0 = performance.now();
