@@ -89,7 +89,8 @@ async function main(args: string[]): Promise<void> {
       const b = classifier.backend;
       console.log(
         `listening on http://${hostname}:${port}/ (model "${classifier.info.name}", ` +
-          `${classifier.info.parameters} parameters, backend ${b.name}: ${b.reason}; ` +
+          `${classifier.info.parameters} parameters, backend ${b.name}: ${b.reason}` +
+          (b.wasmSource ? `, wasm binary from ${b.wasmSource}` : "") + "; " +
           `ready ${performance.now().toFixed(0)} ms after start)`,
       );
     },

@@ -231,3 +231,40 @@ Deno.test("serve: without read permission for the bundle the server refuses to s
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("serve: with bundle and WASM binaries fetched over http, no read permission at all", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mfi-serve-" });
+  const { bytes } = await tinyBundle(dir);
+  const wasm = await Deno.readFile(`${wasmDir()}/tfjs-backend-wasm-simd.wasm`);
+  const files = new Map<string, Uint8Array>([
+    ["/m.mfi", bytes],
+    ["/wasm/tfjs-backend-wasm-simd.wasm", wasm],
+  ]);
+  const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const body = files.get(new URL(req.url).pathname);
+    return body
+      ? new Response(body.slice(), { headers: { "content-type": "application/wasm" } })
+      : new Response("not found", { status: 404 });
+  });
+  const base = `http://127.0.0.1:${origin.addr.port}`;
+  const server = await startServer({
+    model: `${base}/m.mfi`,
+    permissions: ["--allow-net=127.0.0.1"],
+    args: ["--backend", "wasm", "--threads", "1", "--wasm-dir", `${base}/wasm/`],
+  });
+  try {
+    const health = await get(`${server.base}/healthz`);
+    assert.equal(health.json.backend, "wasm");
+    assert.match(server.output(), new RegExp(`wasm binary from ${base}/wasm/`));
+    const r = await post(
+      `${server.base}/classify`,
+      new Uint8Array(3072),
+      "application/octet-stream",
+    );
+    assert.equal(r.status, 200);
+  } finally {
+    await server.close();
+    await origin.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
