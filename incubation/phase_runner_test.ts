@@ -1,0 +1,117 @@
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { disposeModule, evaluate, readCheckpoint, Rng, selectBackend } from "@mfi/core";
+import { batches, type CifarSplit } from "@mfi/data";
+import { exportTorchStateDict } from "@mfi/resnet";
+import { DEFAULT_CONFIG, mergeConfig } from "./config.ts";
+import { buildModel } from "./model_spec.ts";
+import { phaseDir, readPhaseOutput, runPhase } from "./phase_runner.ts";
+import type { PipelineData } from "./pipeline_data.ts";
+import { pipelineSpecs } from "./pipeline_specs.ts";
+import { matchesAny, type Phase, planPhases } from "./plan.ts";
+
+// The pipeline runs on wasm (the project's training kernels); the cpu backend is ~10x slower here.
+await selectBackend({ backend: "wasm", threads: 1 });
+
+function split(count: number, seed: number): CifarSplit {
+  const rng = new Rng(seed);
+  return {
+    dataset: "cifar10",
+    split: "train",
+    labelKind: "class",
+    count,
+    images: Uint8Array.from({ length: count * 3072 }, () => rng.int(256)),
+    labels: Uint8Array.from({ length: count }, (_, i) => i % 10),
+    classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
+    files: [],
+  };
+}
+
+const config = mergeConfig(DEFAULT_CONFIG, {
+  model: { arch: "resnet18", width: 1 / 16 },
+  meanflow: { hidden: [4, 4, 4, 4] },
+  data: { augment: false, evalBatchSize: 10 },
+  baseline: { epochs: 1, batchSize: 10 },
+  compress: { epochs: 1, batchSize: 10 },
+  meta: { epochs: 1, batchSize: 10 },
+  incubate: { epochs: 1, batchSize: 10 },
+  finetune: { epochs: 1, batchSize: 10 },
+});
+const specs = pipelineSpecs(config);
+const data: PipelineData = {
+  train: split(20, 1),
+  test: { ...split(10, 2), split: "test" },
+  source: { kind: "dir", path: "", description: "synthetic" },
+  isSample: false,
+};
+const plan = Object.fromEntries(planPhases(config).map((p) => [p.id, p]));
+const quiet = { progress: false as const, log: () => {} };
+
+Deno.test("phases train only their variables; frozen parts (BN statistics included) stay put", async () => {
+  const runDir = await Deno.makeTempDir();
+  try {
+    for (const id of ["baseline", "compress:1", "compress:2", "compress:3", "compress:4", "meta"]) {
+      await runPhase(plan[id], { runDir, config, specs, data, ...quiet });
+    }
+    const compress = await readPhaseOutput(runDir, "compress:2");
+    assert.ok([...compress!.weights.keys()].every((n) => n.startsWith("stages.1.")));
+    assert.equal(compress!.result.fitRelative! > 0, true);
+    const meta = await readPhaseOutput(runDir, "meta");
+    const baseline = await readPhaseOutput(runDir, "baseline");
+    // meta trained only the head: stem equals the baseline's, stages equal the fits.
+    for (const [name, t] of meta!.weights) {
+      if (name.startsWith("stem.")) {
+        assert.deepEqual(t.data, baseline!.weights.get(name)!.data, name);
+      }
+      if (name.startsWith("stages.1.")) {
+        assert.deepEqual(t.data, compress!.weights.get(name)!.data, name);
+      }
+    }
+    // An incubation that saves everything: only stage 2 may differ from its sources.
+    const inc: Phase = { ...plan["incubate:2"], saves: ["*"] };
+    const before = tf.memory().numTensors;
+    const r = await runPhase(inc, { runDir, config, specs, data, ...quiet });
+    assert.equal(tf.memory().numTensors, before);
+    assert.equal(r.imagesProcessed, 20);
+    assert.ok(r.initialTestAccuracy !== null && r.testAccuracy !== null);
+    const out = await readPhaseOutput(runDir, "incubate:2");
+    let changed = 0;
+    for (const [name, t] of out!.weights) {
+      const source = matchesAny(name, ["stages.1.*"]) ? baseline! : meta!;
+      const same = JSON.stringify(Array.from(t.data as Float32Array)) ===
+        JSON.stringify(Array.from(source.weights.get(name)!.data as Float32Array));
+      if (matchesAny(name, ["stages.1.*"])) changed += same ? 0 : 1;
+      else assert.ok(same, `${name} is frozen in incubate:2 but changed`);
+    }
+    assert.ok(changed > 0, "stage 2 was trained");
+    assert.deepEqual(r.inputs, {
+      baseline: baseline!.sha256,
+      meta: meta!.sha256,
+    });
+    // Training checkpoints are removed once the output is committed.
+    await assert.rejects(Deno.stat(`${phaseDir(runDir, "incubate:2")}/train`));
+  } finally {
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
+
+Deno.test("baseline from a given PyTorch state_dict is loaded, not trained", async () => {
+  const runDir = await Deno.makeTempDir();
+  const source = buildModel(specs.baseline, { seed: 5 });
+  try {
+    const path = `${runDir}/torch.safetensors`;
+    await Deno.writeFile(path, await exportTorchStateDict(source));
+    const given = mergeConfig(config, { baseline: { checkpoint: path } });
+    const r = await runPhase(plan.baseline, { runDir, config: given, specs, data, ...quiet });
+    assert.equal(r.imagesProcessed, 0);
+    assert.equal(r.history.length, 0);
+    const expected = await evaluate(source, batches(data.test, { batchSize: 10 }));
+    assert.equal(r.testAccuracy, expected.accuracy);
+    const ckpt = await readCheckpoint(`${phaseDir(runDir, "baseline")}/output/output.json`);
+    const w = source.namedVariables().find(([n]) => n === "stem.conv.weight")![1];
+    assert.deepEqual(ckpt.weights.get("stem.conv.weight")!.data, await w.data());
+  } finally {
+    disposeModule(source);
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
