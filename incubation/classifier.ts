@@ -29,11 +29,48 @@ export const INPUT_SIZE = 32;
 export const INPUT_BYTES: number = INPUT_SIZE * INPUT_SIZE * 3;
 
 /**
+ * A decoded image of any size with 8-bit RGB or RGBA pixels, row-major: an `RgbImage` from
+ * `decodeImage` (`@mfi/core`), or a browser/canvas `ImageData` (RGBA, alpha dropped).
+ */
+export interface DecodedPixels {
+  /** Width in pixels. */
+  readonly width: number;
+  /** Height in pixels. */
+  readonly height: number;
+  /** `width * height * 3` (RGB) or `width * height * 4` (RGBA) values. */
+  readonly data: Uint8Array | Uint8ClampedArray;
+}
+
+/**
  * Images to classify: either one `Uint8Array` holding N images of 3072 bytes back to back
  * (32x32 RGB, HWC), or an array whose items are 3072-byte images or decoded images of any size
  * (resized and centre-cropped to 32x32, see `resizeCenterCrop` in `@mfi/core`).
  */
-export type ClassifierInput = Uint8Array | ReadonlyArray<Uint8Array | RgbImage>;
+export type ClassifierInput = Uint8Array | ReadonlyArray<Uint8Array | RgbImage | DecodedPixels>;
+
+function toRgb(img: DecodedPixels, i: number): RgbImage {
+  const { width: w, height: h, data } = img;
+  if (!Number.isInteger(w) || !Number.isInteger(h) || w < 1 || h < 1) {
+    throw new RangeError(`Cannot classify image ${i}: invalid size ${w}x${h}`);
+  }
+  if (data.length === w * h * 3) {
+    return { width: w, height: h, data: data instanceof Uint8Array ? data : new Uint8Array(data) };
+  }
+  if (data.length !== w * h * 4) {
+    throw new RangeError(
+      `Cannot classify image ${i}: a ${w}x${h} image needs ${w * h * 3} (RGB) or ${
+        w * h * 4
+      } (RGBA) values, got ${data.length}`,
+    );
+  }
+  const rgb = new Uint8Array(w * h * 3);
+  for (let p = 0, q = 0; q < rgb.length; p += 4, q += 3) {
+    rgb[q] = data[p];
+    rgb[q + 1] = data[p + 1];
+    rgb[q + 2] = data[p + 2];
+  }
+  return { width: w, height: h, data: rgb };
+}
 
 /** One label of a top-k answer. */
 export interface Prediction {
@@ -149,13 +186,18 @@ function toImages(input: ClassifierInput): Uint8Array[] {
       }
       return img;
     }
-    if (img && typeof img === "object" && img.data instanceof Uint8Array) {
-      return img.width === INPUT_SIZE && img.height === INPUT_SIZE &&
-          img.data.length === INPUT_BYTES
-        ? img.data
-        : resizeCenterCrop(img, INPUT_SIZE).data;
+    if (
+      img && typeof img === "object" &&
+      (img.data instanceof Uint8Array || img.data instanceof Uint8ClampedArray)
+    ) {
+      const rgb = toRgb(img, i);
+      return rgb.width === INPUT_SIZE && rgb.height === INPUT_SIZE
+        ? rgb.data
+        : resizeCenterCrop(rgb, INPUT_SIZE).data;
     }
-    throw new TypeError(`Cannot classify image ${i}: expected a Uint8Array or an RgbImage`);
+    throw new TypeError(
+      `Cannot classify image ${i}: expected a Uint8Array or decoded pixels { width, height, data }`,
+    );
   });
 }
 

@@ -107,7 +107,7 @@ Deno.test("concurrent calls are micro-batched; chunks respect maxBatch; no tenso
   disposeModule(model);
 });
 
-Deno.test("decoded images of any size are resized and centre-cropped", async () => {
+Deno.test("decoded RGB/RGBA images of any size are resized and centre-cropped", async () => {
   const { model, bytes } = await fixture(4);
   const classifier = await loadClassifier(bytes, { backend: "cpu", warmUp: false });
   const rng = new Rng(9);
@@ -119,6 +119,18 @@ Deno.test("decoded images of any size are resized and centre-cropped", async () 
   const [viaImage] = await classifier.classify([big], { topK: 4 });
   const [viaBytes] = await classifier.classify([resizeCenterCrop(big, 32).data], { topK: 4 });
   assert.deepEqual(viaImage, viaBytes);
+  // RGBA (a canvas ImageData) drops alpha.
+  const rgba = new Uint8ClampedArray(80 * 64 * 4);
+  for (let p = 0; p < 80 * 64; p++) {
+    rgba.set(big.data.subarray(p * 3, p * 3 + 3), p * 4);
+    rgba[p * 4 + 3] = 17;
+  }
+  const [viaRgba] = await classifier.classify([{ width: 80, height: 64, data: rgba }], { topK: 4 });
+  assert.deepEqual(viaRgba, viaBytes);
+  await assert.rejects(
+    classifier.classify([{ width: 80, height: 64, data: new Uint8Array(10) }]),
+    /needs 15360 \(RGB\) or 20480 \(RGBA\) values, got 10/,
+  );
   classifier.dispose();
   disposeModule(model);
 });
