@@ -188,6 +188,11 @@ export class Scratch {
     this.#backend = backend;
   }
 
+  /** The backend the scratch allocates on. */
+  get backend(): WasmBackend {
+    return this.#backend;
+  }
+
   /** Describes an existing tensor of the backend. */
   of(t: tf.TensorInfo): HeapTensor {
     const d = this.#backend.dataIdMap.get(t.dataId);

@@ -8,7 +8,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
+import { type HeapTensor, Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {
   inputs: { x: tf.TensorInfo; dy: tf.TensorInfo };
@@ -64,6 +64,10 @@ export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
       scratch.f32.fill(0, outT.offset / 4, outT.offset / 4 + outT.size);
       return out;
     }
+    if (kh === 1 && kw === 1 && pt === 0 && pl === 0) {
+      pointwise(scratch, x, dy, outT, [n, h, w, cin], [ho, wo, cout], [sh, sw]);
+      return out;
+    }
     // The dilated "filter" spans s (o - 1) + 1 pixels; pad below/right so that at least kh x kw
     // outputs exist (extra ones, from padding the forward pass never read, are dropped).
     const pb = Math.max(0, kh + sh * (ho - 1) - h - pt);
@@ -114,5 +118,55 @@ export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
     return out;
   } finally {
     scratch.release();
+  }
+}
+
+/**
+ * 1x1 filters: dW = xs^T dy with xs = x subsampled by the stride, as one XNNPACK product. Only the
+ * smaller operand is transposed (transposes across the channel axis cost more than the product
+ * for thin layers): `[cin, m] @ [m, cout]`, or `([cout, m] @ [m, cin])^T`.
+ */
+function pointwise(
+  scratch: Scratch,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  outT: HeapTensor,
+  [n, h, w, cin]: number[],
+  [ho, wo, cout]: number[],
+  [sh, sw]: number[],
+): void {
+  const ops = wasmOps(scratch.backend);
+  const m = n * ho * wo;
+  let xs = scratch.of(x);
+  if (ho !== h || wo !== w) {
+    const sub = scratch.temp([n, ho, wo, cin]);
+    const heap = scratch.f32;
+    const src = xs.offset / 4;
+    let d = sub.offset / 4;
+    for (let b = 0; b < n; b++) {
+      for (let a = 0; a < ho; a++) {
+        let s = src + ((b * h + a * sh) * w) * cin;
+        for (let c = 0; c < wo; c++) {
+          heap.copyWithin(d, s, s + cin);
+          d += cin;
+          s += sw * cin;
+        }
+      }
+    }
+    xs = sub;
+  }
+  const dyT = scratch.of(dy);
+  // XNNPACK packs (and caches) the right operand under its id: give it a view released with the
+  // scratch, so that no packed copy outlives this call.
+  if (cin <= cout) {
+    const a = scratch.temp([cin, m]);
+    ops.transpose(xs, [m, cin], [1, 0], a);
+    ops.matmul(a.id, cin, m, scratch.view(dyT.offset, dyT.size).id, cout, outT.id);
+  } else {
+    const a = scratch.temp([cout, m]);
+    ops.transpose(dyT, [m, cout], [1, 0], a);
+    const res = scratch.temp([cout, cin]);
+    ops.matmul(a.id, cout, m, scratch.view(xs.offset, xs.size).id, cin, res.id);
+    ops.transpose(res, [cout, cin], [1, 0], outT);
   }
 }
