@@ -83,11 +83,21 @@ export async function readTarGz(
   const feeding = (async () => {
     try {
       for await (const chunk of tarBytes) {
+        if (extract.destroyed) break; // the reader gave up; stop (cancels the source)
         if (!extract.write(chunk)) {
-          await new Promise<void>((resolve) => extract.once("drain", () => resolve()));
+          // Wait for room, or for the extractor to be closed by an error on the reading side.
+          await new Promise<void>((resolve) => {
+            const done = (): void => {
+              extract.off("drain", done);
+              extract.off("close", done);
+              resolve();
+            };
+            extract.on("drain", done);
+            extract.on("close", done);
+          });
         }
       }
-      extract.end();
+      if (!extract.destroyed) extract.end();
     } catch (error) {
       feedError = error;
       extract.destroy(error as Error);
@@ -114,6 +124,7 @@ export async function readTarGz(
       }
     }
   } catch (error) {
+    extract.destroy();
     await feeding;
     const cause = feedError ?? error;
     throw corrupt(options.name, cause, bytes);
