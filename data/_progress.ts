@@ -7,6 +7,8 @@ export type ProgressMode = "auto" | "bar" | "lines" | "none";
 export interface Progress {
   update(received: number): void;
   done(): void;
+  /** Ends the bar's line after a failure so the error starts on its own line. */
+  abort(): void;
 }
 
 const MiB = 1024 * 1024;
@@ -65,6 +67,9 @@ export function createProgress(
         lastDraw = performance.now();
         write(`${label}: ${describe()}\n`);
       }
+    },
+    abort(): void {
+      if (resolved === "bar" && lastDraw > -Infinity) write("\n");
     },
     done(): void {
       if (resolved === "bar") write(`\r${label} ${describe()} done\x1b[K\n`);

@@ -58,6 +58,8 @@ Deno.test("ensureCifar: downloads, verifies, renames into place, then serves fro
     assert.equal(hits(), 1);
     const test = await loadCifar({ dataset: "cifar10", split: "test", archive: first.path });
     assert.equal(test.count, 3);
+    // A dir holding only the archive is read through it.
+    assert.equal((await loadCifar({ dataset: "cifar10", split: "test", dir })).count, 3);
     // With neither dir nor archive, loadCifar finds the archive in MFI_DATA_DIR.
     const saved = Deno.env.get("MFI_DATA_DIR");
     Deno.env.set("MFI_DATA_DIR", dir);

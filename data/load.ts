@@ -55,7 +55,8 @@ export interface LoadCifarOptions {
   readonly split: CifarSplitName;
   /**
    * An extracted folder: the one containing `cifar-10-batches-bin/` (or `cifar-100-binary/`),
-   * or that folder itself.
+   * or that folder itself; a folder with neither but with the official archive
+   * (`cifar-10-binary.tar.gz`, as `ensureCifar` leaves the cache) is read through the archive.
    */
   readonly dir?: string;
   /** The official archive (`cifar-10-binary.tar.gz`, `cifar-100-binary.tar.gz`) instead of `dir`. */
@@ -235,6 +236,11 @@ export async function loadCifar(options: LoadCifarOptions): Promise<CifarSplit> 
       );
     }
   }
+  if (archive === undefined && (await findFolder(dir!, options.dataset)) === undefined) {
+    // A data folder holding only the official archive (as ensureCifar leaves it): read that.
+    const inDir = join(dir!, spec.archiveName);
+    if (await exists(inDir, "file")) archive = inDir;
+  }
   if (archive !== undefined) {
     let file: Deno.FsFile;
     try {
@@ -275,8 +281,8 @@ export async function loadCifar(options: LoadCifarOptions): Promise<CifarSplit> 
     throw new CifarFileMissingError(
       dir!,
       `Cannot load ${spec.title} ${options.split}: ${dir} contains neither ${spec.folder}/ nor ` +
-        `its files (${dataFiles.join(", ")}). Pass the folder that contains ${spec.folder}/ or ` +
-        `that folder itself. ${howToGet(options.dataset)}`,
+        `its files (${dataFiles.join(", ")}) nor ${spec.archiveName}. Pass the folder that ` +
+        `contains ${spec.folder}/ or that folder itself. ${howToGet(options.dataset)}`,
     );
   }
   const files: CifarFileInfo[] = [];
