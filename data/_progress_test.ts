@@ -17,6 +17,11 @@ Deno.test("progress: lines every 10%, bar redrawn in place, none silent", () => 
   b.done();
   assert.ok(bar[0].startsWith(`\rx [${"#".repeat(15)}${" ".repeat(15)}]  50% `), bar[0]);
   assert.ok(bar.at(-1)!.endsWith("done\x1b[K\n"));
+  const aborted: string[] = [];
+  const a = createProgress("x", 100, "bar", (t) => aborted.push(t));
+  a.update(10);
+  a.abort();
+  assert.equal(aborted.at(-1), "\n");
   const none: string[] = [];
   const n = createProgress("x", 100, "none", (t) => none.push(t));
   n.update(100);

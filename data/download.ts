@@ -153,6 +153,7 @@ export async function ensureCifar(options: EnsureCifarOptions): Promise<CifarArc
         progress.update(received);
       }
     } catch (error) {
+      progress.abort();
       throw fail(
         `transfer interrupted after ${received} bytes (${(error as Error).message})`,
         error,
