@@ -84,7 +84,8 @@ function trainStep(model: StagedModel, x: tf.Tensor, y: tf.Tensor, from: number,
  * at the configured width (not the data), frees them afterwards.
  *
  * @param config The run's config.
- * @param options Probe batch size (default min(32, the baseline's batch)) and timed steps (default 2).
+ * @param options Probe batch size (default min(32, the baseline's batch, 4 / width), at least 2)
+ *   and timed steps (default 2).
  * @returns Seconds per image of each kind.
  * @example
  * ```ts
@@ -107,7 +108,10 @@ export async function probeTimings(
   options: { readonly batch?: number; readonly steps?: number } = {},
 ): Promise<ProbeTimings> {
   const specs = pipelineSpecs(config);
-  const batch = options.batch ?? Math.min(32, config.baseline.batchSize);
+  // Smaller probe batches for wider models keep the probe short (a full-width ResNet-50 step on
+  // a CPU takes seconds per image); per-image costs at small batches slightly overestimate.
+  const batch = options.batch ??
+    Math.max(2, Math.min(32, config.baseline.batchSize, Math.round(4 / config.model.width)));
   const steps = options.steps ?? 2;
   const rng = new Rng(deriveSeed(config.seed, "probe"));
   const x = tf.tensor4d(rng.normalArray(batch * 32 * 32 * 3), [batch, 32, 32, 3]);
