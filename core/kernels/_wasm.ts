@@ -141,6 +141,17 @@ export function wasmOps(backend: WasmBackend): WasmOps {
       bmm(aId, shapeBytes([1, m, k]), 3, bId, shapeBytes([1, k, n]), 3, 0, 0, outId);
     },
     transpose(x, shape, perm, out) {
+      if (shape.length === 4 && perm.join() === "3,1,2,0") {
+        swapOuterInner(
+          w.HEAPF32,
+          x.offset / 4,
+          out.offset / 4,
+          shape[0],
+          shape[1] * shape[2],
+          shape[3],
+        );
+        return;
+      }
       // Drop unit dimensions first: the lower-rank transpose is faster (as tfjs does).
       const keep = shape.map((d, i) => d !== 1 ? i : -1).filter((i) => i >= 0);
       const reducedShape = keep.map((i) => shape[i]);
@@ -148,6 +159,24 @@ export function wasmOps(backend: WasmBackend): WasmOps {
       const rank = keptPerm.map((p) => keep.indexOf(p));
       if (rank.every((p, i) => p === i)) {
         w.HEAPF32.copyWithin(out.offset / 4, x.offset / 4, x.offset / 4 + x.size);
+        return;
+      }
+      // [a, b] -> [b, a] and [a, m, b] -> [b, m, a] (after dropping unit dims): tfjs's generic
+      // C++ transpose is several times slower on these than a JS loop writing rows of `a`.
+      if (rank.length === 2) {
+        swapOuterInner(
+          w.HEAPF32,
+          x.offset / 4,
+          out.offset / 4,
+          reducedShape[0],
+          1,
+          reducedShape[1],
+        );
+        return;
+      }
+      if (rank.length === 3 && rank[0] === 2 && rank[1] === 1 && rank[2] === 0) {
+        const [a, m, b] = reducedShape;
+        swapOuterInner(w.HEAPF32, x.offset / 4, out.offset / 4, a, m, b);
         return;
       }
       tr(
@@ -236,6 +265,35 @@ export class Scratch {
     for (const t of this.#temps) this.#backend.disposeData(t.dataId);
     this.#views.length = 0;
     this.#temps.length = 0;
+  }
+}
+
+/**
+ * `dst[j, p, i] = src[i, p, j]` for `src` of shape `[a, m, b]` (float offsets into `heap`): writes
+ * runs of 16 along `a` contiguously, reading with stride `m b`.
+ */
+function swapOuterInner(
+  heap: Float32Array,
+  src: number,
+  dst: number,
+  a: number,
+  m: number,
+  b: number,
+): void {
+  const block = 16;
+  const step = m * b;
+  for (let p = 0; p < m; p++) {
+    for (let i0 = 0; i0 < a; i0 += block) {
+      const i1 = Math.min(a, i0 + block);
+      for (let j = 0; j < b; j++) {
+        const d = dst + (j * m + p) * a;
+        let s = src + (i0 * m + p) * b + j;
+        for (let i = i0; i < i1; i++) {
+          heap[d + i] = heap[s];
+          s += step;
+        }
+      }
+    }
   }
 }
 

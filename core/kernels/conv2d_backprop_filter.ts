@@ -122,9 +122,11 @@ export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
 }
 
 /**
- * 1x1 filters: dW = xs^T dy with xs = x subsampled by the stride, as one XNNPACK product. Only the
- * smaller operand is transposed (transposes across the channel axis cost more than the product
- * for thin layers): `[cin, m] @ [m, cout]`, or `([cout, m] @ [m, cin])^T`.
+ * 1x1 filters: dW = xs^T dy with xs = x subsampled by the stride, as one XNNPACK product. Both
+ * operands must be read along m: the left one is transposed here (a fast JS loop), the right one
+ * is transposed while XNNPACK packs it, which is several times slower per element; so the operand
+ * with more channels goes left: `[cin, m] @ [m, cout]` if cin > cout, else
+ * `([cout, m] @ [m, cin])^T`.
  */
 function pointwise(
   scratch: Scratch,
@@ -158,7 +160,7 @@ function pointwise(
   const dyT = scratch.of(dy);
   // XNNPACK packs (and caches) the right operand under its id: give it a view released with the
   // scratch, so that no packed copy outlives this call.
-  if (cin <= cout) {
+  if (cin > cout) {
     const a = scratch.temp([cin, m]);
     ops.transpose(xs, [m, cin], [1, 0], a);
     ops.matmul(a.id, cin, m, scratch.view(dyT.offset, dyT.size).id, cout, outT.id);
