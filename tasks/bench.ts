@@ -1,0 +1,208 @@
+/**
+ * WASM training benchmark: GFLOP/s of a 3x3 convolution's forward pass and both gradients, and the
+ * training throughput (images/s) and peak wasm heap of the CIFAR ResNet-18 and ResNet-50 layouts
+ * at width 0.25 (16-32-64-128 stage widths). Each measurement runs in its own process, so each
+ * peak heap is its own.
+ *
+ * Usage: `deno task bench [--quick] [--json] [--threads N]`
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs";
+import { parseArgs } from "node:util";
+import {
+  registerWasmTrainingKernels,
+  selectBackend,
+  Sgd,
+  softmaxCrossEntropy,
+  wasmHeapBytes,
+  withWasmHeapContext,
+} from "@mfi/core";
+import { buildResNet } from "@mfi/resnet";
+
+/** One row of the result table. */
+interface Row {
+  readonly name: string;
+  readonly value: number;
+  /** The same rate per CPU-second of this process: less sensitive to a loaded machine. */
+  readonly perCpu: number;
+  readonly unit: string;
+  readonly heapMiB?: number;
+  readonly reference?: string;
+}
+
+const REFERENCE: Record<string, string> = {
+  "conv3x3 forward": "straightforward 16-20; PyTorch ~48 per thread",
+  "conv3x3 backward-input": "straightforward 15-20; PyTorch ~48 per thread",
+  "conv3x3 backward-filter": "straightforward 11-14; PyTorch ~48 per thread",
+  "resnet18 train (batch 64)": "straightforward ~35; PyTorch ~155",
+  "resnet50 train (batch 32)": "straightforward ~8 (2.3 GiB heap); PyTorch ~46",
+};
+
+function parse() {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      json: { type: "boolean", default: false },
+      threads: { type: "string" },
+      only: { type: "string" },
+    },
+    strict: true,
+  });
+  const threads = values.threads === undefined ? 1 : Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`--threads must be a positive integer, got ${values.threads}`);
+  }
+  const only = values.only;
+  if (only !== undefined && !["conv", "resnet18", "resnet50"].includes(only)) {
+    throw new RangeError(`--only must be conv, resnet18 or resnet50, got ${only}`);
+  }
+  return { quick: values.quick, json: values.json, threads, only };
+}
+
+/** CPU seconds (user + system) this process has used, from /proc (NaN where unavailable). */
+function cpuSeconds(): number {
+  try {
+    const stat = Deno.readTextFileSync("/proc/self/stat");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks
+  } catch {
+    return NaN;
+  }
+}
+
+/** Wall and CPU seconds of `repeats` calls of `fn`, after `warmup` calls. */
+function measure(fn: () => void, repeats: number, warmup = 2): { wall: number; cpu: number } {
+  for (let i = 0; i < warmup; i++) fn();
+  const c0 = cpuSeconds();
+  const t0 = performance.now();
+  for (let i = 0; i < repeats; i++) fn();
+  return { wall: (performance.now() - t0) / 1000, cpu: cpuSeconds() - c0 };
+}
+
+function benchConv(quick: boolean): Row[] {
+  const [n, hw, c] = [64, 16, 128];
+  const pad: [[0, 0], [1, 1], [1, 1], [0, 0]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
+  const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
+  const w = tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D;
+  const dy = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3) as tf.Tensor4D;
+  const gflop = (2 * n * hw * hw * c * c * 9) / 1e9;
+  const repeats = quick ? 3 : 10;
+  const run = {
+    "conv3x3 forward": () => tf.conv2d(x, w, 1, pad),
+    "conv3x3 backward-input": () => tf.conv2dTranspose(dy, w, x.shape, 1, pad),
+    "conv3x3 backward-filter": () =>
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+        strides: [1, 1],
+        pad,
+        dataFormat: "NHWC",
+        filterShape: [3, 3, c, c],
+      }) as tf.Tensor,
+  };
+  // The wasm backend computes synchronously: no read-back needed (and `tf.tidy(() =>
+  // t.dataSync())` would walk the returned typed array element by element).
+  const rows = Object.entries(run).map(([name, fn]) => {
+    const { wall, cpu } = measure(() => tf.tidy(fn).dispose(), repeats);
+    return {
+      name,
+      value: (gflop * repeats) / wall,
+      perCpu: (gflop * repeats) / cpu,
+      unit: "GFLOP/s",
+    };
+  });
+  tf.dispose([x, w, dy]);
+  return rows;
+}
+
+function benchModel(arch: "resnet18" | "resnet50", batch: number, quick: boolean): Row {
+  const model = buildResNet({ arch, classes: 10, width: 0.25, seed: 7 });
+  const trainable = model.namedVariables().filter(([, v]) => v.trainable);
+  const opt = new Sgd(trainable, { momentum: 0.9 });
+  const x = tf.randomNormal([batch, 32, 32, 3], 0, 1, "float32", 4);
+  const labels = tf.tensor1d(Array.from({ length: batch }, (_, i) => i % 10), "int32");
+  const step = () =>
+    withWasmHeapContext({ batchSize: batch, what: `${arch} training step` }, () =>
+      tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(
+          () => softmaxCrossEntropy(model.apply(x, { training: true }), labels),
+          trainable.map(([, v]) => v),
+        );
+        opt.applyGradients(new Map(trainable.map(([name, v]) => [name, grads[v.name]])), 0.01);
+        return value.dataSync()[0];
+      }));
+  const steps = quick ? 3 : 8;
+  const { wall, cpu } = measure(() => {
+    const loss = step();
+    if (!Number.isFinite(loss)) throw new Error(`${arch}: loss is ${loss}`);
+  }, steps);
+  return {
+    name: `${arch} train (batch ${batch})`,
+    value: (steps * batch) / wall,
+    perCpu: (steps * batch) / cpu,
+    unit: "images/s",
+    heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
+  };
+}
+
+async function child(only: string, quick: boolean, threads: number): Promise<Row[]> {
+  const choice = await selectBackend({ backend: "wasm", threads });
+  if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
+  registerWasmTrainingKernels();
+  if (only === "conv") return benchConv(quick);
+  const row = only === "resnet18"
+    ? benchModel("resnet18", 64, quick)
+    : benchModel("resnet50", 32, quick);
+  return [row];
+}
+
+function table(rows: Row[], threads: number, load: string): string {
+  const lines = [
+    `WASM backend, ${threads} thread(s); load average at start: ${load}`,
+    "",
+    "| measurement | wall-clock rate | per CPU-second | unit | peak wasm heap | reference (not measured here) |",
+    "| --- | ---: | ---: | --- | ---: | --- |",
+  ];
+  for (const r of rows) {
+    const heap = r.heapMiB === undefined ? "" : `${(r.heapMiB / 1024).toFixed(2)} GiB`;
+    lines.push(
+      `| ${r.name} | ${r.value.toFixed(1)} | ${r.perCpu.toFixed(1)} | ${r.unit} | ${heap} | ${
+        REFERENCE[r.name] ?? ""
+      } |`,
+    );
+  }
+  lines.push(
+    "",
+    "PyTorch is not installed here (`import torch` fails); its figures are reference numbers, not",
+    "measurements. Per CPU-second = the rate over this process's user+system CPU time, which a",
+    "shared, loaded machine distorts less than wall-clock time.",
+  );
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const opts = parse();
+  if (opts.only) {
+    console.log(JSON.stringify(await child(opts.only, opts.quick, opts.threads)));
+    return;
+  }
+  const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "unknown")).split(" ")
+    .slice(0, 3).join(" ");
+  const rows: Row[] = [];
+  for (const only of ["conv", "resnet18", "resnet50"]) {
+    const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
+    if (opts.quick) args.push("--quick");
+    args.push("--threads", String(opts.threads));
+    const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+    if (!out.success) throw new Error(`bench ${only} failed (exit ${out.code})`);
+    const text = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) =>
+      l.startsWith("[")
+    ).pop();
+    rows.push(...JSON.parse(text ?? "[]") as Row[]);
+  }
+  const withRefs = rows.map((r) => ({ ...r, reference: REFERENCE[r.name] }));
+  if (opts.json) console.log(JSON.stringify({ threads: opts.threads, load, rows: withRefs }));
+  else console.log(table(withRefs, opts.threads, load));
+}
+
+if (import.meta.main) await main();
