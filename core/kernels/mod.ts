@@ -4,6 +4,11 @@
  *
  * @module
  */
-export * from "./channel_stats.ts";
+export {
+  CHANNEL_GRAD_SUMS_KERNEL,
+  CHANNEL_MOMENTS_KERNEL,
+  channelGradSums,
+  channelMoments,
+} from "./channel_stats.ts";
 export * from "./heap.ts";
 export * from "./register.ts";
