@@ -407,10 +407,13 @@ export async function loadClassifier(
       `Cannot load classifier: maxBatch must be a positive integer, got ${maxBatch}`,
     );
   }
-  const bytes = await readSource(source, fetcher);
   const name = source instanceof URL ? source.href : "bundle bytes";
-  const bundle = await readBundle(bytes, { source: name });
-  const backend = await selectBackend(backendOptions);
+  // Reading/verifying the bundle creates no tensors, so it overlaps the backend's start-up
+  // (WASM compilation, adapter probing): both are on the cold-start path.
+  const [bundle, backend] = await Promise.all([
+    readSource(source, fetcher).then((bytes) => readBundle(bytes, { source: name })),
+    selectBackend(backendOptions),
+  ]);
   const model = instantiateBundle(bundle);
   const classifier = new BundleClassifier(bundle.info, backend, model, maxBatch);
   if (warmUp) {
