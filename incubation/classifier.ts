@@ -100,12 +100,28 @@ export interface ClassifierStats {
   readonly numBytes: number;
 }
 
+/** Milliseconds spent in each step of {@linkcode loadClassifier}. */
+export interface LoadTimings {
+  /** Reading (or fetching) and verifying the bundle; overlaps `backendMs`. */
+  readonly bundleMs: number;
+  /** Backend start-up (`selectBackend`); overlaps `bundleMs`. */
+  readonly backendMs: number;
+  /** Building the model from its spec and loading the weights. */
+  readonly instantiateMs: number;
+  /** The warm-up forward pass (0 without warm-up). */
+  readonly warmUpMs: number;
+  /** Everything, start to ready. */
+  readonly totalMs: number;
+}
+
 /** A loaded model ready to classify. */
 export interface Classifier {
   /** The bundle's verified description (spec, labels, normalisation, parameters, accuracy). */
   readonly info: BundleInfo;
   /** The backend the classifier runs on and why. */
   readonly backend: BackendChoice;
+  /** Where {@linkcode loadClassifier}'s time went (cold-start analysis). */
+  readonly loadTimings: LoadTimings;
   /**
    * Classifies images.
    *
@@ -213,6 +229,13 @@ interface Job {
 class BundleClassifier implements Classifier {
   readonly info: BundleInfo;
   readonly backend: BackendChoice;
+  loadTimings: LoadTimings = {
+    bundleMs: 0,
+    backendMs: 0,
+    instantiateMs: 0,
+    warmUpMs: 0,
+    totalMs: 0,
+  };
   readonly #model: StagedModel;
   readonly #maxBatch: number;
   readonly #queue: Job[] = [];
@@ -410,11 +433,18 @@ export async function loadClassifier(
   const name = source instanceof URL ? source.href : "bundle bytes";
   // Reading/verifying the bundle creates no tensors, so it overlaps the backend's start-up
   // (WASM compilation, adapter probing): both are on the cold-start path.
+  const t0 = performance.now();
+  let bundleMs = 0;
+  let backendMs = 0;
   const [bundle, backend] = await Promise.all([
-    readSource(source, fetcher).then((bytes) => readBundle(bytes, { source: name })),
-    selectBackend(backendOptions),
+    readSource(source, fetcher).then((bytes) => readBundle(bytes, { source: name })).finally(
+      () => (bundleMs = performance.now() - t0),
+    ),
+    selectBackend(backendOptions).finally(() => (backendMs = performance.now() - t0)),
   ]);
+  const t1 = performance.now();
   const model = instantiateBundle(bundle);
+  const t2 = performance.now();
   const classifier = new BundleClassifier(bundle.info, backend, model, maxBatch);
   if (warmUp) {
     try {
@@ -424,5 +454,13 @@ export async function loadClassifier(
       throw e;
     }
   }
+  const t3 = performance.now();
+  classifier.loadTimings = Object.freeze({
+    bundleMs,
+    backendMs,
+    instantiateMs: t2 - t1,
+    warmUpMs: t3 - t2,
+    totalMs: t3 - t0,
+  });
   return classifier;
 }

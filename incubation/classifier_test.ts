@@ -50,6 +50,10 @@ Deno.test("classify returns the model's softmax top-k, most probable first", asy
   const before = tf.memory().numTensors;
   const classifier = await loadClassifier(bytes, { backend: "cpu" });
   assert.equal(classifier.backend.name, "cpu");
+  const t = classifier.loadTimings;
+  for (const v of Object.values(t)) assert.ok(v >= 0);
+  assert.ok(t.totalMs >= t.instantiateMs + t.warmUpMs && t.totalMs >= t.bundleMs);
+  assert.ok(t.warmUpMs > 0, "warm-up ran");
   const images = randomImages(3, 2);
   const ref = reference(model, images);
   const out = await classifier.classify(images, { topK: 4 });

@@ -9,7 +9,7 @@
  *   `application/octet-stream`. Answers `{ "predictions": [{ "label", "index", "probability" }],
  *   "input": "png" | "jpeg" | "raw" }`, most probable first.
  * - `GET /healthz`: `{ "status": "ok", "backend", "numTensors", "numBytes", "batches", "images",
- *   "requests", "errors", "rssBytes", "heapUsedBytes", "uptimeSeconds" }`.
+ *   "requests", "errors", "rssBytes", "heapUsedBytes", "uptimeSeconds", "loadTimings" }`.
  * - `GET /model`: the bundle's name, spec, parameter count, recorded accuracy, labels,
  *   normalisation and tensor SHA-256, plus the backend.
  *
@@ -249,6 +249,7 @@ export function createHandler(classifier: Classifier, options: HandlerOptions = 
             rssBytes: mem.rss,
             heapUsedBytes: mem.heapUsed,
             uptimeSeconds: (performance.now() - started) / 1000,
+            loadTimings: classifier.loadTimings,
           });
         }
         case "/model":

@@ -180,7 +180,9 @@ async function main(args: string[]): Promise<void> {
     ];
 
     // 1. Cold starts.
-    const cold: Array<{ listenMs: number; firstAnswerMs: number }> = [];
+    const cold: Array<
+      { listenMs: number; firstAnswerMs: number; loadTimings: Record<string, number> }
+    > = [];
     for (let i = 0; i < coldStarts; i++) {
       const t0 = performance.now();
       const server = await startServer({ model, args: serverArgs });
@@ -191,7 +193,9 @@ async function main(args: string[]): Promise<void> {
       });
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`first request answered ${res.status}`);
-      cold.push({ listenMs: server.listenMs, firstAnswerMs: performance.now() - t0 });
+      const firstAnswerMs = performance.now() - t0;
+      const { loadTimings } = await (await fetch(`${server.base}/healthz`)).json();
+      cold.push({ listenMs: server.listenMs, firstAnswerMs, loadTimings });
       await server.close();
     }
 
@@ -246,6 +250,11 @@ async function main(args: string[]): Promise<void> {
         `cold start (median of ${cold.length}): listening ${
           f(results.coldStart.medianListenMs)
         } ms, first answer ${f(results.coldStart.medianFirstAnswerMs)} ms`,
+        `  last cold start, inside the server: ${
+          Object.entries(cold[cold.length - 1].loadTimings).map(([k, v]) => `${k} ${f(v)}`).join(
+            ", ",
+          )
+        } (bundle and backend overlap)`,
         ...results.rounds.map((r, i) =>
           `round ${i + 1}: ${f(r.requestsPerSecond)} req/s, p50 ${f(r.latencyMs.p50)} ms, p90 ${
             f(r.latencyMs.p90)

@@ -87,11 +87,16 @@ async function main(args: string[]): Promise<void> {
     signal: controller.signal,
     onListen({ hostname, port }) {
       const b = classifier.backend;
+      const t = classifier.loadTimings;
       console.log(
         `listening on http://${hostname}:${port}/ (model "${classifier.info.name}", ` +
           `${classifier.info.parameters} parameters, backend ${b.name}: ${b.reason}` +
           (b.wasmSource ? `, wasm binary from ${b.wasmSource}` : "") + "; " +
-          `ready ${performance.now().toFixed(0)} ms after start)`,
+          `ready ${performance.now().toFixed(0)} ms after start; load ${
+            t.totalMs.toFixed(0)
+          } ms: ` +
+          `bundle ${t.bundleMs.toFixed(0)} ms || backend ${t.backendMs.toFixed(0)} ms, ` +
+          `model ${t.instantiateMs.toFixed(0)} ms, warm-up ${t.warmUpMs.toFixed(0)} ms)`,
       );
     },
   }, handler);
