@@ -4,17 +4,26 @@
  * ```
  * deno task train --model resnet18 --dataset cifar10 --width 0.25 --epochs 30 --subset 500 \
  *   --batch-size 128 --lr 0.1 --seed 0 --out runs/r18 [--resume] [--config run.yaml] \
- *   [--backend wasm|cpu|webgpu] [--data-dir D] [--limit-test N]
+ *   [--backend wasm|cpu|webgpu] [--data-dir D] [--limit-test N] [--max-steps N]
  * ```
  *
  * Every option can also come from a YAML file (`--config`); flags override the file; unknown keys
  * are errors. Writes into `--out`: `config.json` (resolved), `metrics.jsonl` (one line per epoch),
  * `checkpoints/` (atomic, resumable with `--resume`) and `test_accuracy.svg`.
  *
+ * `--max-steps N` makes a probe: the same run (same data order, initial weights and learning-rate
+ * schedule of the full `--epochs`) stopped after N optimizer steps, printing the loss of every
+ * step and writing it to `steps.jsonl`. A probe evaluates nothing and writes no checkpoint (a
+ * partial epoch is not resumable); `metrics.jsonl` holds its (possibly partial) epochs' training
+ * records. Use it to compare backends on the first steps of a run too slow to finish.
+ *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
 import {
   AdamW,
+  type Batch,
+  type BatchSource,
   classificationLoss,
   configHelp,
   type ConfigOf,
@@ -24,6 +33,7 @@ import {
   type FieldSpec,
   linePlotSvg,
   loadYamlConfig,
+  type LossFn,
   type NamedVariables,
   type Optimizer,
   parseConfigFlags,
@@ -73,6 +83,12 @@ export const TRAIN_SCHEMA = {
   dataDir: { type: "string", doc: "CIFAR folder or official .tar.gz (default: data cache)" },
   backend: { type: "string", choices: ["webgpu", "wasm", "cpu"], doc: "tfjs backend" },
   threads: { type: "number", integer: true, min: 1, max: 64, doc: "WASM threads" },
+  maxSteps: {
+    type: "number",
+    integer: true,
+    min: 1,
+    doc: "probe: stop after N steps, log each step's loss, no evaluation or checkpoint",
+  },
 } as const satisfies Record<string, FieldSpec>;
 
 /** The resolved options of a training run. */
@@ -95,6 +111,8 @@ export interface TrainSummary {
   readonly trainImages: number;
   /** Test images. */
   readonly testImages: number;
+  /** With `--max-steps`: the loss of every step taken, in order; otherwise empty. */
+  readonly stepLosses: readonly number[];
 }
 
 const HELP = `deno task train [options]
@@ -140,6 +158,60 @@ function buildOptimizer(
 }
 
 /**
+ * The `--max-steps` probe: caps the batch sources at `maxSteps` batches in all and records each
+ * step's loss. The loss is kept (a clone, inside the tape) when computed and read when the loop
+ * asks for the next batch, that is after the step's update, so every step is printed as it ends.
+ */
+class StepProbe {
+  readonly losses: number[] = [];
+  #taken = 0;
+  #held: tf.Tensor[] = [];
+
+  constructor(readonly maxSteps: number, readonly file: string) {}
+
+  wrap(lossFn: LossFn): LossFn {
+    return (batch, context) => {
+      const out = lossFn(batch, context);
+      const loss = out instanceof tf.Tensor ? out : out.loss;
+      this.#held.push(tf.keep(loss.clone()));
+      return out;
+    };
+  }
+
+  async *limit(source: BatchSource): AsyncGenerator<Batch> {
+    for await (const batch of source) {
+      await this.#drain();
+      if (this.#taken >= this.maxSteps) {
+        tf.dispose([batch.images, batch.labels]);
+        return;
+      }
+      this.#taken++;
+      yield batch;
+    }
+    await this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#held.length > 0) {
+      const t = this.#held.shift()!;
+      const value = (await t.data())[0];
+      t.dispose();
+      const step = this.losses.length;
+      this.losses.push(value);
+      console.log(`step ${step + 1}/${this.maxSteps}: loss ${value}`);
+      await Deno.writeTextFile(this.file, JSON.stringify({ step, loss: value }) + "\n", {
+        append: true,
+      });
+    }
+  }
+
+  dispose(): void {
+    tf.dispose(this.#held);
+    this.#held = [];
+  }
+}
+
+/**
  * Runs `deno task train` with the given arguments.
  *
  * @param args Command-line arguments.
@@ -174,6 +246,18 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   const stepsPerEpoch = batchCount(train.count, { batchSize: config.batchSize });
   const totalSteps = stepsPerEpoch * config.epochs;
   const warmupSteps = Math.min(Math.round(config.warmupEpochs * stepsPerEpoch), totalSteps - 1);
+  const maxSteps = config.maxSteps;
+  if (maxSteps !== undefined && maxSteps > totalSteps) {
+    throw new RangeError(
+      `"maxSteps" (${maxSteps}) exceeds the run's ${totalSteps} steps (${config.epochs} epochs of ` +
+        `${stepsPerEpoch}); lower --max-steps or drop it to train the whole run`,
+    );
+  }
+  if (maxSteps !== undefined && flags.extra.resume === true) {
+    throw new Error(
+      `"maxSteps" cannot be combined with --resume: a probe writes no checkpoint; drop one of them`,
+    );
+  }
   console.log(
     `data: ${config.dataset} train ${train.count} images (${stepsPerEpoch} batches of ` +
       `${config.batchSize}), test ${test.count}`,
@@ -194,6 +278,10 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   await Deno.mkdir(config.out, { recursive: true });
   await Deno.writeTextFile(`${config.out}/config.json`, JSON.stringify(config, null, 2) + "\n");
   const dataSeed = deriveSeed(config.seed, "data");
+  const probe = maxSteps === undefined
+    ? undefined
+    : new StepProbe(maxSteps, `${config.out}/steps.jsonl`);
+  if (probe) await Deno.writeTextFile(probe.file, "");
   try {
     const result = await trainModel(model, {
       optimizer,
@@ -203,21 +291,25 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
         totalSteps,
         warmupSteps,
       }),
-      epochs: config.epochs,
-      trainData: (epoch) =>
-        batches(train, {
+      epochs: probe ? Math.ceil(probe.maxSteps / stepsPerEpoch) : config.epochs,
+      trainData: (epoch) => {
+        const source = batches(train, {
           batchSize: config.batchSize,
           shuffle: true,
           augment: config.augment,
           seed: dataSeed,
           epoch,
-        }),
-      testData: () => batches(test, { batchSize: Math.max(config.batchSize, 256) }),
+        });
+        return probe ? probe.limit(source) : source;
+      },
+      testData: probe
+        ? undefined
+        : () => batches(test, { batchSize: Math.max(config.batchSize, 256) }),
       evalEvery: config.evalEvery,
-      lossFn,
+      lossFn: probe ? probe.wrap(lossFn) : lossFn,
       seed: config.seed,
       stepsPerEpoch,
-      checkpointDir: `${config.out}/checkpoints`,
+      checkpointDir: probe ? undefined : `${config.out}/checkpoints`,
       checkpointEvery: config.checkpointEvery,
       resume: flags.extra.resume === true,
       config: runConfig,
@@ -250,8 +342,10 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
       testAccuracy: last?.testAccuracy ?? null,
       trainImages: train.count,
       testImages: test.count,
+      stepLosses: probe?.losses ?? [],
     };
   } finally {
+    probe?.dispose();
     optimizer.dispose();
     for (const [, v] of model.namedVariables()) v.dispose();
   }
