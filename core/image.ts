@@ -8,7 +8,9 @@
  *   transposing its CHW planes.
  * - Grey images are replicated to three channels; an alpha channel is dropped (as PIL's
  *   `convert("RGB")` does); 16-bit samples keep their high byte (`v >> 8`); palette and 1/2/4-bit
- *   PNGs are expanded (grey levels scaled to 0..255).
+ *   PNGs are expanded (grey levels scaled to 0..255). Colour profiles (ICC, gamma) and EXIF
+ *   orientation are not applied (as PIL's `Image.open(...).convert("RGB")`), and an animated PNG
+ *   gives its default image.
  * - Resizing keeps the aspect ratio: the centred square of side `min(width, height)` is resampled
  *   to `size x size`, which equals "scale the shorter side to `size`, then centre-crop". Downscaling
  *   averages each output pixel's exact source footprint (area/box filter with fractional edge
