@@ -239,7 +239,10 @@ export function createHandler(classifier: Classifier, options: HandlerOptions = 
         case "/healthz": {
           methods(request, ["GET", "HEAD"]);
           const stats = classifier.stats();
-          const mem = Deno.memoryUsage();
+          // Deno.memoryUsage needs no permission; other fetch runtimes may lack it.
+          const mem = typeof Deno !== "undefined" && Deno.memoryUsage
+            ? Deno.memoryUsage()
+            : { rss: null, heapUsed: null };
           return json(200, {
             status: "ok",
             backend: classifier.backend.name,
