@@ -35,7 +35,7 @@ Deno.test("bench:serve runs end to end and reports flat tensors", async () => {
     }).output();
     const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
     assert.equal(out.code, 0, text);
-    assert.match(text, /tensors after warm-up\/round 1\/round 2: (\d+) \/ \1 \/ \1 \(flat\)/);
+    assert.match(text, /tensors after warm-up and each round: (\d+) \/ \1 \/ \1 \(flat\)/);
     const json = JSON.parse(await Deno.readTextFile(`${dir}/bench.json`));
     assert.equal(json.rounds.length, 2);
     assert.equal(json.rounds[0].requests, 16);
