@@ -95,8 +95,8 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     assert.deepEqual(third.skipped, ids.filter((id) => id !== "incubate:2" && id !== "finetune"));
 
     // A redone input that came out different (e.g. on another machine) makes its dependants
-    // stale: meta and everything after it are redone, nothing before.
-    const ckptPath = `${runDir}/phases/compress-4/output/output.json`;
+    // stale: the fine-tune is redone, nothing else.
+    const ckptPath = `${runDir}/phases/incubate-3/output/output.json`;
     const ckpt = await readCheckpoint(ckptPath);
     const perturbed = new Map(ckpt.weights);
     const [name, t] = [...perturbed].find(([n]) => n.endsWith("conv.weight"))!;
@@ -105,7 +105,7 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     const vars = [...perturbed].map(([n, w]) =>
       [n, tf.variable(tf.tensor(w.data as Float32Array, [...w.shape]))] as const
     );
-    await saveCheckpoint(`${runDir}/phases/compress-4/output`, vars, {
+    await saveCheckpoint(`${runDir}/phases/incubate-3/output`, vars, {
       epoch: ckpt.sidecar.epoch,
       step: ckpt.sidecar.step,
       config: ckpt.sidecar.config,
@@ -119,9 +119,9 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
       progress: false,
       log: (l) => lines.push(l),
     });
-    assert.deepEqual(fourth.ran, ids.slice(ids.indexOf("meta")));
+    assert.deepEqual(fourth.ran, ["finetune"]);
     assert.ok(
-      lines.some((l) => /\[stale\] meta: made from an earlier compress:4/.test(l)),
+      lines.some((l) => /\[stale\] finetune: made from an earlier incubate:3/.test(l)),
       lines.join("\n"),
     );
 
