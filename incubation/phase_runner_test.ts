@@ -1,11 +1,24 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { disposeModule, evaluate, readCheckpoint, Rng, selectBackend } from "@mfi/core";
+import {
+  disposeModule,
+  evaluate,
+  readCheckpoint,
+  Rng,
+  saveCheckpoint,
+  selectBackend,
+} from "@mfi/core";
 import { batches, type CifarSplit } from "@mfi/data";
 import { exportTorchStateDict } from "@mfi/resnet";
 import { DEFAULT_CONFIG, mergeConfig } from "./config.ts";
 import { buildModel } from "./model_spec.ts";
-import { phaseDir, readPhaseOutput, runPhase } from "./phase_runner.ts";
+import {
+  makeOptimizer,
+  phaseDir,
+  phaseFingerprint,
+  readPhaseOutput,
+  runPhase,
+} from "./phase_runner.ts";
 import type { PipelineData } from "./pipeline_data.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
 import { matchesAny, type Phase, planPhases } from "./plan.ts";
@@ -112,6 +125,66 @@ Deno.test("baseline from a given PyTorch state_dict is loaded, not trained", asy
     assert.deepEqual(ckpt.weights.get("stem.conv.weight")!.data, await w.data());
   } finally {
     disposeModule(source);
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
+
+Deno.test("an interrupted phase resumes its own training and discards another config's", async () => {
+  const runDir = await Deno.makeTempDir();
+  try {
+    const phase = plan.baseline;
+    const trainDir = `${phaseDir(runDir, "baseline")}/train`;
+    const fingerprint = {
+      ...(phaseFingerprint(phase, config, specs.baseline) as Record<string, unknown>),
+      inputs: {},
+    };
+    const model = buildModel(specs.baseline, { seed: 3 });
+    const optimizer = makeOptimizer(
+      config.baseline,
+      model.namedVariables().filter(([, v]) => v.trainable),
+    );
+    const record = {
+      epoch: 1,
+      step: 2,
+      loss: 123.5,
+      trainAccuracy: 0.25,
+      testAccuracy: 0.75,
+      testLoss: 1,
+      lr: 0,
+      imagesPerSecond: 1,
+      seconds: 1,
+      metrics: {},
+    };
+    const save = async (cfg: unknown) =>
+      saveCheckpoint(trainDir, model.namedVariables(), {
+        epoch: 1,
+        step: 2,
+        config: cfg,
+        optimizer: await optimizer.getState(),
+        history: [record],
+      });
+    // A checkpoint of the same phase and config: the (1-epoch) training is already done.
+    await save(fingerprint);
+    const resumed = await runPhase(phase, { runDir, config, specs, data, ...quiet });
+    assert.deepEqual(resumed.history, [record]);
+    assert.equal(resumed.testAccuracy, 0.75);
+    // A leftover of another config is discarded and the phase trains from scratch.
+    await Deno.remove(`${phaseDir(runDir, "baseline")}`, { recursive: true });
+    await save({ ...fingerprint, seed: 99 });
+    const lines: string[] = [];
+    const fresh = await runPhase(phase, {
+      runDir,
+      config,
+      specs,
+      data,
+      progress: false,
+      log: (l) => lines.push(l),
+    });
+    assert.ok(lines.some((l) => /discarding partial training/.test(l)), lines.join("\n"));
+    assert.notEqual(fresh.history[0].loss, 123.5);
+    optimizer.dispose();
+    disposeModule(model);
+  } finally {
     await Deno.remove(runDir, { recursive: true });
   }
 });
