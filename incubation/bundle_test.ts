@@ -1,6 +1,12 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { countParameters, decodeSafetensors, disposeModule, encodeSafetensors } from "@mfi/core";
+import {
+  countParameters,
+  decodeSafetensors,
+  disposeModule,
+  encodeSafetensors,
+  Rng,
+} from "@mfi/core";
 import {
   type Bundle,
   BUNDLE_FORMAT,
@@ -277,4 +283,20 @@ Deno.test("every model family round-trips: resnet, meta, hybrid, mfi-resnet", as
     disposeModule(copy);
   }
   x.dispose();
+});
+
+Deno.test("any single corrupted byte is rejected as a BundleError (seeded fuzz)", async () => {
+  const model = build(SPEC, 6);
+  const bytes = await writeBundle(model, SPEC, META);
+  disposeModule(model);
+  const rng = new Rng(11);
+  const hl = headerLength(bytes);
+  // Positions everywhere: length prefix, header JSON and padding, tensor data.
+  const positions = [0, 3, 7, 8, 9, 8 + hl - 1, 8 + hl, bytes.length - 1];
+  for (let i = 0; i < 150; i++) positions.push(rng.int(bytes.length));
+  for (const pos of positions) {
+    const bad = bytes.slice();
+    bad[pos] ^= 1 << rng.int(8);
+    await assert.rejects(readBundle(bad), BundleError, `byte ${pos}`);
+  }
 });
