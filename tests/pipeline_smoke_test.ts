@@ -8,8 +8,10 @@ import * as tf from "@tensorflow/tfjs";
 import { readCheckpoint, saveCheckpoint, selectBackend } from "@mfi/core";
 import {
   buildReport,
+  bundleFromCheckpoint,
   countSpecParameters,
   DEFAULT_CONFIG,
+  loadClassifier,
   loadPipelineData,
   mergeConfig,
   parseConfigYaml,
@@ -84,6 +86,22 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     const md = await Deno.readTextFile(`${runDir}/report/results.md`);
     assert.match(md, /\| mfi-resnet \| 74,670 \| -22\.46 % \|/);
     assert.match(await Deno.readTextFile(`${runDir}/report/phase_curves.svg`), /^<svg/);
+
+    // The fine-tuned MFI-ResNet exports to an inference bundle that classifies like the run.
+    const ckpt0 = await readCheckpoint(`${runDir}/phases/finetune/output/output.json`);
+    const bundle = await bundleFromCheckpoint(ckpt0);
+    const classifier = await loadClassifier(bundle.bytes, { backend: "wasm", threads: 1 });
+    try {
+      const predictions = await classifier.classify(data.test.images, { topK: 1 });
+      const labels = data.test.labels;
+      const hits = predictions.filter((p, i) => p[0].index === labels[i]).length;
+      assert.ok(
+        Math.abs(hits / data.test.count - second.results.finetune.testAccuracy!) <= 0.011,
+        `bundle top-1 ${hits / data.test.count}, run ${second.results.finetune.testAccuracy}`,
+      );
+    } finally {
+      classifier.dispose();
+    }
 
     // Kill damage: incubate:2 deleted, finetune's weights truncated mid-write.
     await Deno.remove(`${runDir}/phases/incubate-2`, { recursive: true });
