@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
+import { Rng } from "./random.ts";
 import {
   decodeImage,
   ImageDecodeError,
@@ -181,4 +182,29 @@ Deno.test("imageToSquareRgb decodes and resizes in one call", () => {
   const png = encodePng({ ...pattern(64, 64), channels: 3 });
   assert.deepEqual(imageToSquareRgb(png), resizeCenterCrop(pattern(64, 64)).data);
   assert.equal(imageToSquareRgb(png, { size: 8 }).length, 8 * 8 * 3);
+});
+
+Deno.test("corrupted PNG/JPEG bytes decode or fail with ImageDecodeError, never otherwise (fuzz)", () => {
+  const img = pattern(16, 12);
+  const rgba = new Uint8Array(16 * 12 * 4).map((
+    _,
+    i,
+  ) => (i % 4 === 3 ? 255 : img.data[i - (i >> 2)]));
+  const files = [
+    encodePng({ ...img, channels: 3 }),
+    new Uint8Array(jpeg.encode({ width: 16, height: 12, data: rgba }, 80).data),
+  ];
+  const rng = new Rng(3);
+  for (const file of files) {
+    for (let i = 0; i < 150; i++) {
+      const bad = i % 3 === 0 ? file.slice(0, 3 + rng.int(file.length - 3)) : file.slice();
+      if (i % 3 !== 0) bad[rng.int(bad.length)] ^= 1 << rng.int(8);
+      try {
+        const out = decodeImage(bad);
+        assert.equal(out.data.length, out.width * out.height * 3);
+      } catch (e) {
+        assert.ok(e instanceof ImageDecodeError, `${(e as Error)?.name}: ${(e as Error)?.message}`);
+      }
+    }
+  }
 });
