@@ -65,6 +65,12 @@ const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
 ${BACKEND_ARG_HELP}
 `;
 
+/** A duration for people: h:mm:ss, with days added beyond two days. */
+function human(seconds: number): string {
+  const text = formatDuration(seconds);
+  return seconds > 2 * 86400 ? `${text} (${(seconds / 86400).toFixed(1)} days)` : text;
+}
+
 function fail(message: string, code = 2): never {
   console.error(`reproduce: ${message}`);
   Deno.exit(code);
@@ -91,7 +97,7 @@ async function loadConfig(values: Record<string, unknown>): Promise<PipelineConf
 
 function confirm(estimateSeconds: number, maxHours: number, yes: boolean): void {
   if (estimateSeconds <= maxHours * 3600 || yes) return;
-  const what = `the estimated duration is ${formatDuration(estimateSeconds)} on this backend ` +
+  const what = `the estimated duration is ${human(estimateSeconds)} on this backend ` +
     `(over --max-hours ${maxHours})`;
   const ci = (Deno.env.get("CI") ?? "").toLowerCase();
   if (!Deno.stdin.isTerminal() || ci === "true" || ci === "1") {
@@ -215,9 +221,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(
-      `estimated duration: ${formatDuration(remaining)} (whole run ${
-        formatDuration(estimate.totalSeconds)
-      })`,
+      `estimated duration: ${human(remaining)} (whole run ${human(estimate.totalSeconds)})`,
     );
   }
   if (values["dry-run"]) return;
