@@ -13,8 +13,11 @@ import {
 } from "@mfi/flows";
 import { tidyBuild } from "./_tidy.ts";
 
-/** The config of a MeanFlow stage as stored in a spec: every key resolved, no seed. */
-export type MeanFlowConfig = Omit<ResolvedStageConfig, "seed">;
+/**
+ * The config of a MeanFlow stage as stored in a {@linkcode ModelSpec}: the flows package's
+ * `ResolvedStageConfig` without its seed (every key resolved).
+ */
+export type MeanFlowStageSpecConfig = Omit<ResolvedStageConfig, "seed">;
 
 /**
  * Validates a spec's MeanFlow config with the flows package's rules and fills its defaults.
@@ -24,7 +27,7 @@ export type MeanFlowConfig = Omit<ResolvedStageConfig, "seed">;
  * @returns The resolved, frozen config without seed.
  * @throws {TypeError | RangeError} Naming `key` and the flows package's reason.
  */
-export function validateMeanFlowConfig(raw: unknown, key: string): MeanFlowConfig {
+export function validateMeanFlowConfig(raw: unknown, key: string): MeanFlowStageSpecConfig {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new TypeError(
       `Invalid model spec: "${key}" must be an object, got ${JSON.stringify(raw)}`,
@@ -52,7 +55,7 @@ export function validateMeanFlowConfig(raw: unknown, key: string): MeanFlowConfi
  * @param config A validated config.
  * @returns The number of trainable scalars.
  */
-export function countMeanFlowParameters(config: MeanFlowConfig): number {
+export function countMeanFlowParameters(config: MeanFlowStageSpecConfig): number {
   return countStageParameters({ ...config, seed: 0 });
 }
 
@@ -63,7 +66,7 @@ export function countMeanFlowParameters(config: MeanFlowConfig): number {
  * @param seed Seed of its initialisation.
  * @returns The stage module.
  */
-export function meanFlowStage(config: MeanFlowConfig, seed: number): MeanFlowStage {
+export function meanFlowStage(config: MeanFlowStageSpecConfig, seed: number): MeanFlowStage {
   // Layers copy their initial values into variables; tidy frees the copies (variables survive).
   return tidyBuild(() => new MeanFlowStage({ ...config, seed }));
 }

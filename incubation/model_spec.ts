@@ -24,11 +24,13 @@ import {
 } from "@mfi/resnet";
 import {
   countMeanFlowParameters,
-  type MeanFlowConfig,
   meanFlowStage,
+  type MeanFlowStageSpecConfig,
   validateMeanFlowConfig,
 } from "./_flows.ts";
 import { tidyBuild } from "./_tidy.ts";
+
+export type { MeanFlowStageSpecConfig } from "./_flows.ts";
 
 /** Current spec format tag; bump when the meaning of a field changes. */
 export const MODEL_SPEC_FORMAT = "mfi-model-spec/1";
@@ -47,7 +49,7 @@ export interface MeanFlowStageSpec {
   /** Discriminator. */
   readonly kind: "meanflow";
   /** The MeanFlow stage's config (its channels and stride must match the residual stage's). */
-  readonly config: MeanFlowConfig;
+  readonly config: MeanFlowStageSpecConfig;
 }
 
 /** One stage of a model. */

@@ -8,7 +8,7 @@
 import { widthForBudget } from "@mfi/flows";
 import { residualStageInfo } from "@mfi/resnet";
 import { DEFAULT_CONFIG, mergeConfig, PAPER_REDUCTION, type PipelineConfig } from "./config.ts";
-import type { MeanFlowConfig } from "./_flows.ts";
+import type { MeanFlowStageSpecConfig } from "./_flows.ts";
 import {
   countSpecParameters,
   MODEL_SPEC_FORMAT,
@@ -91,7 +91,7 @@ export function pipelineSpecs(config: PipelineConfig): PipelineSpecs {
       );
     }
   }
-  const configFor = (l: number, hidden: number): MeanFlowConfig => {
+  const configFor = (l: number, hidden: number): MeanFlowStageSpecConfig => {
     const info = residualStageInfo(arch, l - 1, width);
     return {
       inChannels: info.inChannels,
