@@ -69,6 +69,14 @@ export interface RunReport {
   readonly models: readonly ModelRow[];
   /** Every phase of the plan. */
   readonly phases: readonly PhaseRow[];
+  /** The MeanFlow stage of each position (the meta model's; stage 4 is also MFI-ResNet's). */
+  readonly meanflowStages: ReadonlyArray<{
+    readonly stage: number;
+    readonly hidden: number;
+    readonly modules: number;
+    readonly parameters: number;
+    readonly residualParameters: number;
+  }>;
   /** Total wall-clock seconds of all phases. */
   readonly totalWallSeconds: number;
   /** Total training images processed. */
@@ -165,6 +173,19 @@ export function buildReport(inputs: ReportInputs): RunReport {
     };
   });
   const full = config.model.width === 1 && config.data.trainPerClass === null;
+  const metaCounts = countSpecParameters(specs.meta);
+  const baseCounts = countSpecParameters(specs.baseline);
+  const meanflowStages = specs.meta.stages.flatMap((st, i) =>
+    st.kind === "meanflow"
+      ? [{
+        stage: i + 1,
+        hidden: st.config.hidden,
+        modules: st.config.modules,
+        parameters: metaCounts.stages[i],
+        residualParameters: baseCounts.stages[i],
+      }]
+      : []
+  );
   return {
     format: "mfi-results/1",
     config,
@@ -180,6 +201,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       } training images per class`,
     models,
     phases: phaseRows,
+    meanflowStages,
     totalWallSeconds: phaseRows.reduce((s, r) => s + r.wallSeconds, 0),
     totalImages: phaseRows.reduce((s, r) => s + r.imagesProcessed, 0),
     writtenAt: new Date().toISOString(),
@@ -260,6 +282,31 @@ export function reportMarkdown(report: RunReport): string {
         p.fitRelative === null ? "-" : p.fitRelative.toFixed(3)
       } |`
     ),
+    "",
+    "## Configuration",
+    "",
+    "| stage | MeanFlow hidden h | modules | MeanFlow params | residual params |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    ...report.meanflowStages.map((m) =>
+      `| ${m.stage} | ${m.hidden} | ${m.modules} | ${int(m.parameters)} | ${
+        int(m.residualParameters)
+      } |`
+    ),
+    "",
+    `MeanFlow objective: ${c.meanflow.meanflow ? "MeanFlow loss" : "no MeanFlow loss"} + ` +
+    `${c.meanflow.lambda} x endpoint loss. Incubated stages: ${c.incubate.stages.join(", ")} ` +
+    `(init: ${c.incubate.init}); meta fine-tunes ${
+      c.meta.trainable === "head" ? "the head" : "everything"
+    }.`,
+    "",
+    "| phase | epochs | batch | optimiser | lr | weight decay |",
+    "| --- | ---: | ---: | --- | ---: | ---: |",
+    ...(["baseline", "compress", "meta", "incubate", "finetune"] as const).map((k) => {
+      const t = c[k];
+      return `| ${k} | ${t.epochs} | ${t.batchSize} | ${t.optimizer}${
+        t.optimizer === "sgd" ? ` (momentum ${t.momentum}${t.nesterov ? ", Nesterov" : ""})` : ""
+      } | ${t.lr} | ${t.weightDecay} |`;
+    }),
     "",
     "Plots: [accuracy vs parameters](accuracy_vs_parameters.svg), " +
     "[test accuracy per phase](phase_curves.svg).",
