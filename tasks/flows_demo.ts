@@ -36,6 +36,7 @@ const { values, positionals } = parseArgs({
     lr: { type: "string" },
     "distinct-fraction": { type: "string", default: "0.25" },
     p: { type: "string", default: "0,1" },
+    variants: { type: "string", default: "meanflow,endpoint,both" },
     sample: { type: "string", default: "pixel" },
   },
 });
@@ -44,12 +45,19 @@ const seed = Number(values.seed);
 const mode = positionals[0];
 
 function toy(): void {
-  const steps = Number(values.steps ?? 2000);
+  const steps = Number(values.steps ?? 600);
   const batch = Number(values.batch ?? 256);
   const hidden = Number(values.hidden ?? 64);
   const radius = Number(values.radius);
   const lr = Number(values.lr ?? 3e-3);
-  const rows: string[] = [];
+  console.log(
+    `toy: 4 modes at (+-3, +-3), std 0.2; hidden ${hidden}, 2 blocks; ${steps} steps of ${batch}; ` +
+      `Adam ${lr}; 4000 one-step samples; seed ${seed}`,
+  );
+  console.log(
+    `| training | r != t fraction | adaptive p | within ${radius} of a mode | mean norm | last loss | s |`,
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- |");
   const runs = values.p.split(",").map(Number).flatMap((p) => [
     ["MeanFlow", Number(values["distinct-fraction"]), p] as const,
     ["flow matching", 0, p] as const,
@@ -72,28 +80,19 @@ function toy(): void {
       distinctFraction: fraction,
       p,
     });
-    const { x1 } = toyPairs(4000, new Rng(deriveSeed(seed, "toy-eval")));
+    const { x0, x1 } = toyPairs(4000, new Rng(deriveSeed(seed, "toy-eval")));
     // MeanFlow: one step with the average velocity over [0, 1]. Flow matching only ever saw
     // r = t: one Euler step with the instantaneous velocity at t = 1.
     const out = tf.tidy(() => tf.sub(x1, net.velocity(x1, fraction > 0 ? 0 : 1, 1)));
     const norm = tf.tidy(() => tf.mean(tf.norm(out, "euclidean", 1))).dataSync()[0];
-    rows.push(
+    console.log(
       `| ${name} | ${fraction} | ${p} | ${fractionNearModes(out, radius).toFixed(3)} | ${
         norm.toFixed(2)
       } | ${losses.at(-1)!.toFixed(4)} | ${((performance.now() - start) / 1000).toFixed(0)} |`,
     );
-    tf.dispose([x1, out]);
+    tf.dispose([x0, x1, out]);
     net.dispose();
   }
-  console.log(
-    `toy: 4 modes at (+-3, +-3), std 0.2; hidden ${hidden}, 2 blocks; ${steps} steps of ${batch}; ` +
-      `Adam ${lr}; 4000 one-step samples; seed ${seed}`,
-  );
-  console.log(
-    `| training | r != t fraction | within ${radius} of a mode | mean norm | last loss | s |`,
-  );
-  console.log("| --- | --- | --- | --- | --- | --- | --- |");
-  for (const r of rows) console.log(r);
 }
 
 function features(): void {
@@ -137,11 +136,15 @@ function features(): void {
   const testY = teacher(testX);
   const relError = (pred: tf.Tensor) =>
     tf.tidy(() => tf.div(tf.norm(tf.sub(pred, testY)), tf.norm(testY))).dataSync()[0];
-  const variants: Array<[string, Partial<StageLossOptions>]> = [
-    ["MeanFlow loss alone (lambda 0)", { lambda: 0 }],
-    ["endpoint regression alone", { meanflow: false, lambda: 1 }],
-    ["both (lambda 1)", { lambda: 1 }],
-  ];
+  const all: Record<string, [string, Partial<StageLossOptions>]> = {
+    meanflow: ["MeanFlow loss alone (lambda 0)", { lambda: 0 }],
+    endpoint: ["endpoint regression alone", { meanflow: false, lambda: 1 }],
+    both: ["both (lambda 1)", { lambda: 1 }],
+  };
+  const variants = values.variants.split(",").map((v) => {
+    if (!(v in all)) throw new RangeError(`--variants: unknown "${v}"; use meanflow,endpoint,both`);
+    return all[v];
+  });
   console.log(
     `features: teacher 3x3 conv block ${cin}->${cout} stride 2 on ReLU(N(0,1)) maps ${size}x${size}; ` +
       `256 train / 64 test maps; stage hidden ${hidden}, modules ${modules}; ${steps} steps of ${batch}; ` +
