@@ -93,8 +93,8 @@ export class AdamW implements Optimizer {
     });
     this.variables = variables;
     for (const [name, v] of variables) {
-      this.#slots.set(`exp_avg.${name}`, tf.variable(tf.zerosLike(v), false));
-      this.#slots.set(`exp_avg_sq.${name}`, tf.variable(tf.zerosLike(v), false));
+      this.#slots.set(`exp_avg.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
+      this.#slots.set(`exp_avg_sq.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
     }
   }
 

@@ -65,10 +65,11 @@ export class BatchNorm implements Module {
     }
     this.options = Object.freeze({ ...options });
     const c = options.channels;
-    this.gamma = tf.variable(tf.fill([c], options.gammaInit ?? 1), true);
-    this.beta = tf.variable(tf.zeros([c]), true);
-    this.runningMean = tf.variable(tf.zeros([c]), false);
-    this.runningVar = tf.variable(tf.ones([c]), false);
+    // tf.variable copies its initial value: build the initial tensors inside tidy so they are freed.
+    this.gamma = tf.tidy(() => tf.variable(tf.fill([c], options.gammaInit ?? 1), true));
+    this.beta = tf.tidy(() => tf.variable(tf.zeros([c]), true));
+    this.runningMean = tf.tidy(() => tf.variable(tf.zeros([c]), false));
+    this.runningVar = tf.tidy(() => tf.variable(tf.ones([c]), false));
   }
 
   /**

@@ -61,6 +61,7 @@ Deno.test("building and disposing layers leaves no tensor behind", () => {
   const layers = [
     new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, bias: true, seed: 0 }),
     new Linear({ inFeatures: 3, outFeatures: 2, seed: 0 }),
+    new BatchNorm({ channels: 3 }),
   ];
   assert.ok(tf.memory().numTensors > before);
   for (const layer of layers) disposeModule(layer);

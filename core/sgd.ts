@@ -87,7 +87,10 @@ export class Sgd implements Optimizer {
     this.variables = variables;
     if (momentum > 0) {
       for (const [name, v] of variables) {
-        this.#buffers.set(`momentum_buffer.${name}`, tf.variable(tf.zerosLike(v), false));
+        this.#buffers.set(
+          `momentum_buffer.${name}`,
+          tf.tidy(() => tf.variable(tf.zerosLike(v), false)),
+        );
       }
     }
   }

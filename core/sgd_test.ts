@@ -1,5 +1,6 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
+import { AdamW } from "./adamw.ts";
 import { Sgd } from "./sgd.ts";
 
 await tf.setBackend("cpu");
@@ -114,4 +115,14 @@ Deno.test("Sgd rejects invalid options and does not leak tensors", () => {
   assert.equal(tf.memory().numTensors, before);
   sgd.dispose();
   tf.dispose([w, buffer, g, bad]);
+});
+
+Deno.test("Sgd and AdamW free every tensor they allocate when disposed", () => {
+  const w = tf.variable(tf.ones([3, 2]));
+  const before = tf.memory().numTensors;
+  const optimizers = [new Sgd([["w", w]], { momentum: 0.9 }), new AdamW([["w", w]])];
+  assert.ok(tf.memory().numTensors > before);
+  for (const o of optimizers) o.dispose();
+  assert.equal(tf.memory().numTensors, before);
+  w.dispose();
 });
