@@ -4,7 +4,8 @@
  * at width 0.25 (16-32-64-128 stage widths). Each measurement runs in its own process, so each
  * peak heap is its own.
  *
- * Usage: `deno task bench [--quick] [--json] [--threads N]`
+ * Usage: `deno task bench [--quick] [--json] [--threads LIST]`, LIST a comma-separated list of
+ * thread counts (default `1,<all cores>`): every measurement runs once per thread count.
  *
  * @module
  */
@@ -27,6 +28,8 @@ interface Row {
   /** The same rate per CPU-second of this process: less sensitive to a loaded machine. */
   readonly perCpu: number;
   readonly unit: string;
+  /** WASM threads of the run (set by the parent process). */
+  readonly threads?: number;
   readonly heapMiB?: number;
   readonly reference?: string;
 }
@@ -50,9 +53,13 @@ function parse() {
     },
     strict: true,
   });
-  const threads = values.threads === undefined ? 1 : Number(values.threads);
-  if (!Number.isInteger(threads) || threads < 1) {
-    throw new RangeError(`--threads must be a positive integer, got ${values.threads}`);
+  const cores = navigator.hardwareConcurrency || 1;
+  const list = values.threads ?? (cores > 1 ? `1,${cores}` : "1");
+  const threads = list.split(",").map((t) => Number(t.trim()));
+  if (threads.length === 0 || threads.some((t) => !Number.isInteger(t) || t < 1)) {
+    throw new RangeError(
+      `--threads must be a comma-separated list of positive integers (e.g. 1,2), got ${list}`,
+    );
   }
   const only = values.only;
   if (only !== undefined && !["conv", "resnet18", "resnet50"].includes(only)) {
@@ -156,19 +163,19 @@ async function child(only: string, quick: boolean, threads: number): Promise<Row
   return [row];
 }
 
-function table(rows: Row[], threads: number, load: string): string {
+function table(rows: Row[], load: string): string {
   const lines = [
-    `WASM backend, ${threads} thread(s); load average at start: ${load}`,
+    `WASM backend (SIMD); ${navigator.hardwareConcurrency} cores; load average at start: ${load}`,
     "",
-    "| measurement | wall-clock rate | per CPU-second | unit | peak wasm heap | reference (not measured here) |",
-    "| --- | ---: | ---: | --- | ---: | --- |",
+    "| measurement | threads | wall-clock rate | per CPU-second | unit | peak wasm heap | reference (not measured here) |",
+    "| --- | ---: | ---: | ---: | --- | ---: | --- |",
   ];
   for (const r of rows) {
     const heap = r.heapMiB === undefined ? "" : `${(r.heapMiB / 1024).toFixed(2)} GiB`;
     lines.push(
-      `| ${r.name} | ${r.value.toFixed(1)} | ${r.perCpu.toFixed(1)} | ${r.unit} | ${heap} | ${
-        REFERENCE[r.name] ?? ""
-      } |`,
+      `| ${r.name} | ${r.threads ?? ""} | ${r.value.toFixed(1)} | ${
+        r.perCpu.toFixed(1)
+      } | ${r.unit} | ${heap} | ${REFERENCE[r.name] ?? ""} |`,
     );
   }
   lines.push(
@@ -183,26 +190,30 @@ function table(rows: Row[], threads: number, load: string): string {
 async function main(): Promise<void> {
   const opts = parse();
   if (opts.only) {
-    console.log(JSON.stringify(await child(opts.only, opts.quick, opts.threads)));
+    console.log(JSON.stringify(await child(opts.only, opts.quick, opts.threads[0])));
     return;
   }
   const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "unknown")).split(" ")
     .slice(0, 3).join(" ");
   const rows: Row[] = [];
   for (const only of ["conv", "resnet18", "resnet50"]) {
-    const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
-    if (opts.quick) args.push("--quick");
-    args.push("--threads", String(opts.threads));
-    const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
-    if (!out.success) throw new Error(`bench ${only} failed (exit ${out.code})`);
-    const text = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) =>
-      l.startsWith("[")
-    ).pop();
-    rows.push(...JSON.parse(text ?? "[]") as Row[]);
+    for (const threads of opts.threads) {
+      const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
+      if (opts.quick) args.push("--quick");
+      args.push("--threads", String(threads));
+      const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+      if (!out.success) {
+        throw new Error(`bench ${only} (${threads} threads) failed (exit ${out.code})`);
+      }
+      const text = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) =>
+        l.startsWith("[")
+      ).pop();
+      rows.push(...(JSON.parse(text ?? "[]") as Row[]).map((r) => ({ ...r, threads })));
+    }
   }
   const withRefs = rows.map((r) => ({ ...r, reference: REFERENCE[r.name] }));
   if (opts.json) console.log(JSON.stringify({ threads: opts.threads, load, rows: withRefs }));
-  else console.log(table(withRefs, opts.threads, load));
+  else console.log(table(withRefs, load));
 }
 
 if (import.meta.main) await main();
