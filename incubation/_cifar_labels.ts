@@ -1,10 +1,11 @@
 /**
  * Label names and input normalisation of CIFAR-10/100, the defaults of a bundle exported from a
  * checkpoint. Names are those of the official `batches.meta.txt` and `fine_label_names.txt`
- * (checked against the files in `checkpoint_bundle_test.ts`); mean/std as in METHOD.md section 7.
+ * (checked against the files in `checkpoint_bundle_test.ts`); mean/std from `@mfi/data`'s `CIFAR_SPECS`.
  *
  * @module
  */
+import { CIFAR_SPECS } from "@mfi/data";
 import type { Normalization } from "./bundle.ts";
 
 /** The datasets with built-in labels. */
@@ -38,12 +39,8 @@ export const CLASS_NAMES: Readonly<Record<LabelledDataset, readonly string[]>> =
   ),
 });
 
-/** Per-channel normalisation of each dataset's training images. */
+/** Per-channel normalisation of each dataset's training images (the data package's published values). */
 export const NORMALIZATION: Readonly<Record<LabelledDataset, Normalization>> = Object.freeze({
-  cifar10: Object.freeze(
-    { mean: [0.4914, 0.4822, 0.4465], std: [0.2470, 0.2435, 0.2616] } as const,
-  ),
-  cifar100: Object.freeze(
-    { mean: [0.5071, 0.4865, 0.4409], std: [0.2673, 0.2564, 0.2762] } as const,
-  ),
+  cifar10: Object.freeze({ mean: CIFAR_SPECS.cifar10.mean, std: CIFAR_SPECS.cifar10.std }),
+  cifar100: Object.freeze({ mean: CIFAR_SPECS.cifar100.mean, std: CIFAR_SPECS.cifar100.std }),
 });
