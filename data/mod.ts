@@ -20,6 +20,7 @@ export * from "./archive.ts";
 export * from "./assemble.ts";
 export * from "./augment.ts";
 export * from "./batches.ts";
+export * from "./class_names.ts";
 export * from "./cache_dir.ts";
 export * from "./download.ts";
 export * from "./load.ts";

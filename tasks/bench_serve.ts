@@ -23,6 +23,7 @@ import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { encode as encodePng } from "fast-png";
 import { Rng, selectBackend } from "@mfi/core";
+import { CIFAR_CLASS_NAMES } from "@mfi/data";
 import type { ResNetArchName, StagedModel } from "@mfi/resnet";
 import { buildModel, resnetSpec, writeBundle } from "@mfi/incubation";
 import { startServer, wasmDir } from "./_serve_process.ts";
@@ -55,18 +56,7 @@ async function makeBundle(dir: string, arch: ResNetArchName, width: number): Pro
     model = buildModel(spec, { seed: 1 });
   });
   const bytes = await writeBundle(model, spec, {
-    classNames: [
-      "airplane",
-      "automobile",
-      "bird",
-      "cat",
-      "deer",
-      "dog",
-      "frog",
-      "horse",
-      "ship",
-      "truck",
-    ],
+    classNames: CIFAR_CLASS_NAMES.cifar10,
     normalization: { mean: [0.4914, 0.4822, 0.4465], std: [0.247, 0.2435, 0.2616] },
     name: `bench ${arch} x${width} (random weights)`,
   });

@@ -8,24 +8,14 @@ import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
 import { imageToSquareRgb, Rng } from "@mfi/core";
+import { CIFAR_CLASS_NAMES } from "@mfi/data";
 import type { StagedModel } from "@mfi/resnet";
 import { buildModel, loadClassifier, resnetSpec, writeBundle } from "@mfi/incubation";
 import { startServer, wasmDir } from "../tasks/_serve_process.ts";
 
 await tf.setBackend("cpu");
 
-const CLASSES = [
-  "airplane",
-  "automobile",
-  "bird",
-  "cat",
-  "deer",
-  "dog",
-  "frog",
-  "horse",
-  "ship",
-  "truck",
-];
+const CLASSES = CIFAR_CLASS_NAMES.cifar10;
 
 async function tinyBundle(dir: string): Promise<{ path: string; bytes: Uint8Array }> {
   const spec = resnetSpec("resnet18", 10, 1 / 16);
