@@ -15,6 +15,7 @@ import type { NamedVariables } from "./module.ts";
 import type { OptimizerState } from "./optimizer.ts";
 import type { RngState } from "./random.ts";
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from "./safetensors.ts";
+import { sha256Hex } from "./sha256.ts";
 
 /** Prefix of optimizer tensors inside the checkpoint's safetensors file. */
 export const OPTIMIZER_PREFIX = "optim.";
@@ -102,11 +103,6 @@ export interface CheckpointEntry {
   readonly epoch: number;
   /** Completed steps. */
   readonly step: number;
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function join(dir: string, file: string): string {

@@ -24,5 +24,6 @@ export * from "./progress.ts";
 export * from "./random.ts";
 export * from "./safetensors.ts";
 export * from "./schedule.ts";
+export * from "./sha256.ts";
 export * from "./sgd.ts";
 export * from "./train_loop.ts";

@@ -36,6 +36,16 @@ export interface SeedSummary {
   readonly deltaPoints: SeedStat;
   /** The claim holds if mean delta >= -(the delta's std), i.e. MFI >= baseline within the spread. */
   readonly claimHolds: boolean;
+  /**
+   * The stage-fit ablation over seeds, one row per objective (empty if the runs have none):
+   * mean relative stage-fit MSE per stage, meta-model and MFI-ResNet top-1.
+   */
+  readonly ablation: ReadonlyArray<{
+    readonly objective: string;
+    readonly fitRelative: readonly (number | null)[];
+    readonly metaTop1: SeedStat;
+    readonly mfiTop1: SeedStat;
+  }>;
 }
 
 function stat(values: number[]): SeedStat {
@@ -106,6 +116,7 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
     changePercent: m.changePercent,
     top1: stat(reports.map((r) => r.models[i].top1!)),
   }));
+  const ablation = aggregateAblation(reports);
   const base = first.models.findIndex((m) => m.model === "baseline");
   const mfi = first.models.findIndex((m) => m.model === "mfi-resnet");
   const deltaPoints = stat(
@@ -118,7 +129,41 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
     models,
     deltaPoints,
     claimHolds: deltaPoints.mean >= -deltaPoints.std,
+    ablation,
   };
+}
+
+function aggregateAblation(reports: readonly RunReport[]): SeedSummary["ablation"] {
+  const rows = reports.map((r) => r.ablation ?? []);
+  if (rows[0].length === 0) return [];
+  return rows[0].map((row, i) => {
+    const all = rows.map((rs, k) => {
+      const r = rs[i];
+      if (r === undefined || r.objective !== row.objective) {
+        throw new Error(
+          `aggregateReports: run with seed ${reports[k].config.seed} has no "${row.objective}" ` +
+            "ablation row; run the same ablation in every run",
+        );
+      }
+      if (r.metaTop1 === null || r.mfiTop1 === null) {
+        throw new Error(
+          `aggregateReports: the "${row.objective}" ablation of seed ${
+            reports[k].config.seed
+          } is not finished; finish it first`,
+        );
+      }
+      return r;
+    });
+    return {
+      objective: row.objective,
+      fitRelative: row.fitRelative.map((_, l) => {
+        const v = all.map((r) => r.fitRelative[l]);
+        return v.some((x) => x === null) ? null : stat(v as number[]).mean;
+      }),
+      metaTop1: stat(all.map((r) => r.metaTop1!)),
+      mfiTop1: stat(all.map((r) => r.mfiTop1!)),
+    };
+  });
 }
 
 /**
@@ -151,5 +196,22 @@ export function aggregateMarkdown(s: SeedSummary): string {
       s.claimHolds ? "**holds**" : "**does not hold**"
     }${s.seeds.length < 2 ? " (one seed: no spread; run more seeds)" : ""}.`,
     "",
+    ...(s.ablation.length === 0 ? [] : [
+      "## Stage-fit ablation",
+      "",
+      "Same baseline per seed; only the objective of the stage fits differs. Stage fit = one-step",
+      "test MSE over the teacher output's variance, mean over seeds.",
+      "",
+      "| stage-fit objective | stage fit, rel. MSE (stages 1-4) | meta top-1 (%) | MFI-ResNet top-1 (%) | MFI-ResNet per seed |",
+      "| --- | --- | ---: | ---: | --- |",
+      ...s.ablation.map((a) =>
+        `| ${a.objective} | ${
+          a.fitRelative.map((f) => (f === null ? "-" : f.toFixed(2))).join(" / ")
+        } | ${pm(a.metaTop1)} | ${pm(a.mfiTop1)} | ${
+          a.mfiTop1.values.map((v) => (100 * v).toFixed(2)).join(", ")
+        } |`
+      ),
+      "",
+    ]),
   ].join("\n");
 }

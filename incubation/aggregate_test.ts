@@ -38,3 +38,49 @@ Deno.test("aggregateReports rejects mixed configs, repeated seeds and unfinished
   );
   assert.throws(() => aggregateReports([run(0, 0.8, null)]), /no top-1 for mfi-resnet; finish it/);
 });
+
+Deno.test("aggregateReports: stage-fit ablation rows over seeds, and their errors", () => {
+  const row = (objective: string, fit: number | null, meta: number | null, mfi: number | null) => ({
+    variant: "main",
+    objective,
+    fitRelative: [fit, 0.4, 0.5, 0.6],
+    metaTop1: meta,
+    mfiTop1: mfi,
+    mfiDeltaPoints: null,
+    wallSeconds: 1,
+    report: null,
+  });
+  const withAblation = (seed: number, rows: unknown[]) => ({
+    ...run(seed, 0.8, 0.8),
+    ablation: rows,
+  });
+  const s = aggregateReports([
+    withAblation(0, [row("MeanFlow loss alone", 0.8, 0.1, 0.46), row("both", 0.3, 0.25, 0.48)]),
+    withAblation(1, [row("MeanFlow loss alone", 1.0, 0.2, 0.44), row("both", null, 0.23, 0.5)]),
+  ] as unknown as RunReport[]);
+  assert.deepEqual(s.ablation.map((a) => a.objective), ["MeanFlow loss alone", "both"]);
+  assert.ok(Math.abs(s.ablation[0].fitRelative[0]! - 0.9) < 1e-12);
+  assert.equal(s.ablation[1].fitRelative[0], null, "a missing fit in one seed gives no mean");
+  assert.ok(Math.abs(s.ablation[0].mfiTop1.mean - 0.45) < 1e-12);
+  assert.ok(Math.abs(s.ablation[1].metaTop1.std - Math.sqrt(2e-4)) < 1e-12);
+  const md = aggregateMarkdown(s);
+  assert.match(md, /## Stage-fit ablation/);
+  assert.match(
+    md,
+    /\| MeanFlow loss alone \| 0\.90 \/ 0\.40 \/ 0\.50 \/ 0\.60 \| 15\.00 ± 7\.07 \| 45\.00 ± 1\.41 \| 46\.00, 44\.00 \|/,
+  );
+  assert.doesNotMatch(aggregateMarkdown(aggregateReports([run(0, 0.8, 0.8)])), /ablation/);
+  assert.throws(
+    () =>
+      aggregateReports([
+        withAblation(0, [row("both", 0.3, 0.2, 0.5)]),
+        withAblation(1, [row("other", 0.3, 0.2, 0.5)]),
+      ] as unknown as RunReport[]),
+    /seed 1 has no "both" ablation row/,
+  );
+  assert.throws(
+    () =>
+      aggregateReports([withAblation(0, [row("both", 0.3, 0.2, null)])] as unknown as RunReport[]),
+    /"both" ablation of seed 0 is not finished/,
+  );
+});

@@ -30,6 +30,7 @@ import {
   encodeSafetensors,
   type Module,
   type SafetensorsTensor,
+  sha256Hex,
   variableMap,
 } from "@mfi/core";
 import type { StagedModel } from "@mfi/resnet";
@@ -140,11 +141,6 @@ const META_KEYS = [
   "header_sha256",
 ] as const;
 const HASH_KEYS = new Set(["tensor_sha256", "header_sha256"]);
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
-}
 
 type TableEntry = readonly [name: string, dtype: string, shape: readonly number[], begin: number];
 

@@ -88,6 +88,19 @@ export interface BaselineConfig extends TrainConfig {
   readonly checkpoint: string | null;
 }
 
+/**
+ * A stage-fit ablation variant (METHOD.md section 5): the same run with another stage-fit
+ * objective. `meanflow-only` = the MeanFlow loss alone (`meanflow.lambda = 0`);
+ * `endpoint-only` = the one-step endpoint regression alone (`meanflow.meanflow = false`).
+ */
+export type AblationVariant = "meanflow-only" | "endpoint-only";
+
+/** The ablation variants, in report order. */
+export const ABLATION_VARIANTS: readonly AblationVariant[] = Object.freeze([
+  "meanflow-only",
+  "endpoint-only",
+]);
+
 /** The whole pipeline. */
 export interface PipelineConfig {
   /** Preset or run name. */
@@ -112,6 +125,11 @@ export interface PipelineConfig {
   readonly incubate: IncubateConfig;
   /** Phase 4: the assembled MFI-ResNet, end to end. */
   readonly finetune: TrainConfig;
+  /**
+   * Stage-fit ablation variants run beside this run from its baseline (each a sub-run in
+   * `<run>/ablation/<variant>`, reported in this run's report); empty = none.
+   */
+  readonly ablation: readonly AblationVariant[];
 }
 
 const sgd = (lr: number, epochs: number): TrainConfig => ({
@@ -158,6 +176,7 @@ export const DEFAULT_CONFIG: PipelineConfig = deepFreeze({
   meta: { ...sgd(0.01, 2), trainable: "head" },
   incubate: { ...sgd(0.01, 20), stages: [1, 2, 3], init: "baseline" },
   finetune: sgd(0.01, 20),
+  ablation: [],
 } as PipelineConfig);
 
 /** The paper's parameter reductions of MFI-ResNet-50 (METHOD.md section 1). */
@@ -219,6 +238,11 @@ const stageList: Check = (v, key) => {
   if (new Set(stages).size !== stages.length) err(key, `has duplicates: ${stages}`, RangeError);
   return [...stages].sort((a, b) => a - b);
 };
+const variants: Check = (v, key) => {
+  const names = list(oneOf(...ABLATION_VARIANTS))(v, key) as AblationVariant[];
+  if (new Set(names).size !== names.length) err(key, `has duplicates: ${names}`, RangeError);
+  return ABLATION_VARIANTS.filter((n) => names.includes(n));
+};
 const hidden: Check = (v, key) =>
   v === "auto" || v === "paper" ? v : num({ int: true, min: 1 })(v, `${key} (or "auto"/"paper")`);
 
@@ -264,6 +288,7 @@ const SCHEMA: Schema = {
   meta: { ...TRAIN, trainable: oneOf("head", "all") },
   incubate: { ...TRAIN, stages: stageList, init: oneOf("baseline", "random") },
   finetune: TRAIN,
+  ablation: variants,
 };
 
 function validateAgainst(schema: Schema, raw: unknown, prefix: string): Record<string, unknown> {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import {
+  ABLATION_VARIANTS,
   DEFAULT_CONFIG,
   mergeConfig,
   parseConfigYaml,
@@ -68,4 +69,22 @@ Deno.test("overrides and YAML merge in order", () => {
     /list.yaml must contain a YAML mapping/,
   );
   assert.throws(() => parseConfigYaml("a: [", "bad.yaml"), /Cannot parse bad.yaml/);
+});
+
+Deno.test("ablation: known variants only, no duplicates, kept in report order", () => {
+  assert.deepEqual(DEFAULT_CONFIG.ablation, []);
+  const c = mergeConfig(DEFAULT_CONFIG, { ablation: ["endpoint-only", "meanflow-only"] });
+  assert.deepEqual(c.ablation, ABLATION_VARIANTS);
+  assert.throws(
+    () => mergeConfig(DEFAULT_CONFIG, { ablation: ["both"] }),
+    /"ablation\[0\]" must be one of "meanflow-only", "endpoint-only", got "both"/,
+  );
+  assert.throws(
+    () => mergeConfig(DEFAULT_CONFIG, { ablation: ["endpoint-only", "endpoint-only"] }),
+    /"ablation" has duplicates/,
+  );
+  assert.throws(
+    () => mergeConfig(DEFAULT_CONFIG, { ablation: "all" }),
+    /"ablation" must be a list/,
+  );
 });

@@ -5,6 +5,7 @@
  *
  * @module
  */
+export * from "./ablation.ts";
 export * from "./aggregate.ts";
 export * from "./bundle.ts";
 export * from "./checkpoint_bundle.ts";

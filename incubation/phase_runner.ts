@@ -34,7 +34,7 @@ import {
 import { batchCount, batches, type CifarSplit } from "@mfi/data";
 import { type MeanFlowStage, meanFlowStageLoss } from "@mfi/flows";
 import { importTorchStateDict, loadStateDict, type StagedModel } from "@mfi/resnet";
-import { decodeSafetensors } from "@mfi/core";
+import { decodeSafetensors, sha256Hex } from "@mfi/core";
 import type { PipelineConfig, TrainConfig } from "./config.ts";
 import { buildModel, type ModelSpec } from "./model_spec.ts";
 import type { PipelineData } from "./pipeline_data.ts";
@@ -114,6 +114,9 @@ export function phaseDir(runDir: string, phaseId: string): string {
  * @param phase The phase.
  * @param config The run's config.
  * @param spec The spec of the phase's model.
+ * @param givenDigest Baseline phase loading `baseline.checkpoint`: the SHA-256 of that file
+ *   (see {@linkcode givenCheckpointDigest}), so that a changed file is not mistaken for the one
+ *   a complete phase loaded.
  * @returns A JSON-serialisable fingerprint.
  * @example
  * ```ts
@@ -124,7 +127,12 @@ export function phaseDir(runDir: string, phaseId: string): string {
  * assert.equal((f as { phase: string }).phase, "baseline");
  * ```
  */
-export function phaseFingerprint(phase: Phase, config: PipelineConfig, spec: ModelSpec): unknown {
+export function phaseFingerprint(
+  phase: Phase,
+  config: PipelineConfig,
+  spec: ModelSpec,
+  givenDigest?: string,
+): unknown {
   return JSON.parse(JSON.stringify({
     phase: phase.id,
     train: phase.train,
@@ -134,7 +142,42 @@ export function phaseFingerprint(phase: Phase, config: PipelineConfig, spec: Mod
     seed: config.seed,
     data: config.data,
     meanflow: phase.kind === "compress" ? config.meanflow : undefined,
+    checkpointSha256: phase.kind === "baseline" ? givenDigest : undefined,
   }));
+}
+
+/**
+ * SHA-256 (hex) of the checkpoint file a phase loads instead of training (the baseline phase
+ * with `baseline.checkpoint` set), for {@linkcode phaseFingerprint}; undefined for other phases.
+ *
+ * @param phase The phase.
+ * @param config The run's config.
+ * @returns The file's digest, or undefined.
+ * @throws {Error} If the checkpoint file cannot be read (the message names it).
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, givenCheckpointDigest, planPhases } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const [baseline] = planPhases(DEFAULT_CONFIG);
+ * assert.equal(await givenCheckpointDigest(baseline, DEFAULT_CONFIG), undefined);
+ * ```
+ */
+export async function givenCheckpointDigest(
+  phase: Phase,
+  config: PipelineConfig,
+): Promise<string | undefined> {
+  const path = config.baseline.checkpoint;
+  if (phase.kind !== "baseline" || path === null) return undefined;
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(path);
+  } catch (e) {
+    throw new Error(
+      `Cannot read baseline.checkpoint ${path}: ${(e as Error).message}; ` +
+        "give an existing checkpoint file, or set baseline.checkpoint to null to train the baseline",
+    );
+  }
+  return await sha256Hex(bytes);
 }
 
 /**
@@ -403,7 +446,12 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
   await Deno.mkdir(dir, { recursive: true });
   const spec = specFor(phase, specs);
   const seed = deriveSeed(config.seed, phase.id);
-  const fingerprint = phaseFingerprint(phase, config, spec);
+  const fingerprint = phaseFingerprint(
+    phase,
+    config,
+    spec,
+    await givenCheckpointDigest(phase, config),
+  );
   const inputs: Record<string, string> = {};
   for (const d of phase.dependsOn) {
     const out = await readPhaseOutput(runDir, d);

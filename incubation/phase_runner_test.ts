@@ -13,6 +13,7 @@ import { exportTorchStateDict } from "@mfi/resnet";
 import { DEFAULT_CONFIG, mergeConfig } from "./config.ts";
 import { buildModel } from "./model_spec.ts";
 import {
+  givenCheckpointDigest,
   makeOptimizer,
   phaseDir,
   phaseFingerprint,
@@ -22,6 +23,7 @@ import {
 import type { PipelineData } from "./pipeline_data.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
 import { matchesAny, type Phase, planPhases } from "./plan.ts";
+import { runPipeline } from "./runner.ts";
 
 // The pipeline runs on wasm (the project's training kernels); the cpu backend is ~10x slower here.
 await selectBackend({ backend: "wasm", threads: 1 });
@@ -125,6 +127,39 @@ Deno.test("baseline from a given PyTorch state_dict is loaded, not trained", asy
     assert.deepEqual(ckpt.weights.get("stem.conv.weight")!.data, await w.data());
   } finally {
     disposeModule(source);
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
+
+Deno.test("a baseline loaded from a file is redone when that file changes, not reused", async () => {
+  const runDir = await Deno.makeTempDir();
+  const a = buildModel(specs.baseline, { seed: 5 });
+  const b = buildModel(specs.baseline, { seed: 6 });
+  try {
+    const path = `${runDir}/given.safetensors`;
+    await Deno.writeFile(path, await exportTorchStateDict(a));
+    const given = mergeConfig(config, { baseline: { checkpoint: path } });
+    const first = await runPipeline(given, { runDir, data, only: ["baseline"], ...quiet });
+    assert.deepEqual(first.ran, ["baseline"]);
+    const again = await runPipeline(given, { runDir, data, only: ["baseline"], ...quiet });
+    assert.deepEqual(again.skipped, ["baseline"], "same file: complete output reused");
+    const digest = await givenCheckpointDigest(plan.baseline, given);
+    assert.match(digest!, /^[0-9a-f]{64}$/);
+    assert.equal(await givenCheckpointDigest(plan.meta, given), undefined);
+    await Deno.writeFile(path, await exportTorchStateDict(b)); // same path, other weights
+    assert.notEqual(await givenCheckpointDigest(plan.baseline, given), digest);
+    await assert.rejects(
+      runPipeline(given, { runDir, data, only: ["baseline"], ...quiet }),
+      /holds a complete baseline made with another config/,
+    );
+    const missing = mergeConfig(config, { baseline: { checkpoint: `${runDir}/nope.safetensors` } });
+    await assert.rejects(
+      givenCheckpointDigest(plan.baseline, missing),
+      /Cannot read baseline.checkpoint .*nope.safetensors.*set baseline.checkpoint to null/,
+    );
+  } finally {
+    disposeModule(a);
+    disposeModule(b);
     await Deno.remove(runDir, { recursive: true });
   }
 });

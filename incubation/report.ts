@@ -7,6 +7,7 @@
  * @module
  */
 import { linePlotSvg, type PlotSeries } from "@mfi/core";
+import { type AblationRow, ablationRow } from "./ablation.ts";
 import type { PipelineConfig } from "./config.ts";
 import { countSpecParameters } from "./model_spec.ts";
 import type { PhaseResult } from "./phase_runner.ts";
@@ -77,6 +78,11 @@ export interface RunReport {
     readonly parameters: number;
     readonly residualParameters: number;
   }>;
+  /**
+   * Stage-fit ablation (when the config names variants): one row per variant, then this run's
+   * own objective; empty without an ablation. Reports written before the ablation existed lack it.
+   */
+  readonly ablation: readonly AblationRow[];
   /** Total wall-clock seconds of all phases. */
   readonly totalWallSeconds: number;
   /** Total training images processed. */
@@ -101,6 +107,8 @@ export interface ReportInputs {
   readonly sample: boolean;
   /** Backend description. */
   readonly backend: string;
+  /** Rows of the ablation's sub-runs ({@linkcode ablationRow}); this run's own row is added. */
+  readonly ablation?: readonly AblationRow[];
 }
 
 /**
@@ -186,7 +194,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       }]
       : []
   );
-  return {
+  const report: RunReport = {
     format: "mfi-results/1",
     config,
     data: inputs.data,
@@ -202,14 +210,49 @@ export function buildReport(inputs: ReportInputs): RunReport {
     models,
     phases: phaseRows,
     meanflowStages,
+    ablation: [],
     totalWallSeconds: phaseRows.reduce((s, r) => s + r.wallSeconds, 0),
     totalImages: phaseRows.reduce((s, r) => s + r.imagesProcessed, 0),
     writtenAt: new Date().toISOString(),
   };
+  const variants = inputs.ablation ?? [];
+  return variants.length === 0
+    ? report
+    : { ...report, ablation: [...variants, ablationRow(report, "main", baseTop1)] };
 }
 
 const pct = (x: number | null): string => (x === null ? "-" : `${(100 * x).toFixed(2)} %`);
 const int = (x: number): string => x.toLocaleString("en-US");
+const pts = (x: number | null): string =>
+  x === null ? "-" : `${x >= 0 ? "+" : ""}${x.toFixed(2)} pts`;
+
+function ablationSection(report: RunReport): string[] {
+  const rows = report.ablation ?? [];
+  if (rows.length === 0) return [];
+  const baseTop1 = report.models.find((m) => m.model === "baseline")?.top1 ?? null;
+  return [
+    "## Stage-fit ablation",
+    "",
+    "METHOD.md section 5: MeanFlow loss, one-step endpoint regression, or both? Each variant is a",
+    `sub-run from this run's baseline (top-1 ${pct(baseTop1)}) with the same seed, data and`,
+    "schedules; only the objective of the stage fits differs. Stage fit = one-step test MSE of the",
+    "fitted stage over the variance of the teacher's stage output (0 = perfect, 1 = no better than",
+    "the mean).",
+    "",
+    "| stage-fit objective | stage fit, rel. MSE (stages 1-4) | meta top-1 | MFI-ResNet top-1 | vs baseline | wall time | report |",
+    "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    ...rows.map((r) =>
+      `| ${r.objective}${r.variant === "main" ? " (this run)" : ""} | ${
+        r.fitRelative.map((f) => (f === null ? "-" : f.toFixed(2))).join(" / ")
+      } | ${pct(r.metaTop1)} | ${pct(r.mfiTop1)} | ${pts(r.mfiDeltaPoints)} | ${
+        (r.wallSeconds / 60).toFixed(1)
+      } min | ${r.report === null ? "this one" : `[${r.variant}](../${r.report})`} |`
+    ),
+    "",
+    "Wall time counts a row's phases after the baseline (the baseline is trained once).",
+    "",
+  ];
+}
 
 /**
  * Renders the report as Markdown.
@@ -259,9 +302,7 @@ export function reportMarkdown(report: RunReport): string {
     "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ...report.models.map((m) =>
       `| ${m.model} | ${int(m.parameters)} | ${m.changePercent.toFixed(2)} % | ${pct(m.top1)} | ${
-        m.deltaPoints === null
-          ? "-"
-          : `${m.deltaPoints >= 0 ? "+" : ""}${m.deltaPoints.toFixed(2)} pts`
+        pts(m.deltaPoints)
       } | ${int(m.imagesProcessed)} | ${(m.wallSeconds / 60).toFixed(1)} min |`
     ),
     "",
@@ -271,6 +312,7 @@ export function reportMarkdown(report: RunReport): string {
     "The paper reports -46.28 % parameters / +0.23 points (CIFAR-10) and -45.59 % / +0.17 points",
     "(CIFAR-100) for MFI-ResNet-50 at full scale.",
     "",
+    ...ablationSection(report),
     "## Phases",
     "",
     "| phase | trainable params | epochs | images | wall time | top-1 before | top-1 after | stage fit (rel. MSE) |",

@@ -106,3 +106,62 @@ Deno.test("a run on the embedded sample says so in the report", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("the ablation table: one row per variant, then this run's own objective", () => {
+  const ablated = mergeConfig(config, { ablation: ["meanflow-only", "endpoint-only"] });
+  const row = (variant: "meanflow-only" | "endpoint-only", objective: string, mfi: number) => ({
+    variant,
+    objective,
+    fitRelative: [0.83, 0.95, null, 1.04],
+    metaTop1: 0.14,
+    mfiTop1: mfi,
+    mfiDeltaPoints: 100 * (mfi - 0.5),
+    wallSeconds: 1800,
+    report: `ablation/${variant}/report/results.md`,
+  });
+  const r = buildReport({
+    config: ablated,
+    specs,
+    phases,
+    results: {
+      baseline: result("baseline", 0.5),
+      "compress:1": result("compress:1", null),
+      meta: result("meta", 0.3),
+      finetune: result("finetune", 0.52),
+    },
+    data: "d",
+    sample: false,
+    backend: "cpu",
+    ablation: [
+      row("meanflow-only", "MeanFlow loss alone", 0.468),
+      row("endpoint-only", "endpoint regression alone", 0.477),
+    ],
+  });
+  assert.deepEqual(r.ablation.map((a) => a.variant), ["meanflow-only", "endpoint-only", "main"]);
+  const main = r.ablation[2];
+  assert.deepEqual(main.fitRelative, [0.25, null, null, null]);
+  assert.equal(main.mfiTop1, 0.52);
+  assert.ok(Math.abs(main.mfiDeltaPoints! - 2) < 1e-9);
+  const md = reportMarkdown(r);
+  assert.match(md, /## Stage-fit ablation/);
+  assert.match(md, /this run's baseline \(top-1 50\.00 %\)/);
+  assert.match(
+    md,
+    /\| MeanFlow loss alone \| 0\.83 \/ 0\.95 \/ - \/ 1\.04 \| 14\.00 % \| 46\.80 % \| -3\.20 pts \| 30\.0 min \| \[meanflow-only\]\(\.\.\/ablation\/meanflow-only\/report\/results\.md\) \|/,
+  );
+  assert.match(
+    md,
+    /\| MeanFlow loss \+ 1 x endpoint regression \(this run\) \| 0\.25 \/ - \/ - \/ - \| 30\.00 % \| 52\.00 % \| \+2\.00 pts \| 0\.1 min \| this one \|/,
+  );
+  const plain = buildReport({
+    config,
+    specs,
+    phases,
+    results: {},
+    data: "d",
+    sample: false,
+    backend: "cpu",
+  });
+  assert.deepEqual(plain.ablation, []);
+  assert.doesNotMatch(reportMarkdown(plain), /ablation/i);
+});

@@ -11,6 +11,7 @@ import type { PipelineConfig } from "./config.ts";
 import type { PipelineData } from "./pipeline_data.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
 import {
+  givenCheckpointDigest,
   phaseDir,
   phaseFingerprint,
   type PhaseResult,
@@ -92,7 +93,9 @@ export async function runPipeline(
       : phase.model === "hybrid"
       ? specs.hybrids[phase.stage!]
       : specs.mfi;
-    const fingerprint = JSON.stringify(phaseFingerprint(phase, config, spec));
+    const fingerprint = JSON.stringify(
+      phaseFingerprint(phase, config, spec, await givenCheckpointDigest(phase, config)),
+    );
     const existing = await readPhaseOutput(options.runDir, phase.id);
     if (existing !== undefined) {
       if (JSON.stringify(existing.fingerprint) !== fingerprint) {

@@ -1,8 +1,8 @@
 /**
  * `deno task reproduce [--preset quick] [--out DIR] [--config FILE] [--set key=value ...]
- *  [--phase ID ...] [--data-dir DIR] [--archive FILE] [--backend B] [--threads N] [--yes]
- *  [--dry-run]`: the whole MFI-ResNet pipeline (baseline, MeanFlow compression, meta model,
- * selective incubation, fine-tuning) and its report.
+ *  [--phase ID ...] [--ablation] [--data-dir DIR] [--archive FILE] [--backend B] [--threads N]
+ *  [--yes] [--dry-run]`: the whole MFI-ResNet pipeline (baseline, MeanFlow compression, meta
+ * model, selective incubation, fine-tuning), the optional stage-fit ablation, and the report.
  *
  * Config = METHOD.md defaults <- `configs/presets/<preset>.yaml` <- `--config FILE` <- `--seed`
  * <- each `--set key.path=value` (value read as YAML). Phases whose outputs are complete in the
@@ -10,7 +10,9 @@
  * one phase (its dependencies must be complete), e.g. independent incubations as separate
  * processes. Before starting it prints the plan, parameter counts, the backend and an estimated
  * duration from a short timing probe; runs estimated above `--max-hours` (default 3) need `--yes`
- * or an interactive confirmation (refused without a terminal or under CI).
+ * or an interactive confirmation (refused without a terminal or under CI). `--ablation` adds the
+ * stage-fit ablation (MeanFlow loss alone, endpoint regression alone) as sub-runs from the run's
+ * baseline, reported in the run's report; adding it to a finished run runs only the sub-runs.
  *
  * @module
  */
@@ -23,6 +25,8 @@ import {
   selectBackend,
 } from "@mfi/core";
 import {
+  ABLATION_VARIANTS,
+  ablationRow,
   buildReport,
   countSpecParameters,
   DEFAULT_CONFIG,
@@ -34,10 +38,13 @@ import {
   type PipelineConfig,
   type PipelineData,
   pipelineSpecs,
+  planAblation,
   planPhases,
   probeTimings,
   readPhaseOutput,
+  runAblation,
   runPipeline,
+  selectedPhases,
   writeReport,
 } from "@mfi/incubation";
 
@@ -53,7 +60,12 @@ const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
   --set KEY=VALUE      override one key, e.g. --set baseline.epochs=3 (repeatable)
   --seed N             shorthand for --set seed=N
   --out DIR            run folder: checkpoints, logs, report (default runs/<preset>-seed<seed>)
-  --phase ID           run only this phase, e.g. incubate:2 (repeatable; deps must be complete)
+  --phase ID           run only this phase, e.g. incubate:2 (repeatable; deps must be complete);
+                       ablation phases as VARIANT/ID (endpoint-only/compress:1) or VARIANT
+  --ablation           also run the stage-fit ablation (shorthand for --set ablation=[${
+  ABLATION_VARIANTS.join(", ")
+}]):
+                       sub-runs from this run's baseline, one per objective, in DIR/ablation/
   --data-dir DIR       folder with the official CIFAR binaries (default MFI_DATA_DIR, the cache,
                        else the embedded CIFAR-10 sample)
   --archive FILE       an official-layout cifar-*-binary.tar.gz
@@ -91,6 +103,7 @@ async function loadConfig(values: Record<string, unknown>): Promise<PipelineConf
     patches.push(parseConfigYaml(await Deno.readTextFile(file), file));
   }
   if (values.seed !== undefined) patches.push({ seed: Number(values.seed) });
+  if (values.ablation) patches.push({ ablation: [...ABLATION_VARIANTS] });
   patches.push(parseOverrides((values.set as string[] | undefined) ?? []));
   return mergeConfig(DEFAULT_CONFIG, ...patches);
 }
@@ -122,6 +135,7 @@ async function main(): Promise<void> {
         "data-dir": { type: "string" },
         archive: { type: "string" },
         "max-hours": { type: "string" },
+        ablation: { type: "boolean" },
         yes: { type: "boolean" },
         "dry-run": { type: "boolean" },
         "no-probe": { type: "boolean" },
@@ -192,63 +206,123 @@ async function main(): Promise<void> {
     `data:       ${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
   );
   let estimate: ReturnType<typeof estimateRun> | undefined;
+  let timings: Awaited<ReturnType<typeof probeTimings>> | undefined;
   if (!values["no-probe"]) {
     console.log("timing probe (a few training steps of each model kind)...");
-    const timings = await probeTimings(config);
+    timings = await probeTimings(config);
     estimate = estimateRun(config, timings, { train: data.train.count, test: data.test.count });
   }
-  const selected = values.phase ? new Set(values.phase) : undefined;
+  const ablation = planAblation(config, out);
+  for (const id of values.phase ?? []) {
+    const slash = id.indexOf("/");
+    const variant = slash < 0
+      ? (ABLATION_VARIANTS.includes(id as never) ? id : null)
+      : id.slice(0, slash);
+    if (variant !== null && !ablation.some((a) => a.variant === variant)) {
+      fail(
+        `--phase ${id}: "${variant}" is not an ablation variant of this run` +
+          (ablation.length === 0
+            ? " (it has none; add --ablation)"
+            : `; it has ${ablation.map((a) => a.variant).join(", ")}`),
+      );
+    }
+  }
+  // Every phase of the run and of its ablation sub-runs: label, run folder, phase, estimate.
+  const rows = [
+    ...phases.map((p) => ({
+      label: p.id,
+      dir: out,
+      config,
+      phase: p,
+      only: selectedPhases(values.phase, null),
+      eta: estimate?.phases[p.id],
+    })),
+    ...ablation.flatMap((a) => {
+      const sub = estimate
+        ? estimateRun(a.config, timings!, { train: data.train.count, test: data.test.count })
+        : undefined;
+      return planPhases(a.config).map((p) => ({
+        label: `${a.variant}/${p.id}`,
+        dir: a.runDir,
+        config: a.config,
+        phase: p,
+        only: selectedPhases(values.phase, a.variant),
+        eta: sub?.phases[p.id],
+      }));
+    }),
+  ];
   console.log("plan:");
-  for (const p of phases) {
-    const done = await readPhaseOutput(out, p.id);
-    const status = done
-      ? "complete, skipped"
-      : selected && !selected.has(p.id)
-      ? "not selected"
-      : "to run";
-    const eta = estimate ? `~${formatDuration(estimate.phases[p.id])}` : "";
+  let remaining = 0;
+  let whole = 0;
+  for (const r of rows) {
+    const done = (await readPhaseOutput(r.dir, r.phase.id)) !== undefined;
+    const chosen = !r.only || r.only.includes(r.phase.id);
+    const status = done ? "complete, skipped" : chosen ? "to run" : "not selected";
+    if (r.eta !== undefined) {
+      whole += r.eta;
+      if (!done && chosen) remaining += r.eta;
+    }
+    const eta = r.eta !== undefined ? `~${formatDuration(r.eta)}` : "";
+    const loads = r.phase.kind === "baseline" && r.config.baseline.checkpoint !== null;
     console.log(
-      `  ${p.id.padEnd(11)} ${String(p.train.epochs).padStart(4)} ep  trains ${
-        p.trainable.join(",").padEnd(12)
-      } ${eta.padStart(10)}  [${status}]`,
+      `  ${r.label.padEnd(ablation.length > 0 ? 26 : 11)} ${
+        loads ? "   -   " : `${String(r.phase.train.epochs).padStart(4)} ep`
+      }  ${loads ? "loads its checkpoint" : `trains ${r.phase.trainable.join(",")}`.padEnd(20)} ${
+        eta.padStart(10)
+      }  [${status}]`,
     );
   }
-  let remaining = 0;
-  if (estimate) {
-    for (const p of phases) {
-      if ((await readPhaseOutput(out, p.id)) === undefined && (!selected || selected.has(p.id))) {
-        remaining += estimate.phases[p.id];
-      }
-    }
+  if (ablation.length > 0) {
     console.log(
-      `estimated duration: ${human(remaining)} (whole run ${human(estimate.totalSeconds)})`,
+      `ablation: ${
+        ablation.map((a) => `${a.variant} (${a.objective})`).join(", ")
+      }; each loads this run's baseline`,
     );
+  }
+  if (estimate) {
+    console.log(`estimated duration: ${human(remaining)} (whole run ${human(whole)})`);
   }
   if (values["dry-run"]) return;
   confirm(remaining, maxHours, values.yes ?? false);
 
   const t0 = performance.now();
+  const describe = {
+    data:
+      `${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
+    sample: data.isSample,
+    backend: backendText,
+  };
   const outcome = await runPipeline(config, {
     runDir: out,
     data,
-    only: values.phase,
+    only: selectedPhases(values.phase, null),
     progress: {},
   });
+  const ablationOutcome = await runAblation(config, {
+    runDir: out,
+    data,
+    only: values.phase,
+    describe,
+    progress: {},
+  });
+  const baselineTop1 = outcome.results.baseline?.testAccuracy ?? null;
   const report = buildReport({
     config,
     specs,
     phases: outcome.phases,
     results: outcome.results,
-    data:
-      `${data.source.description}: ${data.train.count} training / ${data.test.count} test images`,
-    sample: data.isSample,
-    backend: backendText,
+    ...describe,
+    ablation: ablationOutcome.runs.map((r) => ablationRow(r.report, r.run.variant, baselineTop1)),
   });
   const written = await writeReport(`${out}/report`, report, outcome.results);
+  const ran = outcome.ran.length +
+    ablationOutcome.runs.reduce((s, r) => s + r.outcome.ran.length, 0);
+  const skipped = outcome.skipped.length +
+    ablationOutcome.runs.reduce((s, r) => s + r.outcome.skipped.length, 0);
   console.log(
-    `\nran ${outcome.ran.length} phase(s) in ${
+    `\nran ${ran} phase(s) in ${
       formatDuration((performance.now() - t0) / 1000)
-    }; skipped ${outcome.skipped.length}`,
+    }; skipped ${skipped}`,
   );
   for (const m of report.models) {
     console.log(
@@ -256,6 +330,13 @@ async function main(): Promise<void> {
         `${m.changePercent.toFixed(2).padStart(7)} %  top-1 ${
           m.top1 === null ? "-" : (100 * m.top1).toFixed(2) + " %"
         }`,
+    );
+  }
+  for (const r of report.ablation) {
+    console.log(
+      `  ablation: ${r.objective.padEnd(40)} meta ${
+        r.metaTop1 === null ? "-" : (100 * r.metaTop1).toFixed(2) + " %"
+      }, MFI-ResNet ${r.mfiTop1 === null ? "-" : (100 * r.mfiTop1).toFixed(2) + " %"}`,
     );
   }
   console.log(`report: ${written.join(", ")}`);

@@ -100,6 +100,40 @@ Deno.test("reproduce refuses a run over --max-hours without a terminal, and reje
     const unknown = await run([...args, "--no-probe", "--set", "baseline.epoch=3"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /"baseline.epoch" is not a known key/);
+    // --ablation adds the sub-runs to the plan (and its estimate); their phases are VARIANT/ID.
+    const ablation = await run([...args, "--ablation", "--dry-run"]);
+    assert.equal(ablation.code, 0, ablation.stderr);
+    assert.match(ablation.stdout, /meanflow-only\/compress:1 .* trains stages\.0\.\* .*\[to run\]/);
+    assert.match(ablation.stdout, /endpoint-only\/finetune .* trains \* .*\[to run\]/);
+    assert.match(
+      ablation.stdout,
+      /ablation: meanflow-only \(MeanFlow loss alone\), endpoint-only \(endpoint regression alone\)/,
+    );
+    const selected = await run([
+      ...args,
+      "--ablation",
+      "--dry-run",
+      "--no-probe",
+      "--phase",
+      "endpoint-only/meta",
+    ]);
+    assert.equal(selected.code, 0, selected.stderr);
+    assert.match(selected.stdout, /endpoint-only\/meta .*\[to run\]/);
+    assert.match(selected.stdout, /meanflow-only\/meta .*\[not selected\]/);
+    assert.match(selected.stdout, /  meta .*\[not selected\]/);
+    const noVariant = await run([...args, "--no-probe", "--phase", "endpoint-only/meta"]);
+    assert.equal(noVariant.code, 2);
+    assert.match(
+      noVariant.stderr,
+      /"endpoint-only" is not an ablation variant of this run \(it has none; add --ablation\)/,
+    );
+    const badVariant = await run([...args, "--no-probe", "--set", "ablation=[both]"]);
+    assert.equal(badVariant.code, 2);
+    assert.match(
+      badVariant.stderr,
+      /"ablation\[0\]" must be one of "meanflow-only", "endpoint-only"/,
+    );
+    assert.deepEqual([...Deno.readDirSync(tmp)], [], "a dry run writes nothing");
     const preset = await run(["run", "-A", "tasks/reproduce.ts", "--preset", "huge", "--dry-run"]);
     assert.equal(preset.code, 2);
     assert.match(preset.stderr, /unknown preset "huge"; available: .*paper-r50-c10.*quick.*smoke/);

@@ -1,0 +1,143 @@
+/**
+ * The stage-fit ablation end to end on the `smoke` preset (embedded sample, wasm, one thread):
+ * sub-runs start from the run's own baseline, differ only in the stage-fit objective, resume like
+ * any run, land in the run's report, and are reloaded when the run's baseline changes.
+ */
+import assert from "node:assert/strict";
+import * as tf from "@tensorflow/tfjs";
+import { readCheckpoint, saveCheckpoint, selectBackend } from "@mfi/core";
+import {
+  ablationRow,
+  buildReport,
+  DEFAULT_CONFIG,
+  loadPipelineData,
+  mergeConfig,
+  parseConfigYaml,
+  pipelineSpecs,
+  planPhases,
+  reportMarkdown,
+  runAblation,
+  runPipeline,
+} from "@mfi/incubation";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+Deno.test("smoke preset with --ablation: sub-runs from the run's baseline, in its report", async () => {
+  await selectBackend({ backend: "wasm", threads: 1 });
+  const preset = await Deno.readTextFile(`${ROOT}configs/presets/smoke.yaml`);
+  const config = mergeConfig(DEFAULT_CONFIG, parseConfigYaml(preset, "smoke.yaml"), {
+    ablation: ["meanflow-only", "endpoint-only"],
+  });
+  const data = await loadPipelineData(config.data, {
+    archive: `${ROOT}data/sample/cifar-10-sample.tar.gz`,
+  });
+  const runDir = await Deno.makeTempDir({ prefix: "mfi-ablation-" });
+  const quiet = { progress: false as const, log: () => {} };
+  const describe = { data: "sample", sample: true, backend: "wasm" };
+  const ids = planPhases(config).map((p) => p.id);
+  try {
+    await assert.rejects(
+      runAblation(config, { runDir, data, describe, ...quiet }),
+      /needs the run's own baseline, which is not complete/,
+    );
+    const main = await runPipeline(config, { runDir, data, only: ["baseline"], ...quiet });
+    const baseTop1 = main.results.baseline.testAccuracy!;
+
+    // A killed ablation: only part of one sub-run ran (selection as with --phase).
+    const before = tf.memory().numTensors;
+    const partial = await runAblation(config, {
+      runDir,
+      data,
+      only: ["endpoint-only/compress:1"],
+      describe,
+      ...quiet,
+    });
+    assert.deepEqual(partial.runs.map((r) => r.outcome.ran), [[], ["baseline", "compress:1"]]);
+    const done = await runAblation(config, { runDir, data, describe, ...quiet });
+    assert.equal(tf.memory().numTensors, before, "sub-runs free their models");
+    const [mf, ep] = done.runs;
+    assert.deepEqual(mf.outcome.ran, ids);
+    assert.deepEqual(ep.outcome.skipped, ["baseline", "compress:1"]);
+    assert.deepEqual(ep.outcome.ran, ids.slice(2));
+    for (const { outcome } of done.runs) {
+      // The baseline is the run's: loaded, not trained, same accuracy.
+      assert.equal(outcome.results.baseline.imagesProcessed, 0);
+      assert.equal(outcome.results.baseline.testAccuracy, baseTop1);
+    }
+    // Only the objective differs, and it changes the fits.
+    assert.equal(mf.run.config.meanflow.lambda, 0);
+    assert.equal(ep.run.config.meanflow.meanflow, false);
+    const fit = (r: typeof mf, l: number) => r.outcome.results[`compress:${l}`].fitRelative!;
+    assert.notEqual(fit(mf, 1), fit(ep, 1));
+    for (const r of done.runs) {
+      const md = await Deno.readTextFile(`${r.run.runDir}/report/results.md`);
+      assert.match(
+        md,
+        new RegExp(
+          `MeanFlow objective: ${
+            r.run.config.meanflow.meanflow ? "MeanFlow loss" : "no MeanFlow loss"
+          }`,
+        ),
+      );
+    }
+
+    // The run itself, then its report with the ablation table.
+    const full = await runPipeline(config, { runDir, data, ...quiet });
+    const report = buildReport({
+      config,
+      specs: pipelineSpecs(config),
+      phases: full.phases,
+      results: full.results,
+      ...describe,
+      ablation: done.runs.map((r) => ablationRow(r.report, r.run.variant, baseTop1)),
+    });
+    assert.deepEqual(report.ablation.map((a) => a.objective), [
+      "MeanFlow loss alone",
+      "endpoint regression alone",
+      "MeanFlow loss + 1 x endpoint regression",
+    ]);
+    assert.equal(report.ablation[1].mfiTop1, ep.outcome.results.finetune.testAccuracy);
+    assert.equal(report.ablation[2].mfiTop1, full.results.finetune.testAccuracy);
+    assert.equal(report.ablation[0].fitRelative[3], fit(mf, 4));
+    assert.match(
+      reportMarkdown(report),
+      /\| endpoint regression alone \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \/ [\d.]+ \|/,
+    );
+
+    // The run's baseline redone with other weights: sub-runs reload it; what was made from the
+    // old one is discarded (here without running anything: an empty selection only collects).
+    const path = `${runDir}/phases/baseline/output/output.json`;
+    const ckpt = await readCheckpoint(path);
+    const vars = [...ckpt.weights].map(([n, w]) =>
+      [
+        n,
+        tf.variable(
+          tf.tensor(Float32Array.from(w.data as Float32Array, (v) => v * 0.5), [...w.shape]),
+        ),
+      ] as const
+    );
+    await saveCheckpoint(`${runDir}/phases/baseline/output`, vars, {
+      epoch: ckpt.sidecar.epoch,
+      step: ckpt.sidecar.step,
+      config: ckpt.sidecar.config,
+      extra: ckpt.sidecar.extra,
+    }, { name: "output", keep: 0 });
+    tf.dispose(vars.map(([, v]) => v));
+    const lines: string[] = [];
+    const after = await runAblation(config, {
+      runDir,
+      data,
+      only: [],
+      describe,
+      progress: false,
+      log: (l) => lines.push(l),
+    });
+    assert.ok(
+      lines.some((l) => /\[stale\] endpoint-only\/baseline: the run's baseline changed/.test(l)),
+      lines.join("\n"),
+    );
+    for (const r of after.runs) assert.deepEqual(Object.keys(r.outcome.results), []);
+  } finally {
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
