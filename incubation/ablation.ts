@@ -283,7 +283,10 @@ export async function runAblation(
       const baseline = planPhases(run.config)[0];
       const had = (copy.fingerprint as { checkpointSha256?: string }).checkpointSha256;
       if (had !== await givenCheckpointDigest(baseline, run.config)) {
-        log(`[stale] ${run.variant}/baseline: the run's baseline changed since; reloading it`);
+        log(
+          `[stale] ${run.variant}/baseline: its copy is not of the run's current baseline ` +
+            "file; reloading it",
+        );
         await Deno.remove(phaseDir(run.runDir, "baseline"), { recursive: true });
       }
     }

@@ -206,7 +206,7 @@ export function aggregateMarkdown(s: SeedSummary): string {
       "| --- | --- | ---: | ---: | --- |",
       ...s.ablation.map((a) =>
         `| ${a.objective} | ${
-          a.fitRelative.map((f) => (f === null ? "-" : f.toFixed(2))).join(" / ")
+          a.fitRelative.map((f) => (f === null ? "-" : f.toFixed(3))).join(" / ")
         } | ${pm(a.metaTop1)} | ${pm(a.mfiTop1)} | ${
           a.mfiTop1.values.map((v) => (100 * v).toFixed(2)).join(", ")
         } |`

@@ -67,7 +67,7 @@ Deno.test("aggregateReports: stage-fit ablation rows over seeds, and their error
   assert.match(md, /## Stage-fit ablation/);
   assert.match(
     md,
-    /\| MeanFlow loss alone \| 0\.90 \/ 0\.40 \/ 0\.50 \/ 0\.60 \| 15\.00 ± 7\.07 \| 45\.00 ± 1\.41 \| 46\.00, 44\.00 \|/,
+    /\| MeanFlow loss alone \| 0\.900 \/ 0\.400 \/ 0\.500 \/ 0\.600 \| 15\.00 ± 7\.07 \| 45\.00 ± 1\.41 \| 46\.00, 44\.00 \|/,
   );
   assert.doesNotMatch(aggregateMarkdown(aggregateReports([run(0, 0.8, 0.8)])), /ablation/);
   assert.throws(

@@ -243,7 +243,7 @@ function ablationSection(report: RunReport): string[] {
     "| --- | --- | ---: | ---: | ---: | ---: | --- |",
     ...rows.map((r) =>
       `| ${r.objective}${r.variant === "main" ? " (this run)" : ""} | ${
-        r.fitRelative.map((f) => (f === null ? "-" : f.toFixed(2))).join(" / ")
+        r.fitRelative.map((f) => (f === null ? "-" : f.toFixed(3))).join(" / ")
       } | ${pct(r.metaTop1)} | ${pct(r.mfiTop1)} | ${pts(r.mfiDeltaPoints)} | ${
         (r.wallSeconds / 60).toFixed(1)
       } min | ${r.report === null ? "this one" : `[${r.variant}](../${r.report})`} |`

@@ -147,11 +147,11 @@ Deno.test("the ablation table: one row per variant, then this run's own objectiv
   assert.match(md, /this run's baseline \(top-1 50\.00 %\)/);
   assert.match(
     md,
-    /\| MeanFlow loss alone \| 0\.83 \/ 0\.95 \/ - \/ 1\.04 \| 14\.00 % \| 46\.80 % \| -3\.20 pts \| 30\.0 min \| \[meanflow-only\]\(\.\.\/ablation\/meanflow-only\/report\/results\.md\) \|/,
+    /\| MeanFlow loss alone \| 0\.830 \/ 0\.950 \/ - \/ 1\.040 \| 14\.00 % \| 46\.80 % \| -3\.20 pts \| 30\.0 min \| \[meanflow-only\]\(\.\.\/ablation\/meanflow-only\/report\/results\.md\) \|/,
   );
   assert.match(
     md,
-    /\| MeanFlow loss \+ 1 x endpoint regression \(this run\) \| 0\.25 \/ - \/ - \/ - \| 30\.00 % \| 52\.00 % \| \+2\.00 pts \| 0\.1 min \| this one \|/,
+    /\| MeanFlow loss \+ 1 x endpoint regression \(this run\) \| 0\.250 \/ - \/ - \/ - \| 30\.00 % \| 52\.00 % \| \+2\.00 pts \| 0\.1 min \| this one \|/,
   );
   const plain = buildReport({
     config,

@@ -129,8 +129,10 @@ export async function runPipeline(
       );
     }
     log(
-      `[run] ${phase.id} (${phase.kind}${phase.stage ? ` stage ${phase.stage}` : ""}, ` +
-        `${phase.train.epochs} epoch(s), trains ${phase.trainable.join(", ")})`,
+      phase.kind === "baseline" && config.baseline.checkpoint !== null
+        ? `[run] ${phase.id} (loads ${config.baseline.checkpoint})`
+        : `[run] ${phase.id} (${phase.kind}${phase.stage ? ` stage ${phase.stage}` : ""}, ` +
+          `${phase.train.epochs} epoch(s), trains ${phase.trainable.join(", ")})`,
     );
     const result = await runPhase(phase, {
       runDir: options.runDir,

@@ -133,7 +133,9 @@ Deno.test("smoke preset with --ablation: sub-runs from the run's baseline, in it
       log: (l) => lines.push(l),
     });
     assert.ok(
-      lines.some((l) => /\[stale\] endpoint-only\/baseline: the run's baseline changed/.test(l)),
+      lines.some((l) =>
+        /\[stale\] endpoint-only\/baseline: its copy is not of the run's current baseline/.test(l)
+      ),
       lines.join("\n"),
     );
     for (const r of after.runs) assert.deepEqual(Object.keys(r.outcome.results), []);
