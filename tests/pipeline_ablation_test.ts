@@ -5,32 +5,19 @@
  */
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
-import { readCheckpoint, saveCheckpoint, selectBackend } from "@mfi/core";
 import {
   ablationRow,
   buildReport,
-  DEFAULT_CONFIG,
-  loadPipelineData,
-  mergeConfig,
-  parseConfigYaml,
   pipelineSpecs,
   planPhases,
   reportMarkdown,
   runAblation,
   runPipeline,
 } from "@mfi/incubation";
-
-const ROOT = new URL("..", import.meta.url).pathname;
+import { rewritePhaseOutput, smokeRun } from "./_smoke_run.ts";
 
 Deno.test("smoke preset with --ablation: sub-runs from the run's baseline, in its report", async () => {
-  await selectBackend({ backend: "wasm", threads: 1 });
-  const preset = await Deno.readTextFile(`${ROOT}configs/presets/smoke.yaml`);
-  const config = mergeConfig(DEFAULT_CONFIG, parseConfigYaml(preset, "smoke.yaml"), {
-    ablation: ["meanflow-only", "endpoint-only"],
-  });
-  const data = await loadPipelineData(config.data, {
-    archive: `${ROOT}data/sample/cifar-10-sample.tar.gz`,
-  });
+  const { config, data } = await smokeRun({ ablation: ["meanflow-only", "endpoint-only"] });
   const runDir = await Deno.makeTempDir({ prefix: "mfi-ablation-" });
   const quiet = { progress: false as const, log: () => {} };
   const describe = { data: "sample", sample: true, backend: "wasm" };
@@ -106,23 +93,7 @@ Deno.test("smoke preset with --ablation: sub-runs from the run's baseline, in it
 
     // The run's baseline redone with other weights: sub-runs reload it; what was made from the
     // old one is discarded (here without running anything: an empty selection only collects).
-    const path = `${runDir}/phases/baseline/output/output.json`;
-    const ckpt = await readCheckpoint(path);
-    const vars = [...ckpt.weights].map(([n, w]) =>
-      [
-        n,
-        tf.variable(
-          tf.tensor(Float32Array.from(w.data as Float32Array, (v) => v * 0.5), [...w.shape]),
-        ),
-      ] as const
-    );
-    await saveCheckpoint(`${runDir}/phases/baseline/output`, vars, {
-      epoch: ckpt.sidecar.epoch,
-      step: ckpt.sidecar.step,
-      config: ckpt.sidecar.config,
-      extra: ckpt.sidecar.extra,
-    }, { name: "output", keep: 0 });
-    tf.dispose(vars.map(([, v]) => v));
+    await rewritePhaseOutput(`${runDir}/phases/baseline/output`, (_, v) => v.map((x) => x * 0.5));
     const lines: string[] = [];
     const after = await runAblation(config, {
       runDir,

@@ -120,7 +120,7 @@ Deno.test("reproduce refuses a run over --max-hours without a terminal, and reje
     assert.equal(selected.code, 0, selected.stderr);
     assert.match(selected.stdout, /endpoint-only\/meta .*\[to run\]/);
     assert.match(selected.stdout, /meanflow-only\/meta .*\[not selected\]/);
-    assert.match(selected.stdout, /  meta .*\[not selected\]/);
+    assert.match(selected.stdout, /^ {2}meta .*\[not selected\]/m);
     const noVariant = await run([...args, "--no-probe", "--phase", "endpoint-only/meta"]);
     assert.equal(noVariant.code, 2);
     assert.match(
