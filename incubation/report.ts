@@ -351,14 +351,15 @@ export function reportMarkdown(report: RunReport): string {
     }),
     "",
     "Plots: [accuracy vs parameters](accuracy_vs_parameters.svg), " +
-    "[test accuracy per phase](phase_curves.svg).",
+    "[stage fits](stage_fits.svg), [test accuracy per phase](phase_curves.svg).",
     "",
   ];
   return lines.join("\n");
 }
 
 /**
- * Writes `results.json`, `results.md`, `accuracy_vs_parameters.svg` and `phase_curves.svg`.
+ * Writes `results.json`, `results.md`, `accuracy_vs_parameters.svg`, `stage_fits.svg` (one line
+ * per stage-fit objective) and `phase_curves.svg`; a plot without data is left out.
  *
  * @param dir The report folder (created).
  * @param report The report.
@@ -408,6 +409,24 @@ export async function writeReport(
         title: `Top-1 vs parameters (${report.config.name})`,
         xLabel: "parameters (millions)",
         yLabel: "test top-1 (%)",
+      }),
+    );
+  }
+  // Stage-fit error per stage: one line per stage-fit objective (the ablation), else the run's.
+  const fitRows = report.ablation.length > 0
+    ? report.ablation
+    : [ablationRow(report, "main", null)];
+  const fits: PlotSeries[] = fitRows.map((r) => ({
+    name: r.objective,
+    points: r.fitRelative.flatMap((f, i) => (f === null ? [] : [[i + 1, f] as const])),
+  })).filter((f) => f.points.length > 0);
+  if (fits.length > 0) {
+    await write(
+      "stage_fits.svg",
+      linePlotSvg(fits, {
+        title: "MeanFlow stage fits: one-step test error",
+        xLabel: "stage",
+        yLabel: "MSE / variance of the teacher's output",
       }),
     );
   }

@@ -107,7 +107,7 @@ Deno.test("a run on the embedded sample says so in the report", async () => {
   }
 });
 
-Deno.test("the ablation table: one row per variant, then this run's own objective", () => {
+Deno.test("the ablation table: one row per variant, then this run's own objective", async () => {
   const ablated = mergeConfig(config, { ablation: ["meanflow-only", "endpoint-only"] });
   const row = (variant: "meanflow-only" | "endpoint-only", objective: string, mfi: number) => ({
     variant,
@@ -153,6 +153,16 @@ Deno.test("the ablation table: one row per variant, then this run's own objectiv
     md,
     /\| MeanFlow loss \+ 1 x endpoint regression \(this run\) \| 0\.250 \/ - \/ - \/ - \| 30\.00 % \| 52\.00 % \| \+2\.00 pts \| 0\.1 min \| this one \|/,
   );
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeReport(dir, r, {});
+    const svg = await Deno.readTextFile(`${dir}/stage_fits.svg`);
+    assert.equal(svg.match(/<polyline/g)?.length, 2, "a one-point line has no polyline");
+    assert.match(svg, /endpoint regression alone/);
+    assert.match(svg, /MeanFlow loss \+ 1 x endpoint regression/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
   const plain = buildReport({
     config,
     specs,

@@ -63,7 +63,13 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
       backend: "wasm",
     });
     const written = await writeReport(`${runDir}/report`, report, second.results);
-    assert.equal(written.length, 4);
+    assert.deepEqual(written.map((w) => w.slice(w.lastIndexOf("/") + 1)), [
+      "results.json",
+      "results.md",
+      "accuracy_vs_parameters.svg",
+      "stage_fits.svg",
+      "phase_curves.svg",
+    ]);
     const json = JSON.parse(await Deno.readTextFile(`${runDir}/report/results.json`));
     assert.deepEqual(json.models.map((m: { model: string }) => m.model), [
       "baseline",
