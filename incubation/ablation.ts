@@ -273,16 +273,35 @@ export async function runAblation(
         `${options.runDir}; run the baseline first (without --phase, or with --phase baseline)`,
     );
   }
+  const reportOf = (run: AblationRun, outcome: PipelineOutcome) =>
+    buildReport({
+      config: run.config,
+      specs: pipelineSpecs(run.config),
+      phases: outcome.phases,
+      results: outcome.results,
+      ...options.describe,
+    });
   const runs = [];
   for (const run of planned) {
     log(`[ablation] ${run.variant}: ${run.objective}, in ${run.runDir}`);
     // A sub-run's baseline is a copy of the run's: if the run's was redone since, reload it
-    // (phases made from the old one then become stale and are redone too).
+    // (phases made from the old one then become stale and are redone too) when the sub-run is
+    // selected; an unselected one is left as it is and reports nothing.
+    const only = selectedPhases(options.only, run.variant);
     const copy = await readPhaseOutput(run.runDir, "baseline");
     if (copy !== undefined) {
       const baseline = planPhases(run.config)[0];
       const had = (copy.fingerprint as { checkpointSha256?: string }).checkpointSha256;
       if (had !== await givenCheckpointDigest(baseline, run.config)) {
+        if (only !== undefined && only.length === 0) {
+          log(
+            `[stale] ${run.variant}: its baseline copy is not of the run's current baseline; ` +
+              `not selected, kept (run --phase ${run.variant} to redo it)`,
+          );
+          const outcome = { phases: planPhases(run.config), results: {}, ran: [], skipped: [] };
+          runs.push({ run, outcome, report: reportOf(run, outcome) });
+          continue;
+        }
         log(
           `[stale] ${run.variant}/baseline: its copy is not of the run's current baseline ` +
             "file; reloading it",
@@ -293,17 +312,11 @@ export async function runAblation(
     const outcome = await runPipeline(run.config, {
       runDir: run.runDir,
       data: options.data,
-      only: selectedPhases(options.only, run.variant),
+      only,
       progress: options.progress,
       log: (line) => log(`  ${run.variant}: ${line}`),
     });
-    const report = buildReport({
-      config: run.config,
-      specs: pipelineSpecs(run.config),
-      phases: outcome.phases,
-      results: outcome.results,
-      ...options.describe,
-    });
+    const report = reportOf(run, outcome);
     await writeReport(`${run.runDir}/report`, report, outcome.results);
     runs.push({ run, outcome, report });
   }

@@ -108,6 +108,14 @@ export async function runPipeline(
         results[d] === undefined || shas[d] !== existing.result.inputs?.[d]
       );
       if (changed.length > 0) {
+        // Only a phase about to be redone is deleted: another process may be completing the
+        // inputs of a phase this one did not select (independent phases run side by side).
+        if (!selected.has(phase.id)) {
+          log(
+            `[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; not selected, kept`,
+          );
+          continue;
+        }
         log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; discarding it`);
         await Deno.remove(phaseDir(options.runDir, phase.id), { recursive: true });
       } else {

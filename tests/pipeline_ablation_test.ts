@@ -95,21 +95,45 @@ Deno.test("smoke preset with --ablation: sub-runs from the run's baseline, in it
     // old one is discarded (here without running anything: an empty selection only collects).
     await rewritePhaseOutput(`${runDir}/phases/baseline/output`, (_, v) => v.map((x) => x * 0.5));
     const lines: string[] = [];
-    const after = await runAblation(config, {
+    const log = (l: string) => lines.push(l);
+    const kept = await runAblation(config, {
       runDir,
       data,
       only: [],
       describe,
       progress: false,
-      log: (l) => lines.push(l),
+      log,
+    });
+    assert.ok(
+      lines.some((l) => /\[stale\] endpoint-only: its baseline copy .* not selected, kept/.test(l)),
+      lines.join("\n"),
+    );
+    for (const r of kept.runs) assert.deepEqual(Object.keys(r.outcome.results), []);
+    await Deno.stat(`${ep.run.runDir}/phases/compress-1/output/output.json`); // still there
+    // Selected (here: only its baseline copy): reloaded, and what was made from the old one is
+    // discarded.
+    lines.length = 0;
+    const after = await runAblation(config, {
+      runDir,
+      data,
+      only: ["endpoint-only/baseline"],
+      describe,
+      progress: false,
+      log,
     });
     assert.ok(
       lines.some((l) =>
-        /\[stale\] endpoint-only\/baseline: its copy is not of the run's current baseline/.test(l)
+        /\[stale\] endpoint-only\/baseline: its copy is not of the run's current/.test(l)
       ),
       lines.join("\n"),
     );
-    for (const r of after.runs) assert.deepEqual(Object.keys(r.outcome.results), []);
+    assert.deepEqual(after.runs[1].outcome.ran, ["baseline"]);
+    assert.deepEqual(Object.keys(after.runs[1].outcome.results), ["baseline"]);
+    assert.ok(
+      lines.some((l) =>
+        /\[stale\] compress:1: made from an earlier baseline; not selected/.test(l)
+      ),
+    );
   } finally {
     await Deno.remove(runDir, { recursive: true });
   }
