@@ -541,6 +541,25 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
  * ```
  */
 export function describeBackend(choice: BackendChoice): string {
+  return `${backendLabel(choice)}: ${choice.reason}`;
+}
+
+/**
+ * The backend and what it computes with, without the reason: what a result records to say
+ * where it was computed.
+ *
+ * @param choice What {@linkcode selectBackend} returned.
+ * @returns E.g. `wasm (SIMD, 2 threads)`, `cpu`.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { backendLabel } from "@mfi/core";
+ *
+ * assert.equal(backendLabel({ name: "wasm", reason: "auto", threads: 1, simd: true }), "wasm (SIMD, 1 thread)");
+ * assert.equal(backendLabel({ name: "cpu", reason: "auto", threads: 1, simd: false }), "cpu");
+ * ```
+ */
+export function backendLabel(choice: BackendChoice): string {
   const details: string[] = [];
   if (choice.name === "wasm") {
     details.push(choice.simd ? "SIMD" : "no SIMD");
@@ -548,6 +567,22 @@ export function describeBackend(choice: BackendChoice): string {
   } else if (choice.name === "webgpu" && choice.adapter !== undefined) {
     details.push(adapterName(choice.adapter));
   }
-  const head = details.length > 0 ? `${choice.name} (${details.join(", ")})` : choice.name;
-  return `${head}: ${choice.reason}`;
+  return details.length > 0 ? `${choice.name} (${details.join(", ")})` : choice.name;
+}
+
+/**
+ * The backend {@linkcode selectBackend} chose last, if it is still tfjs's active backend.
+ *
+ * @returns The choice, or undefined (nothing selected yet, or the backend was changed since).
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { activeBackend, selectBackend } from "@mfi/core";
+ *
+ * const choice = await selectBackend({ backend: "cpu" });
+ * assert.equal(activeBackend(), choice);
+ * ```
+ */
+export function activeBackend(): BackendChoice | undefined {
+  return cache !== undefined && tf.getBackend() === cache.choice.name ? cache.choice : undefined;
 }

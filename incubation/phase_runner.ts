@@ -34,7 +34,7 @@ import {
 import { batchCount, batches, type CifarSplit } from "@mfi/data";
 import { type MeanFlowStage, meanFlowStageLoss } from "@mfi/flows";
 import { importTorchStateDict, loadStateDict, type StagedModel } from "@mfi/resnet";
-import { decodeSafetensors, sha256Hex } from "@mfi/core";
+import { activeBackend, backendLabel, decodeSafetensors, sha256Hex } from "@mfi/core";
 import type { PipelineConfig, TrainConfig } from "./config.ts";
 import { buildModel, type ModelSpec } from "./model_spec.ts";
 import type { PipelineData } from "./pipeline_data.ts";
@@ -71,6 +71,11 @@ export interface PhaseResult {
   readonly history: readonly EpochRecord[];
   /** Where the data came from, for the report. */
   readonly data: string;
+  /**
+   * The backend the phase was completed on (e.g. `wasm (SIMD, 2 threads)`); absent in outputs
+   * written before it was recorded.
+   */
+  readonly backend?: string;
   /** SHA-256 of each dependency's output weights when this phase ran (staleness check). */
   readonly inputs: Readonly<Record<string, string>>;
 }
@@ -365,6 +370,11 @@ async function loadGivenBaseline(model: StagedModel, path: string): Promise<stri
   return `PyTorch state_dict ${path}`;
 }
 
+function backendNow(): string {
+  const choice = activeBackend();
+  return choice === undefined ? tf.getBackend() : backendLabel(choice);
+}
+
 /** Removes partial training made from other inputs or another config (it cannot be resumed). */
 async function discardForeignTraining(
   trainDir: string,
@@ -642,6 +652,7 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
       wallSeconds: (performance.now() - t0) / 1000,
       history,
       data: data.source.description,
+      backend: backendNow(),
       inputs,
     };
     await saveCheckpoint(`${dir}/output`, savedVars, {

@@ -50,6 +50,8 @@ export interface PhaseRow {
   readonly initialTop1: number | null;
   /** Compress: fit MSE relative to the teacher output's variance. */
   readonly fitRelative: number | null;
+  /** The backend the phase ran on (null: not run, or not recorded by older outputs). */
+  readonly backend: string | null;
 }
 
 /** The content of `results.json`. */
@@ -62,7 +64,10 @@ export interface RunReport {
   readonly data: string;
   /** True if the embedded sample replaced the real dataset. */
   readonly sample: boolean;
-  /** Backend and its details. */
+  /**
+   * The backend the phases ran on when they all recorded the same one; otherwise the backend of
+   * the command that wrote the report, saying so (per-phase backends are in `phases`).
+   */
   readonly backend: string;
   /** The scale this run represents (for the reader). */
   readonly scale: string;
@@ -178,6 +183,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
       top1: r?.testAccuracy ?? null,
       initialTop1: r?.initialTestAccuracy ?? null,
       fitRelative: r?.fitRelative ?? null,
+      backend: r?.backend ?? null,
     };
   });
   const full = config.model.width === 1 && config.data.trainPerClass === null;
@@ -199,7 +205,7 @@ export function buildReport(inputs: ReportInputs): RunReport {
     config,
     data: inputs.data,
     sample: inputs.sample,
-    backend: inputs.backend,
+    backend: runBackend(phaseRows, inputs.backend),
     scale: inputs.sample
       ? "EMBEDDED SAMPLE (not CIFAR results)"
       : full
@@ -219,6 +225,18 @@ export function buildReport(inputs: ReportInputs): RunReport {
   return variants.length === 0
     ? report
     : { ...report, ablation: [...variants, ablationRow(report, "main", baseTop1)] };
+}
+
+function runBackend(rows: readonly PhaseRow[], writer: string): string {
+  const ran = rows.filter((r) => r.epochs > 0 || r.top1 !== null || r.fitRelative !== null);
+  const seen = [...new Set(ran.map((r) => r.backend))];
+  if (seen.length === 0) return `${writer} (no phase has run yet)`;
+  if (seen.length === 1 && seen[0] !== null) return seen[0];
+  return `${writer} (the command that wrote this report; ${
+    seen.length > 1
+      ? "the phases ran on several, see the phase table"
+      : "phases did not record theirs"
+  })`;
 }
 
 const pct = (x: number | null): string => (x === null ? "-" : `${(100 * x).toFixed(2)} %`);
@@ -315,14 +333,14 @@ export function reportMarkdown(report: RunReport): string {
     ...ablationSection(report),
     "## Phases",
     "",
-    "| phase | trainable params | epochs | images | wall time | top-1 before | top-1 after | stage fit (rel. MSE) |",
-    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    "| phase | trainable params | epochs | images | wall time | top-1 before | top-1 after | stage fit (rel. MSE) | backend |",
+    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ...report.phases.map((p) =>
       `| ${p.phase} | ${int(p.trainableParameters)} | ${p.epochs} | ${int(p.imagesProcessed)} | ${
         p.wallSeconds.toFixed(1)
       } s | ${pct(p.initialTop1)} | ${pct(p.top1)} | ${
         p.fitRelative === null ? "-" : p.fitRelative.toFixed(3)
-      } |`
+      } | ${p.backend ?? "-"} |`
     ),
     "",
     "## Configuration",

@@ -80,6 +80,43 @@ Deno.test("buildReport: models, reductions, deltas, totals; missing phases are d
   assert.match(md, /\| incubate:2 \| 0 \| 0 \| 0 \| 0\.0 s \| - \| - \| - \|/);
   assert.match(md, /\| compress:1 \| 1 \| 0 \| 100 \| 2\.0 s \| - \| - \| 0\.250 \|/);
   assert.doesNotMatch(md, /SAMPLE/);
+  assert.equal(
+    r.backend,
+    "cpu (the command that wrote this report; phases did not record theirs)",
+  );
+});
+
+Deno.test("the report's backend is the phases' own when they recorded it", () => {
+  const on = (phase: string, top1: number | null, backend: string) => ({
+    ...result(phase, top1),
+    backend,
+  });
+  const inputs = { config, specs, phases, data: "d", sample: false, backend: "cpu (writer)" };
+  const same = buildReport({
+    ...inputs,
+    results: {
+      baseline: on("baseline", 0.5, "wasm (SIMD, 2 threads)"),
+      "compress:1": on("compress:1", null, "wasm (SIMD, 2 threads)"),
+    },
+  });
+  assert.equal(same.backend, "wasm (SIMD, 2 threads)");
+  assert.match(
+    reportMarkdown(same),
+    /\| compress:1 \| .* \| 0\.250 \| wasm \(SIMD, 2 threads\) \|/,
+  );
+  assert.match(reportMarkdown(same), /\| finetune \| .* \| - \| - \|$/m);
+  const mixed = buildReport({
+    ...inputs,
+    results: {
+      baseline: on("baseline", 0.5, "wasm (SIMD, 2 threads)"),
+      meta: on("meta", 0.3, "wasm (SIMD, 1 thread)"),
+    },
+  });
+  assert.equal(
+    mixed.backend,
+    "cpu (writer) (the command that wrote this report; the phases ran on several, see the phase table)",
+  );
+  assert.match(buildReport({ ...inputs, results: {} }).backend, /no phase has run yet/);
 });
 
 Deno.test("a run on the embedded sample says so in the report", async () => {

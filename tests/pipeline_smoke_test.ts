@@ -82,6 +82,7 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     assert.equal(json.models[2].imagesProcessed, 200 * ids.length);
     const md = await Deno.readTextFile(`${runDir}/report/results.md`);
     assert.match(md, /\| mfi-resnet \| 74,670 \| -22\.46 % \|/);
+    assert.equal(json.backend, "wasm (SIMD, 1 thread)", "each phase records its backend");
     assert.match(await Deno.readTextFile(`${runDir}/report/phase_curves.svg`), /^<svg/);
 
     // The fine-tuned MFI-ResNet exports to an inference bundle that classifies like the run.
