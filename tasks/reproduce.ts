@@ -161,6 +161,21 @@ async function main(): Promise<void> {
   const maxHours = Number(values["max-hours"] ?? 3);
   if (!(maxHours > 0)) fail(`--max-hours must be a positive number, got ${values["max-hours"]}`);
   const out = values.out ?? `runs/${config.name}-seed${config.seed}`;
+  const ablation = planAblation(config, out);
+  for (const id of values.phase ?? []) {
+    const slash = id.indexOf("/");
+    const variant = slash < 0
+      ? (ABLATION_VARIANTS.includes(id as never) ? id : null)
+      : id.slice(0, slash);
+    if (variant !== null && !ablation.some((a) => a.variant === variant)) {
+      fail(
+        `--phase ${id}: "${variant}" is not an ablation variant of this run` +
+          (ablation.length === 0
+            ? " (it has none; add --ablation)"
+            : `; it has ${ablation.map((a) => a.variant).join(", ")}`),
+      );
+    }
+  }
   const backend = await selectBackend(backendOptionsFromValues(values));
   const backendText = `${backend.name} (${backend.reason}; ${backend.threads} thread(s))`;
 
@@ -211,21 +226,6 @@ async function main(): Promise<void> {
     console.log("timing probe (a few training steps of each model kind)...");
     timings = await probeTimings(config);
     estimate = estimateRun(config, timings, { train: data.train.count, test: data.test.count });
-  }
-  const ablation = planAblation(config, out);
-  for (const id of values.phase ?? []) {
-    const slash = id.indexOf("/");
-    const variant = slash < 0
-      ? (ABLATION_VARIANTS.includes(id as never) ? id : null)
-      : id.slice(0, slash);
-    if (variant !== null && !ablation.some((a) => a.variant === variant)) {
-      fail(
-        `--phase ${id}: "${variant}" is not an ablation variant of this run` +
-          (ablation.length === 0
-            ? " (it has none; add --ablation)"
-            : `; it has ${ablation.map((a) => a.variant).join(", ")}`),
-      );
-    }
   }
   // Every phase of the run and of its ablation sub-runs: label, run folder, phase, estimate.
   const rows = [
