@@ -45,6 +45,8 @@ export interface SeedSummary {
     readonly fitRelative: readonly (number | null)[];
     readonly metaTop1: SeedStat;
     readonly mfiTop1: SeedStat;
+    /** MFI-ResNet top-1 minus the seed's baseline, in points. */
+    readonly mfiDeltaPoints: SeedStat;
   }>;
 }
 
@@ -145,7 +147,7 @@ function aggregateAblation(reports: readonly RunReport[]): SeedSummary["ablation
             "ablation row; run the same ablation in every run",
         );
       }
-      if (r.metaTop1 === null || r.mfiTop1 === null) {
+      if (r.metaTop1 === null || r.mfiTop1 === null || r.mfiDeltaPoints === null) {
         throw new Error(
           `aggregateReports: the "${row.objective}" ablation of seed ${
             reports[k].config.seed
@@ -162,6 +164,7 @@ function aggregateAblation(reports: readonly RunReport[]): SeedSummary["ablation
       }),
       metaTop1: stat(all.map((r) => r.metaTop1!)),
       mfiTop1: stat(all.map((r) => r.mfiTop1!)),
+      mfiDeltaPoints: stat(all.map((r) => r.mfiDeltaPoints!)),
     };
   });
 }
@@ -202,14 +205,14 @@ export function aggregateMarkdown(s: SeedSummary): string {
       "Same baseline per seed; only the objective of the stage fits differs. Stage fit = one-step",
       "test MSE over the teacher output's variance, mean over seeds.",
       "",
-      "| stage-fit objective | stage fit, rel. MSE (stages 1-4) | meta top-1 (%) | MFI-ResNet top-1 (%) | MFI-ResNet per seed |",
-      "| --- | --- | ---: | ---: | --- |",
+      "| stage-fit objective | stage fit, rel. MSE (stages 1-4) | meta top-1 (%) | MFI-ResNet top-1 (%) | MFI-ResNet per seed | MFI-ResNet vs baseline (pts) |",
+      "| --- | --- | ---: | ---: | --- | ---: |",
       ...s.ablation.map((a) =>
         `| ${a.objective} | ${
           a.fitRelative.map((f) => (f === null ? "-" : f.toFixed(3))).join(" / ")
         } | ${pm(a.metaTop1)} | ${pm(a.mfiTop1)} | ${
           a.mfiTop1.values.map((v) => (100 * v).toFixed(2)).join(", ")
-        } |`
+        } | ${pm(a.mfiDeltaPoints, 1)} |`
       ),
       "",
     ]),

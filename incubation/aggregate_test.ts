@@ -46,7 +46,7 @@ Deno.test("aggregateReports: stage-fit ablation rows over seeds, and their error
     fitRelative: [fit, 0.4, 0.5, 0.6],
     metaTop1: meta,
     mfiTop1: mfi,
-    mfiDeltaPoints: null,
+    mfiDeltaPoints: mfi === null ? null : 100 * (mfi - 0.8),
     wallSeconds: 1,
     report: null,
   });
@@ -67,7 +67,7 @@ Deno.test("aggregateReports: stage-fit ablation rows over seeds, and their error
   assert.match(md, /## Stage-fit ablation/);
   assert.match(
     md,
-    /\| MeanFlow loss alone \| 0\.900 \/ 0\.400 \/ 0\.500 \/ 0\.600 \| 15\.00 ± 7\.07 \| 45\.00 ± 1\.41 \| 46\.00, 44\.00 \|/,
+    /\| MeanFlow loss alone \| 0\.900 \/ 0\.400 \/ 0\.500 \/ 0\.600 \| 15\.00 ± 7\.07 \| 45\.00 ± 1\.41 \| 46\.00, 44\.00 \| -35\.00 ± 1\.41 \|/,
   );
   assert.doesNotMatch(aggregateMarkdown(aggregateReports([run(0, 0.8, 0.8)])), /ablation/);
   assert.throws(
