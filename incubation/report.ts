@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { linePlotSvg, type PlotSeries } from "@mfi/core";
+import { type LinePlotOptions, linePlotSvg, type PlotSeries } from "@mfi/core";
 import { type AblationRow, ablationRow } from "./ablation.ts";
 import type { PipelineConfig } from "./config.ts";
 import { countSpecParameters } from "./model_spec.ts";
@@ -415,56 +415,53 @@ export async function writeReport(
   };
   await write("results.json", JSON.stringify(report, null, 2) + "\n");
   await write("results.md", reportMarkdown(report));
-  const points = report.models.filter((m) => m.top1 !== null);
-  if (points.length > 0) {
-    const series: PlotSeries[] = points.map((m) => ({
+  // A plot is written only when it has data.
+  const plot = async (name: string, series: PlotSeries[], options: LinePlotOptions) => {
+    if (series.length > 0) await write(name, linePlotSvg(series, options));
+  };
+  await plot(
+    "accuracy_vs_parameters.svg",
+    report.models.filter((m) => m.top1 !== null).map((m) => ({
       name: m.model,
       points: [[m.parameters / 1e6, 100 * m.top1!]],
-    }));
-    await write(
-      "accuracy_vs_parameters.svg",
-      linePlotSvg(series, {
-        title: `Top-1 vs parameters (${report.config.name})`,
-        xLabel: "parameters (millions)",
-        yLabel: "test top-1 (%)",
-      }),
-    );
-  }
+    })),
+    {
+      title: `Top-1 vs parameters (${report.config.name})`,
+      xLabel: "parameters (millions)",
+      yLabel: "test top-1 (%)",
+    },
+  );
   // Stage-fit error per stage: one line per stage-fit objective (the ablation), else the run's.
   const fitRows = report.ablation.length > 0
     ? report.ablation
     : [ablationRow(report, "main", null)];
-  const fits: PlotSeries[] = fitRows.map((r) => ({
-    name: r.objective,
-    points: r.fitRelative.flatMap((f, i) => (f === null ? [] : [[i + 1, f] as const])),
-  })).filter((f) => f.points.length > 0);
-  if (fits.length > 0) {
-    await write(
-      "stage_fits.svg",
-      linePlotSvg(fits, {
-        title: "MeanFlow stage fits: one-step test error",
-        xLabel: "stage",
-        yLabel: "MSE / variance of the teacher's output",
-      }),
-    );
-  }
-  const curves: PlotSeries[] = Object.values(results)
-    .filter((r) => r.history.some((h) => h.testAccuracy !== null))
-    .map((r) => ({
-      name: r.phase,
-      points: r.history.filter((h) => h.testAccuracy !== null).map((h) =>
-        [h.epoch, 100 * h.testAccuracy!] as const
-      ),
-    }));
-  if (curves.length > 0) {
-    await write(
-      "phase_curves.svg",
-      linePlotSvg(curves, {
-        title: "Test accuracy per epoch, by phase",
-        xLabel: "epoch of the phase",
-        yLabel: "test top-1 (%)",
-      }),
-    );
-  }
+  await plot(
+    "stage_fits.svg",
+    fitRows.map((r) => ({
+      name: r.objective,
+      points: r.fitRelative.flatMap((f, i) => (f === null ? [] : [[i + 1, f] as const])),
+    })).filter((f) => f.points.length > 0),
+    {
+      title: "MeanFlow stage fits: one-step test error",
+      xLabel: "stage",
+      yLabel: "MSE / variance of the teacher's output",
+    },
+  );
+  await plot(
+    "phase_curves.svg",
+    Object.values(results)
+      .filter((r) => r.history.some((h) => h.testAccuracy !== null))
+      .map((r) => ({
+        name: r.phase,
+        points: r.history.filter((h) => h.testAccuracy !== null).map((h) =>
+          [h.epoch, 100 * h.testAccuracy!] as const
+        ),
+      })),
+    {
+      title: "Test accuracy per epoch, by phase",
+      xLabel: "epoch of the phase",
+      yLabel: "test top-1 (%)",
+    },
+  );
   return written;
 }
