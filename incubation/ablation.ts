@@ -248,7 +248,7 @@ export interface AblationOutcome {
  * ```ts
  * import { DEFAULT_CONFIG, mergeConfig, runAblation } from "@mfi/incubation";
  * import assert from "node:assert/strict";
- * // The sub-runs themselves are exercised by tests/pipeline_smoke_test.ts; here: the guard.
+ * // The sub-runs themselves are exercised by tests/pipeline_ablation_test.ts; here: the guard.
  * const config = mergeConfig(DEFAULT_CONFIG, { ablation: ["endpoint-only"] });
  * const dir = await Deno.makeTempDir();
  * const data = {} as Parameters<typeof runAblation>[1]["data"];
