@@ -179,9 +179,33 @@ export function ablationRow(
 }
 
 /**
- * The phases of a `--phase` selection that belong to one run: ids without a `/` are the main
- * run's, `<variant>/<id>` a sub-run's, and a bare `<variant>` selects the whole sub-run. A
- * sub-run's selection includes its baseline, which is only a load of the run's baseline.
+ * Splits a `--phase` id into the run it names and its phase: `meta` is the main run's,
+ * `endpoint-only/meta` a sub-run's, and a bare variant name (`endpoint-only`) the whole sub-run.
+ * The variant is not checked against the known ones (callers report an unknown one).
+ *
+ * @param id A `--phase` argument.
+ * @returns The variant (null = the main run) and the phase (null = every phase of the sub-run).
+ * @example
+ * ```ts
+ * import { parsePhaseId } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(parsePhaseId("incubate:2"), { variant: null, phase: "incubate:2" });
+ * assert.deepEqual(parsePhaseId("endpoint-only/meta"), { variant: "endpoint-only", phase: "meta" });
+ * assert.deepEqual(parsePhaseId("meanflow-only"), { variant: "meanflow-only", phase: null });
+ * ```
+ */
+export function parsePhaseId(id: string): { variant: string | null; phase: string | null } {
+  const slash = id.indexOf("/");
+  if (slash >= 0) return { variant: id.slice(0, slash), phase: id.slice(slash + 1) };
+  return ABLATION_VARIANTS.includes(id as AblationVariant)
+    ? { variant: id, phase: null }
+    : { variant: null, phase: id };
+}
+
+/**
+ * The phases of a `--phase` selection that belong to one run (ids as {@linkcode parsePhaseId}
+ * reads them). A sub-run's selection includes its baseline, which is only a load of the run's
+ * baseline.
  *
  * @param only The selection, or undefined for everything.
  * @param variant null for the main run, else the variant.
@@ -202,14 +226,12 @@ export function selectedPhases(
   variant: AblationVariant | null,
 ): string[] | undefined {
   if (only === undefined) return undefined;
-  if (variant === null) {
-    return only.filter((id) => !id.includes("/") && !ABLATION_VARIANTS.includes(id as never));
-  }
-  if (only.includes(variant)) return undefined;
-  const ids = only.filter((id) => id.startsWith(`${variant}/`)).map((id) =>
-    id.slice(variant.length + 1)
-  );
-  return ids.length === 0 || ids.includes("baseline") ? ids : ["baseline", ...ids];
+  const mine = only.map(parsePhaseId).filter((p) => p.variant === variant);
+  if (mine.some((p) => p.phase === null)) return undefined;
+  const ids = mine.map((p) => p.phase!);
+  return variant === null || ids.length === 0 || ids.includes("baseline")
+    ? ids
+    : ["baseline", ...ids];
 }
 
 /** Options of {@linkcode runAblation}. */

@@ -3,6 +3,7 @@ import {
   ablationRow,
   ablationRunDir,
   objectiveName,
+  parsePhaseId,
   planAblation,
   selectedPhases,
 } from "./ablation.ts";
@@ -73,6 +74,9 @@ Deno.test("selectedPhases routes --phase ids to the main run and to sub-runs", (
   ]);
   assert.deepEqual(selectedPhases(["endpoint-only/baseline"], "endpoint-only"), ["baseline"]);
   assert.equal(selectedPhases(["endpoint-only"], "endpoint-only"), undefined);
+  // An unknown prefix belongs to no run here (reproduce rejects it before running anything).
+  assert.deepEqual(selectedPhases(["both/meta"], null), []);
+  assert.deepEqual(parsePhaseId("both/meta"), { variant: "both", phase: "meta" });
 });
 
 Deno.test("ablationRow: fits per stage, meta and MFI top-1, delta vs the shared baseline", () => {

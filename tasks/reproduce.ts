@@ -35,6 +35,7 @@ import {
   mergeConfig,
   parseConfigYaml,
   parseOverrides,
+  parsePhaseId,
   type PipelineConfig,
   type PipelineData,
   pipelineSpecs,
@@ -163,10 +164,7 @@ async function main(): Promise<void> {
   const out = values.out ?? `runs/${config.name}-seed${config.seed}`;
   const ablation = planAblation(config, out);
   for (const id of values.phase ?? []) {
-    const slash = id.indexOf("/");
-    const variant = slash < 0
-      ? (ABLATION_VARIANTS.includes(id as never) ? id : null)
-      : id.slice(0, slash);
+    const { variant } = parsePhaseId(id);
     if (variant !== null && !ablation.some((a) => a.variant === variant)) {
       fail(
         `--phase ${id}: "${variant}" is not an ablation variant of this run` +
