@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { type MeanFlowStageConfig, validateStageConfig } from "./stage_config.ts";
+import { alignInChannels, type MeanFlowStageConfig, validateStageConfig } from "./stage_config.ts";
 import { VelocityNetwork } from "./velocity_network.ts";
 
 /**
@@ -34,7 +34,7 @@ export function countStageParameters(config: MeanFlowStageConfig): number {
     blocks: c.blocks,
     timeEmbedDim: c.timeEmbedDim,
   });
-  return c.inChannels * c.outChannels + 2 * c.outChannels + c.modules * net;
+  return alignInChannels(c) * c.outChannels + 2 * c.outChannels + c.modules * net;
 }
 
 /** The shape of a stage whose width is to be chosen. */

@@ -37,7 +37,20 @@ export type MeanFlowLossResult = {
   readonly err: tf.Scalar;
 };
 
-const KEYS = new Set(["rng", "p", "c", "sample", "mean", "std", "distinctFraction", "interval"]);
+const KEYS = new Set([
+  "rng",
+  "p",
+  "c",
+  "sample",
+  "mean",
+  "std",
+  "t",
+  "r",
+  "order",
+  "distinctFraction",
+  "exactShare",
+  "interval",
+]);
 
 function repeatEach(values: Float32Array, times: number): Float32Array {
   if (times === 1) return values;

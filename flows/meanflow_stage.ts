@@ -3,7 +3,7 @@
  * step per module (METHOD.md sections 4-5).
  *
  * ```
- * z_align = ReLU(BN(Conv1x1_stride(X(l-1))))                 (x1, at t = 1)
+ * z_align = ReLU(BN(Conv1x1(down(X(l-1)))))                 (x1, at t = 1)
  * z_r     = z_t - (t - r) u_k(z_t, r, t)                      (one step per module)
  * ```
  * With `modules: 1` the one step is `z_align - u(z_align, 0, 1)`. With `modules: 2` and the
@@ -25,6 +25,7 @@ import {
   prefixed,
 } from "@mfi/core";
 import {
+  alignInChannels,
   type MeanFlowStageConfig,
   type ResolvedStageConfig,
   validateStageConfig,
@@ -41,6 +42,22 @@ function checkSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) {
     throw new RangeError(`MeanFlowStage: steps must be a positive integer, got ${steps}`);
   }
+}
+
+/** [B, H, W, C] -> [B, H/2, W/2, 4C]: each 2x2 block's pixels become channels. */
+function spaceToDepth(x: tf.Tensor4D): tf.Tensor4D {
+  const [b, h, w, c] = x.shape;
+  if (h % 2 !== 0 || w % 2 !== 0) {
+    throw new RangeError(
+      `MeanFlowStage: space-to-depth needs even height and width, got ${h}x${w}`,
+    );
+  }
+  return tf.tidy(() =>
+    tf.reshape(
+      tf.transpose(tf.reshape(x, [b, h / 2, 2, w / 2, 2, c]), [0, 1, 3, 2, 4, 5]),
+      [b, h / 2, w / 2, 4 * c],
+    )
+  );
 }
 
 /**
@@ -70,7 +87,7 @@ function checkSteps(steps: number): void {
 export class MeanFlowStage implements Module {
   /** The validated, frozen configuration (save it with checkpoints). */
   readonly config: ResolvedStageConfig;
-  /** The 1x1 alignment convolution (stride = the stage's). */
+  /** The 1x1 alignment convolution (stride = the stage's only with `downsample: "stride"`). */
   readonly conv: Conv2d;
   /** The alignment batch norm. */
   readonly bn: BatchNorm;
@@ -85,10 +102,10 @@ export class MeanFlowStage implements Module {
     const c = validateStageConfig(config);
     this.config = c;
     this.conv = new Conv2d({
-      inChannels: c.inChannels,
+      inChannels: alignInChannels(c),
       outChannels: c.outChannels,
       kernelSize: 1,
-      stride: c.stride,
+      stride: c.downsample === "stride" ? c.stride : 1,
       seed: deriveSeed(c.seed, "align"),
     });
     this.bn = new BatchNorm({ channels: c.outChannels });
@@ -120,14 +137,22 @@ export class MeanFlowStage implements Module {
   }
 
   /**
-   * Dimension alignment `z_align = ReLU(BN(Conv1x1(x)))`.
+   * Dimension alignment `z_align = ReLU(BN(Conv1x1(down(x))))`, where `down` is the stage's
+   * `downsample` (2x2 average pool, space-to-depth, or nothing when the convolution strides).
    *
    * @param x Stage input X(l-1), NHWC with `inChannels`.
    * @param options Training mode (batch norm statistics).
    * @returns z_align, NHWC with `outChannels`, spatially divided by the stride.
    */
   align(x: tf.Tensor, options: ApplyOptions): tf.Tensor4D {
-    return tf.tidy(() => tf.relu(this.bn.apply(this.conv.apply(x), options)) as tf.Tensor4D);
+    return tf.tidy(() => {
+      const down = this.config.stride === 1 || this.config.downsample === "stride"
+        ? x
+        : this.config.downsample === "avgpool"
+        ? tf.avgPool(x as tf.Tensor4D, 2, 2, "valid")
+        : spaceToDepth(x as tf.Tensor4D);
+      return tf.relu(this.bn.apply(this.conv.apply(down), options)) as tf.Tensor4D;
+    });
   }
 
   /**

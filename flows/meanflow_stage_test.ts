@@ -187,3 +187,50 @@ Deno.test("trainStageStep: loss falls, no tensor leak, BN running stats move", (
   opt.dispose();
   stage.dispose();
 });
+
+Deno.test("downsample: avgpool and space-to-depth let every input position reach the output; stride drops 3 of 4", () => {
+  const base = {
+    inChannels: 3,
+    outChannels: 5,
+    stride: 2,
+    hidden: 4,
+    modules: 1,
+    seed: 4,
+  } as const;
+  const x = tf.randomNormal([2, 4, 4, 3], 0, 1, "float32", 9);
+  for (
+    const [downsample, reached] of [["avgpool", 16], ["space-to-depth", 16], ["stride", 4]] as const
+  ) {
+    const stage = new MeanFlowStage({ ...base, downsample });
+    assert.equal(countParameters(stage), countStageParameters({ ...base, downsample }), downsample);
+    const g = tf.tidy(() => {
+      const grad = tf.grad((input: tf.Tensor) => tf.sum(stage.align(input, { training: false })));
+      return tf.sum(tf.abs(grad(x)), [0, 3]);
+    });
+    const touched = [...g.dataSync()].filter((v) => v > 0).length;
+    assert.equal(touched, reached, `${downsample}: input positions with a gradient`);
+    const y = tf.tidy(() => stage.apply(x, { training: false }));
+    assert.deepEqual(y.shape, [2, 2, 2, 5]);
+    tf.dispose([g, y]);
+    stage.dispose();
+  }
+  // avgpool and stride have the same parameters (the 1x1 convolution); space-to-depth has 4x its weights.
+  const count = (downsample: "avgpool" | "stride" | "space-to-depth") =>
+    countStageParameters({ ...base, downsample });
+  assert.equal(count("avgpool"), count("stride"));
+  assert.equal(count("space-to-depth") - count("stride"), 3 * 3 * 5);
+  // avgpool = the 1x1 convolution of the 2x2 means.
+  const stage = new MeanFlowStage({ ...base, downsample: "avgpool" });
+  const diff = tf.tidy(() => {
+    const want = tf.relu(
+      stage.bn.apply(stage.conv.apply(tf.avgPool(x as tf.Tensor4D, 2, 2, "valid")), {
+        training: false,
+      }),
+    );
+    return tf.max(tf.abs(tf.sub(stage.align(x, { training: false }), want)));
+  });
+  assert.ok(diff.dataSync()[0] < 1e-6);
+  assert.throws(() => new MeanFlowStage({ ...base, downsample: "maxpool" as never }), /downsample/);
+  tf.dispose([x, diff]);
+  stage.dispose();
+});

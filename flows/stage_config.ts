@@ -9,14 +9,31 @@
 /** How the modules of a two-module stage share the path from x1 (t = 1) to x0 (t = 0). */
 export type ModuleSplit = "time" | "cascade";
 
+/**
+ * How the alignment halves the resolution when `stride` is 2: `"avgpool"` (2x2 average pool,
+ * then the 1x1 convolution, as ResNet-D's shortcut: every input position reaches the output),
+ * `"stride"` (the 1x1 convolution with stride 2: drops 3 of 4 positions) or `"space-to-depth"`
+ * (each 2x2 block becomes 4x the channels, then the 1x1 convolution: 4x its weights).
+ */
+export type Downsample = "avgpool" | "stride" | "space-to-depth";
+
+/** The downsampling modes, in documentation order. */
+export const DOWNSAMPLE_MODES: readonly Downsample[] = Object.freeze([
+  "avgpool",
+  "stride",
+  "space-to-depth",
+]);
+
 /** Configuration of a MeanFlow stage. Optional keys have the defaults documented here. */
 export interface MeanFlowStageConfig {
   /** Channels of the stage input X(l-1). */
   readonly inChannels: number;
   /** Channels of the stage output X(l) (also the velocity networks' C). */
   readonly outChannels: number;
-  /** Stride of the 1x1 alignment convolution (the stage's resolution change: 1 or 2). */
+  /** The stage's resolution change: 1 or 2 (see `downsample` for how 2 is done). */
   readonly stride: number;
+  /** How a stride of 2 is done (default `"avgpool"`; ignored at stride 1). */
+  readonly downsample?: Downsample;
   /** Hidden width h of each velocity network. */
   readonly hidden: number;
   /** Number of MeanFlow modules (steps in one forward pass), each with its own network. */
@@ -48,11 +65,13 @@ export const STAGE_CONFIG_DEFAULTS: Readonly<{
   timeEmbedDim: number;
   timeMaxFrequency: number;
   moduleSplit: ModuleSplit;
+  downsample: Downsample;
 }> = Object.freeze({
   blocks: 1,
   timeEmbedDim: 64,
   timeMaxFrequency: 100,
   moduleSplit: "time",
+  downsample: "avgpool",
 });
 
 const INT_KEYS = ["inChannels", "outChannels", "stride", "hidden", "blocks", "timeEmbedDim"];
@@ -61,6 +80,7 @@ const ALL_KEYS = new Set([
   "modules",
   "timeMaxFrequency",
   "moduleSplit",
+  "downsample",
   "seed",
 ]);
 const REQUIRED = ["inChannels", "outChannels", "stride", "hidden", "modules", "seed"];
@@ -141,6 +161,16 @@ export function validateStageConfig(config: unknown): ResolvedStageConfig {
       }`,
     );
   }
+  if (!DOWNSAMPLE_MODES.includes(merged.downsample as Downsample)) {
+    throw new RangeError(
+      `MeanFlowStage config: "downsample" must be one of ${DOWNSAMPLE_MODES.join(", ")}, got ${
+        JSON.stringify(merged.downsample)
+      }`,
+    );
+  }
+  if (merged.stride !== 1 && merged.stride !== 2) {
+    throw new RangeError(`MeanFlowStage config: "stride" must be 1 or 2, got ${merged.stride}`);
+  }
   if (typeof merged.seed !== "number" || !Number.isFinite(merged.seed)) {
     throw new TypeError(
       `MeanFlowStage config: "seed" must be a finite number, got ${JSON.stringify(merged.seed)}`,
@@ -156,6 +186,28 @@ export function validateStageConfig(config: unknown): ResolvedStageConfig {
     timeEmbedDim: merged.timeEmbedDim as number,
     timeMaxFrequency: maxF,
     moduleSplit: merged.moduleSplit as ModuleSplit,
+    downsample: merged.downsample as Downsample,
     seed: merged.seed,
   });
+}
+
+/**
+ * Input channels of the alignment's 1x1 convolution: 4x the stage's with `"space-to-depth"` at
+ * stride 2, else the stage's.
+ *
+ * @param config A resolved stage config.
+ * @returns The convolution's input channels.
+ * @example
+ * ```ts
+ * import { alignInChannels, validateStageConfig } from "@mfi/flows";
+ * import assert from "node:assert/strict";
+ * const c = { inChannels: 8, outChannels: 16, stride: 2, hidden: 4, modules: 1, seed: 0 } as const;
+ * assert.equal(alignInChannels(validateStageConfig(c)), 8);
+ * assert.equal(alignInChannels(validateStageConfig({ ...c, downsample: "space-to-depth" })), 32);
+ * ```
+ */
+export function alignInChannels(config: ResolvedStageConfig): number {
+  return config.stride === 2 && config.downsample === "space-to-depth"
+    ? 4 * config.inChannels
+    : config.inChannels;
 }

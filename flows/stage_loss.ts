@@ -7,10 +7,20 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type Rng, trainableVariables } from "@mfi/core";
+import { Rng, trainableVariables } from "@mfi/core";
 import { meanFlowLoss } from "./meanflow_loss.ts";
 import type { MeanFlowStage } from "./meanflow_stage.ts";
 import { detached, stopGradient } from "./stop_gradient.ts";
+import type { TimeSamplerOptions } from "./time_sampler.ts";
+
+/**
+ * How the endpoint term measures the one-step error: `"none"` = mean per-sample squared norm
+ * `||transport(z_align) - X(l)||^2` (scales with the feature variance and the channel count);
+ * `"variance"` = mean squared error per element divided by the teacher output's per-channel
+ * variance over the batch (1 = no better than predicting each channel's mean), so that it sits on
+ * the same footing as the nearly scale-free adaptively weighted MeanFlow term.
+ */
+export type EndpointNorm = "none" | "variance";
 
 /** Options of {@linkcode meanFlowStageLoss}. */
 export interface StageLossOptions {
@@ -20,7 +30,7 @@ export interface StageLossOptions {
   readonly meanflow?: boolean;
   /** Weight of the endpoint loss (default 1; 0 = MeanFlow loss alone). */
   readonly lambda?: number;
-  /** Batch-norm mode of the alignment (default true). */
+  /** Batch-norm mode of the alignment (default true; false for a frozen alignment). */
   readonly training?: boolean;
   /** What one loss sample is (default "pixel": one C-vector; "image": one whole map). */
   readonly sample?: "pixel" | "image";
@@ -28,12 +38,10 @@ export interface StageLossOptions {
   readonly p?: number;
   /** Adaptive-weight constant c (default 1e-3). */
   readonly c?: number;
-  /** Logit-normal mean of the (r, t) sampler (default -0.4). */
-  readonly mean?: number;
-  /** Logit-normal std (default 1.0). */
-  readonly std?: number;
-  /** Fraction of samples with r != t (default 0.25). */
-  readonly distinctFraction?: number;
+  /** The (r, t) sampler, e.g. `SAMPLER_PRESETS.v1` (default: the ImageNet setting). */
+  readonly sampler?: Omit<TimeSamplerOptions, "interval">;
+  /** How the endpoint term is measured (default `"none"`). */
+  readonly endpointNorm?: EndpointNorm;
 }
 
 /** The loss of one batch, as tensors. */
@@ -64,9 +72,8 @@ const KEYS = new Set([
   "sample",
   "p",
   "c",
-  "mean",
-  "std",
-  "distinctFraction",
+  "sampler",
+  "endpointNorm",
 ]);
 
 function checkOptions(options: StageLossOptions): void {
@@ -76,6 +83,12 @@ function checkOptions(options: StageLossOptions): void {
         `meanFlowStageLoss: unknown option "${key}"; expected one of ${[...KEYS].join(", ")}`,
       );
     }
+  }
+  const norm = options.endpointNorm ?? "none";
+  if (norm !== "none" && norm !== "variance") {
+    throw new RangeError(
+      `meanFlowStageLoss: endpointNorm must be "none" or "variance", got ${JSON.stringify(norm)}`,
+    );
   }
   const lambda = options.lambda ?? 1;
   if (!(lambda >= 0) || !Number.isFinite(lambda)) {
@@ -127,8 +140,8 @@ export function meanFlowStageLoss(
 ): StageLoss {
   checkOptions(options);
   const { rng, meanflow: useMeanflow = true, lambda = 1, training = true } = options;
-  const { p, c, sample = "pixel", mean, std, distinctFraction } = options;
-  const lossOptions = { p, c, sample, mean, std, distinctFraction };
+  const { p, c, sample = "pixel", sampler = {}, endpointNorm = "none" } = options;
+  const lossOptions = { p, c, sample, ...sampler };
   for (const [k, v] of Object.entries(lossOptions)) {
     if (v === undefined) delete (lossOptions as Record<string, unknown>)[k];
   }
@@ -154,12 +167,10 @@ export function meanFlowStageLoss(
       }
       return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
     };
-    // One-step endpoint loss ||transport(z_align) - X(l)||^2 per sample.
-    const endpointLoss = (): tf.Scalar => {
-      const diff = tf.square(tf.sub(stage.transport(zAlign), xNext));
-      const samples = sample === "image" ? diff.shape[0] : diff.size / diff.shape[diff.rank - 1];
-      return tf.mean(tf.sum(tf.reshape(diff, [samples, -1]), 1)) as tf.Scalar;
-    };
+    // One-step endpoint loss: ||transport(z_align) - X(l)||^2 per sample, or per element over
+    // the teacher output's per-channel variance.
+    const endpointLoss = (): tf.Scalar =>
+      endpointError(stage.transport(zAlign), xNext, { sample, endpointNorm });
     const meanflow = useMeanflow ? flowLoss() : detached(flowLoss, [zAlign]);
     const endpoint = lambda > 0 ? endpointLoss() : detached(endpointLoss, [zAlign]);
     const total = useMeanflow
@@ -225,4 +236,164 @@ export function trainStageStep(
   } finally {
     tf.dispose([value, ...Object.values(grads), ...parts]);
   }
+}
+
+/**
+ * The one-step error of a prediction against the teacher output X(l), as the endpoint term
+ * measures it (see {@linkcode EndpointNorm}).
+ *
+ * @param prediction The stage's estimate of X(l), NHWC.
+ * @param target X(l), same shape.
+ * @param options What one sample is, and the normalisation.
+ * @returns A scalar (differentiable in `prediction`).
+ * @throws {RangeError} On mismatched shapes.
+ * @example
+ * ```ts
+ * import { endpointError } from "@mfi/flows";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const target = tf.randomNormal([4, 2, 2, 3], 0, 5, "float32", 1);
+ * // Predicting each channel's batch mean scores 1 under the variance normalisation.
+ * const mean = tf.mean(target, [0, 1, 2]);
+ * const e = tf.tidy(() => endpointError(tf.add(tf.zerosLike(target), mean), target, {
+ *   endpointNorm: "variance",
+ * }));
+ * assert.ok(Math.abs(e.dataSync()[0] - 1) < 1e-3);
+ * tf.dispose([target, mean, e]);
+ * ```
+ */
+export function endpointError(
+  prediction: tf.Tensor,
+  target: tf.Tensor,
+  options: { readonly sample?: "pixel" | "image"; readonly endpointNorm?: EndpointNorm } = {},
+): tf.Scalar {
+  if (!tf.util.arraysEqual(prediction.shape, target.shape)) {
+    throw new RangeError(
+      `endpointError: prediction [${prediction.shape}] and target [${target.shape}] differ`,
+    );
+  }
+  return tf.tidy(() => {
+    const diff = tf.square(tf.sub(prediction, target));
+    if ((options.endpointNorm ?? "none") === "variance") {
+      const axes = Array.from({ length: target.rank - 1 }, (_, i) => i);
+      const variance = stopGradient(tf.moments(target, axes).variance); // [C]
+      return tf.mean(tf.div(diff, tf.add(variance, 1e-6))) as tf.Scalar;
+    }
+    const samples = options.sample === "image"
+      ? diff.shape[0]
+      : diff.size / diff.shape[diff.rank - 1];
+    return tf.mean(tf.sum(tf.reshape(diff, [samples, -1]), 1)) as tf.Scalar;
+  });
+}
+
+/**
+ * The loss of the alignment alone, `error(z_align, X(l))` (what `align.mode: prefit` minimises
+ * before the velocity networks are fitted with the alignment frozen). Call inside
+ * `tf.variableGrads` over the alignment's variables.
+ *
+ * @param stage The stage whose alignment is fitted.
+ * @param xPrev Teacher stage input X(l-1).
+ * @param xNext Teacher stage output X(l).
+ * @param options Normalisation of the error and the alignment's batch-norm mode (default true).
+ * @returns The scalar loss.
+ * @throws {RangeError} If X(l) does not have z_align's shape.
+ * @example
+ * ```ts
+ * import { alignmentLoss, MeanFlowStage } from "@mfi/flows";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const stage = new MeanFlowStage({ inChannels: 4, outChannels: 6, stride: 2, hidden: 8, modules: 1, seed: 0 });
+ * const xPrev = tf.randomNormal([2, 4, 4, 4], 0, 1, "float32", 1);
+ * const xNext = tf.randomNormal([2, 2, 2, 6], 0, 1, "float32", 2);
+ * const l = tf.tidy(() => alignmentLoss(stage, xPrev, xNext, { endpointNorm: "variance" }));
+ * assert.ok(l.dataSync()[0] > 0);
+ * tf.dispose([xPrev, xNext, l]);
+ * stage.dispose();
+ * ```
+ */
+export function alignmentLoss(
+  stage: MeanFlowStage,
+  xPrev: tf.Tensor,
+  xNext: tf.Tensor,
+  options: { readonly endpointNorm?: EndpointNorm; readonly training?: boolean } = {},
+): tf.Scalar {
+  return tf.tidy(() =>
+    endpointError(stage.align(xPrev, { training: options.training ?? true }), xNext, {
+      endpointNorm: options.endpointNorm,
+    })
+  );
+}
+
+/** Gradient norms of the two terms of the stage loss. */
+export interface StageGradNorms {
+  /** Norm of the MeanFlow term's gradient (as weighted in the total; 0 when it is off). */
+  readonly meanflow: number;
+  /** Norm of `lambda` x the endpoint term's gradient (0 when lambda = 0). */
+  readonly endpoint: number;
+}
+
+/**
+ * The global L2 norms of each term's gradient with respect to `variables`, as they enter the
+ * total (MeanFlow term, and lambda x endpoint term), on one batch: what tells whether lambda
+ * balances the two terms. Costs two backward passes; for logging, not for every step.
+ *
+ * @param stage The stage being fitted.
+ * @param xPrev Teacher stage input X(l-1).
+ * @param xNext Teacher stage output X(l).
+ * @param variables The variables being trained.
+ * @param options As for {@linkcode meanFlowStageLoss}.
+ * @returns Both norms (the caller's generator is not advanced).
+ * @throws {RangeError} As {@linkcode meanFlowStageLoss}.
+ * @example
+ * ```ts
+ * import { MeanFlowStage, stageGradNorms } from "@mfi/flows";
+ * import { Rng, trainableVariables } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const stage = new MeanFlowStage({ inChannels: 4, outChannels: 6, stride: 1, hidden: 8, modules: 1, seed: 0 });
+ * const xPrev = tf.randomNormal([2, 3, 3, 4], 0, 1, "float32", 1);
+ * const xNext = tf.randomNormal([2, 3, 3, 6], 0, 1, "float32", 2);
+ * const vars = trainableVariables(stage.namedVariables());
+ * const n = stageGradNorms(stage, xPrev, xNext, vars, { rng: new Rng(0), lambda: 0 });
+ * assert.ok(n.meanflow > 0);
+ * assert.equal(n.endpoint, 0);
+ * tf.dispose([xPrev, xNext]);
+ * stage.dispose();
+ * ```
+ */
+export function stageGradNorms(
+  stage: MeanFlowStage,
+  xPrev: tf.Tensor,
+  xNext: tf.Tensor,
+  variables: tf.Variable[],
+  options: StageLossOptions,
+): StageGradNorms {
+  const lambda = options.lambda ?? 1;
+  const useMeanflow = options.meanflow ?? true;
+  const norm = (term: "meanflow" | "endpoint"): number => {
+    // The same (r, t) draws for both terms: each pass gets its own copy of the generator.
+    const rng = Rng.fromState(options.rng.state());
+    const { value, grads } = tf.variableGrads(() => {
+      const l = meanFlowStageLoss(stage, xPrev, xNext, { ...options, rng });
+      const out = term === "meanflow" ? l.meanflow : tf.mul(lambda, l.endpoint);
+      tf.dispose([l.total, l.meanflow, l.endpoint].filter((t) => t !== out));
+      return out as tf.Scalar;
+    }, variables);
+    try {
+      const total = tf.tidy(() =>
+        tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))))
+      );
+      const v = total.dataSync()[0];
+      total.dispose();
+      return v;
+    } finally {
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+  };
+  const mf = useMeanflow ? norm("meanflow") : 0;
+  const ep = lambda > 0 ? norm("endpoint") : 0;
+  return { meanflow: mf, endpoint: ep };
 }
