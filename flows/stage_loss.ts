@@ -344,7 +344,8 @@ export interface StageGradNorms {
  * @param xNext Teacher stage output X(l).
  * @param variables The variables being trained.
  * @param options As for {@linkcode meanFlowStageLoss}.
- * @returns Both norms (the caller's generator is not advanced).
+ * @returns Both norms (neither the caller's generator nor the stage's batch-norm statistics
+ *   change).
  * @throws {RangeError} As {@linkcode meanFlowStageLoss}.
  * @example
  * ```ts
@@ -393,7 +394,16 @@ export function stageGradNorms(
       tf.dispose([value, ...Object.values(grads)]);
     }
   };
-  const mf = useMeanflow ? norm("meanflow") : 0;
-  const ep = lambda > 0 ? norm("endpoint") : 0;
-  return { meanflow: mf, endpoint: ep };
+  // Training-mode batch norm moves running statistics: measuring must not change the stage.
+  const buffers = stage.namedVariables().filter(([, v]) => !v.trainable).map(([, v]) =>
+    [v, tf.clone(v)] as const
+  );
+  try {
+    const mf = useMeanflow ? norm("meanflow") : 0;
+    const ep = lambda > 0 ? norm("endpoint") : 0;
+    return { meanflow: mf, endpoint: ep };
+  } finally {
+    for (const [v, saved] of buffers) v.assign(saved);
+    tf.dispose(buffers.map(([, saved]) => saved));
+  }
 }

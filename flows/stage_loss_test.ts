@@ -82,8 +82,12 @@ Deno.test("alignmentLoss trains the alignment only; stageGradNorms reports each 
 
   const rng = new Rng(3);
   const before = rng.state();
+  const stats = () =>
+    stage.namedVariables().filter(([, v]) => !v.trainable).map(([, v]) => [...v.dataSync()]);
+  const statsBefore = stats();
   const both = stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 2 });
   assert.deepEqual(rng.state(), before);
+  assert.deepEqual(stats(), statsBefore, "batch-norm running statistics are restored");
   const one = stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 1 });
   assert.ok(both.meanflow > 0 && both.endpoint > 0);
   assert.ok(Math.abs(both.endpoint / one.endpoint - 2) < 1e-3, "lambda scales the endpoint term");

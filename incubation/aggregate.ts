@@ -1,11 +1,15 @@
 /**
- * Seeds together: METHOD.md section 8 asks for MFI-ResNet's accuracy against its own baseline as
- * mean and spread over seeds. {@linkcode aggregateReports} combines the `results.json` of runs
- * that differ only in their seed; {@linkcode aggregateMarkdown} renders the verdict.
+ * Seeds together: the reports of runs that differ only in their seed, combined into mean ± std
+ * per model, MFI-ResNet's difference to the baseline and to the compute-matched baseline per seed,
+ * McNemar's exact test per seed and pooled over seeds (the same test images, so the discordant
+ * counts add up), the stage fits' in-situ accuracy per objective, and the verdict: the claim
+ * holds if MFI-ResNet >= the compute-matched baseline (or, without one, the baseline) within the
+ * seed spread. {@linkcode summaryJson} is the machine-readable digest.
  *
  * @module
  */
 import type { RunReport } from "./report.ts";
+import { type PairedTest, poolPaired } from "./statistics.ts";
 
 /** Mean and sample standard deviation of one quantity over seeds. */
 export interface SeedStat {
@@ -17,6 +21,20 @@ export interface SeedStat {
   readonly values: readonly number[];
 }
 
+/** MFI-ResNet against one baseline, over seeds. */
+export interface Comparison {
+  /** `baseline` or `matched`. */
+  readonly against: string;
+  /** MFI-ResNet top-1 minus the other's, per seed, in points. */
+  readonly deltaPoints: SeedStat;
+  /** Paired test per seed. */
+  readonly perSeed: readonly PairedTest[];
+  /** Paired test of the pooled discordant counts. */
+  readonly pooled: PairedTest;
+  /** Mean delta >= -(its std): MFI-ResNet at least as good within the seed spread. */
+  readonly withinSpread: boolean;
+}
+
 /** The combined runs. */
 export interface SeedSummary {
   /** Config name shared by the runs. */
@@ -25,6 +43,8 @@ export interface SeedSummary {
   readonly seeds: readonly number[];
   /** Scale of the runs. */
   readonly scale: string;
+  /** Test images per run. */
+  readonly testImages: number;
   /** Per model: parameters (equal across seeds) and top-1 statistics. */
   readonly models: ReadonlyArray<{
     readonly model: string;
@@ -32,21 +52,18 @@ export interface SeedSummary {
     readonly changePercent: number;
     readonly top1: SeedStat;
   }>;
-  /** MFI-ResNet top-1 minus the baseline's, per seed, in points. */
-  readonly deltaPoints: SeedStat;
-  /** The claim holds if mean delta >= -(the delta's std), i.e. MFI >= baseline within the spread. */
+  /** MFI-ResNet vs the baseline, and vs the compute-matched baseline when the runs have one. */
+  readonly comparisons: readonly Comparison[];
+  /** The comparison the verdict rests on: `matched` when present, else `baseline`. */
+  readonly decisive: string;
+  /** The decisive comparison is within the spread. */
   readonly claimHolds: boolean;
-  /**
-   * The stage-fit ablation over seeds, one row per objective (empty if the runs have none):
-   * mean relative stage-fit MSE per stage, meta-model and MFI-ResNet top-1.
-   */
-  readonly ablation: ReadonlyArray<{
+  /** Stage fits per objective: mean one-step error and in-situ top-1 per stage over seeds. */
+  readonly stageFits: ReadonlyArray<{
+    readonly variant: string;
     readonly objective: string;
     readonly fitRelative: readonly (number | null)[];
-    readonly metaTop1: SeedStat;
-    readonly mfiTop1: SeedStat;
-    /** MFI-ResNet top-1 minus the seed's baseline, in points. */
-    readonly mfiDeltaPoints: SeedStat;
+    readonly inSitu: readonly (number | null)[];
   }>;
 }
 
@@ -63,33 +80,33 @@ function withoutSeed(report: RunReport): string {
   return JSON.stringify(rest);
 }
 
+function meanOrNull(values: ReadonlyArray<number | null>): number | null {
+  return values.some((v) => v === null) ? null : stat(values as number[]).mean;
+}
+
 /**
- * Combines run reports that differ only in their seed.
+ * Combines runs of one config that differ only in their seed.
  *
- * @param reports Parsed `results.json` of each run.
- * @returns Means and spreads, and whether MFI-ResNet >= baseline within the seed spread.
- * @throws {Error} If there are no reports, a run is incomplete, the configs differ beyond the
- *   seed, or a seed repeats.
+ * @param reports Each run's `results.json`.
+ * @returns The summary.
+ * @throws {Error} On no reports, repeated seeds, configs that differ beyond the seed, runs on
+ *   different test sets, or unfinished runs.
  * @example
  * ```ts
  * import { aggregateReports, type RunReport } from "@mfi/incubation";
  * import assert from "node:assert/strict";
- * const run = (seed: number, base: number, mfi: number) => ({
- *   config: { seed, name: "q" }, scale: "s", sample: false,
- *   models: [
- *     { model: "baseline", parameters: 10, changePercent: 0, top1: base },
- *     { model: "meta", parameters: 5, changePercent: -50, top1: 0.5 },
- *     { model: "mfi-resnet", parameters: 6, changePercent: -40, top1: mfi },
- *   ],
- * }) as unknown as RunReport;
- * const s = aggregateReports([run(0, 0.9, 0.91), run(1, 0.9, 0.89)]);
- * assert.equal(s.deltaPoints.mean.toFixed(6), "0.000000");
- * assert.equal(s.claimHolds, true);
+ * assert.throws(() => aggregateReports([] as RunReport[]), /no reports/);
  * ```
  */
 export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
   if (reports.length === 0) throw new Error("aggregateReports: no reports given");
   const first = reports[0];
+  if (first.format !== "mfi-results/2") {
+    throw new Error(
+      `aggregateReports: results of format ${JSON.stringify(first.format)}; this version reads ` +
+        '"mfi-results/2" (regenerate the report with this version)',
+    );
+  }
   const seeds = reports.map((r) => r.config.seed);
   if (new Set(seeds).size !== seeds.length) {
     throw new Error(`aggregateReports: seeds repeat (${seeds.join(", ")}); give one run per seed`);
@@ -101,8 +118,11 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
           `${first.config.seed} (beyond the seed); aggregate runs of one config only`,
       );
     }
-    if (r.sample !== first.sample) {
-      throw new Error("aggregateReports: some runs used the embedded sample and some did not");
+    if (r.sample !== first.sample || r.testImages !== first.testImages) {
+      throw new Error(
+        "aggregateReports: the runs were evaluated on different test sets " +
+          "(sample or test-image count differ)",
+      );
     }
     for (const m of r.models) {
       if (m.top1 === null) {
@@ -118,70 +138,133 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
     changePercent: m.changePercent,
     top1: stat(reports.map((r) => r.models[i].top1!)),
   }));
-  const ablation = aggregateAblation(reports);
-  const base = first.models.findIndex((m) => m.model === "baseline");
-  const mfi = first.models.findIndex((m) => m.model === "mfi-resnet");
-  const deltaPoints = stat(
-    reports.map((r) => 100 * (r.models[mfi].top1! - r.models[base].top1!)),
-  );
+  const top1 = (r: RunReport, model: string) => r.models.find((m) => m.model === model)!.top1!;
+  const comparisons = (["baseline", "matched"] as const).flatMap((against): Comparison[] => {
+    if (!first.models.some((m) => m.model === against)) return [];
+    const key = against === "baseline" ? "mfiVsBaseline" : "mfiVsMatched";
+    const perSeed = reports.map((r) => {
+      const t = r.paired[key];
+      if (t === null) {
+        throw new Error(
+          `aggregateReports: run with seed ${r.config.seed} has no paired test against ` +
+            `${against}; finish it first`,
+        );
+      }
+      return t;
+    });
+    const deltaPoints = stat(reports.map((r) => 100 * (top1(r, "mfi-resnet") - top1(r, against))));
+    return [{
+      against,
+      deltaPoints,
+      perSeed,
+      pooled: poolPaired(perSeed),
+      withinSpread: deltaPoints.mean >= -deltaPoints.std,
+    }];
+  });
+  const decisive = comparisons.find((c) => c.against === "matched") ?? comparisons[0];
+  const stageFits = first.stageFits.map((row, i) => {
+    const rows = reports.map((r) => r.stageFits[i]);
+    if (rows.some((x) => x?.variant !== row.variant)) {
+      throw new Error(
+        `aggregateReports: the runs do not have the same stage-fit objectives (${row.variant})`,
+      );
+    }
+    return {
+      variant: row.variant,
+      objective: row.objective,
+      fitRelative: [0, 1, 2, 3].map((l) => meanOrNull(rows.map((x) => x.fitRelative[l]))),
+      inSitu: [0, 1, 2, 3].map((l) => meanOrNull(rows.map((x) => x.inSitu[l]))),
+    };
+  });
   return {
     name: first.config.name,
     seeds,
     scale: first.scale,
+    testImages: first.testImages,
     models,
-    deltaPoints,
-    claimHolds: deltaPoints.mean >= -deltaPoints.std,
-    ablation,
+    comparisons,
+    decisive: decisive.against,
+    claimHolds: decisive.withinSpread,
+    stageFits,
   };
 }
 
-function aggregateAblation(reports: readonly RunReport[]): SeedSummary["ablation"] {
-  const rows = reports.map((r) => r.ablation ?? []);
-  if (rows[0].length === 0) return [];
-  return rows[0].map((row, i) => {
-    const all = rows.map((rs, k) => {
-      const r = rs[i];
-      if (r === undefined || r.objective !== row.objective) {
-        throw new Error(
-          `aggregateReports: run with seed ${reports[k].config.seed} has no "${row.objective}" ` +
-            "ablation row; run the same ablation in every run",
-        );
-      }
-      if (r.metaTop1 === null || r.mfiTop1 === null || r.mfiDeltaPoints === null) {
-        throw new Error(
-          `aggregateReports: the "${row.objective}" ablation of seed ${
-            reports[k].config.seed
-          } is not finished; finish it first`,
-        );
-      }
-      return r;
-    });
-    return {
-      objective: row.objective,
-      fitRelative: row.fitRelative.map((_, l) => {
-        const v = all.map((r) => r.fitRelative[l]);
-        return v.some((x) => x === null) ? null : stat(v as number[]).mean;
-      }),
-      metaTop1: stat(all.map((r) => r.metaTop1!)),
-      mfiTop1: stat(all.map((r) => r.mfiTop1!)),
-      mfiDeltaPoints: stat(all.map((r) => r.mfiDeltaPoints!)),
-    };
-  });
+/**
+ * The machine-readable digest of a summary (`summary.json`): top-1 in percent (mean and sample
+ * std over seeds) of the baseline, the compute-matched baseline and MFI-ResNet, the pooled
+ * McNemar p-values, and the mean in-situ top-1 (percent) per stage for each stage-fit objective
+ * (`main` = the runs' own objective; the others are ablation variants).
+ *
+ * @param s The summary.
+ * @returns A JSON-serialisable object.
+ * @example
+ * ```ts
+ * import { summaryJson, type SeedSummary } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const stat = (mean: number) => ({ mean, std: 0, values: [mean] });
+ * const s = {
+ *   name: "quick", seeds: [0], scale: "reduced", testImages: 10000, decisive: "baseline",
+ *   claimHolds: true, stageFits: [], comparisons: [{ against: "baseline", pooled: { p: 0.5 } }],
+ *   models: [{ model: "baseline", top1: stat(0.5) }, { model: "mfi-resnet", top1: stat(0.51) }],
+ * } as unknown as SeedSummary;
+ * const j = summaryJson(s) as { mfi: { mean: number }; baselineMatched: unknown };
+ * assert.equal(j.mfi.mean, 51);
+ * assert.equal(j.baselineMatched, null);
+ * ```
+ */
+export function summaryJson(s: SeedSummary): unknown {
+  const model = (name: string) => {
+    const m = s.models.find((x) => x.model === name);
+    return m === undefined ? null : { mean: 100 * m.top1.mean, std: 100 * m.top1.std };
+  };
+  const p = (against: string) => s.comparisons.find((c) => c.against === against)?.pooled.p ?? null;
+  return {
+    preset: s.name,
+    seeds: s.seeds,
+    testImages: s.testImages,
+    scale: s.scale,
+    unit: "top-1 accuracy in percent",
+    baseline: model("baseline"),
+    baselineMatched: model("matched"),
+    meta: model("meta"),
+    mfi: model("mfi-resnet"),
+    mcnemarPooled: { mfiVsMatched: p("matched"), mfiVsBaseline: p("baseline") },
+    claimHolds: s.claimHolds,
+    decisiveComparison: s.decisive,
+    inSitu: Object.fromEntries(
+      s.stageFits.map((f) => [f.variant, f.inSitu.map((a) => (a === null ? null : 100 * a))]),
+    ),
+    objectives: Object.fromEntries(s.stageFits.map((f) => [f.variant, f.objective])),
+  };
 }
 
 /**
- * Renders a seed summary as Markdown.
+ * The summary as Markdown.
  *
  * @param s The summary.
  * @returns Markdown text.
+ * @example
+ * ```ts
+ * import { aggregateMarkdown, type SeedSummary } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const md = aggregateMarkdown({
+ *   name: "x", seeds: [0], scale: "reduced", testImages: 10, models: [], comparisons: [],
+ *   decisive: "baseline", claimHolds: true, stageFits: [],
+ * } as SeedSummary);
+ * assert.match(md, /^# x: 1 seed/);
+ * ```
  */
 export function aggregateMarkdown(s: SeedSummary): string {
   const pm = (x: SeedStat, scale = 100) =>
     `${(scale * x.mean).toFixed(2)} ± ${(scale * x.std).toFixed(2)}`;
+  const p3 = (p: number) => (p < 0.001 ? p.toExponential(1) : p.toFixed(3));
+  const name = (against: string) => against === "matched" ? "compute-matched baseline" : "baseline";
   return [
     `# ${s.name}: ${s.seeds.length} seed(s) (${s.seeds.join(", ")})`,
     "",
-    `Scale: ${s.scale}.`,
+    `Scale: ${s.scale}. Every model is evaluated on the same ${
+      s.testImages.toLocaleString("en-US")
+    } test images.`,
     "",
     "| model | parameters | vs baseline | top-1 (%) mean ± std | per seed |",
     "| --- | ---: | ---: | ---: | --- |",
@@ -191,28 +274,29 @@ export function aggregateMarkdown(s: SeedSummary): string {
       } | ${m.top1.values.map((v) => (100 * v).toFixed(2)).join(", ")} |`
     ),
     "",
-    `MFI-ResNet minus baseline: ${pm(s.deltaPoints, 1)} points (per seed: ${
-      s.deltaPoints.values.map((v) => v.toFixed(2)).join(", ")
-    }).`,
+    "| MFI-ResNet vs | difference (pts), mean ± std | per seed | McNemar p per seed | pooled: only MFI right / only other right | pooled p |",
+    "| --- | ---: | --- | --- | ---: | ---: |",
+    ...s.comparisons.map((c) =>
+      `| ${name(c.against)} | ${pm(c.deltaPoints, 1)} | ${
+        c.deltaPoints.values.map((v) => v.toFixed(2)).join(", ")
+      } | ${c.perSeed.map((t) => p3(t.p)).join(", ")} | ${c.pooled.aOnly} / ${c.pooled.bOnly} | ${
+        p3(c.pooled.p)
+      } |`
+    ),
     "",
-    `Claim (METHOD.md section 8: MFI-ResNet >= baseline within the seed spread): ${
+    `Claim (MFI-ResNet >= the ${name(s.decisive)} within the seed spread): ${
       s.claimHolds ? "**holds**" : "**does not hold**"
     }${s.seeds.length < 2 ? " (one seed: no spread; run more seeds)" : ""}.`,
     "",
-    ...(s.ablation.length === 0 ? [] : [
-      "## Stage-fit ablation",
+    ...(s.stageFits.length === 0 ? [] : [
+      "## Stage fits (mean over seeds)",
       "",
-      "Same baseline per seed; only the objective of the stage fits differs. Stage fit = one-step",
-      "test MSE over the teacher output's variance, mean over seeds.",
-      "",
-      "| stage-fit objective | stage fit, rel. MSE (stages 1-4) | meta top-1 (%) | MFI-ResNet top-1 (%) | MFI-ResNet per seed | MFI-ResNet vs baseline (pts) |",
-      "| --- | --- | ---: | ---: | --- | ---: |",
-      ...s.ablation.map((a) =>
-        `| ${a.objective} | ${
-          a.fitRelative.map((f) => (f === null ? "-" : f.toFixed(3))).join(" / ")
-        } | ${pm(a.metaTop1)} | ${pm(a.mfiTop1)} | ${
-          a.mfiTop1.values.map((v) => (100 * v).toFixed(2)).join(", ")
-        } | ${pm(a.mfiDeltaPoints, 1)} |`
+      "| objective | one-step error (stages 1-4) | in-situ top-1 % (stages 1-4) |",
+      "| --- | --- | --- |",
+      ...s.stageFits.map((f) =>
+        `| ${f.variant === "main" ? "**runs' own**" : f.variant}: ${f.objective} | ${
+          f.fitRelative.map((x) => (x === null ? "-" : x.toFixed(3))).join(" / ")
+        } | ${f.inSitu.map((x) => (x === null ? "-" : (100 * x).toFixed(1))).join(" / ")} |`
       ),
       "",
     ]),

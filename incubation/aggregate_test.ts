@@ -1,86 +1,120 @@
 import assert from "node:assert/strict";
-import { aggregateMarkdown, aggregateReports } from "./aggregate.ts";
+import { aggregateMarkdown, aggregateReports, summaryJson } from "./aggregate.ts";
 import type { RunReport } from "./report.ts";
+import { poolPaired } from "./statistics.ts";
 
-function run(seed: number, base: number, mfi: number | null, extra: Record<string, unknown> = {}) {
+function run(
+  seed: number,
+  base: number,
+  matched: number,
+  mfi: number | null,
+  extra: Record<string, unknown> = {},
+) {
+  const pair = (aOnly: number, bOnly: number) => poolPaired([{ n: 1000, aOnly, bOnly }]);
   return {
+    format: "mfi-results/2",
     config: { seed, name: "quick", ...extra },
     scale: "reduced",
     sample: false,
+    testImages: 1000,
     models: [
       { model: "baseline", parameters: 100, changePercent: 0, top1: base },
+      { model: "matched", parameters: 100, changePercent: 0, top1: matched },
       { model: "meta", parameters: 40, changePercent: -60, top1: 0.3 },
       { model: "mfi-resnet", parameters: 54, changePercent: -46, top1: mfi },
+    ],
+    paired: { mfiVsBaseline: pair(10, 30), mfiVsMatched: pair(5, 45) },
+    stageFits: [
+      {
+        variant: "main",
+        objective: "both",
+        fitRelative: [0.3, 0.4, 0.5, 0.6],
+        inSitu: [0.5, 0.4, 0.3, 0.2 + seed / 100],
+      },
+      {
+        variant: "legacy",
+        objective: "old",
+        fitRelative: [0.3, 0.4, 0.5, 0.6],
+        inSitu: [0.25, 0.25, 0.25, null],
+      },
     ],
   } as unknown as RunReport;
 }
 
-Deno.test("aggregateReports: mean, sample std, delta and verdict", () => {
-  const s = aggregateReports([run(0, 0.8, 0.78), run(1, 0.82, 0.8), run(2, 0.81, 0.76)]);
+Deno.test("aggregateReports: mean, sample std, both comparisons, pooled McNemar, verdict", () => {
+  const s = aggregateReports([
+    run(0, 0.8, 0.82, 0.78),
+    run(1, 0.82, 0.84, 0.8),
+    run(2, 0.81, 0.83, 0.76),
+  ]);
   assert.deepEqual(s.seeds, [0, 1, 2]);
   assert.ok(Math.abs(s.models[0].top1.mean - 0.81) < 1e-12);
   assert.ok(Math.abs(s.models[0].top1.std - 0.01) < 1e-12);
-  assert.ok(Math.abs(s.deltaPoints.mean - -3) < 1e-9); // -2, -2, -5
-  assert.ok(Math.abs(s.deltaPoints.std - Math.sqrt(3)) < 1e-9);
+  const [vsBase, vsMatched] = s.comparisons;
+  assert.deepEqual([vsBase.against, vsMatched.against], ["baseline", "matched"]);
+  assert.ok(Math.abs(vsBase.deltaPoints.mean - -3) < 1e-9); // -2, -2, -5
+  assert.ok(Math.abs(vsMatched.deltaPoints.mean - -5) < 1e-9);
+  assert.deepEqual([vsMatched.pooled.aOnly, vsMatched.pooled.bOnly, vsMatched.pooled.n], [
+    15,
+    135,
+    3000,
+  ]);
+  assert.ok(vsMatched.pooled.p < 1e-20);
+  assert.equal(s.decisive, "matched");
   assert.equal(s.claimHolds, false);
+  assert.ok(Math.abs(s.stageFits[0].inSitu[3]! - 0.21) < 1e-12);
+  assert.equal(s.stageFits[1].inSitu[3], null);
   const md = aggregateMarkdown(s);
   assert.match(md, /\| baseline \| 100 \| 0\.00 % \| 81\.00 ± 1\.00 \| 80\.00, 82\.00, 81\.00 \|/);
-  assert.match(md, /does not hold/);
-  assert.match(aggregateMarkdown(aggregateReports([run(0, 0.8, 0.8)])), /one seed: no spread/);
-});
-
-Deno.test("aggregateReports rejects mixed configs, repeated seeds and unfinished runs", () => {
-  assert.throws(() => aggregateReports([]), /no reports/);
-  assert.throws(() => aggregateReports([run(0, 0.8, 0.8), run(0, 0.8, 0.8)]), /seeds repeat/);
-  assert.throws(
-    () => aggregateReports([run(0, 0.8, 0.8), run(1, 0.8, 0.8, { name: "other" })]),
-    /another config than seed 0/,
-  );
-  assert.throws(() => aggregateReports([run(0, 0.8, null)]), /no top-1 for mfi-resnet; finish it/);
-});
-
-Deno.test("aggregateReports: stage-fit ablation rows over seeds, and their errors", () => {
-  const row = (objective: string, fit: number | null, meta: number | null, mfi: number | null) => ({
-    variant: "main",
-    objective,
-    fitRelative: [fit, 0.4, 0.5, 0.6],
-    metaTop1: meta,
-    mfiTop1: mfi,
-    mfiDeltaPoints: mfi === null ? null : 100 * (mfi - 0.8),
-    wallSeconds: 1,
-    report: null,
-  });
-  const withAblation = (seed: number, rows: unknown[]) => ({
-    ...run(seed, 0.8, 0.8),
-    ablation: rows,
-  });
-  const s = aggregateReports([
-    withAblation(0, [row("MeanFlow loss alone", 0.8, 0.1, 0.46), row("both", 0.3, 0.25, 0.48)]),
-    withAblation(1, [row("MeanFlow loss alone", 1.0, 0.2, 0.44), row("both", null, 0.23, 0.5)]),
-  ] as unknown as RunReport[]);
-  assert.deepEqual(s.ablation.map((a) => a.objective), ["MeanFlow loss alone", "both"]);
-  assert.ok(Math.abs(s.ablation[0].fitRelative[0]! - 0.9) < 1e-12);
-  assert.equal(s.ablation[1].fitRelative[0], null, "a missing fit in one seed gives no mean");
-  assert.ok(Math.abs(s.ablation[0].mfiTop1.mean - 0.45) < 1e-12);
-  assert.ok(Math.abs(s.ablation[1].metaTop1.std - Math.sqrt(2e-4)) < 1e-12);
-  const md = aggregateMarkdown(s);
-  assert.match(md, /## Stage-fit ablation/);
   assert.match(
     md,
-    /\| MeanFlow loss alone \| 0\.900 \/ 0\.400 \/ 0\.500 \/ 0\.600 \| 15\.00 ± 7\.07 \| 45\.00 ± 1\.41 \| 46\.00, 44\.00 \| -35\.00 ± 1\.41 \|/,
+    /\| compute-matched baseline \| -5\.00 ± 1\.73 \| -4\.00, -4\.00, -7\.00 \| .* \| 15 \/ 135 \|/,
   );
-  assert.doesNotMatch(aggregateMarkdown(aggregateReports([run(0, 0.8, 0.8)])), /ablation/);
+  assert.match(
+    md,
+    /Claim \(MFI-ResNet >= the compute-matched baseline within the seed spread\): \*\*does not hold\*\*/,
+  );
+  // deno-lint-ignore no-explicit-any
+  const j = summaryJson(s) as Record<string, any>;
+  assert.deepEqual(
+    Object.keys(j).filter((k) =>
+      !["scale", "unit", "meta", "claimHolds", "decisiveComparison", "objectives"].includes(k)
+    ),
+    [
+      "preset",
+      "seeds",
+      "testImages",
+      "baseline",
+      "baselineMatched",
+      "mfi",
+      "mcnemarPooled",
+      "inSitu",
+    ],
+  );
+  assert.equal(j.preset, "quick");
+  assert.ok(Math.abs(j.baselineMatched.mean - 83) < 1e-9);
+  assert.ok(Math.abs(j.mfi.std - 100 * s.models[3].top1.std) < 1e-9);
+  assert.equal(j.mcnemarPooled.mfiVsMatched, vsMatched.pooled.p);
+  assert.deepEqual(j.inSitu.legacy, [25, 25, 25, null]);
+  assert.match(aggregateMarkdown(aggregateReports([run(0, 0.8, 0.8, 0.8)])), /one seed: no spread/);
+});
+
+Deno.test("aggregateReports rejects mixed configs, repeated seeds, other test sets and unfinished runs", () => {
+  assert.throws(() => aggregateReports([]), /no reports/);
   assert.throws(
-    () =>
-      aggregateReports([
-        withAblation(0, [row("both", 0.3, 0.2, 0.5)]),
-        withAblation(1, [row("other", 0.3, 0.2, 0.5)]),
-      ] as unknown as RunReport[]),
-    /seed 1 has no "both" ablation row/,
+    () => aggregateReports([run(0, 0.8, 0.8, 0.8), run(0, 0.8, 0.8, 0.8)]),
+    /seeds repeat/,
   );
   assert.throws(
-    () =>
-      aggregateReports([withAblation(0, [row("both", 0.3, 0.2, null)])] as unknown as RunReport[]),
-    /"both" ablation of seed 0 is not finished/,
+    () => aggregateReports([run(0, 0.8, 0.8, 0.8), run(1, 0.8, 0.8, 0.8, { name: "other" })]),
+    /another config than seed 0/,
   );
+  assert.throws(
+    () => aggregateReports([run(0, 0.8, 0.8, null)]),
+    /no top-1 for mfi-resnet; finish it/,
+  );
+  const old = { ...run(0, 0.8, 0.8, 0.8), format: "mfi-results/1" } as unknown as RunReport;
+  assert.throws(() => aggregateReports([old]), /regenerate the report/);
+  const fewer = { ...run(1, 0.8, 0.8, 0.8), testImages: 500 } as unknown as RunReport;
+  assert.throws(() => aggregateReports([run(0, 0.8, 0.8, 0.8), fewer]), /different test sets/);
 });

@@ -6,6 +6,12 @@
  * @module
  */
 import yaml from "js-yaml";
+import {
+  type Downsample,
+  DOWNSAMPLE_MODES,
+  type EndpointNorm,
+  type SamplerOrder,
+} from "@mfi/flows";
 
 /** Hyperparameters of one training phase. */
 export interface TrainConfig {
@@ -52,6 +58,48 @@ export interface ModelConfig {
 /** A stage's MeanFlow hidden width: an integer, `auto` (ratio x channels) or `paper`. */
 export type HiddenChoice = number | "auto" | "paper";
 
+/**
+ * An explicit (r, t) sampler: t ~ logit-normal(tMean, tStd), r ~ logit-normal(rMean, rStd),
+ * `distinctFraction` of the pairs keep r != t, post-processed in `order`.
+ */
+export interface SamplerSpec {
+  /** Mean of t's underlying normal. */
+  readonly tMean: number;
+  /** Standard deviation of t's underlying normal. */
+  readonly tStd: number;
+  /** Mean of r's underlying normal. */
+  readonly rMean: number;
+  /** Standard deviation of r's underlying normal. */
+  readonly rStd: number;
+  /** Fraction of pairs with r != t. */
+  readonly distinctFraction: number;
+  /** Post-processing order (see `SamplerOrder` in `@mfi/flows`). */
+  readonly order: SamplerOrder;
+}
+
+/** The (r, t) sampler of the stage fits: a MeanFlow preset by name, or explicit. */
+export type SamplerChoice = "v0" | "v1" | "imagenet" | SamplerSpec;
+
+/** The sampler preset names. */
+export const SAMPLER_NAMES: readonly ("v0" | "v1" | "imagenet")[] = Object.freeze([
+  "v1",
+  "v0",
+  "imagenet",
+]);
+
+/** The MeanFlow stages' dimension alignment (how X(l-1) becomes x1 = z_align). */
+export interface AlignConfig {
+  /** How stages 2-4 halve the resolution before the 1x1 convolution. */
+  readonly downsample: Downsample;
+  /**
+   * `joint`: the alignment trains with the velocity networks; `prefit`: it is first fitted by
+   * regression to X(l) (`prefitEpochs`), then frozen while the velocity networks are fitted.
+   */
+  readonly mode: "joint" | "prefit";
+  /** Epochs of the alignment's regression before the fit (`prefit` only). */
+  readonly prefitEpochs: number;
+}
+
 /** MeanFlow stages and their objective (METHOD.md sections 4-5). */
 export interface MeanFlowConfig {
   /** MeanFlow modules of stages 1-4 (stage 4: "two-layer MeanFlow"). */
@@ -72,6 +120,36 @@ export interface MeanFlowConfig {
   readonly lambda: number;
   /** The MeanFlow loss on (true) or off (false: endpoint regression alone; needs lambda > 0). */
   readonly meanflow: boolean;
+  /** The (r, t) sampler of the MeanFlow loss. */
+  readonly sampler: SamplerChoice;
+  /** Share of (r, t) draws placed exactly at each module's inference interval. */
+  readonly intervalShare: number;
+  /** Adaptive-weight power p of the MeanFlow loss. */
+  readonly p: number;
+  /** Adaptive-weight constant c of the MeanFlow loss. */
+  readonly c: number;
+  /** How the endpoint term is measured: normalised by the teacher's per-channel variance, or raw. */
+  readonly endpointNorm: EndpointNorm;
+}
+
+/** The assembled model's fine-tune (METHOD.md section 6). */
+export interface FinetuneConfig extends TrainConfig {
+  /**
+   * Training batches run through the assembled MFI-ResNet in training mode (no weight update)
+   * to recalibrate batch-norm running statistics before fine-tuning; 0 = none.
+   */
+  readonly recalibrateBatches: number;
+}
+
+/**
+ * The compute-matched baseline: the baseline trained further with the fine-tune's
+ * hyperparameters, for as many epochs as MFI-ResNet spends on incubation and fine-tuning.
+ */
+export interface MatchedConfig {
+  /** Run the phase (`matched`). */
+  readonly enabled: boolean;
+  /** Epochs; `auto` = incubate.epochs x incubated stages + finetune.epochs. */
+  readonly epochs: number | "auto";
 }
 
 /** Selective incubation (METHOD.md section 6). */
@@ -89,16 +167,27 @@ export interface BaselineConfig extends TrainConfig {
 }
 
 /**
- * A stage-fit ablation variant (METHOD.md section 5): the same run with another stage-fit
- * objective. `meanflow-only` = the MeanFlow loss alone (`meanflow.lambda = 0`);
- * `endpoint-only` = the one-step endpoint regression alone (`meanflow.meanflow = false`).
+ * A stage-fit ablation variant (METHOD.md section 5): the four stage fits again, from the run's
+ * baseline, with another objective. `meanflow-only`: the MeanFlow loss alone, alignment joint;
+ * `meanflow-prefit`: the MeanFlow loss alone, alignment prefitted and frozen; `endpoint-only`:
+ * one-step endpoint regression alone; `both`: the MeanFlow loss + lambda x the balanced endpoint
+ * term; `legacy`: the first implementation's objective (stride alignment, ImageNet sampler with no
+ * interval share, p = 1, raw endpoint term, both terms).
  */
-export type AblationVariant = "meanflow-only" | "endpoint-only";
+export type AblationVariant =
+  | "meanflow-only"
+  | "meanflow-prefit"
+  | "endpoint-only"
+  | "both"
+  | "legacy";
 
 /** The ablation variants, in report order. */
 export const ABLATION_VARIANTS: readonly AblationVariant[] = Object.freeze([
   "meanflow-only",
+  "meanflow-prefit",
   "endpoint-only",
+  "both",
+  "legacy",
 ]);
 
 /** The whole pipeline. */
@@ -115,6 +204,8 @@ export interface PipelineConfig {
   readonly model: ModelConfig;
   /** MeanFlow stages. */
   readonly meanflow: MeanFlowConfig;
+  /** The MeanFlow stages' alignment. */
+  readonly align: AlignConfig;
   /** Phase 1. */
   readonly baseline: BaselineConfig;
   /** Phase 2: fitting each MeanFlow stage to teacher features. */
@@ -124,10 +215,12 @@ export interface PipelineConfig {
   /** Phase 3. */
   readonly incubate: IncubateConfig;
   /** Phase 4: the assembled MFI-ResNet, end to end. */
-  readonly finetune: TrainConfig;
+  readonly finetune: FinetuneConfig;
+  /** The compute-matched baseline. */
+  readonly matched: MatchedConfig;
   /**
-   * Stage-fit ablation variants run beside this run from its baseline (each a sub-run in
-   * `<run>/ablation/<variant>`, reported in this run's report); empty = none.
+   * Stage-fit ablation variants: each adds the four stage fits with that objective, from this
+   * run's baseline, as phases `VARIANT/compress:l` (reported in this run's report); empty = none.
    */
   readonly ablation: readonly AblationVariant[];
 }
@@ -164,7 +257,13 @@ export const DEFAULT_CONFIG: PipelineConfig = deepFreeze({
     blocks: 1,
     lambda: 1,
     meanflow: true,
+    sampler: "v1",
+    intervalShare: 0.25,
+    p: 0.75,
+    c: 1e-3,
+    endpointNorm: "variance",
   },
+  align: { downsample: "avgpool", mode: "joint", prefitEpochs: 1 },
   baseline: { ...sgd(0.1, 200), checkpoint: null },
   compress: {
     ...sgd(1e-3, 10),
@@ -175,7 +274,8 @@ export const DEFAULT_CONFIG: PipelineConfig = deepFreeze({
   },
   meta: { ...sgd(0.01, 2), trainable: "head" },
   incubate: { ...sgd(0.01, 20), stages: [1, 2, 3], init: "baseline" },
-  finetune: sgd(0.01, 20),
+  finetune: { ...sgd(0.01, 20), recalibrateBatches: 50 },
+  matched: { enabled: true, epochs: "auto" },
   ablation: [],
 } as PipelineConfig);
 
@@ -243,6 +343,27 @@ const variants: Check = (v, key) => {
   if (new Set(names).size !== names.length) err(key, `has duplicates: ${names}`, RangeError);
   return ABLATION_VARIANTS.filter((n) => names.includes(n));
 };
+const SAMPLER_SPEC: Schema = {
+  tMean: num({}),
+  tStd: num({ min: 0 }),
+  rMean: num({}),
+  rStd: num({ min: 0 }),
+  distinctFraction: num({ min: 0, max: 1 }),
+  order: oneOf("sort-then-mask", "mask-then-min"),
+};
+const sampler: Check = (v, key) => {
+  if (typeof v === "string") return oneOf(...SAMPLER_NAMES)(v, key);
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    err(
+      key,
+      `must be a preset name (${SAMPLER_NAMES.join(", ")}) or a mapping of ${
+        Object.keys(SAMPLER_SPEC).join(", ")
+      }, got ${JSON.stringify(v)}`,
+    );
+  }
+  return validateAgainst(SAMPLER_SPEC, v, key);
+};
+const epochsOrAuto: Check = (v, key) => v === "auto" ? v : num({ min: 0 })(v, `${key} (or "auto")`);
 const hidden: Check = (v, key) =>
   v === "auto" || v === "paper" ? v : num({ int: true, min: 1 })(v, `${key} (or "auto"/"paper")`);
 
@@ -282,12 +403,23 @@ const SCHEMA: Schema = {
     blocks: num({ int: true, min: 1 }),
     lambda: num({ min: 0 }),
     meanflow: bool,
+    sampler,
+    intervalShare: num({ min: 0, max: 1 }),
+    p: num({ min: 0 }),
+    c: num({ gt: 0 }),
+    endpointNorm: oneOf("variance", "none"),
+  },
+  align: {
+    downsample: oneOf(...DOWNSAMPLE_MODES),
+    mode: oneOf("joint", "prefit"),
+    prefitEpochs: num({ min: 0 }),
   },
   baseline: { ...TRAIN, checkpoint: nullable(str) },
   compress: { ...TRAIN, stages: stageList },
   meta: { ...TRAIN, trainable: oneOf("head", "all") },
   incubate: { ...TRAIN, stages: stageList, init: oneOf("baseline", "random") },
-  finetune: TRAIN,
+  finetune: { ...TRAIN, recalibrateBatches: num({ int: true, min: 0 }) },
+  matched: { enabled: bool, epochs: epochsOrAuto },
   ablation: variants,
 };
 

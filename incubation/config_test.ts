@@ -73,11 +73,15 @@ Deno.test("overrides and YAML merge in order", () => {
 
 Deno.test("ablation: known variants only, no duplicates, kept in report order", () => {
   assert.deepEqual(DEFAULT_CONFIG.ablation, []);
-  const c = mergeConfig(DEFAULT_CONFIG, { ablation: ["endpoint-only", "meanflow-only"] });
-  assert.deepEqual(c.ablation, ABLATION_VARIANTS);
+  const c = mergeConfig(DEFAULT_CONFIG, { ablation: ["legacy", "endpoint-only", "meanflow-only"] });
+  assert.deepEqual(c.ablation, ["meanflow-only", "endpoint-only", "legacy"]);
+  assert.deepEqual(
+    mergeConfig(DEFAULT_CONFIG, { ablation: [...ABLATION_VARIANTS] }).ablation,
+    ABLATION_VARIANTS,
+  );
   assert.throws(
-    () => mergeConfig(DEFAULT_CONFIG, { ablation: ["both"] }),
-    /"ablation\[0\]" must be one of "meanflow-only", "endpoint-only", got "both"/,
+    () => mergeConfig(DEFAULT_CONFIG, { ablation: ["all"] }),
+    /"ablation\[0\]" must be one of "meanflow-only", "meanflow-prefit", "endpoint-only", "both", "legacy", got "all"/,
   );
   assert.throws(
     () => mergeConfig(DEFAULT_CONFIG, { ablation: ["endpoint-only", "endpoint-only"] }),
@@ -87,4 +91,56 @@ Deno.test("ablation: known variants only, no duplicates, kept in report order", 
     () => mergeConfig(DEFAULT_CONFIG, { ablation: "all" }),
     /"ablation" must be a list/,
   );
+});
+
+Deno.test("fair-test options: defaults, presets or explicit samplers, bad values named", () => {
+  const d = DEFAULT_CONFIG;
+  assert.deepEqual(
+    [d.align.downsample, d.align.mode, d.meanflow.sampler, d.meanflow.intervalShare, d.meanflow.p],
+    ["avgpool", "joint", "v1", 0.25, 0.75],
+  );
+  assert.deepEqual([d.meanflow.endpointNorm, d.finetune.recalibrateBatches], ["variance", 50]);
+  assert.deepEqual(d.matched, { enabled: true, epochs: "auto" });
+  const explicit = {
+    tMean: -1,
+    tStd: 1,
+    rMean: -3,
+    rStd: 1,
+    distinctFraction: 0.5,
+    order: "mask-then-min",
+  };
+  assert.deepEqual(mergeConfig(d, { meanflow: { sampler: explicit } }).meanflow.sampler, explicit);
+  assert.equal(mergeConfig(d, { meanflow: { sampler: "imagenet" } }).meanflow.sampler, "imagenet");
+  assert.throws(
+    () => mergeConfig(d, { meanflow: { sampler: "v2" } }),
+    /"meanflow.sampler" must be one of "v1", "v0", "imagenet", got "v2"/,
+  );
+  assert.throws(
+    () => mergeConfig(d, { meanflow: { sampler: { ...explicit, order: "sort" } } }),
+    /"meanflow.sampler.order" must be one of "sort-then-mask", "mask-then-min"/,
+  );
+  assert.throws(
+    () => mergeConfig(d, { meanflow: { sampler: { tMean: 0 } } }),
+    /"meanflow.sampler.tStd" is missing/,
+  );
+  assert.throws(() => mergeConfig(d, { meanflow: { sampler: 3 } }), /must be a preset name/);
+  assert.throws(
+    () => mergeConfig(d, { align: { downsample: "maxpool" } }),
+    /"align.downsample" must be one of "avgpool", "stride", "space-to-depth"/,
+  );
+  assert.throws(() => mergeConfig(d, { align: { mode: "frozen" } }), /"align.mode"/);
+  assert.throws(
+    () => mergeConfig(d, { meanflow: { intervalShare: 1.5 } }),
+    /"meanflow.intervalShare" must be <= 1/,
+  );
+  assert.throws(() => mergeConfig(d, { meanflow: { c: 0 } }), /"meanflow.c" must be > 0/);
+  assert.throws(
+    () => mergeConfig(d, { finetune: { recalibrateBatches: 2.5 } }),
+    /"finetune.recalibrateBatches" must be an integer/,
+  );
+  assert.throws(
+    () => mergeConfig(d, { matched: { epochs: "all" } }),
+    /"matched.epochs \(or "auto"\)" must be a number/,
+  );
+  assert.equal(mergeConfig(d, { matched: { epochs: 3 } }).matched.epochs, 3);
 });

@@ -12,7 +12,8 @@ import { meanFlowStageLoss } from "@mfi/flows";
 import type { StagedModel } from "@mfi/resnet";
 import type { PipelineConfig } from "./config.ts";
 import { buildModel } from "./model_spec.ts";
-import { makeOptimizer } from "./phase_runner.ts";
+import { makeOptimizer } from "./_phase_kit.ts";
+import { stageLossOptions, stageObjective } from "./objective.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
 import { meanFlowStage } from "./_flows.ts";
 import { planPhases } from "./plan.ts";
@@ -167,8 +168,12 @@ export async function probeTimings(
             });
             const { grads, value } = tf.variableGrads(
               () =>
-                meanFlowStageLoss(stage, xPrev, xNext, { rng, lambda: config.meanflow.lambda })
-                  .total,
+                meanFlowStageLoss(
+                  stage,
+                  xPrev,
+                  xNext,
+                  stageLossOptions(stageObjective(config), rng, true),
+                ).total,
               sgd.variables.map(([, v]) => v),
             );
             sgd.applyGradients(
@@ -226,7 +231,7 @@ export async function probeTimings(
  * const t = { baseline: 1e-3, compress: [1e-4, 1e-4, 1e-4, 1e-4], meta: 1e-5, incubate: 1e-3,
  *   finetune: 1e-3, evaluate: 3e-4, batch: 32 };
  * const e = estimateRun(DEFAULT_CONFIG, t, { train: 50_000, test: 10_000 });
- * // 200 epochs x 49,920 images x 1 ms + 201 evaluations of 10,000 images x 0.3 ms
+ * // 200 epochs x 49,920 images x 1 ms + 201 test passes of 10,000 images x 0.3 ms
  * assert.ok(Math.abs(e.phases.baseline - (200 * 49_920 * 1e-3 + 201 * 3)) < 1e-6);
  * ```
  */
@@ -241,16 +246,29 @@ export function estimateRun(
     const dropLast = counts.train > batchSize;
     const images = epochs * batchCount(counts.train, { batchSize, dropLast }) * batchSize;
     const perImage = p.kind === "baseline"
-      ? (config.baseline.checkpoint !== null ? 0 : timings.baseline)
+      ? (p.checkpoint !== null ? 0 : timings.baseline)
+      : p.kind === "matched"
+      ? timings.baseline
       : p.kind === "compress"
-      ? timings.compress[p.stage! - 1]
+      ? timings.compress[p.stage - 1]
       : p.kind === "meta"
       ? timings.meta
       : p.kind === "incubate"
       ? timings.incubate
       : timings.finetune;
-    const evaluations = p.kind === "compress" ? 1 : epochs + 1;
-    phases[p.id] = images * perImage + evaluations * counts.test * timings.evaluate;
+    // Test passes: compress = the one-step fit and the in-situ accuracy; baseline = each epoch
+    // and the final one; the others also before training (and after recalibration).
+    const evaluations = p.kind === "compress"
+      ? 2
+      : p.kind === "baseline"
+      ? epochs + 1
+      : epochs + 2 + (p.kind === "finetune" && p.recalibrateBatches > 0 ? 1 : 0);
+    const prefit = p.kind === "compress" && p.objective.align.mode === "prefit"
+      ? p.objective.align.prefitEpochs * images / Math.max(epochs, 1)
+      : 0;
+    const recalibration = p.kind === "finetune" ? p.recalibrateBatches * batchSize : 0;
+    phases[p.id] = (images + prefit) * perImage +
+      (evaluations * counts.test + recalibration) * timings.evaluate;
   }
   const totalSeconds = Object.values(phases).reduce((a, b) => a + b, 0);
   return { phases, totalSeconds, timings };

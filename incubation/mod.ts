@@ -5,7 +5,6 @@
  *
  * @module
  */
-export * from "./ablation.ts";
 export * from "./aggregate.ts";
 export * from "./bundle.ts";
 export * from "./checkpoint_bundle.ts";
@@ -15,6 +14,8 @@ export * from "./errors.ts";
 export * from "./estimate.ts";
 export * from "./http_handler.ts";
 export * from "./model_spec.ts";
+export * from "./objective.ts";
+export * from "./phase_output.ts";
 export * from "./phase_runner.ts";
 export * from "./pipeline_data.ts";
 export * from "./pipeline_specs.ts";
@@ -22,3 +23,4 @@ export * from "./params_report.ts";
 export * from "./plan.ts";
 export * from "./report.ts";
 export * from "./runner.ts";
+export * from "./statistics.ts";

@@ -32,8 +32,14 @@ import { tidyBuild } from "./_tidy.ts";
 
 export type { MeanFlowStageSpecConfig } from "./_flows.ts";
 
-/** Current spec format tag; bump when the meaning of a field changes. */
-export const MODEL_SPEC_FORMAT = "mfi-model-spec/1";
+/**
+ * Current spec format tag; bump when the meaning of a field changes. Format 2 added the MeanFlow
+ * stages' `downsample`; a format-1 spec is read as `downsample: "stride"`, what it meant then.
+ */
+export const MODEL_SPEC_FORMAT = "mfi-model-spec/2";
+
+/** The format-1 tag (MeanFlow alignments always strided). */
+const MODEL_SPEC_FORMAT_1 = "mfi-model-spec/1";
 
 /** What kind of model a spec describes (checked against its stages). */
 export type ModelFamily = "resnet" | "meta" | "hybrid" | "mfi-resnet";
@@ -98,10 +104,23 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** A format-1 spec as format 2: its MeanFlow alignments were strided 1x1 convolutions. */
+function migrateFormat1(raw: Record<string, unknown>): Record<string, unknown> {
+  const stages = Array.isArray(raw.stages)
+    ? raw.stages.map((s: unknown) =>
+      isRecord(s) && s.kind === "meanflow" && isRecord(s.config) && !("downsample" in s.config)
+        ? { ...s, config: { ...s.config, downsample: "stride" } }
+        : s
+    )
+    : raw.stages;
+  return { ...raw, format: MODEL_SPEC_FORMAT, stages };
+}
+
 /**
  * Validates an untrusted value (parsed JSON, a checkpoint's metadata) as a {@linkcode ModelSpec}
  * and returns a frozen copy. Unknown keys and wrong types are errors naming the key; a MeanFlow
- * stage's channels and stride must match the residual stage it replaces.
+ * stage's channels and stride must match the residual stage it replaces. A format-1 spec (written
+ * before MeanFlow stages had `downsample`) is migrated: its stages get `downsample: "stride"`.
  *
  * @param raw The candidate spec.
  * @returns The validated, deeply frozen spec.
@@ -126,8 +145,14 @@ export function validateModelSpec(raw: unknown): ModelSpec {
   for (const key of SPEC_KEYS) {
     if (raw[key] === undefined) fail(`"${key}"`, "is missing");
   }
+  if (raw.format === MODEL_SPEC_FORMAT_1) return validateModelSpec(migrateFormat1(raw));
   if (raw.format !== MODEL_SPEC_FORMAT) {
-    fail('"format"', `must be "${MODEL_SPEC_FORMAT}", got ${JSON.stringify(raw.format)}`);
+    fail(
+      '"format"',
+      `must be "${MODEL_SPEC_FORMAT}" (or the older "${MODEL_SPEC_FORMAT_1}"), got ${
+        JSON.stringify(raw.format)
+      }; this file was written by another version of the project`,
+    );
   }
   if (!FAMILIES.includes(raw.family as ModelFamily)) {
     fail('"family"', `must be one of ${FAMILIES.join(", ")}, got ${JSON.stringify(raw.family)}`);

@@ -103,6 +103,7 @@ export function pipelineSpecs(config: PipelineConfig): PipelineSpecs {
       timeEmbedDim: 64,
       timeMaxFrequency: 100,
       moduleSplit: "time",
+      downsample: config.align.downsample,
     };
   };
   const hidden: Array<number | undefined> = mf.hidden.map((h, i) => {
@@ -143,6 +144,7 @@ export function pipelineSpecs(config: PipelineConfig): PipelineSpecs {
         stride: info.stride,
         modules: mf.modules[l - 1] as 1 | 2,
         blocks: mf.blocks,
+        downsample: config.align.downsample,
       }).hidden;
     } catch (e) {
       throw new RangeError(

@@ -1,18 +1,18 @@
 /**
  * Incubation is a plan, then execution: {@linkcode planPhases} turns a config into the list of
- * phases (baseline, MeanFlow compression per stage, meta model, incubation per stage, assembled
- * fine-tune), each naming the checkpoints it reads, the one it writes, the model it trains and
- * its trainable variables by name pattern. It is pure: no tensors, no files.
+ * phases (baseline, compute-matched baseline, MeanFlow compression per stage, meta model,
+ * incubation per stage, assembled fine-tune, and the stage-fit ablation's fits), each naming
+ * the phases it reads, the folder it writes, the model it trains (as a spec) and its trainable
+ * variables by name pattern. It is pure: no tensors, no files. The runner reads and writes
+ * exactly what a phase says.
  *
  * @module
  */
-import type { PipelineConfig, TrainConfig } from "./config.ts";
-
-/** What a phase does. */
-export type PhaseKind = "baseline" | "compress" | "meta" | "incubate" | "finetune";
-
-/** Which model of the run a phase's model is. */
-export type PhaseModel = "baseline" | "meta" | "hybrid" | "mfi";
+import type { AblationVariant, PipelineConfig, TrainConfig } from "./config.ts";
+import { UnknownPhaseError } from "./errors.ts";
+import { type ModelSpec, replaceStages } from "./model_spec.ts";
+import { planVariants, type StageObjective, stageObjective } from "./objective.ts";
+import { type PipelineSpecs, pipelineSpecs } from "./pipeline_specs.ts";
 
 /** Variables a phase takes from an earlier phase's checkpoint. */
 export interface PhaseSource {
@@ -22,91 +22,229 @@ export interface PhaseSource {
   readonly patterns: readonly string[];
 }
 
-/** One phase of the pipeline. */
-export interface Phase {
-  /** Unique id, also the `--phase` argument: `baseline`, `compress:2`, `meta`, `incubate:1`, `finetune`. */
+/** What every phase declares. */
+interface PhaseCommon {
+  /**
+   * Unique id, also the `--phase` argument: `baseline`, `matched`, `compress:2`, `meta`,
+   * `incubate:1`, `finetune`, and `VARIANT/compress:2` for the ablation's fits.
+   */
   readonly id: string;
-  /** What the phase does. */
-  readonly kind: PhaseKind;
-  /** 1-based stage the phase works on (compress, incubate), else null. */
-  readonly stage: number | null;
   /** Phases that must be complete first (their outputs are read). */
   readonly dependsOn: readonly string[];
-  /** Which model is trained. `hybrid` = the meta model with `stage` residual. */
-  readonly model: PhaseModel;
   /** Where the initial variables come from (the rest are freshly initialised). */
   readonly sources: readonly PhaseSource[];
-  /** Frozen teacher (compress): the phase whose model computes target features. */
-  readonly teacher: string | null;
   /** Name patterns of the trained variables; everything else is frozen (BN in inference mode). */
   readonly trainable: readonly string[];
   /** Name patterns of the variables written to the output checkpoint. */
   readonly saves: readonly string[];
-  /** Output checkpoint, relative to the run folder. */
+  /** The phase's folder, relative to the run folder (its output is `<output>/output/`). */
   readonly output: string;
   /** Hyperparameters. */
   readonly train: TrainConfig;
+  /**
+   * The model the phase trains and evaluates. Compress: the baseline with only this stage
+   * replaced by its MeanFlow fit (what the in-situ accuracy evaluates).
+   */
+  readonly spec: ModelSpec;
 }
+
+/** Train the baseline ResNet, or load `checkpoint` instead. */
+export interface BaselinePhase extends PhaseCommon {
+  /** Discriminator. */
+  readonly kind: "baseline";
+  /** A checkpoint to load instead of training (ours or a PyTorch state_dict), or null. */
+  readonly checkpoint: string | null;
+}
+
+/** Train the baseline further, as long as MFI-ResNet trains after the baseline. */
+export interface MatchedPhase extends PhaseCommon {
+  /** Discriminator. */
+  readonly kind: "matched";
+}
+
+/** Fit stage `stage` as a MeanFlow stage to the frozen teacher's stage features. */
+export interface CompressPhase extends PhaseCommon {
+  /** Discriminator. */
+  readonly kind: "compress";
+  /** 1-based stage. */
+  readonly stage: number;
+  /** The ablation variant this fit belongs to, or null for the run's own fits. */
+  readonly variant: AblationVariant | null;
+  /** The phase whose model is the frozen teacher. */
+  readonly teacher: string;
+  /** How the stage is fitted. */
+  readonly objective: StageObjective;
+}
+
+/** Assemble the meta model (teacher stem, MeanFlow stages, teacher head) and fine-tune it. */
+export interface MetaPhase extends PhaseCommon {
+  /** Discriminator. */
+  readonly kind: "meta";
+}
+
+/** Train residual stage `stage` alone inside the meta model (Deep Incubation). */
+export interface IncubatePhase extends PhaseCommon {
+  /** Discriminator. */
+  readonly kind: "incubate";
+  /** 1-based stage. */
+  readonly stage: number;
+}
+
+/** Assemble MFI-ResNet, recalibrate its batch norms, fine-tune it end to end. */
+export interface FinetunePhase extends PhaseCommon {
+  /** Discriminator. */
+  readonly kind: "finetune";
+  /** Training batches for batch-norm recalibration before fine-tuning (0 = none). */
+  readonly recalibrateBatches: number;
+}
+
+/** One phase of the pipeline. */
+export type Phase =
+  | BaselinePhase
+  | MatchedPhase
+  | CompressPhase
+  | MetaPhase
+  | IncubatePhase
+  | FinetunePhase;
+
+/** What a phase does. */
+export type PhaseKind = Phase["kind"];
 
 const stagePattern = (stage: number): string => `stages.${stage - 1}.*`;
 
 /**
+ * The folder of a phase relative to the run folder: `phases/<id>` with `:` as `-`
+ * (`endpoint-only/compress:2` -> `phases/endpoint-only/compress-2`).
+ *
+ * @param id A phase id.
+ * @returns The relative folder.
+ * @example
+ * ```ts
+ * import { phaseFolder } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.equal(phaseFolder("incubate:2"), "phases/incubate-2");
+ * assert.equal(phaseFolder("legacy/compress:1"), "phases/legacy/compress-1");
+ * ```
+ */
+export function phaseFolder(id: string): string {
+  return `phases/${id.replaceAll(":", "-")}`;
+}
+
+/**
+ * Epochs of the compute-matched baseline: `matched.epochs`, or with `auto` the epochs MFI-ResNet
+ * trains after the baseline (each incubation's, plus the fine-tune's).
+ *
+ * @param config The config.
+ * @returns The epochs.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, matchedEpochs } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.equal(matchedEpochs(DEFAULT_CONFIG), 3 * 20 + 20);
+ * ```
+ */
+export function matchedEpochs(config: PipelineConfig): number {
+  const m = config.matched.epochs;
+  return m === "auto"
+    ? config.incubate.epochs * config.incubate.stages.length +
+      config.finetune.epochs
+    : m;
+}
+
+function compressPhase(
+  config: PipelineConfig,
+  specs: PipelineSpecs,
+  l: number,
+  variant: AblationVariant | null,
+  objective: StageObjective,
+): CompressPhase {
+  const id = variant === null ? `compress:${l}` : `${variant}/compress:${l}`;
+  return {
+    id,
+    kind: "compress",
+    stage: l,
+    variant,
+    teacher: "baseline",
+    objective,
+    dependsOn: ["baseline"],
+    sources: [],
+    trainable: [stagePattern(l)],
+    saves: [stagePattern(l)],
+    output: phaseFolder(id),
+    train: config.compress,
+    spec: replaceStages(specs.baseline, { [l - 1]: specs.meta.stages[l - 1] }, "hybrid"),
+  };
+}
+
+const trainOf = (t: TrainConfig): TrainConfig => ({
+  epochs: t.epochs,
+  batchSize: t.batchSize,
+  optimizer: t.optimizer,
+  lr: t.lr,
+  momentum: t.momentum,
+  nesterov: t.nesterov,
+  weightDecay: t.weightDecay,
+  warmupEpochs: t.warmupEpochs,
+});
+
+/**
  * Plans the phases of a run. Order is a valid execution order; phases with no path between
- * them in `dependsOn` (the four compressions, the incubations) are independent jobs.
+ * them in `dependsOn` (the compressions, the incubations, the matched baseline, the ablation's
+ * fits) are independent jobs.
  *
  * @param config The validated pipeline config.
  * @returns The phases, dependencies first.
  * @example
  * ```ts
- * import { DEFAULT_CONFIG, planPhases } from "@mfi/incubation";
+ * import { DEFAULT_CONFIG, mergeConfig, planPhases } from "@mfi/incubation";
  * import assert from "node:assert/strict";
- * const ids = planPhases(DEFAULT_CONFIG).map((p) => p.id);
+ * const ids = planPhases(mergeConfig(DEFAULT_CONFIG, { ablation: ["endpoint-only"] })).map((p) => p.id);
  * assert.deepEqual(ids, [
- *   "baseline", "compress:1", "compress:2", "compress:3", "compress:4", "meta",
+ *   "baseline", "matched", "compress:1", "compress:2", "compress:3", "compress:4", "meta",
  *   "incubate:1", "incubate:2", "incubate:3", "finetune",
+ *   "endpoint-only/compress:1", "endpoint-only/compress:2", "endpoint-only/compress:3",
+ *   "endpoint-only/compress:4",
  * ]);
  * ```
  */
 export function planPhases(config: PipelineConfig): Phase[] {
+  const specs = pipelineSpecs(config);
   const phases: Phase[] = [];
   const all = [1, 2, 3, 4];
   phases.push({
     id: "baseline",
     kind: "baseline",
-    stage: null,
+    checkpoint: config.baseline.checkpoint,
     dependsOn: [],
-    model: "baseline",
     sources: [],
-    teacher: null,
     trainable: ["*"],
     saves: ["*"],
-    output: "phases/baseline.safetensors",
-    train: config.baseline,
+    output: phaseFolder("baseline"),
+    train: trainOf(config.baseline),
+    spec: specs.baseline,
   });
-  // The meta model needs a MeanFlow stage in every position; compress.stages lists which are
-  // fitted, the others start from their fresh initialisation (an ablation).
-  for (const l of config.compress.stages) {
+  if (config.matched.enabled) {
     phases.push({
-      id: `compress:${l}`,
-      kind: "compress",
-      stage: l,
+      id: "matched",
+      kind: "matched",
       dependsOn: ["baseline"],
-      model: "meta",
-      sources: [],
-      teacher: "baseline",
-      trainable: [stagePattern(l)],
-      saves: [stagePattern(l)],
-      output: `phases/compress-${l}.safetensors`,
-      train: config.compress,
+      sources: [{ phase: "baseline", patterns: ["*"] }],
+      trainable: ["*"],
+      saves: ["*"],
+      output: phaseFolder("matched"),
+      train: { ...trainOf(config.finetune), epochs: matchedEpochs(config) },
+      spec: specs.baseline,
     });
   }
+  // The meta model needs a MeanFlow stage in every position; compress.stages lists which are
+  // fitted, the others start from their fresh initialisation (an ablation).
+  const own = stageObjective(config);
+  for (const l of config.compress.stages) phases.push(compressPhase(config, specs, l, null, own));
   const compressIds = config.compress.stages.map((l) => `compress:${l}`);
   phases.push({
     id: "meta",
     kind: "meta",
-    stage: null,
     dependsOn: ["baseline", ...compressIds],
-    model: "meta",
     sources: [
       { phase: "baseline", patterns: ["stem.*", "head.*"] },
       ...config.compress.stages.map((l) => ({
@@ -114,11 +252,11 @@ export function planPhases(config: PipelineConfig): Phase[] {
         patterns: [stagePattern(l)],
       })),
     ],
-    teacher: null,
     trainable: config.meta.trainable === "head" ? ["head.*"] : ["*"],
     saves: ["*"],
-    output: "phases/meta.safetensors",
-    train: config.meta,
+    output: phaseFolder("meta"),
+    train: trainOf(config.meta),
+    spec: specs.meta,
   });
   for (const k of config.incubate.stages) {
     const others = all.filter((l) => l !== k).map(stagePattern);
@@ -127,27 +265,25 @@ export function planPhases(config: PipelineConfig): Phase[] {
       kind: "incubate",
       stage: k,
       dependsOn: config.incubate.init === "baseline" ? ["baseline", "meta"] : ["meta"],
-      model: "hybrid",
       sources: [
         { phase: "meta", patterns: ["stem.*", ...others, "head.*"] },
         ...(config.incubate.init === "baseline"
           ? [{ phase: "baseline", patterns: [stagePattern(k)] }]
           : []),
       ],
-      teacher: null,
       trainable: [stagePattern(k)],
       saves: [stagePattern(k)],
-      output: `phases/incubate-${k}.safetensors`,
-      train: config.incubate,
+      output: phaseFolder(`incubate:${k}`),
+      train: trainOf(config.incubate),
+      spec: specs.hybrids[k],
     });
   }
   const kept = all.filter((l) => !config.incubate.stages.includes(l)).map(stagePattern);
   phases.push({
     id: "finetune",
     kind: "finetune",
-    stage: null,
+    recalibrateBatches: config.finetune.recalibrateBatches,
     dependsOn: ["meta", ...config.incubate.stages.map((k) => `incubate:${k}`)],
-    model: "mfi",
     sources: [
       { phase: "meta", patterns: ["stem.*", ...kept, "head.*"] },
       ...config.incubate.stages.map((k) => ({
@@ -155,13 +291,52 @@ export function planPhases(config: PipelineConfig): Phase[] {
         patterns: [stagePattern(k)],
       })),
     ],
-    teacher: null,
     trainable: ["*"],
     saves: ["*"],
-    output: "phases/finetune.safetensors",
-    train: config.finetune,
+    output: phaseFolder("finetune"),
+    train: trainOf(config.finetune),
+    spec: specs.mfi,
   });
+  for (const v of planVariants(config)) {
+    const variantSpecs = pipelineSpecs(v.config);
+    for (const l of config.compress.stages) {
+      phases.push(compressPhase(v.config, variantSpecs, l, v.variant, v.objective));
+    }
+  }
   return phases;
+}
+
+/**
+ * Expands `--phase` ids into plan ids: an id of the plan stands for itself, an ablation variant's
+ * name (`endpoint-only`) for all of its phases.
+ *
+ * @param phases The plan.
+ * @param ids The ids asked for.
+ * @returns Plan ids, in plan order, without duplicates.
+ * @throws {UnknownPhaseError} If an id is neither a phase nor a planned variant.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, mergeConfig, planPhases, selectPhases } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * const plan = planPhases(mergeConfig(DEFAULT_CONFIG, { ablation: ["legacy"] }));
+ * assert.deepEqual(selectPhases(plan, ["legacy", "meta"]), [
+ *   "meta", "legacy/compress:1", "legacy/compress:2", "legacy/compress:3", "legacy/compress:4",
+ * ]);
+ * assert.throws(() => selectPhases(plan, ["incubate:4"]), /Unknown phase "incubate:4"/);
+ * ```
+ */
+export function selectPhases(phases: readonly Phase[], ids: readonly string[]): string[] {
+  const wanted = new Set<string>();
+  for (const id of ids) {
+    const exact = phases.find((p) => p.id === id);
+    const ofVariant = phases.filter((p) => p.kind === "compress" && p.variant === id);
+    if (exact === undefined && ofVariant.length === 0) {
+      throw new UnknownPhaseError(id, phases.map((p) => p.id));
+    }
+    if (exact !== undefined) wanted.add(exact.id);
+    for (const p of ofVariant) wanted.add(p.id);
+  }
+  return phases.filter((p) => wanted.has(p.id)).map((p) => p.id);
 }
 
 /**
@@ -211,7 +386,7 @@ export function matchesAny(name: string, patterns: readonly string[]): boolean {
  * @param phases The plan.
  * @param selected Phase ids (e.g. from `--phase incubate:2`).
  * @returns The closure, in plan order.
- * @throws {RangeError} If a selected id is not in the plan.
+ * @throws {UnknownPhaseError} If a selected id is not in the plan.
  * @example
  * ```ts
  * import { DEFAULT_CONFIG, planPhases, withDependencies } from "@mfi/incubation";
@@ -225,11 +400,7 @@ export function withDependencies(phases: readonly Phase[], selected: readonly st
   const need = new Set<string>();
   const visit = (id: string) => {
     const p = byId.get(id);
-    if (p === undefined) {
-      throw new RangeError(
-        `Unknown phase "${id}"; this plan has ${phases.map((q) => q.id).join(", ")}`,
-      );
-    }
+    if (p === undefined) throw new UnknownPhaseError(id, phases.map((q) => q.id));
     if (need.has(id)) return;
     need.add(id);
     p.dependsOn.forEach(visit);

@@ -1,23 +1,26 @@
 /**
- * The run report: `results.json` (machine-readable), `results.md` (the table a reader wants:
- * parameters, reduction vs the baseline, top-1, images processed and wall time per phase) and
- * two SVG plots (accuracy vs parameters of the three models; test accuracy per epoch of every
- * phase). Built from phase results only, so it can be regenerated from a run folder.
+ * The run report: `results.json` (machine-readable), `results.md` (the tables a reader wants:
+ * the models with parameters and top-1, the paired tests of MFI-ResNet against the baseline and
+ * the compute-matched baseline, the stage fits with their one-step error and in-situ accuracy per
+ * objective, every phase) and SVG plots. Built from phase results only, so it can be regenerated
+ * from a run folder.
  *
  * @module
  */
 import { type LinePlotOptions, linePlotSvg, type PlotSeries } from "@mfi/core";
-import { type AblationRow, ablationRow } from "./ablation.ts";
-import type { PipelineConfig } from "./config.ts";
+import type { AblationVariant, PipelineConfig } from "./config.ts";
 import { countSpecParameters } from "./model_spec.ts";
-import type { PhaseResult } from "./phase_runner.ts";
-import type { PipelineSpecs } from "./pipeline_specs.ts";
-import type { Phase } from "./plan.ts";
+import { objectiveName } from "./objective.ts";
+import type { GradNormRecord, PhaseResult } from "./phase_output.ts";
+import { type CompressPhase, matchedEpochs, type Phase } from "./plan.ts";
+import { pairedCounts, type PairedTest, poolPaired, unpackCorrect } from "./statistics.ts";
 
-/** One of the three compared models. */
+/** One of the compared models. */
 export interface ModelRow {
-  /** `baseline`, `meta` or `mfi-resnet`. */
+  /** `baseline`, `matched` (compute-matched baseline), `meta` or `mfi-resnet`. */
   readonly model: string;
+  /** The phase that produced it. */
+  readonly phase: string;
   /** Exact parameter count (from the spec). */
   readonly parameters: number;
   /** Parameter change vs the baseline, in percent (negative = smaller). */
@@ -36,6 +39,8 @@ export interface ModelRow {
 export interface PhaseRow {
   /** Phase id. */
   readonly phase: string;
+  /** Phase kind. */
+  readonly kind: Phase["kind"];
   /** Trainable parameters. */
   readonly trainableParameters: number;
   /** Epochs run. */
@@ -44,20 +49,48 @@ export interface PhaseRow {
   readonly imagesProcessed: number;
   /** Wall-clock seconds. */
   readonly wallSeconds: number;
-  /** Test top-1 at the end (null for compress). */
+  /** Test top-1 at the end (compress: in situ). */
   readonly top1: number | null;
   /** Test top-1 before training (null where not measured). */
   readonly initialTop1: number | null;
+  /** Finetune: test top-1 after batch-norm recalibration, before training. */
+  readonly recalibratedTop1: number | null;
   /** Compress: fit MSE relative to the teacher output's variance. */
   readonly fitRelative: number | null;
-  /** The backend the phase ran on (null: not run, or not recorded by older outputs). */
+  /** The backend the phase ran on (null: not run). */
   readonly backend: string | null;
+}
+
+/** The four stage fits of one objective (the run's own, or an ablation variant's). */
+export interface StageFitRow {
+  /** `main` for the run's own fits, else the variant. */
+  readonly variant: "main" | AblationVariant;
+  /** The objective, for people. */
+  readonly objective: string;
+  /** Per stage 1-4: one-step test MSE over the teacher output's variance (null: not fitted). */
+  readonly fitRelative: readonly (number | null)[];
+  /** Per stage 1-4: top-1 of the baseline with only that stage replaced by its fit. */
+  readonly inSitu: readonly (number | null)[];
+  /** Per stage 1-4: gradient norms of the loss terms at the start and end of the fit. */
+  readonly gradNorms: ReadonlyArray<
+    { readonly start: GradNormRecord; readonly end: GradNormRecord } | null
+  >;
+  /** Wall-clock seconds of the four fits. */
+  readonly wallSeconds: number;
+}
+
+/** Paired comparisons of MFI-ResNet on the same test images (McNemar's exact test). */
+export interface PairedReport {
+  /** MFI-ResNet (a) vs the baseline (b). */
+  readonly mfiVsBaseline: PairedTest | null;
+  /** MFI-ResNet (a) vs the compute-matched baseline (b). */
+  readonly mfiVsMatched: PairedTest | null;
 }
 
 /** The content of `results.json`. */
 export interface RunReport {
   /** Format tag. */
-  readonly format: "mfi-results/1";
+  readonly format: "mfi-results/2";
   /** The config of the run. */
   readonly config: PipelineConfig;
   /** Where the data came from. */
@@ -71,8 +104,16 @@ export interface RunReport {
   readonly backend: string;
   /** The scale this run represents (for the reader). */
   readonly scale: string;
-  /** Baseline, meta model, MFI-ResNet. */
+  /** Test images behind every accuracy (the same images for every model). */
+  readonly testImages: number;
+  /** Baseline, compute-matched baseline, meta model, MFI-ResNet. */
   readonly models: readonly ModelRow[];
+  /** Paired tests. */
+  readonly paired: PairedReport;
+  /** Per model (by `ModelRow.model`), which test images it got right (see `packCorrect`). */
+  readonly correct: Readonly<Record<string, string | null>>;
+  /** Stage fits: the run's own objective first, then each ablation variant. */
+  readonly stageFits: readonly StageFitRow[];
   /** Every phase of the plan. */
   readonly phases: readonly PhaseRow[];
   /** The MeanFlow stage of each position (the meta model's; stage 4 is also MFI-ResNet's). */
@@ -83,11 +124,6 @@ export interface RunReport {
     readonly parameters: number;
     readonly residualParameters: number;
   }>;
-  /**
-   * Stage-fit ablation (when the config names variants): one row per variant, then this run's
-   * own objective; empty without an ablation. Reports written before the ablation existed lack it.
-   */
-  readonly ablation: readonly AblationRow[];
   /** Total wall-clock seconds of all phases. */
   readonly totalWallSeconds: number;
   /** Total training images processed. */
@@ -100,8 +136,6 @@ export interface RunReport {
 export interface ReportInputs {
   /** The config. */
   readonly config: PipelineConfig;
-  /** The run's specs. */
-  readonly specs: PipelineSpecs;
   /** The plan. */
   readonly phases: readonly Phase[];
   /** Results of complete phases by id. */
@@ -112,35 +146,59 @@ export interface ReportInputs {
   readonly sample: boolean;
   /** Backend description. */
   readonly backend: string;
-  /** Rows of the ablation's sub-runs ({@linkcode ablationRow}); this run's own row is added. */
-  readonly ablation?: readonly AblationRow[];
+}
+
+function paired(a?: PhaseResult, b?: PhaseResult): PairedTest | null {
+  if (!a?.correct || !b?.correct || a.testImages !== b.testImages) return null;
+  const n = a.testImages;
+  return poolPaired([pairedCounts(unpackCorrect(a.correct, n), unpackCorrect(b.correct, n))]);
+}
+
+function stageFitRows(
+  phases: readonly Phase[],
+  results: Readonly<Record<string, PhaseResult>>,
+): StageFitRow[] {
+  const fits = phases.filter((p): p is CompressPhase => p.kind === "compress");
+  const variants = [...new Set(fits.map((p) => p.variant))];
+  return variants.map((variant) => {
+    const mine = fits.filter((p) => p.variant === variant);
+    const at = (l: number) => {
+      const p = mine.find((q) => q.stage === l);
+      return p === undefined ? undefined : results[p.id];
+    };
+    return {
+      variant: variant ?? "main",
+      objective: objectiveName(mine[0].objective),
+      fitRelative: [1, 2, 3, 4].map((l) => at(l)?.fitRelative ?? null),
+      inSitu: [1, 2, 3, 4].map((l) => at(l)?.testAccuracy ?? null),
+      gradNorms: [1, 2, 3, 4].map((l) => at(l)?.gradNorms ?? null),
+      wallSeconds: mine.reduce((s, p) => s + (results[p.id]?.wallSeconds ?? 0), 0),
+    };
+  });
 }
 
 /**
- * Builds the report object from phase results (pure).
+ * Builds the report of a run from its plan and phase results (complete or not).
  *
- * @param inputs Config, specs, plan, results and run facts.
+ * @param inputs Config, plan, results, data description, backend.
  * @returns The report.
  * @example
  * ```ts
- * import { buildReport, DEFAULT_CONFIG, pipelineSpecs, planPhases } from "@mfi/incubation";
+ * import { buildReport, DEFAULT_CONFIG, planPhases } from "@mfi/incubation";
  * import assert from "node:assert/strict";
- * const r = buildReport({
- *   config: DEFAULT_CONFIG,
- *   specs: pipelineSpecs(DEFAULT_CONFIG),
- *   phases: planPhases(DEFAULT_CONFIG),
- *   results: {},
- *   data: "none",
- *   sample: false,
- *   backend: "cpu",
+ * const report = buildReport({
+ *   config: DEFAULT_CONFIG, phases: planPhases(DEFAULT_CONFIG), results: {},
+ *   data: "none", sample: false, backend: "cpu",
  * });
- * assert.equal(r.models[2].changePercent.toFixed(2), "-46.28");
- * assert.equal(r.models[2].top1, null);
+ * assert.deepEqual(report.models.map((m) => m.model), ["baseline", "matched", "meta", "mfi-resnet"]);
+ * assert.ok(Math.abs(report.models[3].changePercent - -46.28) < 0.05);
  * ```
  */
 export function buildReport(inputs: ReportInputs): RunReport {
-  const { config, specs, phases, results } = inputs;
-  const base = countSpecParameters(specs.baseline).total;
+  const { config, phases, results } = inputs;
+  const byId = (id: string) => phases.find((p) => p.id === id);
+  const baseline = byId("baseline")!;
+  const base = countSpecParameters(baseline.spec).total;
   const acc = (id: string) => results[id]?.testAccuracy ?? null;
   const baseTop1 = acc("baseline");
   // The phases that produce each model: itself and everything it depends on.
@@ -149,16 +207,18 @@ export function buildReport(inputs: ReportInputs): RunReport {
     const visit = (x: string) => {
       if (out.has(x)) return;
       out.add(x);
-      phases.find((p) => p.id === x)?.dependsOn.forEach(visit);
+      byId(x)?.dependsOn.forEach(visit);
     };
     visit(id);
     return out;
   };
-  const row = (model: string, phase: string, parameters: number): ModelRow => {
-    const top1 = acc(phase);
-    const used = [...lineage(phase)].map((id) => results[id]).filter((r) => r !== undefined);
+  const row = (model: string, phase: Phase): ModelRow => {
+    const top1 = acc(phase.id);
+    const used = [...lineage(phase.id)].map((id) => results[id]).filter((r) => r !== undefined);
+    const parameters = countSpecParameters(phase.spec).total;
     return {
       model,
+      phase: phase.id,
       parameters,
       changePercent: 100 * (parameters / base - 1),
       top1,
@@ -167,29 +227,37 @@ export function buildReport(inputs: ReportInputs): RunReport {
       wallSeconds: used.reduce((s, r) => s + r.wallSeconds, 0),
     };
   };
-  const models = [
-    row("baseline", "baseline", base),
-    row("meta", "meta", countSpecParameters(specs.meta).total),
-    row("mfi-resnet", "finetune", countSpecParameters(specs.mfi).total),
+  const named: Array<[string, string]> = [
+    ["baseline", "baseline"],
+    ["matched", "matched"],
+    ["meta", "meta"],
+    ["mfi-resnet", "finetune"],
   ];
+  const models = named.flatMap(([model, id]) => {
+    const p = byId(id);
+    return p === undefined ? [] : [row(model, p)];
+  });
   const phaseRows = phases.map((p): PhaseRow => {
     const r = results[p.id];
     return {
       phase: p.id,
+      kind: p.kind,
       trainableParameters: r?.trainableParameters ?? 0,
       epochs: r?.history.length ?? 0,
       imagesProcessed: r?.imagesProcessed ?? 0,
       wallSeconds: r?.wallSeconds ?? 0,
       top1: r?.testAccuracy ?? null,
       initialTop1: r?.initialTestAccuracy ?? null,
+      recalibratedTop1: r?.recalibratedTestAccuracy ?? null,
       fitRelative: r?.fitRelative ?? null,
       backend: r?.backend ?? null,
     };
   });
   const full = config.model.width === 1 && config.data.trainPerClass === null;
-  const metaCounts = countSpecParameters(specs.meta);
-  const baseCounts = countSpecParameters(specs.baseline);
-  const meanflowStages = specs.meta.stages.flatMap((st, i) =>
+  const meta = byId("meta")!;
+  const metaCounts = countSpecParameters(meta.spec);
+  const baseCounts = countSpecParameters(baseline.spec);
+  const meanflowStages = meta.spec.stages.flatMap((st, i) =>
     st.kind === "meanflow"
       ? [{
         stage: i + 1,
@@ -200,8 +268,9 @@ export function buildReport(inputs: ReportInputs): RunReport {
       }]
       : []
   );
-  const report: RunReport = {
-    format: "mfi-results/1",
+  const testImages = Object.values(results).find((r) => r.testImages > 0)?.testImages ?? 0;
+  return {
+    format: "mfi-results/2",
     config,
     data: inputs.data,
     sample: inputs.sample,
@@ -212,19 +281,21 @@ export function buildReport(inputs: ReportInputs): RunReport {
       ? "paper scale (full width, full training set)"
       : `reduced scale: width ${config.model.width}, ${
         config.data.trainPerClass ?? "all"
-      } training images per class`,
+      } training images per class, ${testImages.toLocaleString("en-US")} test images`,
+    testImages,
     models,
+    paired: {
+      mfiVsBaseline: paired(results.finetune, results.baseline),
+      mfiVsMatched: paired(results.finetune, results.matched),
+    },
+    correct: Object.fromEntries(named.map(([model, id]) => [model, results[id]?.correct ?? null])),
+    stageFits: stageFitRows(phases, results),
     phases: phaseRows,
     meanflowStages,
-    ablation: [],
     totalWallSeconds: phaseRows.reduce((s, r) => s + r.wallSeconds, 0),
     totalImages: phaseRows.reduce((s, r) => s + r.imagesProcessed, 0),
     writtenAt: new Date().toISOString(),
   };
-  const variants = inputs.ablation ?? [];
-  return variants.length === 0
-    ? report
-    : { ...report, ablation: [...variants, ablationRow(report, "main", baseTop1)] };
 }
 
 function runBackend(rows: readonly PhaseRow[], writer: string): string {
@@ -244,57 +315,85 @@ const int = (x: number): string => x.toLocaleString("en-US");
 const pts = (x: number | null): string =>
   x === null ? "-" : `${x >= 0 ? "+" : ""}${x.toFixed(2)} pts`;
 
-function ablationSection(report: RunReport): string[] {
-  const rows = report.ablation ?? [];
-  if (rows.length === 0) return [];
-  const baseTop1 = report.models.find((m) => m.model === "baseline")?.top1 ?? null;
+const p3 = (p: number): string => (p < 0.001 ? p.toExponential(1) : p.toFixed(3));
+
+function pairedLine(name: string, t: PairedTest | null): string {
+  if (t === null) return `| ${name} | - | - | - | - |`;
+  return `| ${name} | ${t.aOnly} | ${t.bOnly} | ${t.aOnly - t.bOnly >= 0 ? "+" : ""}${
+    (100 * (t.aOnly - t.bOnly) / t.n).toFixed(2)
+  } pts | ${p3(t.p)} |`;
+}
+
+function pairedSection(report: RunReport): string[] {
+  const { mfiVsBaseline, mfiVsMatched } = report.paired;
+  if (mfiVsBaseline === null && mfiVsMatched === null) return [];
   return [
-    "## Stage-fit ablation",
+    "## Paired test on the same test images",
     "",
-    "METHOD.md section 5: MeanFlow loss, one-step endpoint regression, or both? Each variant is a",
-    `sub-run from this run's baseline (top-1 ${pct(baseTop1)}) with the same seed, data and`,
-    "schedules; only the objective of the stage fits differs. Stage fit = one-step test MSE of the",
-    "fitted stage over the variance of the teacher's stage output (0 = perfect, 1 = no better than",
-    "the mean).",
+    "McNemar's exact test: of the images exactly one of the two models gets right, how many go",
+    "each way; p is the two-sided probability of a split at least this uneven if both models were",
+    "equally good.",
     "",
-    "| stage-fit objective | stage fit, rel. MSE (stages 1-4) | meta top-1 | MFI-ResNet top-1 | vs baseline | wall time | report |",
-    "| --- | --- | ---: | ---: | ---: | ---: | --- |",
+    "| comparison | only MFI-ResNet right | only the other right | difference | p |",
+    "| --- | ---: | ---: | ---: | ---: |",
+    pairedLine("MFI-ResNet vs baseline", mfiVsBaseline),
+    pairedLine("MFI-ResNet vs compute-matched baseline", mfiVsMatched),
+    "",
+  ];
+}
+
+function stageFitSection(report: RunReport): string[] {
+  const rows = report.stageFits;
+  if (rows.length === 0) return [];
+  const base = report.models.find((m) => m.model === "baseline")?.top1 ?? null;
+  const f3 = (x: number | null) => (x === null ? "-" : x.toFixed(3));
+  const a1 = (x: number | null) => (x === null ? "-" : (100 * x).toFixed(1));
+  const ratio = (g: StageFitRow["gradNorms"][number]) =>
+    g === null || g.end.endpoint === 0 || g.end.meanflow === 0
+      ? "-"
+      : (g.end.meanflow / g.end.endpoint).toPrecision(2);
+  return [
+    "## Stage fits",
+    "",
+    "Each MeanFlow stage is fitted to the frozen baseline's stage (same initialisation and batches",
+    "for every objective). One-step error = test MSE of the fitted stage over the variance of the",
+    "teacher's stage output (0 = perfect, 1 = no better than the mean). In-situ top-1 = the",
+    `baseline (top-1 ${pct(base)}) with only that stage replaced by its fit, before any further`,
+    "training: the main readout of a fit. Gradient ratio = norm of the MeanFlow term's gradient",
+    "over the (lambda-weighted) endpoint term's, at the end of the fit (- when a term is off).",
+    "",
+    "| objective | one-step error (stages 1-4) | in-situ top-1 % (stages 1-4) | gradient ratio MF/EP (1-4) | fit time |",
+    "| --- | --- | --- | --- | ---: |",
     ...rows.map((r) =>
-      `| ${r.objective}${r.variant === "main" ? " (this run)" : ""} | ${
-        r.fitRelative.map((f) => (f === null ? "-" : f.toFixed(3))).join(" / ")
-      } | ${pct(r.metaTop1)} | ${pct(r.mfiTop1)} | ${pts(r.mfiDeltaPoints)} | ${
+      `| ${r.variant === "main" ? "**this run**: " : `${r.variant}: `}${r.objective} | ${
+        r.fitRelative.map(f3).join(" / ")
+      } | ${r.inSitu.map(a1).join(" / ")} | ${r.gradNorms.map(ratio).join(" / ")} | ${
         (r.wallSeconds / 60).toFixed(1)
-      } min | ${r.report === null ? "this one" : `[${r.variant}](../${r.report})`} |`
+      } min |`
     ),
-    "",
-    "Wall time counts a row's phases after the baseline (the baseline is trained once).",
     "",
   ];
 }
 
 /**
- * Renders the report as Markdown.
+ * The report as Markdown.
  *
- * @param report The report.
- * @returns `results.md` text.
+ * @param report A report from {@linkcode buildReport}.
+ * @returns Markdown text.
  * @example
  * ```ts
- * import { buildReport, DEFAULT_CONFIG, pipelineSpecs, planPhases, reportMarkdown } from "@mfi/incubation";
+ * import { buildReport, DEFAULT_CONFIG, planPhases, reportMarkdown } from "@mfi/incubation";
  * import assert from "node:assert/strict";
  * const md = reportMarkdown(buildReport({
- *   config: DEFAULT_CONFIG,
- *   specs: pipelineSpecs(DEFAULT_CONFIG),
- *   phases: planPhases(DEFAULT_CONFIG),
- *   results: {},
- *   data: "none",
- *   sample: false,
- *   backend: "cpu",
+ *   config: DEFAULT_CONFIG, phases: planPhases(DEFAULT_CONFIG), results: {},
+ *   data: "none", sample: false, backend: "cpu",
  * }));
- * assert.match(md, /\| mfi-resnet \| 12,635,082 \| -46\.28 % \| - \| - \|/);
+ * assert.match(md, /\| mfi-resnet \| 12,635,082 \| -46.28 % \|/);
  * ```
  */
 export function reportMarkdown(report: RunReport): string {
   const c = report.config;
+  const matched = report.phases.find((p) => p.phase === "matched");
   const lines = [
     `# MFI-ResNet run: ${c.name}`,
     "",
@@ -324,13 +423,19 @@ export function reportMarkdown(report: RunReport): string {
       } | ${int(m.imagesProcessed)} | ${(m.wallSeconds / 60).toFixed(1)} min |`
     ),
     "",
+    `Top-1 is measured on ${int(report.testImages)} test images, the same for every model. ` +
     "Images processed and wall time of a model count every phase that produced it (MFI-ResNet:",
-    "all phases, the baseline's included).",
+    "all phases, the baseline's included)." +
+    (matched
+      ? " The compute-matched baseline (`matched`) is the baseline trained further with the " +
+        `fine-tune's hyperparameters for as many epochs as MFI-ResNet trains after the baseline.`
+      : ""),
     "",
     "The paper reports -46.28 % parameters / +0.23 points (CIFAR-10) and -45.59 % / +0.17 points",
     "(CIFAR-100) for MFI-ResNet-50 at full scale.",
     "",
-    ...ablationSection(report),
+    ...pairedSection(report),
+    ...stageFitSection(report),
     "## Phases",
     "",
     "| phase | trainable params | epochs | images | wall time | top-1 before | top-1 after | stage fit (rel. MSE) | backend |",
@@ -338,7 +443,9 @@ export function reportMarkdown(report: RunReport): string {
     ...report.phases.map((p) =>
       `| ${p.phase} | ${int(p.trainableParameters)} | ${p.epochs} | ${int(p.imagesProcessed)} | ${
         p.wallSeconds.toFixed(1)
-      } s | ${pct(p.initialTop1)} | ${pct(p.top1)} | ${
+      } s | ${pct(p.initialTop1)}${
+        p.recalibratedTop1 === null ? "" : ` (${pct(p.recalibratedTop1)} recalibrated)`
+      } | ${pct(p.top1)}${p.kind === "compress" && p.top1 !== null ? " in situ" : ""} | ${
         p.fitRelative === null ? "-" : p.fitRelative.toFixed(3)
       } | ${p.backend ?? "-"} |`
     ),
@@ -353,50 +460,53 @@ export function reportMarkdown(report: RunReport): string {
       } |`
     ),
     "",
-    `MeanFlow objective: ${c.meanflow.meanflow ? "MeanFlow loss" : "no MeanFlow loss"} + ` +
-    `${c.meanflow.lambda} x endpoint loss. Incubated stages: ${c.incubate.stages.join(", ")} ` +
-    `(init: ${c.incubate.init}); meta fine-tunes ${
+    `Stage-fit objective: ${report.stageFits[0]?.objective ?? "-"}. Incubated stages: ${
+      c.incubate.stages.join(", ")
+    } (init: ${c.incubate.init}); meta fine-tunes ${
       c.meta.trainable === "head" ? "the head" : "everything"
+    }; batch-norm recalibration before fine-tuning: ${
+      c.finetune.recalibrateBatches > 0 ? `${c.finetune.recalibrateBatches} batches` : "off"
     }.`,
     "",
     "| phase | epochs | batch | optimiser | lr | weight decay |",
     "| --- | ---: | ---: | --- | ---: | ---: |",
-    ...(["baseline", "compress", "meta", "incubate", "finetune"] as const).map((k) => {
-      const t = c[k];
+    ...report.phases.filter((p, i, all) =>
+      p.kind !== "compress" && p.kind !== "incubate" ||
+      all.findIndex((q) => q.kind === p.kind) === i
+    ).map((p) => {
+      const k = p.kind === "matched" ? "matched" : p.kind;
+      const t = k === "matched"
+        ? { ...c.finetune, epochs: matchedEpochs(c) }
+        : c[k as "baseline" | "compress" | "meta" | "incubate" | "finetune"];
       return `| ${k} | ${t.epochs} | ${t.batchSize} | ${t.optimizer}${
         t.optimizer === "sgd" ? ` (momentum ${t.momentum}${t.nesterov ? ", Nesterov" : ""})` : ""
       } | ${t.lr} | ${t.weightDecay} |`;
     }),
     "",
     "Plots: [accuracy vs parameters](accuracy_vs_parameters.svg), " +
-    "[stage fits](stage_fits.svg), [test accuracy per phase](phase_curves.svg).",
+    "[stage fits](stage_fits.svg), [in-situ accuracy](in_situ.svg), " +
+    "[test accuracy per phase](phase_curves.svg).",
     "",
   ];
   return lines.join("\n");
 }
 
 /**
- * Writes `results.json`, `results.md`, `accuracy_vs_parameters.svg`, `stage_fits.svg` (one line
- * per stage-fit objective) and `phase_curves.svg`; a plot without data is left out.
+ * Writes `results.json`, `results.md` and the plots that have data into `dir`.
  *
  * @param dir The report folder (created).
  * @param report The report.
- * @param results Phase results (for the per-epoch curves).
- * @returns The paths written.
+ * @param results The phase results (for the per-phase curves).
+ * @returns The files written.
  * @example
  * ```ts
- * import { buildReport, DEFAULT_CONFIG, pipelineSpecs, planPhases, writeReport } from "@mfi/incubation";
+ * import { buildReport, DEFAULT_CONFIG, planPhases, writeReport } from "@mfi/incubation";
  * import assert from "node:assert/strict";
- * const report = buildReport({
- *   config: DEFAULT_CONFIG,
- *   specs: pipelineSpecs(DEFAULT_CONFIG),
- *   phases: planPhases(DEFAULT_CONFIG),
- *   results: {},
- *   data: "none",
- *   sample: false,
- *   backend: "cpu",
- * });
  * const dir = await Deno.makeTempDir();
+ * const report = buildReport({
+ *   config: DEFAULT_CONFIG, phases: planPhases(DEFAULT_CONFIG), results: {},
+ *   data: "none", sample: false, backend: "cpu",
+ * });
  * const written = await writeReport(dir, report, {});
  * assert.deepEqual(written, [`${dir}/results.json`, `${dir}/results.md`]); // no accuracies: no plots
  * await Deno.remove(dir, { recursive: true });
@@ -431,13 +541,23 @@ export async function writeReport(
       yLabel: "test top-1 (%)",
     },
   );
-  // Stage-fit error per stage: one line per stage-fit objective (the ablation), else the run's.
-  const fitRows = report.ablation.length > 0
-    ? report.ablation
-    : [ablationRow(report, "main", null)];
+  // Stage-fit error and in-situ accuracy per stage: one line per stage-fit objective.
+  const label = (r: StageFitRow) => (r.variant === "main" ? "this run" : r.variant);
+  await plot(
+    "in_situ.svg",
+    report.stageFits.map((r) => ({
+      name: label(r),
+      points: r.inSitu.flatMap((a, i) => (a === null ? [] : [[i + 1, 100 * a] as const])),
+    })).filter((f) => f.points.length > 0),
+    {
+      title: "In-situ top-1: the baseline with one stage replaced by its MeanFlow fit",
+      xLabel: "stage",
+      yLabel: "test top-1 (%)",
+    },
+  );
   await plot(
     "stage_fits.svg",
-    fitRows.map((r) => ({
+    report.stageFits.map((r) => ({
       name: r.objective,
       points: r.fitRelative.flatMap((f, i) => (f === null ? [] : [[i + 1, f] as const])),
     })).filter((f) => f.points.length > 0),

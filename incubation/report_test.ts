@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { DEFAULT_CONFIG, mergeConfig } from "./config.ts";
 import { countSpecParameters } from "./model_spec.ts";
-import type { PhaseResult } from "./phase_runner.ts";
+import type { PhaseResult } from "./phase_output.ts";
 import { pipelineSpecs } from "./pipeline_specs.ts";
 import { planPhases } from "./plan.ts";
 import { buildReport, reportMarkdown, writeReport } from "./report.ts";
+import { packCorrect } from "./statistics.ts";
 
 const config = mergeConfig(DEFAULT_CONFIG, {
   model: { width: 0.125 },
@@ -13,7 +14,12 @@ const config = mergeConfig(DEFAULT_CONFIG, {
 const specs = pipelineSpecs(config);
 const phases = planPhases(config);
 
-function result(phase: string, testAccuracy: number | null): PhaseResult {
+/** Right on the first `right` of 10 test images. */
+const correct = (right: number) =>
+  packCorrect(Array.from({ length: 10 }, (_, i) => (i < right ? 1 : 0)));
+
+function result(phase: string, testAccuracy: number | null, extra: Partial<PhaseResult> = {}) {
+  const fit = phase.includes("compress");
   return {
     phase,
     complete: true,
@@ -22,11 +28,17 @@ function result(phase: string, testAccuracy: number | null): PhaseResult {
     trainableParameters: 1,
     testAccuracy,
     initialTestAccuracy: null,
-    fitMse: testAccuracy === null ? 0.5 : null,
-    fitRelative: testAccuracy === null ? 0.25 : null,
+    recalibratedTestAccuracy: null,
+    fitMse: fit ? 0.5 : null,
+    fitRelative: fit ? 0.25 : null,
+    gradNorms: fit
+      ? { start: { meanflow: 2, endpoint: 1 }, end: { meanflow: 3, endpoint: 2 } }
+      : null,
+    testImages: 10,
+    correct: testAccuracy === null ? null : correct(Math.round(10 * testAccuracy)),
     imagesProcessed: 100,
     wallSeconds: 2,
-    history: testAccuracy === null ? [] : [
+    history: testAccuracy === null || fit ? [] : [
       {
         epoch: 1,
         step: 2,
@@ -41,70 +53,80 @@ function result(phase: string, testAccuracy: number | null): PhaseResult {
       },
     ],
     data: "test",
+    backend: "",
     inputs: {},
-  };
+    ...extra,
+  } as PhaseResult;
 }
 
-Deno.test("buildReport: models, reductions, deltas, totals; missing phases are dashes", () => {
+Deno.test("buildReport: models (matched included), reductions, deltas, totals, paired tests", () => {
   const results = {
     baseline: result("baseline", 0.5),
-    "compress:1": result("compress:1", null),
+    matched: result("matched", 0.6),
+    "compress:1": result("compress:1", 0.4),
     meta: result("meta", 0.3),
-    finetune: result("finetune", 0.52),
+    finetune: result("finetune", 0.7, { recalibratedTestAccuracy: 0.2 }),
   };
-  const r = buildReport({
-    config,
-    specs,
-    phases,
-    results,
-    data: "d",
-    sample: false,
-    backend: "cpu",
-  });
+  const r = buildReport({ config, phases, results, data: "d", sample: false, backend: "cpu" });
   const base = countSpecParameters(specs.baseline).total;
-  assert.deepEqual(r.models.map((m) => m.model), ["baseline", "meta", "mfi-resnet"]);
-  assert.equal(r.models[2].parameters, countSpecParameters(specs.mfi).total);
-  assert.ok(Math.abs(r.models[2].changePercent - 100 * (r.models[2].parameters / base - 1)) < 1e-9);
-  assert.ok(Math.abs(r.models[2].deltaPoints! - 2) < 1e-9);
-  assert.equal(r.totalImages, 400);
-  assert.equal(r.totalWallSeconds, 8);
-  assert.match(r.scale, /reduced scale: width 0.125, 10 training images per class/);
+  assert.deepEqual(r.models.map((m) => m.model), ["baseline", "matched", "meta", "mfi-resnet"]);
+  const mfi = r.models[3];
+  assert.equal(mfi.parameters, countSpecParameters(specs.mfi).total);
+  assert.ok(Math.abs(mfi.changePercent - 100 * (mfi.parameters / base - 1)) < 1e-9);
+  assert.ok(Math.abs(mfi.deltaPoints! - 20) < 1e-9);
+  assert.equal(r.models[1].parameters, base, "the matched baseline is the baseline's model");
+  assert.equal(r.totalImages, 500);
+  assert.equal(r.testImages, 10);
+  assert.match(r.scale, /reduced scale: width 0.125, 10 training images per class, 10 test images/);
+  // MFI right on 7 images, baseline on the first 5 of them, matched on the first 6.
+  assert.deepEqual(
+    [r.paired.mfiVsBaseline!.aOnly, r.paired.mfiVsBaseline!.bOnly, r.paired.mfiVsBaseline!.n],
+    [2, 0, 10],
+  );
+  assert.equal(r.paired.mfiVsMatched!.aOnly, 1);
+  assert.ok(Math.abs(r.paired.mfiVsBaseline!.p - 0.5) < 1e-12);
+  assert.equal(r.correct["mfi-resnet"], results.finetune.correct);
+  assert.equal(r.models[2].imagesProcessed, 300); // baseline, compress:1, meta
+  assert.deepEqual(r.stageFits.map((f) => f.variant), ["main"]);
+  assert.deepEqual(r.stageFits[0].inSitu, [0.4, null, null, null]);
+  assert.deepEqual(r.stageFits[0].fitRelative, [0.25, null, null, null]);
   const md = reportMarkdown(r);
+  assert.match(md, /\| mfi-resnet \| [\d,]+ \| -4\d\.\d\d % \| 70\.00 % \| \+20\.00 pts \| 400 \|/);
+  assert.match(md, /\| MFI-ResNet vs baseline \| 2 \| 0 \| \+20\.00 pts \| 0\.500 \|/);
   assert.match(
     md,
-    /\| mfi-resnet \| [\d,]+ \| -4\d\.\d\d % \| 52\.00 % \| \+2\.00 pts \| 400 \| 0\.1 min \|/,
+    /\| MFI-ResNet vs compute-matched baseline \| 1 \| 0 \| \+10\.00 pts \| 1\.000 \|/,
   );
-  assert.equal(r.models[0].imagesProcessed, 100);
-  assert.equal(r.models[1].imagesProcessed, 300); // baseline, compress:1, meta
-  assert.equal(r.models[1].wallSeconds, 6);
+  assert.match(
+    md,
+    /\| \*\*this run\*\*: MeanFlow loss \+ 1 x endpoint \(variance-normalised\); v1 sampler, 25 % at the interval, p 0\.75; avgpool alignment, joint \| 0\.250 \/ - \/ - \/ - \| 40\.0 \/ - \/ - \/ - \| 1\.5 \/ - \/ - \/ - \|/,
+  );
+  assert.match(
+    md,
+    /\| finetune \| 1 \| 1 \| 100 \| 2\.0 s \| - \(20\.00 % recalibrated\) \| 70\.00 % \|/,
+  );
+  assert.match(
+    md,
+    /\| compress:1 \| 1 \| 0 \| 100 \| 2\.0 s \| - \| 40\.00 % in situ \| 0\.250 \|/,
+  );
   assert.match(md, /\| incubate:2 \| 0 \| 0 \| 0 \| 0\.0 s \| - \| - \| - \|/);
-  assert.match(md, /\| compress:1 \| 1 \| 0 \| 100 \| 2\.0 s \| - \| - \| 0\.250 \|/);
+  assert.match(md, /batch-norm recalibration before fine-tuning: 50 batches/);
+  assert.match(md, /\| matched \| 80 \| 128 \| sgd/);
   assert.doesNotMatch(md, /SAMPLE/);
-  assert.equal(
-    r.backend,
-    "cpu (the command that wrote this report; phases did not record theirs)",
-  );
 });
 
 Deno.test("the report's backend is the phases' own when they recorded it", () => {
-  const on = (phase: string, top1: number | null, backend: string) => ({
-    ...result(phase, top1),
-    backend,
-  });
-  const inputs = { config, specs, phases, data: "d", sample: false, backend: "cpu (writer)" };
+  const on = (phase: string, top1: number | null, backend: string) =>
+    result(phase, top1, { backend });
+  const inputs = { config, phases, data: "d", sample: false, backend: "cpu (writer)" };
   const same = buildReport({
     ...inputs,
     results: {
       baseline: on("baseline", 0.5, "wasm (SIMD, 2 threads)"),
-      "compress:1": on("compress:1", null, "wasm (SIMD, 2 threads)"),
+      "compress:1": on("compress:1", 0.1, "wasm (SIMD, 2 threads)"),
     },
   });
   assert.equal(same.backend, "wasm (SIMD, 2 threads)");
-  assert.match(
-    reportMarkdown(same),
-    /\| compress:1 \| .* \| 0\.250 \| wasm \(SIMD, 2 threads\) \|/,
-  );
-  assert.match(reportMarkdown(same), /\| finetune \| .* \| - \| - \|$/m);
   const mixed = buildReport({
     ...inputs,
     results: {
@@ -112,103 +134,53 @@ Deno.test("the report's backend is the phases' own when they recorded it", () =>
       meta: on("meta", 0.3, "wasm (SIMD, 1 thread)"),
     },
   });
-  assert.equal(
-    mixed.backend,
-    "cpu (writer) (the command that wrote this report; the phases ran on several, see the phase table)",
-  );
+  assert.match(mixed.backend, /the phases ran on several, see the phase table/);
   assert.match(buildReport({ ...inputs, results: {} }).backend, /no phase has run yet/);
 });
 
-Deno.test("a run on the embedded sample says so in the report", async () => {
+Deno.test("a run on the embedded sample says so; plots only with data; ablation rows per variant", async () => {
+  const ablated = mergeConfig(config, { ablation: ["endpoint-only", "legacy"] });
+  const plan = planPhases(ablated);
   const r = buildReport({
-    config,
-    specs,
-    phases,
-    results: { baseline: result("baseline", 0.4) },
+    config: ablated,
+    phases: plan,
+    results: {
+      baseline: result("baseline", 0.4),
+      "compress:2": result("compress:2", 0.3),
+      "endpoint-only/compress:2": result("endpoint-only/compress:2", 0.35),
+    },
     data: "sample",
     sample: true,
     backend: "cpu",
   });
   assert.match(r.scale, /EMBEDDED SAMPLE/);
+  assert.deepEqual(r.stageFits.map((f) => f.variant), ["main", "endpoint-only", "legacy"]);
+  assert.deepEqual(r.stageFits[1].inSitu, [null, 0.35, null, null]);
+  assert.equal(r.paired.mfiVsBaseline, null);
+  const md = reportMarkdown(r);
+  assert.match(
+    md,
+    /\| endpoint-only: endpoint \(variance-normalised\) regression alone; avgpool alignment, joint \| - \/ 0\.250 \/ - \/ - \| - \/ 35\.0 \/ - \/ - \| - \/ 1\.5 \/ - \/ - \|/,
+  );
+  assert.doesNotMatch(md, /## Paired test/);
   const dir = await Deno.makeTempDir();
   try {
     const written = await writeReport(dir, r, { baseline: result("baseline", 0.4) });
-    assert.equal(written.length, 4);
+    assert.deepEqual(written.map((w) => w.slice(dir.length + 1)), [
+      "results.json",
+      "results.md",
+      "accuracy_vs_parameters.svg",
+      "in_situ.svg",
+      "stage_fits.svg",
+      "phase_curves.svg",
+    ]);
     assert.match(
       await Deno.readTextFile(`${dir}/results.md`),
       /WARNING: this run used the embedded/,
     );
     assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/results.json`)).sample, true);
+    assert.match(await Deno.readTextFile(`${dir}/in_situ.svg`), /endpoint-only/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-});
-
-Deno.test("the ablation table: one row per variant, then this run's own objective", async () => {
-  const ablated = mergeConfig(config, { ablation: ["meanflow-only", "endpoint-only"] });
-  const row = (variant: "meanflow-only" | "endpoint-only", objective: string, mfi: number) => ({
-    variant,
-    objective,
-    fitRelative: [0.83, 0.95, null, 1.04],
-    metaTop1: 0.14,
-    mfiTop1: mfi,
-    mfiDeltaPoints: 100 * (mfi - 0.5),
-    wallSeconds: 1800,
-    report: `ablation/${variant}/report/results.md`,
-  });
-  const r = buildReport({
-    config: ablated,
-    specs,
-    phases,
-    results: {
-      baseline: result("baseline", 0.5),
-      "compress:1": result("compress:1", null),
-      meta: result("meta", 0.3),
-      finetune: result("finetune", 0.52),
-    },
-    data: "d",
-    sample: false,
-    backend: "cpu",
-    ablation: [
-      row("meanflow-only", "MeanFlow loss alone", 0.468),
-      row("endpoint-only", "endpoint regression alone", 0.477),
-    ],
-  });
-  assert.deepEqual(r.ablation.map((a) => a.variant), ["meanflow-only", "endpoint-only", "main"]);
-  const main = r.ablation[2];
-  assert.deepEqual(main.fitRelative, [0.25, null, null, null]);
-  assert.equal(main.mfiTop1, 0.52);
-  assert.ok(Math.abs(main.mfiDeltaPoints! - 2) < 1e-9);
-  const md = reportMarkdown(r);
-  assert.match(md, /## Stage-fit ablation/);
-  assert.match(md, /this run's baseline \(top-1 50\.00 %\)/);
-  assert.match(
-    md,
-    /\| MeanFlow loss alone \| 0\.830 \/ 0\.950 \/ - \/ 1\.040 \| 14\.00 % \| 46\.80 % \| -3\.20 pts \| 30\.0 min \| \[meanflow-only\]\(\.\.\/ablation\/meanflow-only\/report\/results\.md\) \|/,
-  );
-  assert.match(
-    md,
-    /\| MeanFlow loss \+ 1 x endpoint regression \(this run\) \| 0\.250 \/ - \/ - \/ - \| 30\.00 % \| 52\.00 % \| \+2\.00 pts \| 0\.1 min \| this one \|/,
-  );
-  const dir = await Deno.makeTempDir();
-  try {
-    await writeReport(dir, r, {});
-    const svg = await Deno.readTextFile(`${dir}/stage_fits.svg`);
-    assert.equal(svg.match(/<polyline/g)?.length, 2, "a one-point line has no polyline");
-    assert.match(svg, /endpoint regression alone/);
-    assert.match(svg, /MeanFlow loss \+ 1 x endpoint regression/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-  const plain = buildReport({
-    config,
-    specs,
-    phases,
-    results: {},
-    data: "d",
-    sample: false,
-    backend: "cpu",
-  });
-  assert.deepEqual(plain.ablation, []);
-  assert.doesNotMatch(reportMarkdown(plain), /ablation/i);
 });

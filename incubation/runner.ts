@@ -8,17 +8,28 @@
  */
 import type { ProgressReporterOptions } from "@mfi/core";
 import type { PipelineConfig } from "./config.ts";
+import { ForeignRunError, PhaseNotReadyError } from "./errors.ts";
 import type { PipelineData } from "./pipeline_data.ts";
-import { pipelineSpecs } from "./pipeline_specs.ts";
 import {
   givenCheckpointDigest,
-  phaseDir,
+  outputPath,
+  PHASE_FORMAT,
   phaseFingerprint,
   type PhaseResult,
   readPhaseOutput,
-  runPhase,
-} from "./phase_runner.ts";
-import { type Phase, planPhases } from "./plan.ts";
+} from "./phase_output.ts";
+import { runPhase } from "./phase_runner.ts";
+import { type Phase, planPhases, selectPhases } from "./plan.ts";
+
+/** Where a run stands when a phase starts (for whole-run progress). */
+export interface PhaseStart {
+  /** The phase about to run. */
+  readonly phase: Phase;
+  /** 1-based position among the phases this call runs. */
+  readonly index: number;
+  /** Phases this call will run (skipped ones not counted). */
+  readonly total: number;
+}
 
 /** Options of {@linkcode runPipeline}. */
 export interface RunPipelineOptions {
@@ -26,12 +37,17 @@ export interface RunPipelineOptions {
   readonly runDir: string;
   /** The run's data. */
   readonly data: PipelineData;
-  /** Run only these phases (their dependencies must be complete); default: all. */
+  /**
+   * Run only these phases (their dependencies must be complete): plan ids, or an ablation
+   * variant's name for all of its fits; default: all.
+   */
   readonly only?: readonly string[];
   /** Progress display options, or false. */
   readonly progress?: ProgressReporterOptions | false;
   /** One-line log sink (default console.log). */
   readonly log?: (line: string) => void;
+  /** Called before each phase that runs. */
+  readonly onPhaseStart?: (start: PhaseStart) => void;
 }
 
 /** Outcome of a pipeline run. */
@@ -46,14 +62,27 @@ export interface PipelineOutcome {
   readonly skipped: readonly string[];
 }
 
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Runs the pipeline, skipping complete phases.
+ * Runs the pipeline, skipping complete phases. A complete output made from earlier inputs (a
+ * dependency redone since) is stale: deleted and redone when selected, kept otherwise (another
+ * process may be completing it). An output that is present but not trustworthy (incomplete, or
+ * its result edited) is redone.
  *
  * @param config The validated config.
  * @param options Run folder, data, phase selection.
  * @returns Results per phase and what ran.
- * @throws {Error} If a selected phase's dependency is incomplete, or a complete output was made
- *   with another config (use a new run folder).
+ * @throws {UnknownPhaseError} If `only` names no phase of the plan.
+ * @throws {PhaseNotReadyError} If a selected phase's dependency is incomplete.
+ * @throws {ForeignRunError} If a complete output was made with another config.
  * @example
  * ```ts
  * import { DEFAULT_CONFIG, runPipeline } from "@mfi/incubation";
@@ -72,86 +101,85 @@ export async function runPipeline(
 ): Promise<PipelineOutcome> {
   const log = options.log ?? ((line: string) => console.log(line));
   const phases = planPhases(config);
-  const specs = pipelineSpecs(config);
-  const ids = new Set(phases.map((p) => p.id));
-  for (const id of options.only ?? []) {
-    if (!ids.has(id)) {
-      throw new RangeError(`Unknown phase "${id}"; this plan has ${[...ids].join(", ")}`);
-    }
-  }
+  const selected = new Set(
+    options.only === undefined ? phases.map((p) => p.id) : selectPhases(phases, options.only),
+  );
   await Deno.mkdir(options.runDir, { recursive: true });
   const results: Record<string, PhaseResult> = {};
   const shas: Record<string, string> = {};
   const ran: string[] = [];
   const skipped: string[] = [];
-  const selected = options.only ? new Set(options.only) : ids;
-  for (const phase of phases) {
-    const spec = phase.model === "baseline"
-      ? specs.baseline
-      : phase.model === "meta"
-      ? specs.meta
-      : phase.model === "hybrid"
-      ? specs.hybrids[phase.stage!]
-      : specs.mfi;
+  const toRun: Phase[] = [];
+  const pending = async (phase: Phase): Promise<boolean> => {
     const fingerprint = JSON.stringify(
-      phaseFingerprint(phase, config, spec, await givenCheckpointDigest(phase, config)),
+      phaseFingerprint(phase, config, await givenCheckpointDigest(phase)),
     );
-    const existing = await readPhaseOutput(options.runDir, phase.id);
-    if (existing !== undefined) {
-      if (JSON.stringify(existing.fingerprint) !== fingerprint) {
-        throw new Error(
-          `Run folder ${options.runDir} holds a complete ${phase.id} made with another config; ` +
-            "use a new --out folder (or delete that phase's folder to redo it)",
+    const existing = await readPhaseOutput(options.runDir, phase);
+    if (existing === undefined) {
+      if (selected.has(phase.id) && await exists(outputPath(options.runDir, phase))) {
+        log(`[redo] ${phase.id}: its output is incomplete or was edited; it is not trusted`);
+      }
+      return true;
+    }
+    if (JSON.stringify(existing.fingerprint) !== fingerprint) {
+      const format = (existing.fingerprint as { format?: string } | null)?.format;
+      if (format !== PHASE_FORMAT) {
+        throw new ForeignRunError(
+          options.runDir,
+          `${phase.id} (written in phase format ${
+            format ?? "mfi-phase/1"
+          }, this version writes ${PHASE_FORMAT})`,
         );
       }
-      const changed = phase.dependsOn.filter((d) =>
-        results[d] === undefined || shas[d] !== existing.result.inputs?.[d]
-      );
-      if (changed.length > 0) {
-        // Only a phase about to be redone is deleted: another process may be completing the
-        // inputs of a phase this one did not select (independent phases run side by side).
-        if (!selected.has(phase.id)) {
-          log(
-            `[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; not selected, kept`,
-          );
-          continue;
-        }
-        log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; discarding it`);
-        await Deno.remove(phaseDir(options.runDir, phase.id), { recursive: true });
-      } else {
-        results[phase.id] = existing.result;
-        shas[phase.id] = existing.sha256;
-        if (selected.has(phase.id)) {
-          skipped.push(phase.id);
-          log(`[skip] ${phase.id}: complete output found`);
-        }
-        continue;
+      throw new ForeignRunError(options.runDir, phase.id);
+    }
+    const changed = phase.dependsOn.filter((d) =>
+      results[d] === undefined || shas[d] !== existing.result.inputs?.[d]
+    );
+    if (changed.length === 0) {
+      results[phase.id] = existing.result;
+      shas[phase.id] = existing.sha256;
+      if (selected.has(phase.id)) {
+        skipped.push(phase.id);
+        log(`[skip] ${phase.id}: complete output found`);
       }
+      return false;
     }
-    if (!selected.has(phase.id)) continue;
+    // Only a phase about to be redone is deleted: another process may be completing the
+    // inputs of a phase this one did not select (independent phases run side by side).
+    if (!selected.has(phase.id)) {
+      log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; not selected, kept`);
+      return false;
+    }
+    log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; discarding it`);
+    await Deno.remove(`${options.runDir}/${phase.output}`, { recursive: true });
+    return true;
+  };
+  // Decide in plan order what is complete; then run what is pending and selected.
+  for (const phase of phases) {
+    if (!(await pending(phase))) continue;
+    if (selected.has(phase.id)) toRun.push(phase);
+  }
+  for (const [i, phase] of toRun.entries()) {
     const missing = phase.dependsOn.filter((d) => results[d] === undefined);
-    if (missing.length > 0) {
-      throw new Error(
-        `Cannot run ${phase.id}: ${missing.join(", ")} not complete in ${options.runDir}; ` +
-          `run ${missing.map((m) => `--phase ${m}`).join(" ")} first (or run without --phase)`,
-      );
-    }
+    if (missing.length > 0) throw new PhaseNotReadyError(phase.id, missing, options.runDir);
+    options.onPhaseStart?.({ phase, index: i + 1, total: toRun.length });
     log(
-      phase.kind === "baseline" && config.baseline.checkpoint !== null
-        ? `[run] ${phase.id} (loads ${config.baseline.checkpoint})`
-        : `[run] ${phase.id} (${phase.kind}${phase.stage ? ` stage ${phase.stage}` : ""}, ` +
+      phase.kind === "baseline" && phase.checkpoint !== null
+        ? `[run] ${phase.id} (loads ${phase.checkpoint})`
+        : `[run] ${phase.id} (${phase.kind}${"stage" in phase ? ` stage ${phase.stage}` : ""}, ` +
           `${phase.train.epochs} epoch(s), trains ${phase.trainable.join(", ")})`,
     );
     const result = await runPhase(phase, {
       runDir: options.runDir,
       config,
-      specs,
+      plan: phases,
       data: options.data,
       progress: options.progress,
       log,
     });
     results[phase.id] = result;
-    shas[phase.id] = (await readPhaseOutput(options.runDir, phase.id))!.sha256;
+    shas[phase.id] = (await readPhaseOutput(options.runDir, phase))!.sha256;
     ran.push(phase.id);
     log(`[done] ${phase.id} in ${result.wallSeconds.toFixed(1)} s`);
   }

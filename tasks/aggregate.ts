@@ -1,12 +1,13 @@
 /**
  * `deno task aggregate RUN_DIR... [--out FILE]`: combines the reports of runs that differ only in
- * their seed (`<run>/report/results.json`) into mean ± std per model and METHOD.md section 8's
- * verdict (MFI-ResNet >= baseline within the seed spread).
+ * their seed (`<run>/report/results.json`) into mean ± std per model, MFI-ResNet vs the baseline
+ * and the compute-matched baseline (per seed and pooled McNemar tests) and the verdict; with
+ * `--out FILE` it also writes `summary.json` (machine-readable) in FILE's folder.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { aggregateMarkdown, aggregateReports, type RunReport } from "@mfi/incubation";
+import { aggregateMarkdown, aggregateReports, type RunReport, summaryJson } from "@mfi/incubation";
 
 const { values, positionals } = parseArgs({
   args: Deno.args,
@@ -23,8 +24,17 @@ try {
     const path = dir.endsWith(".json") ? dir : `${dir}/report/results.json`;
     reports.push(JSON.parse(await Deno.readTextFile(path)));
   }
-  const text = aggregateMarkdown(aggregateReports(reports));
-  if (values.out) await Deno.writeTextFile(values.out, text);
+  const summary = aggregateReports(reports);
+  const text = aggregateMarkdown(summary);
+  if (values.out) {
+    await Deno.writeTextFile(values.out, text);
+    // The machine-readable digest beside it.
+    const dir = values.out.includes("/") ? values.out.slice(0, values.out.lastIndexOf("/")) : ".";
+    await Deno.writeTextFile(
+      `${dir}/summary.json`,
+      JSON.stringify(summaryJson(summary), null, 2) + "\n",
+    );
+  }
   console.log(text);
 } catch (e) {
   console.error(`aggregate: ${(e as Error).message}`);

@@ -175,7 +175,7 @@ function features(): void {
       const xNext = tf.gather(trainY, idx);
       last = trainStageStep(stage, optimizer, { xPrev, xNext }, {
         rng,
-        distinctFraction: Number(values["distinct-fraction"]),
+        sampler: { distinctFraction: Number(values["distinct-fraction"]) },
         sample: values.sample as "pixel" | "image",
         ...opts,
       });

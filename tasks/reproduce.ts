@@ -26,26 +26,25 @@ import {
 } from "@mfi/core";
 import {
   ABLATION_VARIANTS,
-  ablationRow,
   buildReport,
   countSpecParameters,
   DEFAULT_CONFIG,
   estimateRun,
+  ForeignRunError,
   loadPipelineData,
   mergeConfig,
+  objectiveName,
   parseConfigYaml,
   parseOverrides,
-  parsePhaseId,
+  PhaseNotReadyError,
   type PipelineConfig,
   type PipelineData,
-  pipelineSpecs,
-  planAblation,
   planPhases,
   probeTimings,
   readPhaseOutput,
-  runAblation,
   runPipeline,
-  selectedPhases,
+  selectPhases,
+  UnknownPhaseError,
   writeReport,
 } from "@mfi/incubation";
 
@@ -62,11 +61,12 @@ const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
   --seed N             shorthand for --set seed=N
   --out DIR            run folder: checkpoints, logs, report (default runs/<preset>-seed<seed>)
   --phase ID           run only this phase, e.g. incubate:2 (repeatable; deps must be complete);
-                       ablation phases as VARIANT/ID (endpoint-only/compress:1) or VARIANT
+                       ablation fits as VARIANT/compress:L (endpoint-only/compress:1), or
+                       VARIANT for all four
   --ablation           also run the stage-fit ablation (shorthand for --set ablation=[${
   ABLATION_VARIANTS.join(", ")
 }]):
-                       sub-runs from this run's baseline, one per objective, in DIR/ablation/
+                       the four stage fits again per objective, from this run's baseline
   --data-dir DIR       folder with the official CIFAR binaries (default MFI_DATA_DIR, the cache,
                        else the embedded CIFAR-10 sample)
   --archive FILE       an official-layout cifar-*-binary.tar.gz
@@ -162,24 +162,27 @@ async function main(): Promise<void> {
   const maxHours = Number(values["max-hours"] ?? 3);
   if (!(maxHours > 0)) fail(`--max-hours must be a positive number, got ${values["max-hours"]}`);
   const out = values.out ?? `runs/${config.name}-seed${config.seed}`;
-  const ablation = planAblation(config, out);
-  for (const id of values.phase ?? []) {
-    const { variant } = parsePhaseId(id);
-    if (variant !== null && !ablation.some((a) => a.variant === variant)) {
-      fail(
-        `--phase ${id}: "${variant}" is not an ablation variant of this run` +
-          (ablation.length === 0
-            ? " (it has none; add --ablation)"
-            : `; it has ${ablation.map((a) => a.variant).join(", ")}`),
-      );
-    }
+  const phases = planPhases(config);
+  let only: string[] | undefined;
+  try {
+    only = values.phase ? selectPhases(phases, values.phase) : undefined;
+  } catch (e) {
+    if (!(e instanceof UnknownPhaseError)) throw e;
+    const variants = [
+      ...new Set(phases.flatMap((p) => p.kind === "compress" && p.variant ? [p.variant] : [])),
+    ];
+    fail(
+      `--phase ${e.phase}: this plan has no such phase; it has ${e.known.join(", ")}` +
+        (variants.length === 0 && ABLATION_VARIANTS.some((v) => e.phase.startsWith(v))
+          ? " (no ablation variants: add --ablation)"
+          : ""),
+    );
   }
   const backend = await selectBackend(backendOptionsFromValues(values));
   const backendText = `${backend.name} (${backend.reason}; ${backend.threads} thread(s))`;
 
-  const specs = pipelineSpecs(config);
-  const phases = planPhases(config);
-  const base = countSpecParameters(specs.baseline).total;
+  const specOf = (id: string) => phases.find((p) => p.id === id)!.spec;
+  const base = countSpecParameters(specOf("baseline")).total;
   const line = (name: string, n: number) =>
     `  ${name.padEnd(12)} ${n.toLocaleString("en-US").padStart(12)} parameters ` +
     `(${(100 * (n / base - 1)).toFixed(2)} % vs baseline)`;
@@ -187,11 +190,13 @@ async function main(): Promise<void> {
   console.log(`run folder: ${out}`);
   console.log(`backend:    ${backendText}`);
   console.log(
-    `models (${config.model.arch}, width ${config.model.width}, ${specs.baseline.classes} classes):`,
+    `models (${config.model.arch}, width ${config.model.width}, ${
+      specOf("baseline").classes
+    } classes):`,
   );
   console.log(line("baseline", base));
-  console.log(line("meta", countSpecParameters(specs.meta).total));
-  console.log(line("mfi-resnet", countSpecParameters(specs.mfi).total));
+  console.log(line("meta", countSpecParameters(specOf("meta")).total));
+  console.log(line("mfi-resnet", countSpecParameters(specOf("finetune")).total));
 
   // Data next: the estimate needs the subset sizes, and the sample fallback must be announced.
   let data: PipelineData;
@@ -225,57 +230,35 @@ async function main(): Promise<void> {
     timings = await probeTimings(config);
     estimate = estimateRun(config, timings, { train: data.train.count, test: data.test.count });
   }
-  // Every phase of the run and of its ablation sub-runs: label, run folder, phase, estimate.
-  const rows = [
-    ...phases.map((p) => ({
-      label: p.id,
-      dir: out,
-      config,
-      phase: p,
-      only: selectedPhases(values.phase, null),
-      eta: estimate?.phases[p.id],
-    })),
-    ...ablation.flatMap((a) => {
-      const sub = estimate
-        ? estimateRun(a.config, timings!, { train: data.train.count, test: data.test.count })
-        : undefined;
-      return planPhases(a.config).map((p) => ({
-        label: `${a.variant}/${p.id}`,
-        dir: a.runDir,
-        config: a.config,
-        phase: p,
-        only: selectedPhases(values.phase, a.variant),
-        eta: sub?.phases[p.id],
-      }));
-    }),
-  ];
   console.log("plan:");
   let remaining = 0;
   let whole = 0;
-  for (const r of rows) {
-    const done = (await readPhaseOutput(r.dir, r.phase.id)) !== undefined;
-    const chosen = !r.only || r.only.includes(r.phase.id);
+  const etas: Record<string, number> = {};
+  for (const p of phases) {
+    const done = (await readPhaseOutput(out, p)) !== undefined;
+    const chosen = !only || only.includes(p.id);
     const status = done ? "complete, skipped" : chosen ? "to run" : "not selected";
-    if (r.eta !== undefined) {
-      whole += r.eta;
-      if (!done && chosen) remaining += r.eta;
+    const eta = estimate?.phases[p.id];
+    if (eta !== undefined) {
+      whole += eta;
+      if (!done && chosen) remaining += eta;
+      etas[p.id] = eta;
     }
-    const eta = r.eta !== undefined ? `~${formatDuration(r.eta)}` : "";
-    const loads = r.phase.kind === "baseline" && r.config.baseline.checkpoint !== null;
+    const loads = p.kind === "baseline" && p.checkpoint !== null;
     console.log(
-      `  ${r.label.padEnd(ablation.length > 0 ? 26 : 11)} ${
-        loads ? "   -   " : `${String(r.phase.train.epochs).padStart(4)} ep`
-      }  ${loads ? "loads its checkpoint" : `trains ${r.phase.trainable.join(",")}`.padEnd(20)} ${
-        eta.padStart(10)
-      }  [${status}]`,
+      `  ${p.id.padEnd(26)} ${loads ? "   -   " : `${String(p.train.epochs).padStart(4)} ep`}  ${
+        loads ? "loads its checkpoint" : `trains ${p.trainable.join(",")}`.padEnd(20)
+      } ${(eta !== undefined ? `~${formatDuration(eta)}` : "").padStart(10)}  [${status}]`,
     );
   }
-  if (ablation.length > 0) {
-    console.log(
-      `ablation: ${
-        ablation.map((a) => `${a.variant} (${a.objective})`).join(", ")
-      }; each loads this run's baseline`,
-    );
+  const variants = phases.flatMap((p) =>
+    p.kind === "compress" && p.variant !== null &&
+      p.stage === phases.find((q) => q.kind === "compress")!.stage
+      ? [`${p.variant} (${objectiveName(p.objective)})`]
+      : []
+  );
+  if (variants.length > 0) {
+    console.log(`stage-fit ablation from this run's baseline: ${variants.join("; ")}`);
   }
   if (estimate) {
     console.log(`estimated duration: ${human(remaining)} (whole run ${human(whole)})`);
@@ -290,37 +273,46 @@ async function main(): Promise<void> {
     sample: data.isSample,
     backend: backendText,
   };
-  const outcome = await runPipeline(config, {
-    runDir: out,
-    data,
-    only: selectedPhases(values.phase, null),
-    progress: {},
-  });
-  const ablationOutcome = await runAblation(config, {
-    runDir: out,
-    data,
-    only: values.phase,
-    describe,
-    progress: {},
-  });
-  const baselineTop1 = outcome.results.baseline?.testAccuracy ?? null;
+  const runStart = performance.now();
+  let outcome;
+  try {
+    outcome = await runPipeline(config, {
+      runDir: out,
+      data,
+      only,
+      progress: {},
+      onPhaseStart: ({ phase, index, total }) => {
+        const elapsed = (performance.now() - runStart) / 1000;
+        const left = phases.slice(phases.indexOf(phase)).filter((p) =>
+          (!only || only.includes(p.id)) && etas[p.id] !== undefined
+        ).reduce((sum, p) => sum + etas[p.id], 0);
+        console.log(
+          `\n== phase ${index} of ${total}: ${phase.id}; elapsed ${formatDuration(elapsed)}` +
+            (estimate ? `, about ${formatDuration(left)} left (estimate)` : "") + " ==",
+        );
+      },
+    });
+  } catch (e) {
+    if (e instanceof PhaseNotReadyError) {
+      fail(
+        `${e.phase} needs ${e.missing.join(", ")}, not complete in ${e.runDir}; run ` +
+          `${e.missing.map((m) => `--phase ${m}`).join(" ")} first (or run without --phase)`,
+      );
+    }
+    if (e instanceof ForeignRunError) fail(`${e.message} (--out DIR)`);
+    throw e;
+  }
   const report = buildReport({
     config,
-    specs,
     phases: outcome.phases,
     results: outcome.results,
     ...describe,
-    ablation: ablationOutcome.runs.map((r) => ablationRow(r.report, r.run.variant, baselineTop1)),
   });
   const written = await writeReport(`${out}/report`, report, outcome.results);
-  const ran = outcome.ran.length +
-    ablationOutcome.runs.reduce((s, r) => s + r.outcome.ran.length, 0);
-  const skipped = outcome.skipped.length +
-    ablationOutcome.runs.reduce((s, r) => s + r.outcome.skipped.length, 0);
   console.log(
-    `\nran ${ran} phase(s) in ${
+    `\nran ${outcome.ran.length} phase(s) in ${
       formatDuration((performance.now() - t0) / 1000)
-    }; skipped ${skipped}`,
+    }; skipped ${outcome.skipped.length}`,
   );
   for (const m of report.models) {
     console.log(
@@ -330,11 +322,20 @@ async function main(): Promise<void> {
         }`,
     );
   }
-  for (const r of report.ablation) {
+  for (const [name, t] of Object.entries(report.paired)) {
+    if (t !== null) {
+      console.log(
+        `  ${name}: only MFI-ResNet right ${t.aOnly}, only the other ${t.bOnly}, McNemar p ${
+          t.p.toPrecision(3)
+        }`,
+      );
+    }
+  }
+  for (const r of report.stageFits) {
     console.log(
-      `  ablation: ${r.objective.padEnd(40)} meta ${
-        r.metaTop1 === null ? "-" : (100 * r.metaTop1).toFixed(2) + " %"
-      }, MFI-ResNet ${r.mfiTop1 === null ? "-" : (100 * r.mfiTop1).toFixed(2) + " %"}`,
+      `  stage fits (${r.variant}): in-situ top-1 ${
+        r.inSitu.map((a) => (a === null ? "-" : (100 * a).toFixed(1))).join(" / ")
+      } %`,
     );
   }
   console.log(`report: ${written.join(", ")}`);

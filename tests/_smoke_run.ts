@@ -5,7 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { readCheckpoint, saveCheckpoint, selectBackend } from "@mfi/core";
+import { selectBackend } from "@mfi/core";
 import {
   DEFAULT_CONFIG,
   loadPipelineData,
@@ -13,6 +13,9 @@ import {
   parseConfigYaml,
   type PipelineConfig,
   type PipelineData,
+  planPhases,
+  readPhaseOutput,
+  writePhaseOutput,
 } from "@mfi/incubation";
 
 const ROOT = new URL("..", import.meta.url).pathname;
@@ -34,27 +37,28 @@ export async function smokeRun(
 }
 
 /**
- * Rewrites a complete phase output with changed weights (same sidecar otherwise).
+ * Rewrites a complete phase output with changed weights, as a redone phase that came out
+ * different would (the result is re-bound to the new weights).
  *
- * @param outputDir The phase's `output` folder.
+ * @param runDir The run folder.
+ * @param config The run's config.
+ * @param phaseId The phase.
  * @param change Maps a weight's name and values to its new values, or undefined to keep it.
  */
 export async function rewritePhaseOutput(
-  outputDir: string,
+  runDir: string,
+  config: PipelineConfig,
+  phaseId: string,
   change: (name: string, values: Float32Array) => Float32Array | undefined,
 ): Promise<void> {
-  const ckpt = await readCheckpoint(`${outputDir}/output.json`);
-  const vars = [...ckpt.weights].map(([name, w]) => {
+  const phase = planPhases(config).find((p) => p.id === phaseId)!;
+  const out = (await readPhaseOutput(runDir, phase))!;
+  const vars = [...out.weights].map(([name, w]) => {
     const values = w.data as Float32Array;
     return [name, tf.variable(tf.tensor(change(name, values) ?? values, [...w.shape]))] as const;
   });
   try {
-    await saveCheckpoint(outputDir, vars, {
-      epoch: ckpt.sidecar.epoch,
-      step: ckpt.sidecar.step,
-      config: ckpt.sidecar.config,
-      extra: ckpt.sidecar.extra,
-    }, { name: "output", keep: 0 });
+    await writePhaseOutput(runDir, phase, vars, out.fingerprint, out.result);
   } finally {
     tf.dispose(vars.map(([, v]) => v));
   }

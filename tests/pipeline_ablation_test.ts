@@ -1,139 +1,103 @@
 /**
- * The stage-fit ablation end to end on the `smoke` preset (embedded sample, wasm, one thread):
- * sub-runs start from the run's own baseline, differ only in the stage-fit objective, resume like
- * any run, land in the run's report, and are reloaded when the run's baseline changes.
+ * The stage-fit ablation as phases of the plan: `VARIANT/compress:l` fits from the run's own
+ * baseline, with the same initialisation and batches as the run's own fits, each read out as a
+ * one-step error and an in-situ accuracy, selectable by variant name, reported per objective.
  */
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
-import {
-  ablationRow,
-  buildReport,
-  pipelineSpecs,
-  planPhases,
-  reportMarkdown,
-  runAblation,
-  runPipeline,
-} from "@mfi/incubation";
-import { rewritePhaseOutput, smokeRun } from "./_smoke_run.ts";
+import { readCheckpoint } from "@mfi/core";
+import { buildReport, outputPath, planPhases, reportMarkdown, runPipeline } from "@mfi/incubation";
+import { smokeRun } from "./_smoke_run.ts";
 
-Deno.test("smoke preset with --ablation: sub-runs from the run's baseline, in its report", async () => {
-  const { config, data } = await smokeRun({ ablation: ["meanflow-only", "endpoint-only"] });
+Deno.test("ablation: variant fits are plan phases from the run's baseline, with in-situ accuracy", async () => {
+  const { config, data } = await smokeRun({
+    ablation: ["meanflow-prefit", "endpoint-only", "both", "legacy"],
+    compress: { stages: [2, 4] },
+    matched: { enabled: false },
+  });
+  const plan = planPhases(config);
+  // "both" is the run's own objective (the default), so it is not planned twice.
+  assert.deepEqual(plan.filter((p) => p.kind === "compress").map((p) => p.id), [
+    "compress:2",
+    "compress:4",
+    "meanflow-prefit/compress:2",
+    "meanflow-prefit/compress:4",
+    "endpoint-only/compress:2",
+    "endpoint-only/compress:4",
+    "legacy/compress:2",
+    "legacy/compress:4",
+  ]);
   const runDir = await Deno.makeTempDir({ prefix: "mfi-ablation-" });
   const quiet = { progress: false as const, log: () => {} };
-  const describe = { data: "sample", sample: true, backend: "wasm" };
-  const ids = planPhases(config).map((p) => p.id);
   try {
-    await assert.rejects(
-      runAblation(config, { runDir, data, describe, ...quiet }),
-      /needs the run's own baseline, which is not complete/,
-    );
-    const main = await runPipeline(config, { runDir, data, only: ["baseline"], ...quiet });
-    const baseTop1 = main.results.baseline.testAccuracy!;
-
-    // A killed ablation: only part of one sub-run ran (selection as with --phase).
-    const before = tf.memory().numTensors;
-    const partial = await runAblation(config, {
+    const out = await runPipeline(config, {
       runDir,
       data,
-      only: ["endpoint-only/compress:1"],
-      describe,
+      only: ["baseline", "compress:2", "endpoint-only", "meanflow-prefit", "legacy"],
       ...quiet,
     });
-    assert.deepEqual(partial.runs.map((r) => r.outcome.ran), [[], ["baseline", "compress:1"]]);
-    const done = await runAblation(config, { runDir, data, describe, ...quiet });
-    assert.equal(tf.memory().numTensors, before, "sub-runs free their models");
-    const [mf, ep] = done.runs;
-    assert.deepEqual(mf.outcome.ran, ids);
-    assert.deepEqual(ep.outcome.skipped, ["baseline", "compress:1"]);
-    assert.deepEqual(ep.outcome.ran, ids.slice(2));
-    for (const { outcome } of done.runs) {
-      // The baseline is the run's: loaded, not trained, same accuracy.
-      assert.equal(outcome.results.baseline.imagesProcessed, 0);
-      assert.equal(outcome.results.baseline.testAccuracy, baseTop1);
+    assert.deepEqual(out.ran, [
+      "baseline",
+      "compress:2",
+      "meanflow-prefit/compress:2",
+      "meanflow-prefit/compress:4",
+      "endpoint-only/compress:2",
+      "endpoint-only/compress:4",
+      "legacy/compress:2",
+      "legacy/compress:4",
+    ]);
+    const r = (id: string) => out.results[id];
+    for (const id of ["compress:2", "endpoint-only/compress:2", "meanflow-prefit/compress:2"]) {
+      assert.ok(r(id).testAccuracy! >= 0 && r(id).testAccuracy! <= 1, id);
+      assert.ok(r(id).fitRelative! > 0, id);
+      assert.equal(r(id).testImages, 100);
     }
-    // Only the objective differs, and it changes the fits.
-    assert.equal(mf.run.config.meanflow.lambda, 0);
-    assert.equal(ep.run.config.meanflow.meanflow, false);
-    const fit = (r: typeof mf, l: number) => r.outcome.results[`compress:${l}`].fitRelative!;
-    assert.notEqual(fit(mf, 1), fit(ep, 1));
-    for (const r of done.runs) {
-      const md = await Deno.readTextFile(`${r.run.runDir}/report/results.md`);
-      assert.match(
-        md,
-        new RegExp(
-          `MeanFlow objective: ${
-            r.run.config.meanflow.meanflow ? "MeanFlow loss" : "no MeanFlow loss"
-          }`,
-        ),
-      );
+    // Prefit: the alignment's epoch comes first in the history, then the flow fit's.
+    assert.equal(r("meanflow-prefit/compress:2").history.length, 2);
+    assert.equal(r("compress:2").history.length, 1);
+    // Endpoint alone has no MeanFlow gradient; MeanFlow alone no endpoint gradient.
+    assert.equal(r("endpoint-only/compress:2").gradNorms!.end.meanflow, 0);
+    assert.equal(r("meanflow-prefit/compress:2").gradNorms!.end.endpoint, 0);
+    // Variants are fitted from the same baseline output: every variant fit lists its digest.
+    const base = await readCheckpoint(outputPath(runDir, plan[0]));
+    for (const p of plan.filter((q) => q.kind === "compress" && out.results[q.id])) {
+      assert.equal(out.results[p.id].inputs.baseline, base.sidecar.sha256, p.id);
     }
+    // The legacy variant's stage is strided; the run's own is average-pooled.
+    const legacy = plan.find((p) => p.id === "legacy/compress:2")!;
+    const stage = legacy.spec.stages[1];
+    assert.equal(stage.kind === "meanflow" && stage.config.downsample, "stride");
 
-    // The run itself, then its report with the ablation table.
-    const full = await runPipeline(config, { runDir, data, ...quiet });
     const report = buildReport({
       config,
-      specs: pipelineSpecs(config),
-      phases: full.phases,
-      results: full.results,
-      ...describe,
-      ablation: done.runs.map((r) => ablationRow(r.report, r.run.variant, baseTop1)),
+      phases: plan,
+      results: out.results,
+      data: "sample",
+      sample: true,
+      backend: "wasm",
     });
-    assert.deepEqual(report.ablation.map((a) => a.objective), [
-      "MeanFlow loss alone",
-      "endpoint regression alone",
-      "MeanFlow loss + 1 x endpoint regression",
+    assert.deepEqual(report.stageFits.map((f) => f.variant), [
+      "main",
+      "meanflow-prefit",
+      "endpoint-only",
+      "legacy",
     ]);
-    assert.equal(report.ablation[1].mfiTop1, ep.outcome.results.finetune.testAccuracy);
-    assert.equal(report.ablation[2].mfiTop1, full.results.finetune.testAccuracy);
-    assert.equal(report.ablation[0].fitRelative[3], fit(mf, 4));
+    assert.equal(report.stageFits[0].inSitu[1], r("compress:2").testAccuracy);
+    assert.equal(report.stageFits[0].inSitu[3], null, "compress:4 was not selected");
+    const md = reportMarkdown(report);
+    assert.match(md, /## Stage fits/);
     assert.match(
-      reportMarkdown(report),
-      /\| endpoint regression alone \| [\d.]+ \/ [\d.]+ \/ [\d.]+ \/ [\d.]+ \|/,
+      md,
+      /\| endpoint-only: endpoint \(variance-normalised\) regression alone; avgpool alignment, joint \|/,
+    );
+    assert.match(
+      md,
+      /\| legacy: MeanFlow loss \+ 1 x endpoint \(raw\); imagenet sampler, 0 % at the interval, p 1; stride alignment, joint \|/,
     );
 
-    // The run's baseline redone with other weights: sub-runs reload it; what was made from the
-    // old one is discarded (here without running anything: an empty selection only collects).
-    await rewritePhaseOutput(`${runDir}/phases/baseline/output`, (_, v) => v.map((x) => x * 0.5));
-    const lines: string[] = [];
-    const log = (l: string) => lines.push(l);
-    const kept = await runAblation(config, {
-      runDir,
-      data,
-      only: [],
-      describe,
-      progress: false,
-      log,
-    });
-    assert.ok(
-      lines.some((l) => /\[stale\] endpoint-only: its baseline copy .* not selected, kept/.test(l)),
-      lines.join("\n"),
-    );
-    for (const r of kept.runs) assert.deepEqual(Object.keys(r.outcome.results), []);
-    await Deno.stat(`${ep.run.runDir}/phases/compress-1/output/output.json`); // still there
-    // Selected (here: only its baseline copy): reloaded, and what was made from the old one is
-    // discarded.
-    lines.length = 0;
-    const after = await runAblation(config, {
-      runDir,
-      data,
-      only: ["endpoint-only/baseline"],
-      describe,
-      progress: false,
-      log,
-    });
-    assert.ok(
-      lines.some((l) =>
-        /\[stale\] endpoint-only\/baseline: its copy is not of the run's current/.test(l)
-      ),
-      lines.join("\n"),
-    );
-    assert.deepEqual(after.runs[1].outcome.ran, ["baseline"]);
-    assert.deepEqual(Object.keys(after.runs[1].outcome.results), ["baseline"]);
-    assert.ok(
-      lines.some((l) =>
-        /\[stale\] compress:1: made from an earlier baseline; not selected/.test(l)
-      ),
-    );
+    // A rerun selecting one variant skips its complete fits.
+    const again = await runPipeline(config, { runDir, data, only: ["legacy"], ...quiet });
+    assert.deepEqual(again.ran, []);
+    assert.deepEqual(again.skipped, ["legacy/compress:2", "legacy/compress:4"]);
   } finally {
     await Deno.remove(runDir, { recursive: true });
   }

@@ -12,6 +12,7 @@ import {
   countSpecParameters,
   loadClassifier,
   mergeConfig,
+  PhaseNotReadyError,
   pipelineSpecs,
   planPhases,
   runPipeline,
@@ -36,26 +37,33 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     assert.deepEqual(first.ran, ["baseline", "compress:1"]);
     await assert.rejects(
       runPipeline(config, { runDir, data, only: ["meta"], ...quiet }),
-      /Cannot run meta: compress:2, compress:3, compress:4 not complete/,
+      (e) =>
+        e instanceof PhaseNotReadyError && e.phase === "meta" &&
+        e.missing.join() === "compress:2,compress:3,compress:4",
     );
     // Rerun: complete phases are skipped, the rest run.
     const before = tf.memory().numTensors;
     const second = await runPipeline(config, { runDir, data, ...quiet });
     assert.deepEqual(second.skipped, ["baseline", "compress:1"]);
-    assert.deepEqual(second.ran, ids.slice(2));
+    assert.deepEqual(second.ran, ids.filter((id) => id !== "baseline" && id !== "compress:1"));
     assert.equal(tf.memory().numTensors, before, "a run frees its models and optimizers");
     for (const id of ids) {
       const r = second.results[id];
-      assert.ok(r.complete && r.wallSeconds > 0 && r.imagesProcessed === 200, id);
-      if (r.testAccuracy !== null) assert.ok(r.testAccuracy >= 0 && r.testAccuracy <= 1, id);
+      // The compute-matched baseline trains 3 incubations + 1 fine-tune = 4 epochs.
+      assert.ok(r.complete && r.wallSeconds > 0, id);
+      assert.equal(r.imagesProcessed, id === "matched" ? 800 : 200, id);
+      assert.ok(r.testAccuracy! >= 0 && r.testAccuracy! <= 1, id);
+      assert.equal(r.testImages, 100, id);
+      assert.equal(r.correct!.length, Math.ceil(100 / 8 / 3) * 4, `${id}: 100 bits as base64`);
     }
     assert.ok(second.results["compress:3"].fitRelative! > 0);
+    assert.ok(second.results["compress:3"].gradNorms!.end.meanflow > 0);
+    assert.ok(second.results.finetune.recalibratedTestAccuracy !== null);
 
     // The report.
     const specs = pipelineSpecs(config);
     const report = buildReport({
       config,
-      specs,
       phases: second.phases,
       results: second.results,
       data: data.source.description,
@@ -67,19 +75,25 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
       "results.json",
       "results.md",
       "accuracy_vs_parameters.svg",
+      "in_situ.svg",
       "stage_fits.svg",
       "phase_curves.svg",
     ]);
     const json = JSON.parse(await Deno.readTextFile(`${runDir}/report/results.json`));
     assert.deepEqual(json.models.map((m: { model: string }) => m.model), [
       "baseline",
+      "matched",
       "meta",
       "mfi-resnet",
     ]);
-    assert.equal(json.models[2].parameters, countSpecParameters(specs.mfi).total);
-    assert.equal(json.models[2].top1, second.results.finetune.testAccuracy);
-    assert.equal(json.totalImages, 200 * ids.length);
-    assert.equal(json.models[2].imagesProcessed, 200 * ids.length);
+    const mfiRow = json.models[3];
+    assert.equal(mfiRow.parameters, countSpecParameters(specs.mfi).total);
+    assert.equal(mfiRow.top1, second.results.finetune.testAccuracy);
+    assert.equal(json.totalImages, 200 * (ids.length - 1) + 800);
+    assert.equal(mfiRow.imagesProcessed, 200 * (ids.length - 1), "MFI's lineage has no matched");
+    assert.equal(json.paired.mfiVsMatched.n, 100);
+    assert.deepEqual(json.stageFits.map((f: { variant: string }) => f.variant), ["main"]);
+    assert.equal(json.stageFits[0].inSitu[2], second.results["compress:3"].testAccuracy);
     const md = await Deno.readTextFile(`${runDir}/report/results.md`);
     assert.match(md, /\| mfi-resnet \| 74,670 \| -22\.46 % \|/);
     assert.equal(json.backend, "wasm (SIMD, 1 thread)", "each phase records its backend");
@@ -87,6 +101,7 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
 
     // The fine-tuned MFI-ResNet exports to an inference bundle that classifies like the run.
     const ckpt0 = await readCheckpoint(`${runDir}/phases/finetune/output/output.json`);
+    // (the bundle reads the run's own checkpoint; its result is bound to its weights)
     const bundle = await bundleFromCheckpoint(ckpt0);
     const classifier = await loadClassifier(bundle.bytes, { backend: "wasm", threads: 1 });
     try {
@@ -113,7 +128,7 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     // A redone input that came out different (e.g. on another machine) makes its dependants
     // stale: the fine-tune is redone, nothing else.
     let changed = false; // one conv weight, scaled by 1.01
-    await rewritePhaseOutput(`${runDir}/phases/incubate-3/output`, (name, values) => {
+    await rewritePhaseOutput(runDir, config, "incubate:3", (name, values) => {
       if (changed || !name.endsWith("conv.weight")) return undefined;
       changed = true;
       return values.map((v) => v * 1.01);
@@ -130,6 +145,23 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
       lines.some((l) => /\[stale\] finetune: made from an earlier incubate:3/.test(l)),
       lines.join("\n"),
     );
+
+    // A result edited by hand (an accuracy typed into output.json) is not trusted: redone.
+    const sidecar = `${runDir}/phases/meta/output/output.json`;
+    const edited = JSON.parse(await Deno.readTextFile(sidecar));
+    edited.extra.testAccuracy = 0.99;
+    await Deno.writeTextFile(sidecar, JSON.stringify(edited));
+    const redo: string[] = [];
+    const fifth = await runPipeline(config, {
+      runDir,
+      data,
+      only: ["meta"],
+      progress: false,
+      log: (l) => redo.push(l),
+    });
+    assert.deepEqual(fifth.ran, ["meta"]);
+    assert.notEqual(fifth.results.meta.testAccuracy, 0.99);
+    assert.ok(redo.some((l) => /\[redo\] meta: .*edited/.test(l)), redo.join("\n"));
 
     // Another config in the same folder is refused.
     const other = mergeConfig(config, { baseline: { lr: 0.01 } });
