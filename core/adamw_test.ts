@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { AdamW, type AdamWOptions } from "./adamw.ts";
+import { assertNoLeak } from "./testing.ts";
 
 await tf.setBackend("cpu");
 
@@ -57,12 +58,11 @@ Deno.test("AdamW state round-trips, restores the step count, and does not leak",
   const other = new AdamW([["a", b]]);
   other.setState(state);
   assert.equal(other.iterations, 1);
-  const before = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) {
+  // Both optimizers already hold their slots: the warm-up step allocates nothing new.
+  await assertNoLeak(() => {
     opt.applyGradients(new Map([["a", g]]), 1e-2);
     other.applyGradients(new Map([["a", g]]), 1e-2);
-  }
-  assert.equal(tf.memory().numTensors, before);
+  });
   assert.deepEqual(await a.data(), await b.data());
   const wrong = tf.variable(tf.zeros([2]));
   const mismatched = new AdamW([["a", wrong]]);
