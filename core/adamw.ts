@@ -9,11 +9,13 @@ import * as tf from "@tensorflow/tfjs";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import {
+  checkCommonOptions,
+  checkGradientShape,
   checkHyper,
-  checkOptimizerVariables,
   decays,
   readOptimizerState,
   writeOptimizerState,
+  zeroSlot,
 } from "./_optimizer.ts";
 
 /** Options of {@linkcode AdamW}. */
@@ -68,7 +70,12 @@ export class AdamW implements Optimizer {
    * @throws {RangeError} On an out-of-range hyperparameter.
    */
   constructor(variables: NamedVariables, options: AdamWOptions = {}) {
-    checkOptimizerVariables("AdamW", variables);
+    const { weightDecay, weightDecayFilter } = checkCommonOptions(
+      "AdamW",
+      variables,
+      options,
+      0.01,
+    );
     const betas = options.betas ?? [0.9, 0.999];
     if (!Array.isArray(betas) || betas.length !== 2) {
       throw new RangeError(`Cannot build AdamW: betas must be two numbers, got ${betas}`);
@@ -77,14 +84,6 @@ export class AdamW implements Optimizer {
     checkHyper("Cannot build AdamW", "betas[1]", betas[1], 0, 1, false);
     const epsilon = options.epsilon ?? 1e-8;
     checkHyper("Cannot build AdamW", "epsilon", epsilon, 0);
-    const weightDecay = options.weightDecay ?? 0.01;
-    checkHyper("Cannot build AdamW", "weightDecay", weightDecay, 0);
-    const weightDecayFilter = options.weightDecayFilter ?? "all";
-    if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
-      throw new RangeError(
-        `Cannot build AdamW: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
-      );
-    }
     this.options = Object.freeze({
       betas: [betas[0], betas[1]] as const,
       epsilon,
@@ -93,8 +92,8 @@ export class AdamW implements Optimizer {
     });
     this.variables = variables;
     for (const [name, v] of variables) {
-      this.#slots.set(`exp_avg.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
-      this.#slots.set(`exp_avg_sq.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
+      this.#slots.set(`exp_avg.${name}`, zeroSlot(v));
+      this.#slots.set(`exp_avg_sq.${name}`, zeroSlot(v));
     }
   }
 
@@ -119,11 +118,7 @@ export class AdamW implements Optimizer {
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
       if (g === undefined) continue;
-      if (!tf.util.arraysEqual(g.shape, v.shape)) {
-        throw new RangeError(
-          `AdamW: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
-        );
-      }
+      checkGradientShape("AdamW", name, g, v);
       const m = this.#slots.get(`exp_avg.${name}`)!;
       const s = this.#slots.get(`exp_avg_sq.${name}`)!;
       tf.tidy(() => {

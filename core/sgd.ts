@@ -9,11 +9,13 @@ import * as tf from "@tensorflow/tfjs";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import {
+  checkCommonOptions,
+  checkGradientShape,
   checkHyper,
-  checkOptimizerVariables,
   decays,
   readOptimizerState,
   writeOptimizerState,
+  zeroSlot,
 } from "./_optimizer.ts";
 
 /** Options of {@linkcode Sgd}. */
@@ -68,29 +70,18 @@ export class Sgd implements Optimizer {
    * @throws {RangeError} On an out-of-range hyperparameter or Nesterov without momentum.
    */
   constructor(variables: NamedVariables, options: SgdOptions = {}) {
-    checkOptimizerVariables("Sgd", variables);
+    const { weightDecay, weightDecayFilter } = checkCommonOptions("Sgd", variables, options, 0);
     const momentum = options.momentum ?? 0;
-    const weightDecay = options.weightDecay ?? 0;
     checkHyper("Cannot build Sgd", "momentum", momentum, 0, 1, false);
-    checkHyper("Cannot build Sgd", "weightDecay", weightDecay, 0);
     const nesterov = options.nesterov ?? false;
     if (nesterov && momentum <= 0) {
       throw new RangeError("Cannot build Sgd: nesterov needs momentum > 0, got momentum 0");
-    }
-    const weightDecayFilter = options.weightDecayFilter ?? "all";
-    if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
-      throw new RangeError(
-        `Cannot build Sgd: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
-      );
     }
     this.options = Object.freeze({ momentum, nesterov, weightDecay, weightDecayFilter });
     this.variables = variables;
     if (momentum > 0) {
       for (const [name, v] of variables) {
-        this.#buffers.set(
-          `momentum_buffer.${name}`,
-          tf.tidy(() => tf.variable(tf.zerosLike(v), false)),
-        );
+        this.#buffers.set(`momentum_buffer.${name}`, zeroSlot(v));
       }
     }
   }
@@ -113,11 +104,7 @@ export class Sgd implements Optimizer {
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
       if (g === undefined) continue;
-      if (!tf.util.arraysEqual(g.shape, v.shape)) {
-        throw new RangeError(
-          `Sgd: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
-        );
-      }
+      checkGradientShape("Sgd", name, g, v);
       tf.tidy(() => {
         let d: tf.Tensor = g;
         if (weightDecay !== 0 && decays(weightDecayFilter, v)) {
