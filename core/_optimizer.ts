@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import type { SafetensorsTensor } from "./safetensors.ts";
@@ -78,7 +79,7 @@ export function checkCommonOptions(
  * @param v The parameter.
  * @returns The new slot.
  */
-export function zeroSlot(v: tf.Variable): tf.Variable {
+export function zeroSlot(v: Variable): Variable {
   return tf.tidy(() => tf.variable(tf.zerosLike(v), false));
 }
 
@@ -91,7 +92,7 @@ export function zeroSlot(v: tf.Variable): tf.Variable {
  * @param v The parameter.
  * @throws {RangeError} If the shapes differ.
  */
-export function checkGradientShape(kind: string, name: string, g: tf.Tensor, v: tf.Variable): void {
+export function checkGradientShape(kind: string, name: string, g: Tensor, v: Variable): void {
   if (!tf.util.arraysEqual(g.shape, v.shape)) {
     throw new RangeError(
       `${kind}: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
@@ -110,7 +111,7 @@ export function checkGradientShape(kind: string, name: string, g: tf.Tensor, v: 
 export async function readOptimizerState(
   kind: string,
   iterations: number,
-  slots: ReadonlyMap<string, tf.Variable>,
+  slots: ReadonlyMap<string, Variable>,
 ): Promise<OptimizerState> {
   const tensors = new Map<string, SafetensorsTensor>();
   for (const [name, v] of slots) {
@@ -131,7 +132,7 @@ export async function readOptimizerState(
 export function writeOptimizerState(
   kind: string,
   state: OptimizerState,
-  slots: ReadonlyMap<string, tf.Variable>,
+  slots: ReadonlyMap<string, Variable>,
 ): void {
   if (state.kind !== kind) {
     throw new Error(`Cannot restore ${kind} state: the saved state is for "${state.kind}"`);
@@ -177,7 +178,7 @@ export function writeOptimizerState(
  * @param variable The parameter.
  * @returns True if it is decayed.
  */
-export function decays(filter: WeightDecayFilter, variable: tf.Variable): boolean {
+export function decays(filter: WeightDecayFilter, variable: Variable): boolean {
   return filter === "all" || variable.rank > 1;
 }
 

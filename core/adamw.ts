@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import {
@@ -59,7 +60,7 @@ export class AdamW implements Optimizer {
   /** The resolved options. */
   readonly options: Readonly<Required<AdamWOptions>>;
   #iterations = 0;
-  readonly #slots = new Map<string, tf.Variable>();
+  readonly #slots = new Map<string, Variable>();
 
   /**
    * Builds the optimizer and its zero-initialised state.
@@ -109,7 +110,7 @@ export class AdamW implements Optimizer {
    * @param lr Learning rate of this step.
    * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
    */
-  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  applyGradients(grads: ReadonlyMap<string, Tensor>, lr: number): void {
     checkHyper("AdamW.applyGradients", "lr", lr, 0);
     const { betas: [b1, b2], epsilon, weightDecay, weightDecayFilter } = this.options;
     const t = this.#iterations + 1;
@@ -122,7 +123,7 @@ export class AdamW implements Optimizer {
       const m = this.#slots.get(`exp_avg.${name}`)!;
       const s = this.#slots.get(`exp_avg_sq.${name}`)!;
       tf.tidy(() => {
-        const p: tf.Tensor = weightDecay !== 0 && decays(weightDecayFilter, v)
+        const p: Tensor = weightDecay !== 0 && decays(weightDecayFilter, v)
           ? tf.mul(v, 1 - lr * weightDecay)
           : v;
         const mNext = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));

@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import {
@@ -59,7 +60,7 @@ export class Sgd implements Optimizer {
   /** The resolved options. */
   readonly options: Readonly<Required<SgdOptions>>;
   #iterations = 0;
-  readonly #buffers = new Map<string, tf.Variable>();
+  readonly #buffers = new Map<string, Variable>();
 
   /**
    * Builds the optimizer and its zero-initialised state.
@@ -98,7 +99,7 @@ export class Sgd implements Optimizer {
    * @param lr Learning rate of this step.
    * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
    */
-  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  applyGradients(grads: ReadonlyMap<string, Tensor>, lr: number): void {
     checkHyper("Sgd.applyGradients", "lr", lr, 0);
     const { momentum, nesterov, weightDecay, weightDecayFilter } = this.options;
     for (const [name, v] of this.variables) {
@@ -106,7 +107,7 @@ export class Sgd implements Optimizer {
       if (g === undefined) continue;
       checkGradientShape("Sgd", name, g, v);
       tf.tidy(() => {
-        let d: tf.Tensor = g;
+        let d: Tensor = g;
         if (weightDecay !== 0 && decays(weightDecayFilter, v)) {
           d = tf.add(d, tf.mul(v, weightDecay));
         }

@@ -24,6 +24,8 @@ export class TensorLeakError extends Error {
   readonly after: number;
 
   /**
+   * Creates the error.
+   *
    * @param message What leaked and what to do.
    * @param before Tensors after the warm-up step.
    * @param after Tensors after the checked steps.
