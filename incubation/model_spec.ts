@@ -349,13 +349,8 @@ function buildUntidy(spec: ModelSpec, options: BuildModelOptions): StagedModel {
   s.stages.forEach((st, i) => {
     if (st.kind !== "meanflow") return;
     const replaced = model.stages[i].module;
-    model = model.withStage(
-      i,
-      meanFlowStage(st.config, deriveSeed(seed, "stages", i, "meanflow")),
-      {
-        kind: "meanflow",
-      },
-    );
+    const stage = meanFlowStage(st.config, deriveSeed(seed, "stages", i, "meanflow"));
+    model = model.withStage(i, stage, { kind: "meanflow" });
     disposeModule(replaced);
   });
   return model;
