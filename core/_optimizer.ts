@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import type { SafetensorsTensor } from "./safetensors.ts";
@@ -34,6 +35,71 @@ export function checkOptimizerVariables(kind: string, variables: NamedVariables)
   }
 }
 
+/** The options every optimizer shares, resolved. */
+export interface CommonOptimizerOptions {
+  /** Weight decay (>= 0). */
+  readonly weightDecay: number;
+  /** Which parameters are decayed. */
+  readonly weightDecayFilter: WeightDecayFilter;
+}
+
+/**
+ * The constructor checks every optimizer shares: the variable list (see
+ * {@linkcode checkOptimizerVariables}), `weightDecay` and `weightDecayFilter`, with defaults.
+ *
+ * @param kind The optimizer's name, for messages (`Cannot build <kind>: ...`).
+ * @param variables The variables to optimise.
+ * @param options The caller's options (only the shared keys are read).
+ * @param defaultWeightDecay The optimizer's default weight decay.
+ * @returns The resolved shared options.
+ * @throws {Error} On a bad variable list.
+ * @throws {RangeError} On a negative or non-finite weight decay or an unknown filter.
+ */
+export function checkCommonOptions(
+  kind: string,
+  variables: NamedVariables,
+  options: { readonly weightDecay?: number; readonly weightDecayFilter?: WeightDecayFilter },
+  defaultWeightDecay: number,
+): CommonOptimizerOptions {
+  checkOptimizerVariables(kind, variables);
+  const weightDecay = options.weightDecay ?? defaultWeightDecay;
+  checkHyper(`Cannot build ${kind}`, "weightDecay", weightDecay, 0);
+  const weightDecayFilter = options.weightDecayFilter ?? "all";
+  if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
+    throw new RangeError(
+      `Cannot build ${kind}: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
+    );
+  }
+  return { weightDecay, weightDecayFilter };
+}
+
+/**
+ * A zero-initialised, non-trainable state variable shaped like `v` (momentum, moments).
+ *
+ * @param v The parameter.
+ * @returns The new slot.
+ */
+export function zeroSlot(v: Variable): Variable {
+  return tf.tidy(() => tf.variable(tf.zerosLike(v), false));
+}
+
+/**
+ * Checks that a gradient has its parameter's shape.
+ *
+ * @param kind Optimizer name, for the message.
+ * @param name Parameter name.
+ * @param g The gradient.
+ * @param v The parameter.
+ * @throws {RangeError} If the shapes differ.
+ */
+export function checkGradientShape(kind: string, name: string, g: Tensor, v: Variable): void {
+  if (!tf.util.arraysEqual(g.shape, v.shape)) {
+    throw new RangeError(
+      `${kind}: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
+    );
+  }
+}
+
 /**
  * Reads state variables into a saved state (float32, asynchronous reads).
  *
@@ -45,7 +111,7 @@ export function checkOptimizerVariables(kind: string, variables: NamedVariables)
 export async function readOptimizerState(
   kind: string,
   iterations: number,
-  slots: ReadonlyMap<string, tf.Variable>,
+  slots: ReadonlyMap<string, Variable>,
 ): Promise<OptimizerState> {
   const tensors = new Map<string, SafetensorsTensor>();
   for (const [name, v] of slots) {
@@ -66,7 +132,7 @@ export async function readOptimizerState(
 export function writeOptimizerState(
   kind: string,
   state: OptimizerState,
-  slots: ReadonlyMap<string, tf.Variable>,
+  slots: ReadonlyMap<string, Variable>,
 ): void {
   if (state.kind !== kind) {
     throw new Error(`Cannot restore ${kind} state: the saved state is for "${state.kind}"`);
@@ -112,7 +178,7 @@ export function writeOptimizerState(
  * @param variable The parameter.
  * @returns True if it is decayed.
  */
-export function decays(filter: WeightDecayFilter, variable: tf.Variable): boolean {
+export function decays(filter: WeightDecayFilter, variable: Variable): boolean {
   return filter === "all" || variable.rank > 1;
 }
 

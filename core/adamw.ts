@@ -6,14 +6,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import {
+  checkCommonOptions,
+  checkGradientShape,
   checkHyper,
-  checkOptimizerVariables,
   decays,
   readOptimizerState,
   writeOptimizerState,
+  zeroSlot,
 } from "./_optimizer.ts";
 
 /** Options of {@linkcode AdamW}. */
@@ -57,7 +60,7 @@ export class AdamW implements Optimizer {
   /** The resolved options. */
   readonly options: Readonly<Required<AdamWOptions>>;
   #iterations = 0;
-  readonly #slots = new Map<string, tf.Variable>();
+  readonly #slots = new Map<string, Variable>();
 
   /**
    * Builds the optimizer and its zero-initialised state.
@@ -68,7 +71,12 @@ export class AdamW implements Optimizer {
    * @throws {RangeError} On an out-of-range hyperparameter.
    */
   constructor(variables: NamedVariables, options: AdamWOptions = {}) {
-    checkOptimizerVariables("AdamW", variables);
+    const { weightDecay, weightDecayFilter } = checkCommonOptions(
+      "AdamW",
+      variables,
+      options,
+      0.01,
+    );
     const betas = options.betas ?? [0.9, 0.999];
     if (!Array.isArray(betas) || betas.length !== 2) {
       throw new RangeError(`Cannot build AdamW: betas must be two numbers, got ${betas}`);
@@ -77,14 +85,6 @@ export class AdamW implements Optimizer {
     checkHyper("Cannot build AdamW", "betas[1]", betas[1], 0, 1, false);
     const epsilon = options.epsilon ?? 1e-8;
     checkHyper("Cannot build AdamW", "epsilon", epsilon, 0);
-    const weightDecay = options.weightDecay ?? 0.01;
-    checkHyper("Cannot build AdamW", "weightDecay", weightDecay, 0);
-    const weightDecayFilter = options.weightDecayFilter ?? "all";
-    if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
-      throw new RangeError(
-        `Cannot build AdamW: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
-      );
-    }
     this.options = Object.freeze({
       betas: [betas[0], betas[1]] as const,
       epsilon,
@@ -93,8 +93,8 @@ export class AdamW implements Optimizer {
     });
     this.variables = variables;
     for (const [name, v] of variables) {
-      this.#slots.set(`exp_avg.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
-      this.#slots.set(`exp_avg_sq.${name}`, tf.tidy(() => tf.variable(tf.zerosLike(v), false)));
+      this.#slots.set(`exp_avg.${name}`, zeroSlot(v));
+      this.#slots.set(`exp_avg_sq.${name}`, zeroSlot(v));
     }
   }
 
@@ -110,7 +110,7 @@ export class AdamW implements Optimizer {
    * @param lr Learning rate of this step.
    * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
    */
-  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  applyGradients(grads: ReadonlyMap<string, Tensor>, lr: number): void {
     checkHyper("AdamW.applyGradients", "lr", lr, 0);
     const { betas: [b1, b2], epsilon, weightDecay, weightDecayFilter } = this.options;
     const t = this.#iterations + 1;
@@ -119,15 +119,11 @@ export class AdamW implements Optimizer {
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
       if (g === undefined) continue;
-      if (!tf.util.arraysEqual(g.shape, v.shape)) {
-        throw new RangeError(
-          `AdamW: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
-        );
-      }
+      checkGradientShape("AdamW", name, g, v);
       const m = this.#slots.get(`exp_avg.${name}`)!;
       const s = this.#slots.get(`exp_avg_sq.${name}`)!;
       tf.tidy(() => {
-        const p: tf.Tensor = weightDecay !== 0 && decays(weightDecayFilter, v)
+        const p: Tensor = weightDecay !== 0 && decays(weightDecayFilter, v)
           ? tf.mul(v, 1 - lr * weightDecay)
           : v;
         const mNext = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));

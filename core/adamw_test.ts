@@ -1,6 +1,9 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { AdamW, type AdamWOptions } from "./adamw.ts";
+import { assertNoLeak } from "./testing.ts";
+import type { NamedVariables } from "./module.ts";
+import { Sgd } from "./sgd.ts";
 
 await tf.setBackend("cpu");
 
@@ -57,12 +60,11 @@ Deno.test("AdamW state round-trips, restores the step count, and does not leak",
   const other = new AdamW([["a", b]]);
   other.setState(state);
   assert.equal(other.iterations, 1);
-  const before = tf.memory().numTensors;
-  for (let i = 0; i < 3; i++) {
+  // Both optimizers already hold their slots: the warm-up step allocates nothing new.
+  await assertNoLeak(() => {
     opt.applyGradients(new Map([["a", g]]), 1e-2);
     other.applyGradients(new Map([["a", g]]), 1e-2);
-  }
-  assert.equal(tf.memory().numTensors, before);
+  });
   assert.deepEqual(await a.data(), await b.data());
   const wrong = tf.variable(tf.zeros([2]));
   const mismatched = new AdamW([["a", wrong]]);
@@ -71,4 +73,41 @@ Deno.test("AdamW state round-trips, restores the step count, and does not leak",
   assert.throws(() => new AdamW([["a", a]], { epsilon: -1 }), /epsilon/);
   for (const o of [opt, other, mismatched]) o.dispose();
   tf.dispose([a, b, g, wrong]);
+});
+
+Deno.test("AdamW and Sgd share the constructor and gradient checks, naming the optimizer", () => {
+  const w = tf.variable(tf.ones([2]));
+  const buffer = tf.variable(tf.ones([2]), false);
+  const bad = tf.ones([3]);
+  for (
+    const [kind, make] of [
+      ["AdamW", (v: NamedVariables, o: object) => new AdamW(v, o)],
+      ["Sgd", (v: NamedVariables, o: object) => new Sgd(v, o)],
+    ] as const
+  ) {
+    assert.throws(
+      () => make([], {}),
+      new RegExp(`Cannot build ${kind}: the variable list is empty`),
+    );
+    assert.throws(() => make([["w", w], ["w", w]], {}), /"w" is listed twice/);
+    assert.throws(() => make([["r", buffer]], {}), /"r" is not trainable/);
+    assert.throws(
+      () => make([["w", w]], { weightDecay: -1 }),
+      new RegExp(`Cannot build ${kind}: weightDecay must be a number in \\[0, Infinity\\]`),
+    );
+    assert.throws(
+      () => make([["w", w]], { weightDecayFilter: "bias" }),
+      new RegExp(`Cannot build ${kind}: weightDecayFilter must be "all" or "exclude-1d"`),
+    );
+    const opt = make([["w", w]], {});
+    assert.throws(
+      () => opt.applyGradients(new Map([["w", bad]]), 0.1),
+      new RegExp(`${kind}: gradient of "w" has shape \\[3\\], expected \\[2\\]`),
+    );
+    opt.dispose();
+  }
+  const adam = new AdamW([["w", w]]);
+  assert.equal(adam.options.weightDecay, 0.01);
+  adam.dispose();
+  tf.dispose([w, buffer, bad]);
 });

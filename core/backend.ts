@@ -81,9 +81,13 @@ export interface SelectBackendOptions {
 
 /** The WebGPU adapter in use. */
 export interface AdapterSummary {
+  /** The adapter's vendor, e.g. `nvidia`. */
   readonly vendor: string;
+  /** Its architecture, e.g. `hopper`. */
   readonly architecture: string;
+  /** Its device id or name. */
   readonly device: string;
+  /** A human-readable description. */
   readonly description: string;
 }
 
@@ -105,10 +109,15 @@ export interface BackendChoice {
 
 /** Adapter fields {@linkcode isSoftwareAdapter} looks at (a `GPUAdapterInfo` fits). */
 export interface AdapterInfoLike {
+  /** The adapter's vendor. */
   readonly vendor?: string;
+  /** Its architecture. */
   readonly architecture?: string;
+  /** Its device id or name. */
   readonly device?: string;
+  /** A human-readable description. */
   readonly description?: string;
+  /** True for the browser's or driver's fallback (software) adapter. */
   readonly isFallbackAdapter?: boolean;
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import { channelGradSums, channelMoments } from "./kernels/channel_stats.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 
@@ -41,15 +42,17 @@ export class BatchNorm implements Module {
   /** The options the layer was built with. */
   readonly options: Readonly<BatchNormOptions>;
   /** Scale. */
-  readonly gamma: tf.Variable;
+  readonly gamma: Variable;
   /** Shift. */
-  readonly beta: tf.Variable;
+  readonly beta: Variable;
   /** Running mean (buffer). */
-  readonly runningMean: tf.Variable;
+  readonly runningMean: Variable;
   /** Running variance (buffer). */
-  readonly runningVar: tf.Variable;
+  readonly runningVar: Variable;
 
   /**
+   * Creates the layer: gamma 1, beta 0, running mean 0, running variance 1.
+   *
    * @param options Channel count and hyperparameters.
    * @throws {RangeError} On a non-positive channel count or a momentum outside [0, 1].
    */
@@ -73,16 +76,18 @@ export class BatchNorm implements Module {
   }
 
   /**
+   * Normalises `x` per channel.
+   *
    * @param x Input with channels last.
    * @param options `training: true` uses and records batch statistics.
    * @returns The normalised input.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     const eps = this.options.epsilon ?? 1e-5;
     if (!options.training) {
       return tf.batchNorm(x, this.runningMean, this.runningVar, this.beta, this.gamma, eps);
     }
-    return this.#train(x, this.gamma, this.beta) as tf.Tensor;
+    return this.#train(x, this.gamma, this.beta) as Tensor;
   }
 
   /**
@@ -95,8 +100,8 @@ export class BatchNorm implements Module {
    * dx = gamma * invstd * (dy - dbeta / n - xhat * dgamma / n).
    */
   readonly #train = tf.customGrad(
-    (...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-      const [x, gamma, beta] = args as tf.Tensor[];
+    (...args: Array<Tensor | tf.GradSaveFunc>) => {
+      const [x, gamma, beta] = args as Tensor[];
       const save = args[3] as tf.GradSaveFunc;
       const eps = this.options.epsilon ?? 1e-5;
       const channels = x.shape[x.shape.length - 1];
@@ -110,7 +115,7 @@ export class BatchNorm implements Module {
       });
       save([x, mean, variance, gamma]);
       const value = tf.batchNorm(x, mean, variance, beta, gamma, eps);
-      const gradFunc = (dy: tf.Tensor, saved: tf.Tensor[]): tf.Tensor[] => {
+      const gradFunc = (dy: Tensor, saved: Tensor[]): Tensor[] => {
         const [xs, mu, v, g] = saved;
         const invstd = tf.rsqrt(tf.add(v, eps));
         const { sum: dbeta, dot } = channelGradSums(dy, xs);
@@ -129,7 +134,11 @@ export class BatchNorm implements Module {
     },
   );
 
-  /** @returns `weight`, `bias`, `running_mean`, `running_var` (PyTorch's names). */
+  /**
+   * The layer's variables.
+   *
+   * @returns `weight`, `bias`, `running_mean`, `running_var` (PyTorch's names).
+   */
   namedVariables(): NamedVariables {
     return [
       ["weight", this.gamma],

@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor4D, Variable } from "./tf_types.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 import { Rng } from "./random.ts";
 
@@ -54,13 +55,15 @@ export class Conv2d implements Module {
   /** The options the layer was built with. */
   readonly options: Readonly<Conv2dOptions>;
   /** Weights, HWIO. */
-  readonly weight: tf.Variable;
+  readonly weight: Variable;
   /** Bias, or undefined. */
-  readonly bias: tf.Variable | undefined;
+  readonly bias: Variable | undefined;
   readonly #stride: number;
   readonly #pad: number;
 
   /**
+   * Creates the layer with its seeded initial weights.
+   *
    * @param options Layer shape and initialisation.
    * @throws {RangeError} On a non-positive size or a negative padding.
    */
@@ -89,11 +92,13 @@ export class Conv2d implements Module {
   }
 
   /**
+   * Convolves `x`.
+   *
    * @param x NHWC input.
    * @param _options Unused: a convolution has no mode.
    * @returns NHWC output.
    */
-  apply(x: tf.Tensor, _options?: ApplyOptions): tf.Tensor4D {
+  apply(x: Tensor, _options?: ApplyOptions): Tensor4D {
     const p = this.#pad;
     const padding: [[number, number], [number, number], [number, number], [number, number]] = [
       [0, 0],
@@ -102,15 +107,19 @@ export class Conv2d implements Module {
       [0, 0],
     ];
     const y = tf.conv2d(
-      x as tf.Tensor4D,
-      this.weight as tf.Tensor4D,
+      x as Tensor4D,
+      this.weight as Tensor4D,
       this.#stride,
       p === 0 ? "valid" : padding,
     );
-    return this.bias ? tf.add<tf.Tensor4D>(y, this.bias) : y;
+    return this.bias ? tf.add<Tensor4D>(y, this.bias) : y;
   }
 
-  /** @returns `weight` and, if present, `bias`. */
+  /**
+   * The layer's variables.
+   *
+   * @returns `weight` and, if present, `bias`.
+   */
   namedVariables(): NamedVariables {
     return this.bias ? [["weight", this.weight], ["bias", this.bias]] : [["weight", this.weight]];
   }

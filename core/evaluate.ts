@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "./tf_types.ts";
 import type { BatchSource } from "./batch.ts";
 import { countCorrect, softmaxCrossEntropy } from "./loss.ts";
 import type { Module } from "./module.ts";
@@ -47,8 +48,8 @@ export interface EvalResult {
  * ```
  */
 export async function evaluate(model: Module, source: BatchSource): Promise<EvalResult> {
-  let correct: tf.Tensor = tf.scalar(0);
-  let lossSum: tf.Tensor = tf.scalar(0);
+  let correct: Tensor = tf.scalar(0);
+  let lossSum: Tensor = tf.scalar(0);
   let count = 0;
   try {
     for await (const batch of source) {

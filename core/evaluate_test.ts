@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import type { Batch } from "./batch.ts";
 import { evaluate } from "./evaluate.ts";
 import type { Module } from "./module.ts";
+import { assertNoLeak } from "./testing.ts";
 
 await tf.setBackend("cpu");
 
@@ -39,5 +40,6 @@ Deno.test("evaluate computes top-1 and mean cross-entropy over all batches, in i
   assert.ok(Math.abs(r.loss - expected) < 1e-6, `loss ${r.loss} vs ${expected}`);
   assert.ok(modes.every((m) => m === false));
   assert.equal(tf.memory().numTensors, before, "batches and accumulators are disposed");
+  await assertNoLeak(() => evaluate(identity, source()), { label: "evaluate" });
   await assert.rejects(evaluate(identity, []), /yielded no examples/);
 });

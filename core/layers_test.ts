@@ -4,6 +4,7 @@ import { BatchNorm } from "./batch_norm.ts";
 import { Conv2d } from "./conv2d.ts";
 import { Linear } from "./linear.ts";
 import { countParameters, disposeModule } from "./module.ts";
+import { assertNoLeak } from "./testing.ts";
 
 await tf.setBackend("cpu");
 
@@ -56,14 +57,17 @@ Deno.test("Linear uses PyTorch's default bound and shape", () => {
   assert.deepEqual(countParameters(fc), 1010);
 });
 
-Deno.test("building and disposing layers leaves no tensor behind", () => {
-  const before = tf.memory().numTensors;
-  const layers = [
-    new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, bias: true, seed: 0 }),
-    new Linear({ inFeatures: 3, outFeatures: 2, seed: 0 }),
-    new BatchNorm({ channels: 3 }),
-  ];
-  assert.ok(tf.memory().numTensors > before);
-  for (const layer of layers) disposeModule(layer);
-  assert.equal(tf.memory().numTensors, before);
+Deno.test("building and disposing layers leaves no tensor behind", async () => {
+  const cycle = () => {
+    const before = tf.memory().numTensors;
+    const layers = [
+      new Conv2d({ inChannels: 2, outChannels: 3, kernelSize: 3, bias: true, seed: 0 }),
+      new Linear({ inFeatures: 3, outFeatures: 2, seed: 0 }),
+      new BatchNorm({ channels: 3 }),
+    ];
+    assert.ok(tf.memory().numTensors > before);
+    for (const layer of layers) disposeModule(layer);
+    assert.equal(tf.memory().numTensors, before);
+  };
+  await assertNoLeak(cycle, { label: "building and disposing layers" });
 });

@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor2D, Variable } from "./tf_types.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 import { Rng } from "./random.ts";
 
@@ -41,11 +42,13 @@ export class Linear implements Module {
   /** The options the layer was built with. */
   readonly options: Readonly<LinearOptions>;
   /** Weight, [in, out]. */
-  readonly weight: tf.Variable;
+  readonly weight: Variable;
   /** Bias, or undefined. */
-  readonly bias: tf.Variable | undefined;
+  readonly bias: Variable | undefined;
 
   /**
+   * Creates the layer with its seeded initial weights.
+   *
    * @param options Layer shape and initialisation.
    * @throws {RangeError} On a non-positive size.
    */
@@ -72,16 +75,22 @@ export class Linear implements Module {
   }
 
   /**
+   * Applies `x W + b`.
+   *
    * @param x Input, [batch, inFeatures].
    * @param _options Unused: a linear layer has no mode.
    * @returns Output, [batch, outFeatures].
    */
-  apply(x: tf.Tensor, _options?: ApplyOptions): tf.Tensor2D {
-    const y = tf.matMul(x as tf.Tensor2D, this.weight as tf.Tensor2D) as tf.Tensor2D;
-    return this.bias ? tf.add<tf.Tensor2D>(y, this.bias) : y;
+  apply(x: Tensor, _options?: ApplyOptions): Tensor2D {
+    const y = tf.matMul(x as Tensor2D, this.weight as Tensor2D) as Tensor2D;
+    return this.bias ? tf.add<Tensor2D>(y, this.bias) : y;
   }
 
-  /** @returns `weight` and, if present, `bias`. */
+  /**
+   * The layer's variables.
+   *
+   * @returns `weight` and, if present, `bias`.
+   */
   namedVariables(): NamedVariables {
     return this.bias ? [["weight", this.weight], ["bias", this.bias]] : [["weight", this.weight]];
   }

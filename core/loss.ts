@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor } from "./tf_types.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
 export interface CrossEntropyOptions {
@@ -38,10 +39,10 @@ export interface CrossEntropyOptions {
  * ```
  */
 export function softmaxCrossEntropy(
-  logits: tf.Tensor,
-  labels: tf.Tensor,
+  logits: Tensor,
+  labels: Tensor,
   options: CrossEntropyOptions = {},
-): tf.Scalar {
+): Scalar {
   const eps = options.labelSmoothing ?? 0;
   if (!(eps >= 0 && eps < 1)) {
     throw new RangeError(`softmaxCrossEntropy: labelSmoothing must be in [0, 1), got ${eps}`);
@@ -56,7 +57,7 @@ export function softmaxCrossEntropy(
     const logp = tf.logSoftmax(logits);
     const onehot = tf.oneHot(tf.cast(labels, "int32"), classes).toFloat();
     const target = eps === 0 ? onehot : tf.add(tf.mul(onehot, 1 - eps), eps / classes);
-    return tf.neg(tf.mean(tf.sum(tf.mul(target, logp), 1))) as tf.Scalar;
+    return tf.neg(tf.mean(tf.sum(tf.mul(target, logp), 1))) as Scalar;
   });
 }
 
@@ -79,7 +80,7 @@ export function softmaxCrossEntropy(
  * n.dispose();
  * ```
  */
-export function countCorrect(logits: tf.Tensor, labels: tf.Tensor): tf.Scalar {
+export function countCorrect(logits: Tensor, labels: Tensor): Scalar {
   return tf.tidy(() =>
     tf.sum(tf.cast(tf.equal(tf.argMax(logits, -1), tf.cast(labels, "int32")), "float32"))
   );

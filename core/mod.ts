@@ -26,4 +26,5 @@ export * from "./safetensors.ts";
 export * from "./schedule.ts";
 export * from "./sha256.ts";
 export * from "./sgd.ts";
+export * from "./tf_types.ts";
 export * from "./train_loop.ts";

@@ -8,7 +8,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 
 /** Options for a forward pass. */
 export interface ApplyOptions {
@@ -17,7 +17,7 @@ export interface ApplyOptions {
 }
 
 /** Named state of a module: trainable parameters and buffers (`variable.trainable === false`). */
-export type NamedVariables = ReadonlyArray<readonly [name: string, variable: tf.Variable]>;
+export type NamedVariables = ReadonlyArray<readonly [name: string, variable: Variable]>;
 
 /** A layer or a network: a forward function over explicit, named variables. */
 export interface Module {
@@ -28,8 +28,12 @@ export interface Module {
    * @param options Training or inference mode.
    * @returns The output tensor.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor;
-  /** @returns Every variable of the module with its stable name, in a fixed order. */
+  apply(x: Tensor, options: ApplyOptions): Tensor;
+  /**
+   * The module's state.
+   *
+   * @returns Every variable of the module with its stable name, in a fixed order.
+   */
   namedVariables(): NamedVariables;
 }
 
@@ -60,7 +64,7 @@ export function prefixed(prefix: string, variables: NamedVariables): NamedVariab
  * @param variables Named variables, e.g. `model.namedVariables()`.
  * @returns The trainable variables.
  */
-export function trainableVariables(variables: NamedVariables): tf.Variable[] {
+export function trainableVariables(variables: NamedVariables): Variable[] {
   return variables.filter(([, v]) => v.trainable).map(([, v]) => v);
 }
 
@@ -95,8 +99,8 @@ export function countParameters(module: Module | NamedVariables): number {
  * @returns A map from name to variable.
  * @throws {Error} If two variables share a name.
  */
-export function variableMap(variables: NamedVariables): Map<string, tf.Variable> {
-  const map = new Map<string, tf.Variable>();
+export function variableMap(variables: NamedVariables): Map<string, Variable> {
+  const map = new Map<string, Variable>();
   for (const [name, v] of variables) {
     if (map.has(name)) {
       throw new Error(`Duplicate variable name "${name}": module names must be unique`);

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { SafetensorsTensor } from "./safetensors.ts";
 
@@ -36,7 +36,7 @@ export interface Optimizer {
    * @param grads Gradients by variable name (the caller keeps ownership).
    * @param lr The learning rate of this step.
    */
-  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void;
+  applyGradients(grads: ReadonlyMap<string, Tensor>, lr: number): void;
   /**
    * Reads the state.
    *

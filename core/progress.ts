@@ -1,6 +1,7 @@
 /**
- * Training progress: a live one-line bar on a terminal (batch, loss, accuracy, images/s, ETA),
- * plain periodic lines otherwise (logs, CI).
+ * The project's one progress bar: a live one-line bar on a terminal, plain periodic lines
+ * otherwise (logs, CI). Training shows batches, loss, accuracy, images/s and ETA; transfers
+ * (downloads) show MiB, MiB/s and ETA with the same bar (`unit: "bytes"`).
  *
  * @module
  */
@@ -17,14 +18,22 @@ export interface ProgressSink {
   write(text: string): void;
 }
 
+/** What {@linkcode ProgressState.done} counts. */
+export type ProgressUnit = "items" | "bytes";
+
 /** One progress observation. */
 export interface ProgressState {
   /** Label, e.g. `epoch 3/10`. */
   readonly label: string;
-  /** Batches done in this epoch. */
+  /** Batches done in this epoch (or bytes received, with `unit: "bytes"`). */
   readonly done: number;
-  /** Batches per epoch, if known (enables the bar and the ETA). */
+  /** Batches per epoch (or bytes in all), if known (enables the bar and the ETA). */
   readonly total?: number;
+  /**
+   * `"items"` (default): counts as `done/total`. `"bytes"`: percentage, `MiB` and `MiB/s`
+   * (computed from `done` and `seconds`).
+   */
+  readonly unit?: ProgressUnit;
   /** Running mean loss of the epoch. */
   readonly loss?: number;
   /** Running accuracy in [0, 1], if the loss reports one. */
@@ -79,7 +88,14 @@ export function formatProgress(state: ProgressState, barWidth = 24): string {
     const filled = Math.min(barWidth, Math.round((state.done / total) * barWidth));
     parts.push(`[${"=".repeat(filled)}${" ".repeat(barWidth - filled)}]`);
   }
-  parts.push(total !== undefined ? `${state.done}/${total}` : `${state.done}`);
+  if (state.unit === "bytes") {
+    const mib = (bytes: number) => (bytes / MIB).toFixed(1);
+    if (total !== undefined && total > 0) {
+      parts.push(`${Math.floor((100 * Math.min(state.done, total)) / total)}%`);
+      parts.push(`${mib(state.done)}/${mib(total)} MiB`);
+    } else parts.push(`${mib(state.done)} MiB`);
+    parts.push(`${mib(state.done / Math.max(1e-3, state.seconds))} MiB/s`);
+  } else parts.push(total !== undefined ? `${state.done}/${total}` : `${state.done}`);
   if (state.loss !== undefined) parts.push(`loss ${state.loss.toFixed(4)}`);
   if (state.accuracy !== undefined) parts.push(`acc ${(100 * state.accuracy).toFixed(1)}%`);
   if (state.imagesPerSecond !== undefined) {
@@ -91,12 +107,20 @@ export function formatProgress(state: ProgressState, barWidth = 24): string {
   return parts.join(" ");
 }
 
+const MIB = 1024 * 1024;
+
 /** Options of {@linkcode ProgressReporter}. */
 export interface ProgressReporterOptions {
   /** Output (default: standard output, live bar if it is a terminal). */
   readonly sink?: ProgressSink;
   /** Seconds between plain lines when the sink is not a terminal (default 30). */
   readonly intervalSeconds?: number;
+  /**
+   * When the sink is not a terminal and the total is known, print a plain line each time another
+   * `lineFraction` of the total is done (e.g. 0.1: at 0 %, 10 %, ..., 100 %) instead of every
+   * `intervalSeconds`. In (0, 1]; default: off.
+   */
+  readonly lineFraction?: number;
   /** Seconds between live-bar redraws (default 0.1). */
   readonly redrawSeconds?: number;
 }
@@ -107,13 +131,32 @@ export interface ProgressReporterOptions {
  * @returns A sink writing to `Deno.stdout`.
  */
 export function stdoutSink(): ProgressSink {
+  return streamSink(Deno.stdout);
+}
+
+/**
+ * A sink on standard error (progress of downloads, so that standard output stays data).
+ *
+ * @returns A sink writing to `Deno.stderr`.
+ */
+export function stderrSink(): ProgressSink {
+  return streamSink(Deno.stderr);
+}
+
+function streamSink(stream: typeof Deno.stdout | typeof Deno.stderr): ProgressSink {
   const encoder = new TextEncoder();
+  let isTerminal = false;
+  try {
+    isTerminal = stream.isTerminal();
+  } catch {
+    // Not a terminal when it cannot be asked.
+  }
   return {
-    isTerminal: Deno.stdout.isTerminal(),
+    isTerminal,
     write(text: string): void {
       const bytes = encoder.encode(text);
       let off = 0;
-      while (off < bytes.length) off += Deno.stdout.writeSync(bytes.subarray(off));
+      while (off < bytes.length) off += stream.writeSync(bytes.subarray(off));
     },
   };
 }
@@ -140,18 +183,26 @@ export class ProgressReporter {
   readonly #sink: ProgressSink;
   readonly #interval: number;
   readonly #redraw: number;
+  readonly #fraction: number | undefined;
   #last = -Infinity;
+  #lastStep = -1;
   #barShown = false;
 
   /**
    * Creates a reporter.
    *
-   * @param options Sink and intervals.
+   * @param options Sink, intervals and the plain-line fraction.
+   * @throws {RangeError} If `lineFraction` is not in (0, 1].
    */
   constructor(options: ProgressReporterOptions = {}) {
     this.#sink = options.sink ?? stdoutSink();
     this.#interval = options.intervalSeconds ?? 30;
     this.#redraw = options.redrawSeconds ?? 0.1;
+    const f = options.lineFraction;
+    if (f !== undefined && !(typeof f === "number" && f > 0 && f <= 1)) {
+      throw new RangeError(`ProgressReporter: lineFraction must be in (0, 1], got ${f}`);
+    }
+    this.#fraction = f;
   }
 
   /**
@@ -168,10 +219,26 @@ export class ProgressReporter {
       this.#sink.write(`\r\x1b[2K${formatProgress(state)}`);
       this.#barShown = true;
     } else {
-      if (now - this.#last < this.#interval) return;
-      this.#last = now;
+      const total = state.total;
+      if (this.#fraction !== undefined && total !== undefined && total > 0) {
+        const step = Math.floor(Math.min(state.done, total) / total / this.#fraction + 1e-9);
+        if (step <= this.#lastStep) return;
+        this.#lastStep = step;
+      } else {
+        if (now - this.#last < this.#interval) return;
+        this.#last = now;
+      }
       this.#sink.write(`${formatProgress(state)}\n`);
     }
+  }
+
+  /**
+   * Ends the live bar's line, if one is shown, so that what follows (an error) starts on its own
+   * line; the bar stays visible.
+   */
+  endLine(): void {
+    if (this.#barShown) this.#sink.write("\n");
+    this.#barShown = false;
   }
 
   /**
@@ -188,5 +255,6 @@ export class ProgressReporter {
   /** Resets the plain-line timer (call at the start of an epoch). */
   reset(): void {
     this.#last = -Infinity;
+    this.#lastStep = -1;
   }
 }

@@ -40,3 +40,40 @@ Deno.test("ProgressReporter redraws in place on a terminal and prints throttled 
   assert.equal(log.trim().split("\n").length, 3); // t = 0, 10, 20
   assert.ok(!log.includes("\r"));
 });
+
+Deno.test("formatProgress shows bytes as percent, MiB and MiB/s", () => {
+  const MiB = 1024 * 1024;
+  assert.equal(
+    formatProgress({ label: "f", done: 2 * MiB, total: 8 * MiB, unit: "bytes", seconds: 1 }, 4),
+    "f [=   ] 25% 2.0/8.0 MiB 2.0 MiB/s ETA 0:03",
+  );
+  assert.equal(
+    formatProgress({ label: "f", done: MiB, unit: "bytes", seconds: 2 }, 4),
+    "f 1.0 MiB 0.5 MiB/s",
+  );
+});
+
+Deno.test("ProgressReporter prints a plain line per lineFraction and ends a live bar's line", () => {
+  let log = "";
+  const plain = new ProgressReporter({
+    sink: { isTerminal: false, write: (s) => (log += s) },
+    lineFraction: 0.25,
+  });
+  for (let d = 0; d <= 100; d += 5) {
+    plain.update({ label: "c", done: d, total: 100, seconds: 1 }, 0);
+  }
+  assert.deepEqual(
+    log.trim().split("\n").map((l) => l.match(/ (\d+)\/100/)?.[1]),
+    ["0", "25", "50", "75", "100"],
+  );
+  for (const lineFraction of [0, -0.1, 1.5, NaN]) {
+    assert.throws(() => new ProgressReporter({ lineFraction }), /lineFraction must be in \(0, 1\]/);
+  }
+  let tty = "";
+  const live = new ProgressReporter({ sink: { isTerminal: true, write: (s) => (tty += s) } });
+  live.endLine();
+  assert.equal(tty, "", "no bar shown: nothing to end");
+  live.update({ label: "a", done: 1, total: 4, seconds: 1 }, 0);
+  live.endLine();
+  assert.ok(tty.endsWith("\n"));
+});

@@ -70,6 +70,8 @@ export class Rng {
   #spare: number | undefined;
 
   /**
+   * Seeds a generator.
+   *
    * @param seed Any integer; the same seed always gives the same sequence.
    */
   constructor(seed: number) {
@@ -108,12 +110,20 @@ export class Rng {
     return rng;
   }
 
-  /** @returns The generator's state, to save and later pass to {@linkcode Rng.fromState}. */
+  /**
+   * The generator's state.
+   *
+   * @returns The state, to save and later pass to {@linkcode Rng.fromState}.
+   */
   state(): RngState {
     return [this.#a, this.#b, this.#c, this.#d];
   }
 
-  /** @returns The next unsigned 32-bit integer. */
+  /**
+   * Draws 32 random bits.
+   *
+   * @returns The next unsigned 32-bit integer.
+   */
   nextUint32(): number {
     const t = (((this.#a + this.#b) >>> 0) + this.#d) >>> 0;
     this.#d = (this.#d + 1) >>> 0;
@@ -124,12 +134,18 @@ export class Rng {
     return t;
   }
 
-  /** @returns A uniform float in [0, 1). */
+  /**
+   * Draws a uniform float.
+   *
+   * @returns A uniform float in [0, 1).
+   */
   next(): number {
     return this.nextUint32() / 4294967296;
   }
 
   /**
+   * Draws a uniform integer.
+   *
    * @param n Exclusive upper bound, a positive integer.
    * @returns A uniform integer in [0, n).
    * @throws {RangeError} If `n` is not a positive integer.
@@ -141,7 +157,11 @@ export class Rng {
     return Math.floor(this.next() * n);
   }
 
-  /** @returns A standard normal draw (Box-Muller). */
+  /**
+   * Draws a standard normal value.
+   *
+   * @returns A standard normal draw (Box-Muller).
+   */
   normal(): number {
     if (this.#spare !== undefined) {
       const s = this.#spare;

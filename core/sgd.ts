@@ -6,14 +6,17 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
 import {
+  checkCommonOptions,
+  checkGradientShape,
   checkHyper,
-  checkOptimizerVariables,
   decays,
   readOptimizerState,
   writeOptimizerState,
+  zeroSlot,
 } from "./_optimizer.ts";
 
 /** Options of {@linkcode Sgd}. */
@@ -57,7 +60,7 @@ export class Sgd implements Optimizer {
   /** The resolved options. */
   readonly options: Readonly<Required<SgdOptions>>;
   #iterations = 0;
-  readonly #buffers = new Map<string, tf.Variable>();
+  readonly #buffers = new Map<string, Variable>();
 
   /**
    * Builds the optimizer and its zero-initialised state.
@@ -68,29 +71,18 @@ export class Sgd implements Optimizer {
    * @throws {RangeError} On an out-of-range hyperparameter or Nesterov without momentum.
    */
   constructor(variables: NamedVariables, options: SgdOptions = {}) {
-    checkOptimizerVariables("Sgd", variables);
+    const { weightDecay, weightDecayFilter } = checkCommonOptions("Sgd", variables, options, 0);
     const momentum = options.momentum ?? 0;
-    const weightDecay = options.weightDecay ?? 0;
     checkHyper("Cannot build Sgd", "momentum", momentum, 0, 1, false);
-    checkHyper("Cannot build Sgd", "weightDecay", weightDecay, 0);
     const nesterov = options.nesterov ?? false;
     if (nesterov && momentum <= 0) {
       throw new RangeError("Cannot build Sgd: nesterov needs momentum > 0, got momentum 0");
-    }
-    const weightDecayFilter = options.weightDecayFilter ?? "all";
-    if (weightDecayFilter !== "all" && weightDecayFilter !== "exclude-1d") {
-      throw new RangeError(
-        `Cannot build Sgd: weightDecayFilter must be "all" or "exclude-1d", got ${weightDecayFilter}`,
-      );
     }
     this.options = Object.freeze({ momentum, nesterov, weightDecay, weightDecayFilter });
     this.variables = variables;
     if (momentum > 0) {
       for (const [name, v] of variables) {
-        this.#buffers.set(
-          `momentum_buffer.${name}`,
-          tf.tidy(() => tf.variable(tf.zerosLike(v), false)),
-        );
+        this.#buffers.set(`momentum_buffer.${name}`, zeroSlot(v));
       }
     }
   }
@@ -107,19 +99,15 @@ export class Sgd implements Optimizer {
    * @param lr Learning rate of this step.
    * @throws {RangeError} If `lr` is negative or not finite, or a gradient's shape is wrong.
    */
-  applyGradients(grads: ReadonlyMap<string, tf.Tensor>, lr: number): void {
+  applyGradients(grads: ReadonlyMap<string, Tensor>, lr: number): void {
     checkHyper("Sgd.applyGradients", "lr", lr, 0);
     const { momentum, nesterov, weightDecay, weightDecayFilter } = this.options;
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
       if (g === undefined) continue;
-      if (!tf.util.arraysEqual(g.shape, v.shape)) {
-        throw new RangeError(
-          `Sgd: gradient of "${name}" has shape [${g.shape}], expected [${v.shape}]`,
-        );
-      }
+      checkGradientShape("Sgd", name, g, v);
       tf.tidy(() => {
-        let d: tf.Tensor = g;
+        let d: Tensor = g;
         if (weightDecay !== 0 && decays(weightDecayFilter, v)) {
           d = tf.add(d, tf.mul(v, weightDecay));
         }

@@ -2,6 +2,7 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { AdamW } from "./adamw.ts";
 import { Sgd } from "./sgd.ts";
+import { assertNoLeak } from "./testing.ts";
 
 await tf.setBackend("cpu");
 
@@ -94,7 +95,7 @@ Deno.test("Sgd state round-trips and restores the exact trajectory", async () =>
   tf.dispose([a, b, g]);
 });
 
-Deno.test("Sgd rejects invalid options and does not leak tensors", () => {
+Deno.test("Sgd rejects invalid options and does not leak tensors", async () => {
   const w = tf.variable(tf.ones([2]));
   const buffer = tf.variable(tf.ones([2]), false);
   assert.throws(() => new Sgd([]), /variable list is empty/);
@@ -109,20 +110,21 @@ Deno.test("Sgd rejects invalid options and does not leak tensors", () => {
   assert.throws(() => sgd.applyGradients(new Map([["w", g]]), -1), /lr must be/);
   const bad = tf.ones([3]);
   assert.throws(() => sgd.applyGradients(new Map([["w", bad]]), 0.1), /shape \[3\]/);
-  sgd.applyGradients(new Map([["w", g]]), 0.1);
-  const before = tf.memory().numTensors;
-  for (let i = 0; i < 5; i++) sgd.applyGradients(new Map([["w", g]]), 0.1);
-  assert.equal(tf.memory().numTensors, before);
+  await assertNoLeak(() => sgd.applyGradients(new Map([["w", g]]), 0.1), { steps: 5 });
   sgd.dispose();
   tf.dispose([w, buffer, g, bad]);
 });
 
-Deno.test("Sgd and AdamW free every tensor they allocate when disposed", () => {
+Deno.test("Sgd and AdamW free every tensor they allocate when disposed", async () => {
   const w = tf.variable(tf.ones([3, 2]));
   const before = tf.memory().numTensors;
   const optimizers = [new Sgd([["w", w]], { momentum: 0.9 }), new AdamW([["w", w]])];
   assert.ok(tf.memory().numTensors > before);
   for (const o of optimizers) o.dispose();
   assert.equal(tf.memory().numTensors, before);
+  await assertNoLeak(() => {
+    new Sgd([["w", w]], { momentum: 0.9 }).dispose();
+    new AdamW([["w", w]]).dispose();
+  }, { label: "building and disposing optimizers" });
   w.dispose();
 });

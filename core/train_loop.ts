@@ -11,6 +11,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor } from "./tf_types.ts";
 import type { Batch, BatchSource } from "./batch.ts";
 import {
   latestCheckpoint,
@@ -40,9 +41,9 @@ export interface StepContext {
 /** A loss with optional per-batch metrics (scalars averaged over the epoch, weighted by batch). */
 export interface LossOutput {
   /** The scalar to minimise. */
-  readonly loss: tf.Scalar;
+  readonly loss: Scalar;
   /** Extra per-batch means, e.g. `{ accuracy }` or `{ endpoint }`. */
-  readonly metrics?: Readonly<Record<string, tf.Scalar>>;
+  readonly metrics?: Readonly<Record<string, Scalar>>;
 }
 
 /**
@@ -51,7 +52,7 @@ export interface LossOutput {
  * (An exception thrown by the function itself stops the run; tfjs then cannot free the tensors
  * its tape saved, so do not catch and continue in a long-lived process.)
  */
-export type LossFn = (batch: Batch, context: StepContext) => tf.Scalar | LossOutput;
+export type LossFn = (batch: Batch, context: StepContext) => Scalar | LossOutput;
 
 /** One line of the training log, written after each epoch. */
 export interface EpochRecord {
@@ -187,7 +188,7 @@ export function classificationLoss(model: Module, options: CrossEntropyOptions =
     const n = batch.labels.shape[0];
     return {
       loss: softmaxCrossEntropy(logits, batch.labels, options),
-      metrics: { accuracy: tf.div(countCorrect(logits, batch.labels), n) as tf.Scalar },
+      metrics: { accuracy: tf.div(countCorrect(logits, batch.labels), n) as Scalar },
     };
   };
 }
@@ -314,9 +315,9 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
     const t0 = performance.now();
     progress?.reset();
     const label = `epoch ${epoch + 1}/${epochs}`;
-    let lossSum: tf.Tensor = tf.scalar(0);
-    let metricSums = new Map<string, tf.Tensor>();
-    let pending: Array<{ step: number; value: tf.Tensor }> = [];
+    let lossSum: Tensor = tf.scalar(0);
+    let metricSums = new Map<string, Tensor>();
+    let pending: Array<{ step: number; value: Tensor }> = [];
     let images = 0;
     let batches = 0;
     let lr = schedule(step);
@@ -361,8 +362,8 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
           lr = schedule(step);
           const n = batch.labels.shape[0];
           const context: StepContext = { epoch, step, rng };
-          let kept: Record<string, tf.Scalar> = {};
-          let value: tf.Scalar | undefined;
+          let kept: Record<string, Scalar> = {};
+          let value: Scalar | undefined;
           let invalid: string | undefined;
           try {
             const result = tf.variableGrads(() => {
@@ -387,7 +388,7 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
               tf.dispose(Object.values(result.grads));
               throw new Error(invalid);
             }
-            const named = new Map<string, tf.Tensor>();
+            const named = new Map<string, Tensor>();
             for (const [tfName, g] of Object.entries(result.grads)) {
               const name = nameOf.get(tfName);
               if (name !== undefined) named.set(name, g);
@@ -398,7 +399,7 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
               tf.dispose(Object.values(result.grads));
             }
             const next = tf.tidy(() => {
-              const sums: Record<string, tf.Tensor> = {};
+              const sums: Record<string, Tensor> = {};
               for (const [k, m] of Object.entries(kept)) {
                 const prev = metricSums.get(k);
                 const add = tf.mul(m, n);

@@ -1,79 +1,69 @@
-// Download progress: a redrawn bar on a terminal, plain lines (every 10%) otherwise.
+/**
+ * Download progress on `@mfi/core`'s one progress bar: a redrawn bar on a terminal, a plain line
+ * every 10 % otherwise (every 5 s when the size is unknown).
+ *
+ * @module
+ */
+import { formatProgress, ProgressReporter, type ProgressState, stderrSink } from "@mfi/core";
 
 /** How to show download progress: a bar on a terminal (`"auto"`), always a bar, plain lines, or nothing. */
 export type ProgressMode = "auto" | "bar" | "lines" | "none";
 
 /** A progress reporter for one transfer. */
 export interface Progress {
+  /** Reports the bytes received so far. */
   update(received: number): void;
+  /** Prints the final line. */
   done(): void;
   /** Ends the bar's line after a failure so the error starts on its own line. */
   abort(): void;
 }
 
-const MiB = 1024 * 1024;
+const SILENT: Progress = Object.freeze({ update() {}, done() {}, abort() {} });
 
-function isTerminal(): boolean {
-  try {
-    return Deno.stderr.isTerminal();
-  } catch {
-    return false;
-  }
-}
-
+/**
+ * Progress of one transfer.
+ *
+ * @param label What is transferred (the file name).
+ * @param total Its size in bytes, if known.
+ * @param mode Bar, lines, none, or a bar when standard error is a terminal (`"auto"`).
+ * @param write Output (default: standard error).
+ * @returns The reporter.
+ */
 export function createProgress(
   label: string,
   total: number | undefined,
   mode: ProgressMode,
-  write: (text: string) => void = (text) => Deno.stderr.writeSync(new TextEncoder().encode(text)),
+  write?: (text: string) => void,
 ): Progress {
-  const resolved = mode === "auto" ? (isTerminal() ? "bar" : "lines") : mode;
+  if (mode === "none") return SILENT;
+  const stderr = stderrSink();
+  const isTerminal = mode === "bar" || (mode === "auto" && stderr.isTerminal);
+  const reporter = new ProgressReporter({
+    sink: { isTerminal, write: write ?? ((text) => stderr.write(text)) },
+    intervalSeconds: 5,
+    lineFraction: 0.1,
+  });
   const start = performance.now();
-  let lastDraw = -Infinity;
-  let lastTenth = -1;
   let received = 0;
-  const describe = (): string => {
-    const seconds = Math.max(1e-3, (performance.now() - start) / 1000);
-    const rate = `${(received / MiB / seconds).toFixed(1)} MiB/s`;
-    const size = total
-      ? `${(received / MiB).toFixed(1)}/${(total / MiB).toFixed(1)} MiB`
-      : `${(received / MiB).toFixed(1)} MiB`;
-    return `${size} ${rate}`;
-  };
+  const state = (): ProgressState => ({
+    label,
+    done: received,
+    total,
+    unit: "bytes",
+    seconds: (performance.now() - start) / 1000,
+  });
   return {
     update(bytes: number): void {
       received = bytes;
-      if (resolved === "none") return;
-      if (resolved === "bar") {
-        const now = performance.now();
-        if (now - lastDraw < 100) return;
-        lastDraw = now;
-        const fraction = total ? Math.min(1, received / total) : 0;
-        const width = 30;
-        const filled = Math.round(fraction * width);
-        const bar = total
-          ? `[${"#".repeat(filled)}${" ".repeat(width - filled)}] ${
-            (100 * fraction).toFixed(0).padStart(3)
-          }% `
-          : "";
-        write(`\r${label} ${bar}${describe()}\x1b[K`);
-      } else if (total) {
-        const tenth = Math.floor((10 * received) / total);
-        if (tenth > lastTenth) {
-          lastTenth = tenth;
-          write(`${label}: ${tenth * 10}% (${describe()})\n`);
-        }
-      } else if (performance.now() - lastDraw > 5000) {
-        lastDraw = performance.now();
-        write(`${label}: ${describe()}\n`);
-      }
+      reporter.update(state());
     },
     abort(): void {
-      if (resolved === "bar" && lastDraw > -Infinity) write("\n");
+      reporter.endLine();
     },
     done(): void {
-      if (resolved === "bar") write(`\r${label} ${describe()} done\x1b[K\n`);
-      else if (resolved === "lines" && !total) write(`${label}: ${describe()} done\n`);
+      // Plain lines with a known size already ended with the 100 % line.
+      if (isTerminal || !total) reporter.line(`${formatProgress(state())} done`);
     },
   };
 }

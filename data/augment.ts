@@ -20,6 +20,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor4D } from "@mfi/core";
 import type { Rng } from "@mfi/core";
 
 /** Per-image crop offsets and flips of one batch. */
@@ -92,7 +93,7 @@ export function drawCropFlip(rng: Rng, count: number, padding = 4): CropFlipPara
  * tf.dispose([x, y]);
  * ```
  */
-export function cropFlip(pixels: tf.Tensor4D, params: CropFlipParams, padding = 4): tf.Tensor4D {
+export function cropFlip(pixels: Tensor4D, params: CropFlipParams, padding = 4): Tensor4D {
   const [n, h, w] = pixels.shape;
   if (params.top.length !== n || params.left.length !== n || params.flip.length !== n) {
     throw new RangeError(

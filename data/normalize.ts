@@ -5,6 +5,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor4D } from "@mfi/core";
 import type { Batch } from "@mfi/core";
 import { assembleBatch } from "./assemble.ts";
 import type { CifarSplit } from "./load.ts";
@@ -35,12 +36,12 @@ import {
  * tf.dispose([x, y]);
  * ```
  */
-export function normalizePixels(pixels: tf.Tensor4D, dataset: CifarDataset): tf.Tensor4D {
+export function normalizePixels(pixels: Tensor4D, dataset: CifarDataset): Tensor4D {
   const { mean, std } = cifarSpec(dataset);
   return tf.tidy(() => {
     const scale = tf.tensor1d(std.map((s) => 1 / (255 * s)));
     const shift = tf.tensor1d(mean.map((m, c) => m / std[c]));
-    return tf.sub(tf.mul(tf.cast(pixels, "float32"), scale), shift) as tf.Tensor4D;
+    return tf.sub(tf.mul(tf.cast(pixels, "float32"), scale), shift) as Tensor4D;
   });
 }
 

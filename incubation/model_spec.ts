@@ -7,20 +7,15 @@
  *
  * @module
  */
-import { deriveSeed } from "@mfi/core";
+import { deriveSeed, disposeModule } from "@mfi/core";
 import {
-  blockExpansion,
-  ClassifierHead,
+  buildResNet,
   countResNetParameters,
-  residualStage,
   residualStageInfo,
   type ResNetArch,
   type ResNetArchName,
-  ResNetStem,
   resolveArch,
-  scaleChannels,
-  StagedModel,
-  type StageInfo,
+  type StagedModel,
 } from "@mfi/resnet";
 import {
   countMeanFlowParameters,
@@ -340,7 +335,8 @@ export interface BuildModelOptions {
 const SPECS = new WeakMap<StagedModel, ModelSpec>();
 
 /**
- * Builds the model a spec describes: ResNet stem, one module per stage, linear head.
+ * Builds the model a spec describes: `buildResNet` of the spec's architecture, classes, width and
+ * seed, then `withStage` for each MeanFlow stage (the residual stage it replaces is disposed).
  *
  * @param spec The spec (validated again here).
  * @param options The base seed.
@@ -371,30 +367,18 @@ export function buildModel(spec: ModelSpec, options: BuildModelOptions): StagedM
 
 function buildUntidy(spec: ModelSpec, options: BuildModelOptions): StagedModel {
   const s = validateModelSpec(spec);
-  const arch = resolveArch(s.arch);
   const seed = options.seed;
-  const stem = new ResNetStem({
-    inChannels: 3,
-    outChannels: scaleChannels(arch.stem, s.width),
-    seed: deriveSeed(seed, "stem"),
+  // One builder: the ResNet of the spec's arch, then each MeanFlow stage swapped in. The residual
+  // stage a MeanFlow stage replaces is freed at once (its variables belong to no model).
+  let model: StagedModel = buildResNet({ arch: s.arch, classes: s.classes, width: s.width, seed });
+  s.stages.forEach((st, i) => {
+    if (st.kind !== "meanflow") return;
+    const replaced = model.stages[i].module;
+    const stage = meanFlowStage(st.config, deriveSeed(seed, "stages", i, "meanflow"));
+    model = model.withStage(i, stage, { kind: "meanflow" });
+    disposeModule(replaced);
   });
-  const stages = s.stages.map(
-    (st, i): { module: StagedModel["stages"][number]["module"]; info: StageInfo } => {
-      if (st.kind === "residual") return residualStage(arch, i, { width: s.width, seed });
-      const info = residualStageInfo(arch, i, s.width);
-      return {
-        module: meanFlowStage(st.config, deriveSeed(seed, "stages", i, "meanflow")),
-        info: { ...info, kind: "meanflow" },
-      };
-    },
-  );
-  const head = new ClassifierHead({
-    inChannels: scaleChannels(arch.widths[arch.widths.length - 1], s.width) *
-      blockExpansion(arch.block),
-    classes: s.classes,
-    seed: deriveSeed(seed, "head"),
-  });
-  return new StagedModel({ stem, stages, head });
+  return model;
 }
 
 /**

@@ -3,7 +3,8 @@
  *
  * @module
  */
-import { decodeSafetensors, type SafetensorsFile } from "@mfi/core";
+import * as tf from "@tensorflow/tfjs";
+import { decodeSafetensors, type Module, type SafetensorsFile, variableMap } from "@mfi/core";
 
 /** OIHW (PyTorch conv) values to HWIO (tfjs). */
 export function oihwToHwio(src: Float32Array, shape: readonly number[]): Float32Array {
@@ -55,6 +56,48 @@ export function asSafetensorsFile(
   source: string,
 ): SafetensorsFile {
   return data instanceof Uint8Array ? decodeSafetensors(data, source) : data;
+}
+
+/** What both state-dict loaders start from: the decoded file and the model's variables by name. */
+export interface LoadTarget {
+  /** The decoded file. */
+  readonly file: SafetensorsFile;
+  /** The model's variables by name, in model order. */
+  readonly vars: Map<string, tf.Variable>;
+}
+
+/**
+ * The preamble of both loaders (ours and PyTorch's): decode the bytes (errors name `source`)
+ * and map the model's variables by name.
+ *
+ * @param module The model to fill.
+ * @param data Safetensors bytes or a decoded file.
+ * @param source The file's name for messages.
+ * @returns The file and the variables.
+ * @throws {Error} If the bytes are not a valid safetensors file.
+ */
+export function openLoad(
+  module: Module,
+  data: Uint8Array | SafetensorsFile,
+  source: string,
+): LoadTarget {
+  return { file: asSafetensorsFile(data, source), vars: variableMap(module.namedVariables()) };
+}
+
+/** Whether a saved shape equals a variable's. */
+export function sameShape(saved: readonly number[], v: tf.Variable): boolean {
+  return saved.length === v.shape.length && saved.every((d, i) => d === v.shape[i]);
+}
+
+/**
+ * The end of both loaders, after every check passed: writes the values (all or nothing).
+ *
+ * @param values Each variable with its new values (already in our layout and shape).
+ * @returns How many variables were written.
+ */
+export function assignAll(values: ReadonlyArray<readonly [tf.Variable, Float32Array]>): number {
+  for (const [v, x] of values) tf.tidy(() => v.assign(tf.tensor(x, v.shape, "float32")));
+  return values.length;
 }
 
 /** Lists items for an error message: the first few, then a count. */

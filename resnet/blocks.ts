@@ -6,6 +6,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
   BatchNorm,
@@ -79,7 +80,7 @@ export class Projection implements Module {
    * @param options Training or inference mode (batch norm).
    * @returns The projected input.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     return this.bn.apply(this.conv.apply(x), options);
   }
 
@@ -169,7 +170,7 @@ export class BasicBlock implements Module {
    * @param options Training or inference mode (batch norm).
    * @returns NHWC output.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     let y = tf.relu(this.bn1.apply(this.conv1.apply(x), options));
     y = this.bn2.apply(this.conv2.apply(y), options);
     const s = this.shortcut ? this.shortcut.apply(x, options) : x;
@@ -257,7 +258,7 @@ export class Bottleneck implements Module {
    * @param options Training or inference mode (batch norm).
    * @returns NHWC output.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     let y = tf.relu(this.bn1.apply(this.conv1.apply(x), options));
     y = tf.relu(this.bn2.apply(this.conv2.apply(y), options));
     y = this.bn3.apply(this.conv3.apply(y), options);

@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
   deriveSeed,
@@ -64,7 +65,7 @@ export class ClassifierHead implements Module {
    * @param _options Unused: the head has no mode.
    * @returns Logits, [batch, classes].
    */
-  apply(x: tf.Tensor, _options?: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, _options?: ApplyOptions): Tensor {
     return this.fc.apply(tf.mean(x, [1, 2]));
   }
 

@@ -144,8 +144,9 @@ export class ResNet extends StagedModel {
  * Builds a CIFAR ResNet (kuangliu layout: 3x3 stem, no max-pool, projection shortcuts, global
  * average pool, linear head) from architecture data. Names: `stem.conv.weight`,
  * `stages.<i>.blocks.<j>.conv1.weight`, `stages.<i>.blocks.0.shortcut.bn.running_mean`,
- * `head.fc.weight`, ... Every layer's seed derives from `config.seed` and its position, a
- * contract other builders rely on to rebuild the same parts: the stem uses
+ * `head.fc.weight`, ... Every layer's seed derives from `config.seed` and its position (so a
+ * model that swaps stages in with {@linkcode StagedModel.withStage} keeps the same weights for
+ * the parts it keeps, and {@linkcode residualStage} alone rebuilds one stage): the stem uses
  * `deriveSeed(seed, "stem")`, block `j` of stage `i` `deriveSeed(seed, "stages", i, "blocks", j)`
  * (see {@linkcode residualStage}), the head `deriveSeed(seed, "head")`; inside a part, each layer
  * uses `deriveSeed(partSeed, layerName)` (`"conv"`, `"conv1"`, `"shortcut"` then `"conv"`, `"fc"`).

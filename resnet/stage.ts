@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
   deriveSeed,
@@ -66,7 +66,7 @@ export class ResidualStage implements Module {
    * @param options Training or inference mode.
    * @returns NHWC output of the stage.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     let y = x;
     for (const block of this.blocks) y = block.apply(y, options);
     return y;

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "@mfi/core";
 import { type ApplyOptions, type Module, type NamedVariables, prefixed } from "@mfi/core";
 
 /** Metadata of one stage. */
@@ -139,7 +139,7 @@ export class StagedModel implements Module {
    * @param options Training or inference mode.
    * @returns The input of stage 0.
    */
-  stemForward(images: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  stemForward(images: Tensor, options: ApplyOptions): Tensor {
     return this.stem.apply(images, options);
   }
 
@@ -153,7 +153,7 @@ export class StagedModel implements Module {
    * @returns The output of stage `to - 1` (= the input of stage `to`).
    * @throws {RangeError} If the range is not within the stages.
    */
-  runStages(x: tf.Tensor, from: number, to: number, options: ApplyOptions): tf.Tensor {
+  runStages(x: Tensor, from: number, to: number, options: ApplyOptions): Tensor {
     const n = this.stages.length;
     if (!Number.isInteger(from) || !Number.isInteger(to) || from < 0 || to > n || from > to) {
       throw new RangeError(
@@ -173,7 +173,7 @@ export class StagedModel implements Module {
    * @returns The output of stage `to - 1`.
    * @throws {RangeError} If the range is not within the stages.
    */
-  features(x: tf.Tensor, options: FeaturesOptions): tf.Tensor {
+  features(x: Tensor, options: FeaturesOptions): Tensor {
     const to = options.to ?? this.stages.length;
     if (options.from === undefined) {
       return this.runStages(this.stemForward(x, options), 0, to, options);
@@ -188,7 +188,7 @@ export class StagedModel implements Module {
    * @param options Training or inference mode.
    * @returns Logits, [batch, classes].
    */
-  headForward(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  headForward(x: Tensor, options: ApplyOptions): Tensor {
     return this.head.apply(x, options);
   }
 
@@ -199,7 +199,7 @@ export class StagedModel implements Module {
    * @param options Training or inference mode.
    * @returns Logits.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     return this.headForward(this.features(x, options), options);
   }
 

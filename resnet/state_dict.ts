@@ -13,7 +13,7 @@ import {
   toFloat32,
   variableMap,
 } from "@mfi/core";
-import { asSafetensorsFile, listNames } from "./_layout.ts";
+import { assignAll, listNames, openLoad, sameShape } from "./_layout.ts";
 
 /** Options of {@linkcode exportStateDict}. */
 export interface ExportStateDictOptions {
@@ -103,8 +103,7 @@ export function loadStateDict(
   options: LoadStateDictOptions = {},
 ): LoadReport {
   const source = options.source ?? "state dict";
-  const file = asSafetensorsFile(data, source);
-  const vars = variableMap(module.namedVariables());
+  const { file, vars } = openLoad(module, data, source);
   const missing = [...vars.keys()].filter((n) => !file.tensors.has(n));
   if (missing.length > 0) {
     throw new Error(
@@ -124,13 +123,12 @@ export function loadStateDict(
   const values: Array<[tf.Variable, Float32Array]> = [];
   for (const [name, v] of vars) {
     const t = file.tensors.get(name)!;
-    if (t.shape.length !== v.shape.length || t.shape.some((d, i) => d !== v.shape[i])) {
+    if (!sameShape(t.shape, v)) {
       throw new Error(
         `Cannot load ${source}: "${name}" has shape [${t.shape}] in the file but [${v.shape}] in the model`,
       );
     }
     values.push([v, toFloat32(t)]);
   }
-  for (const [v, x] of values) tf.tidy(() => v.assign(tf.tensor(x, v.shape, "float32")));
-  return { loaded: values.length, skipped };
+  return { loaded: assignAll(values), skipped };
 }

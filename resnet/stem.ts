@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
   BatchNorm,
@@ -69,7 +70,7 @@ export class ResNetStem implements Module {
    * @param options Training or inference mode (batch norm).
    * @returns The stem's features.
    */
-  apply(x: tf.Tensor, options: ApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: ApplyOptions): Tensor {
     return tf.relu(this.bn.apply(this.conv.apply(x), options));
   }
 

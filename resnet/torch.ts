@@ -15,7 +15,15 @@ import {
   toFloat32,
   variableMap,
 } from "@mfi/core";
-import { asSafetensorsFile, hwioToOihw, listNames, oihwToHwio, transpose2d } from "./_layout.ts";
+import {
+  assignAll,
+  hwioToOihw,
+  listNames,
+  oihwToHwio,
+  openLoad,
+  sameShape,
+  transpose2d,
+} from "./_layout.ts";
 import type { LoadReport } from "./state_dict.ts";
 
 /** PyTorch naming conventions: kuangliu/pytorch-cifar or torchvision. */
@@ -156,8 +164,7 @@ export function importTorchStateDict(
   options: ImportTorchOptions = {},
 ): LoadReport {
   const source = options.source ?? "PyTorch state_dict";
-  const file = asSafetensorsFile(data, source);
-  const vars = variableMap(model.namedVariables());
+  const { file, vars } = openLoad(model, data, source);
   const keyOf = new Map<string, string>();
   const skipped: string[] = [];
   const unexpected: string[] = [];
@@ -197,7 +204,7 @@ export function importTorchStateDict(
   for (const [name, v] of vars) {
     const key = keyOf.get(name)!;
     const [shape, x] = toOurLayout(file.tensors.get(key)!, key, source);
-    if (shape.length !== v.shape.length || shape.some((d, i) => d !== v.shape[i])) {
+    if (!sameShape(shape, v)) {
       throw new Error(
         `Cannot import ${source}: "${key}" has shape [${
           file.tensors.get(key)!.shape
@@ -206,8 +213,7 @@ export function importTorchStateDict(
     }
     values.push([v, x]);
   }
-  for (const [v, x] of values) tf.tidy(() => v.assign(tf.tensor(x, v.shape, "float32")));
-  return { loaded: values.length, skipped };
+  return { loaded: assignAll(values), skipped };
 }
 
 function safeTorchKey(name: string): string {

@@ -4,6 +4,96 @@
  *
  * @module
  */
+import * as tf from "@tensorflow/tfjs";
+
+/** Attributes of a convolution-gradient kernel (those of the forward convolution). */
+export interface ConvGradAttrs {
+  /** Strides of the forward convolution. */
+  readonly strides: number | [number, number];
+  /** Padding of the forward convolution. */
+  readonly pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
+  /** Only NHWC is supported. */
+  readonly dataFormat?: "NHWC" | "NCHW";
+  /** Rounding of the output size. */
+  readonly dimRoundingMode?: "floor" | "round" | "ceil";
+}
+
+/** Sizes of a convolution, from the point of view of its gradients. */
+export interface ConvGradGeometry {
+  /** Batch, input height, input width, input channels. */
+  readonly n: number;
+  readonly h: number;
+  readonly w: number;
+  readonly cin: number;
+  /** Filter height, width and output channels. */
+  readonly kh: number;
+  readonly kw: number;
+  readonly cout: number;
+  /** Output (dy) height and width. */
+  readonly ho: number;
+  readonly wo: number;
+  /** Strides and padding before (top, left). */
+  readonly sh: number;
+  readonly sw: number;
+  readonly pt: number;
+  readonly pl: number;
+}
+
+/**
+ * The preamble both convolution-gradient kernels share: checks the layout and dtypes, then
+ * resolves strides and padding with tfjs's own `computeConv2DInfo` (so same, valid and explicit
+ * padding match the other backends).
+ *
+ * @param kernel Kernel name for messages (`Conv2DBackpropFilter`, `Conv2DBackpropInput`).
+ * @param xShape Input shape `[n, h, w, cin]`.
+ * @param filterShape Filter shape `[kh, kw, cin, cout]`.
+ * @param dy The output gradient `[n, ho, wo, cout]`.
+ * @param inputs Every float input of the kernel (dtype-checked).
+ * @param attrs Strides, padding, layout, rounding.
+ * @returns The sizes.
+ * @throws {Error} On NCHW data or a non-float32 input.
+ */
+export function convGradGeometry(
+  kernel: string,
+  xShape: [number, number, number, number],
+  filterShape: [number, number, number, number],
+  dy: tf.TensorInfo,
+  inputs: readonly tf.TensorInfo[],
+  attrs: ConvGradAttrs,
+): ConvGradGeometry {
+  if (attrs.dataFormat === "NCHW") {
+    throw new Error(`${kernel} on wasm supports NHWC only; got dataFormat NCHW`);
+  }
+  const wrong = inputs.find((t) => t.dtype !== "float32");
+  if (wrong !== undefined) {
+    throw new Error(`${kernel} on wasm needs float32 inputs, got ${wrong.dtype}`);
+  }
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape,
+    filterShape,
+    attrs.strides,
+    1,
+    attrs.pad,
+    attrs.dimRoundingMode,
+  );
+  const [n, h, w, cin] = xShape;
+  const [kh, kw, , cout] = filterShape;
+  return {
+    n,
+    h,
+    w,
+    cin,
+    kh,
+    kw,
+    cout,
+    ho: dy.shape[1],
+    wo: dy.shape[2],
+    sh: info.strideHeight,
+    sw: info.strideWidth,
+    pt: info.padInfo.top,
+    pl: info.padInfo.left,
+  };
+}
 
 /** One stride phase `r` of the input gradient along one axis. */
 export interface Phase {

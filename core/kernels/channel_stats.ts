@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor1D } from "../tf_types.ts";
 import { Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** Kernel name of the wasm channel moments. */
@@ -14,7 +15,7 @@ export const CHANNEL_MOMENTS_KERNEL = "MfiChannelMoments";
 /** Kernel name of the wasm gradient sums. */
 export const CHANNEL_GRAD_SUMS_KERNEL = "MfiChannelGradSums";
 
-function leadingAxes(x: tf.Tensor): number[] {
+function leadingAxes(x: Tensor): number[] {
   return x.shape.map((_, i) => i).slice(0, -1);
 }
 
@@ -38,17 +39,17 @@ function onWasm(kernel: string): boolean {
  * assert.deepEqual(Array.from(variance.dataSync()), [1, 100]);
  * ```
  */
-export function channelMoments(x: tf.Tensor): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+export function channelMoments(x: Tensor): { mean: Tensor1D; variance: Tensor1D } {
   if (onWasm(CHANNEL_MOMENTS_KERNEL)) {
     const [mean, variance] = tf.engine().runKernel(
       CHANNEL_MOMENTS_KERNEL,
       { x },
       {},
-    ) as tf.Tensor[];
-    return { mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+    ) as Tensor[];
+    return { mean: mean as Tensor1D, variance: variance as Tensor1D };
   }
   const { mean, variance } = tf.moments(x, leadingAxes(x));
-  return { mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  return { mean: mean as Tensor1D, variance: variance as Tensor1D };
 }
 
 /**
@@ -71,9 +72,9 @@ export function channelMoments(x: tf.Tensor): { mean: tf.Tensor1D; variance: tf.
  * ```
  */
 export function channelGradSums(
-  dy: tf.Tensor,
-  x: tf.Tensor,
-): { sum: tf.Tensor1D; dot: tf.Tensor1D } {
+  dy: Tensor,
+  x: Tensor,
+): { sum: Tensor1D; dot: Tensor1D } {
   if (!tf.util.arraysEqual(dy.shape, x.shape)) {
     throw new Error(`channelGradSums: dy [${dy.shape}] and x [${x.shape}] must have one shape`);
   }
@@ -82,13 +83,13 @@ export function channelGradSums(
       CHANNEL_GRAD_SUMS_KERNEL,
       { dy, x },
       {},
-    ) as tf.Tensor[];
-    return { sum: sum as tf.Tensor1D, dot: dot as tf.Tensor1D };
+    ) as Tensor[];
+    return { sum: sum as Tensor1D, dot: dot as Tensor1D };
   }
   const axes = leadingAxes(x);
   return tf.tidy(() => ({
-    sum: tf.sum(dy, axes) as tf.Tensor1D,
-    dot: tf.sum(tf.mul(dy, x), axes) as tf.Tensor1D,
+    sum: tf.sum(dy, axes) as Tensor1D,
+    dot: tf.sum(tf.mul(dy, x), axes) as Tensor1D,
   }));
 }
 

@@ -8,18 +8,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { type ConvGradAttrs, convGradGeometry } from "./_conv_geometry.ts";
 import { type HeapTensor, Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {
   inputs: { x: tf.TensorInfo; dy: tf.TensorInfo };
   backend: unknown;
-  attrs: {
-    filterShape: [number, number, number, number];
-    strides: number | [number, number];
-    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
-    dataFormat?: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
-  };
+  attrs: ConvGradAttrs & { filterShape: [number, number, number, number] };
 }
 
 /**
@@ -33,28 +28,14 @@ interface Args {
 export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
   const { x, dy } = args.inputs;
   const backend = args.backend as WasmBackend;
-  const { filterShape, strides, pad, dataFormat, dimRoundingMode } = args.attrs;
-  if (dataFormat === "NCHW") {
-    throw new Error("Conv2DBackpropFilter on wasm supports NHWC only; got dataFormat NCHW");
-  }
-  if (x.dtype !== "float32" || dy.dtype !== "float32") {
-    throw new Error(`Conv2DBackpropFilter on wasm needs float32 inputs, got ${x.dtype}`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
+  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = convGradGeometry(
+    "Conv2DBackpropFilter",
     x.shape as [number, number, number, number],
-    filterShape,
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
+    args.attrs.filterShape,
+    dy,
+    [x, dy],
+    args.attrs,
   );
-  const [n, h, w, cin] = x.shape;
-  const [kh, kw, , cout] = filterShape;
-  const [ho, wo] = [dy.shape[1], dy.shape[2]];
-  const sh = info.strideHeight;
-  const sw = info.strideWidth;
-  const pt = info.padInfo.top;
-  const pl = info.padInfo.left;
   const ops = wasmOps(backend);
   const scratch = new Scratch(backend);
   try {

@@ -7,19 +7,13 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { phases } from "./_conv_geometry.ts";
+import { type ConvGradAttrs, convGradGeometry, phases } from "./_conv_geometry.ts";
 import { Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {
   inputs: { dy: tf.TensorInfo; filter: tf.TensorInfo };
   backend: unknown;
-  attrs: {
-    inputShape: [number, number, number, number];
-    strides: number | [number, number];
-    pad: "valid" | "same" | number | tf.backend_util.ExplicitPadding;
-    dataFormat?: "NHWC" | "NCHW";
-    dimRoundingMode?: "floor" | "round" | "ceil";
-  };
+  attrs: ConvGradAttrs & { inputShape: [number, number, number, number] };
 }
 
 /**
@@ -33,26 +27,14 @@ interface Args {
 export function conv2dBackpropInputWasm(args: Args): tf.TensorInfo {
   const { dy, filter } = args.inputs;
   const backend = args.backend as WasmBackend;
-  const { inputShape, strides, pad, dataFormat, dimRoundingMode } = args.attrs;
-  if (dataFormat === "NCHW") {
-    throw new Error("Conv2DBackpropInput on wasm supports NHWC only; got dataFormat NCHW");
-  }
-  if (dy.dtype !== "float32" || filter.dtype !== "float32") {
-    throw new Error(`Conv2DBackpropInput on wasm needs float32 inputs, got ${dy.dtype}`);
-  }
-  const info = tf.backend_util.computeConv2DInfo(
-    inputShape,
+  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = convGradGeometry(
+    "Conv2DBackpropInput",
+    args.attrs.inputShape,
     filter.shape as [number, number, number, number],
-    strides,
-    1,
-    pad,
-    dimRoundingMode,
+    dy,
+    [dy, filter],
+    args.attrs,
   );
-  const [n, h, w, cin] = inputShape;
-  const [kh, kw, , cout] = filter.shape;
-  const [ho, wo] = [dy.shape[1], dy.shape[2]];
-  const sh = info.strideHeight;
-  const sw = info.strideWidth;
   const ops = wasmOps(backend);
   const scratch = new Scratch(backend);
   try {
@@ -60,8 +42,8 @@ export function conv2dBackpropInputWasm(args: Args): tf.TensorInfo {
     if (outT.size === 0) return out;
     const dyT = scratch.of(dy);
     const fT = scratch.of(filter);
-    const py = phases(kh, sh, info.padInfo.top, h, ho);
-    const px = phases(kw, sw, info.padInfo.left, w, wo);
+    const py = phases(kh, sh, pt, h, ho);
+    const px = phases(kw, sw, pl, w, wo);
     const direct = sh === 1 && sw === 1 && py[0].skip === 0 && px[0].skip === 0 &&
       py[0].length === h && px[0].length === w;
     const empty = (p: { taps: number; count: number }) => p.taps === 0 && p.count > 0;

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { compareBackends, values } from "./_test_util.ts";
+import { convGradGeometry } from "./_conv_geometry.ts";
 
 type Pad = "same" | "valid" | number;
 
@@ -80,4 +81,24 @@ Deno.test("conv2d gradients through tf.grads on wasm match cpu (explicit padding
     return tf.grads(f)([x, w]);
   });
   assert.ok(Math.max(...errs) <= 1e-5, `errors ${errs}`);
+});
+
+Deno.test("the conv-gradient geometry rejects NCHW and non-float32 inputs, naming the kernel", () => {
+  const dy = { dataId: {}, shape: [1, 4, 4, 2], dtype: "float32" } as tf.TensorInfo;
+  const ints = { ...dy, dtype: "int32" } as tf.TensorInfo;
+  const attrs = { strides: 2, pad: "same" as const };
+  const g = convGradGeometry("K", [1, 8, 8, 3], [3, 3, 3, 2], dy, [dy], attrs);
+  assert.deepEqual(
+    [g.n, g.h, g.w, g.cin, g.kh, g.kw, g.cout, g.ho, g.wo, g.sh, g.sw, g.pt, g.pl],
+    [1, 8, 8, 3, 3, 3, 2, 4, 4, 2, 2, 0, 0],
+  );
+  assert.throws(
+    () =>
+      convGradGeometry("K", [1, 8, 8, 3], [3, 3, 3, 2], dy, [dy], { ...attrs, dataFormat: "NCHW" }),
+    /^Error: K on wasm supports NHWC only/,
+  );
+  assert.throws(
+    () => convGradGeometry("K", [1, 8, 8, 3], [3, 3, 3, 2], dy, [dy, ints], attrs),
+    /K on wasm needs float32 inputs, got int32/,
+  );
 });

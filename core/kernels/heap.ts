@@ -51,6 +51,8 @@ export class WasmHeapError extends Error {
   readonly details: WasmHeapErrorDetails;
 
   /**
+   * Creates the error; its message names the batch, the heap in use and the request.
+   *
    * @param details Request size, heap size and the step's context.
    * @param cause The original error, if this wraps one.
    */
