@@ -323,7 +323,7 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   const lock = await acquireRunLock(config.out, {
     command: ["deno task train", ...args].join(" "),
     onStale: (m) => console.warn(`train: ${m}`),
-  }).catch(async (e) => {
+  }).catch((e) => {
     optimizer.dispose();
     for (const [, v] of model.namedVariables()) v.dispose();
     throw e;
