@@ -81,12 +81,18 @@ function hostname(): string {
 
 /**
  * Whether a process is alive on this host: true, false, or undefined when it cannot be told
- * (no `/proc`).
+ * (only Linux is asked, through `/proc/<pid>`).
  *
  * @param pid The process id.
  * @returns The answer.
+ * @example
+ * ```ts
+ * import { isProcessAlive } from "@mfi/core";
+ * import assert from "node:assert/strict";
+ * if (Deno.build.os === "linux") assert.equal(isProcessAlive(Deno.pid), true);
+ * ```
  */
-function processAlive(pid: number): boolean | undefined {
+export function isProcessAlive(pid: number): boolean | undefined {
   if (Deno.build.os !== "linux") return undefined;
   try {
     Deno.statSync(`/proc/${pid}`);
@@ -186,7 +192,7 @@ export async function acquireRunLock(
     if (holder === null || holder.hostname !== info.hostname) {
       throw new RunLockedError(path, holder);
     }
-    if (processAlive(holder.pid) !== false) throw new RunLockedError(path, holder);
+    if (isProcessAlive(holder.pid) !== false) throw new RunLockedError(path, holder);
     // Stale: move it aside under a unique name, and put it back if what moved was not it.
     const aside = `${path}.stale-${Deno.pid}-${attempt}`;
     try {
