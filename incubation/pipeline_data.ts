@@ -48,6 +48,8 @@ export class DataCheckError extends Error {
   readonly problems: readonly DataProblem[];
 
   /**
+   * Builds the message from the source, the dataset and the problems.
+   *
    * @param source The source's description.
    * @param dataset The dataset.
    * @param problems The problems found.
