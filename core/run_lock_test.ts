@@ -63,3 +63,32 @@ Deno.test("a stale lock (dead pid on this host) is removed with a message", {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("scoped locks: separate phases run side by side; the whole folder excludes them", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const one = await acquireRunLock(dir, { scopes: ["incubate:1"], command: "phase 1" });
+    const two = await acquireRunLock(dir, { scopes: ["incubate:2", "incubate:3"] });
+    assert.deepEqual(
+      [...Deno.readDirSync(dir)].map((e) => e.name).sort(),
+      [".lock.incubate_1", ".lock.incubate_2", ".lock.incubate_3"],
+    );
+    // A shared scope is refused, and the refused call leaves none of its files behind.
+    await assert.rejects(
+      acquireRunLock(dir, { scopes: ["incubate:0", "incubate:1"] }),
+      /\.lock\.incubate_1 is held by pid \d+ .*\(phase 1\)/,
+    );
+    await assert.rejects(Deno.stat(`${dir}/.lock.incubate_0`), Deno.errors.NotFound);
+    await assert.rejects(acquireRunLock(dir), /\.lock\.incubate_\d is held/);
+    await assert.rejects(Deno.stat(`${dir}/${LOCK_FILE}`), Deno.errors.NotFound);
+    await one.release();
+    await two.release();
+    const whole = await acquireRunLock(dir);
+    await assert.rejects(acquireRunLock(dir, { scopes: ["finetune"] }), /\.lock is held/);
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), [LOCK_FILE]);
+    await whole.release();
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

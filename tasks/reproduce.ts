@@ -304,10 +304,12 @@ async function main(): Promise<void> {
     sample: data.isSample,
     backend: backendText,
   };
-  // One run per folder (issue 15): the lock names its holder; a dead holder's lock is removed.
+  // One run per folder, or per phase with --phase (issue 15): the lock names its holder.
   await Deno.mkdir(out, { recursive: true });
-  const lock = await acquireRunLock(out, { onStale: (m) => console.warn(`reproduce: ${m}`) })
-    .catch((e) => fail((e as Error).message));
+  const lock = await acquireRunLock(out, {
+    scopes: values.phase,
+    onStale: (m) => console.warn(`reproduce: ${m}`),
+  }).catch((e) => fail((e as Error).message));
   const outcome = await runPipeline(config, {
     runDir: out,
     data,

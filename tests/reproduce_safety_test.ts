@@ -78,6 +78,18 @@ Deno.test("reproduce refuses a run folder locked by a live run, naming it, and t
       /held by pid 1 on .* since 2026-01-01T00:00:00\.000Z \(deno task reproduce --out elsewhere\)/,
     );
     assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), [".lock"]);
+    // A `--phase` run locks only its phases (independent phases may run side by side), and a
+    // whole run is refused while one of them runs.
+    await Deno.rename(`${tmp}/.lock`, `${tmp}/.lock.baseline`);
+    const whole = await reproduce([
+      "--archive",
+      "data/sample/cifar-10-sample.tar.gz",
+      "--out",
+      tmp,
+    ]);
+    assert.equal(whole.code, 2, whole.stdout + whole.stderr);
+    assert.match(whole.stderr, /\.lock\.baseline is held by pid 1 /);
+    assert.deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), [".lock.baseline"]);
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }
