@@ -45,6 +45,7 @@ import {
   loadYamlConfig,
   type LossFn,
   type NamedVariables,
+  NonFiniteLossError,
   type Optimizer,
   parseConfigFlags,
   resolveConfig,
@@ -450,7 +451,7 @@ const RUN_FILES = [
 
 /**
  * Refuses, before anything is loaded or written, a run that would damage what `out` holds: a
- * fresh run or probe over a folder that holds a run (checkpoints, or a config.json of a full
+ * fresh run or probe over a folder that holds a run (checkpoints, or the epoch records of a full
  * run; a previous probe's files are replaced), `--resume` with no checkpoint to resume from, and
  * an output file that is one of the inputs.
  */
@@ -477,12 +478,15 @@ async function checkRunFolder(
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound) && !(e instanceof SyntaxError)) throw e;
   }
+  const logged = await Deno.stat(`${out}/metrics.jsonl`).then((s) => s.size > 0, () => false);
+  // Worth protecting: checkpoints, or the epoch records of a full run (not a probe's). A run that
+  // stopped before its first epoch ended (e.g. a NaN at step 1) may be started again in place.
   const holdsRun = checkpoints.length > 0 ||
-    (previous !== undefined && previous.maxSteps === undefined);
+    (logged && previous !== undefined && previous.maxSteps === undefined);
   if (holdsRun) {
     throw new Error(
       `${out} already holds a training run (${
-        checkpoints.length > 0 ? `${checkpoints.length} checkpoint(s)` : "its config.json"
+        checkpoints.length > 0 ? `${checkpoints.length} checkpoint(s)` : "its metrics.jsonl"
       }): pass --resume to continue it, or choose another --out. Nothing was written.`,
     );
   }
@@ -500,7 +504,12 @@ if (import.meta.main) {
       }));
     }
   } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
+    const advice = e instanceof NonFiniteLossError
+      ? e.checkpoint
+        ? `\nContinue with the same command plus --resume and a lower --lr (e.g. half).`
+        : `\nRun the same command again with a lower --lr.`
+      : "";
+    console.error(`train: ${(e as Error).message}${advice}`);
     Deno.exit(1);
   }
 }
