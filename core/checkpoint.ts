@@ -462,6 +462,8 @@ export function nonFiniteTensors(
 export interface FiniteCheckpointSearch {
   /** The newest complete checkpoint whose every value is finite, or undefined. */
   readonly path: string | undefined;
+  /** That checkpoint, as read and checked (so a caller need not read it again). */
+  readonly loaded: LoadedCheckpoint | undefined;
   /** Newer complete checkpoints skipped because they hold NaN or infinity, newest first. */
   readonly nonFinite: readonly { readonly path: string; readonly tensors: readonly string[] }[];
 }
@@ -501,8 +503,8 @@ export async function latestFiniteCheckpoint(dir: string): Promise<FiniteCheckpo
       continue; // incomplete or corrupt
     }
     const bad = nonFiniteTensors(ckpt);
-    if (bad.length === 0) return { path: all[i].path, nonFinite };
+    if (bad.length === 0) return { path: all[i].path, loaded: ckpt, nonFinite };
     nonFinite.push({ path: all[i].path, tensors: bad });
   }
-  return { path: undefined, nonFinite };
+  return { path: undefined, loaded: undefined, nonFinite };
 }

@@ -16,7 +16,7 @@ import { writeTextFileAtomic } from "./atomic_file.ts";
 import {
   latestFiniteCheckpoint,
   listCheckpoints,
-  readCheckpoint,
+  type LoadedCheckpoint,
   restoreVariables,
   saveCheckpoint,
 } from "./checkpoint.ts";
@@ -391,13 +391,14 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
   const safe = new Set(options.safeToChange ?? []);
   if (options.checkpointDir !== undefined) {
     let found: string | undefined;
+    let ckpt: LoadedCheckpoint | undefined;
     if (options.resume) {
       const search = await latestFiniteCheckpoint(options.checkpointDir);
       found = search.path;
+      ckpt = search.loaded;
       skippedNonFinite = search.nonFinite.map((c) => c.path);
     }
-    if (found !== undefined) {
-      const ckpt = await readCheckpoint(found);
+    if (found !== undefined && ckpt !== undefined) {
       if (options.config !== undefined && ckpt.sidecar.config !== null) {
         const diff = diffConfig(ckpt.sidecar.config, options.config);
         const refused = diff.filter((c) => !safe.has(c.key));
