@@ -3,8 +3,8 @@
  * optimizer tensors (under `optim.`) in one safetensors file, plus a JSON sidecar with the resolved
  * config, epoch, step, optimizer step count, RNG state and metrics history.
  *
- * Writes are atomic: each file is written to `<file>.part`, flushed and renamed; the sidecar is
- * renamed last and is the commit marker. A checkpoint is complete only if both files exist and the
+ * Writes are atomic ({@linkcode writeFileAtomic}: an exclusive, uniquely named `*.part` file,
+ * flushed and renamed); the sidecar is renamed last and is the commit marker. A checkpoint is complete only if both files exist and the
  * sidecar's SHA-256 and byte size match the weights file, so a crash at any point leaves the
  * previous checkpoint loadable.
  *
@@ -16,6 +16,7 @@ import type { OptimizerState } from "./optimizer.ts";
 import type { RngState } from "./random.ts";
 import { decodeSafetensors, encodeSafetensors, type SafetensorsTensor } from "./safetensors.ts";
 import { sha256Hex } from "./sha256.ts";
+import { writeFileAtomic } from "./atomic_file.ts";
 
 /** Prefix of optimizer tensors inside the checkpoint's safetensors file. */
 export const OPTIMIZER_PREFIX = "optim.";
@@ -122,35 +123,6 @@ async function exists(path: string): Promise<boolean> {
     if (e instanceof Deno.errors.NotFound) return false;
     throw e;
   }
-}
-
-/**
- * Writes a file atomically: to `<path>.part`, flushed to disk, then renamed over `path`.
- *
- * @param path Final path.
- * @param bytes Contents.
- * @returns When the file is in place.
- * @example
- * ```ts
- * import { writeFileAtomic } from "@mfi/core";
- * import assert from "node:assert/strict";
- * const dir = await Deno.makeTempDir();
- * await writeFileAtomic(`${dir}/a.txt`, new TextEncoder().encode("hi"));
- * assert.equal(await Deno.readTextFile(`${dir}/a.txt`), "hi");
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const part = `${path}.part`;
-  const file = await Deno.open(part, { write: true, create: true, truncate: true });
-  try {
-    let off = 0;
-    while (off < bytes.length) off += await file.write(bytes.subarray(off));
-    await file.syncData();
-  } finally {
-    file.close();
-  }
-  await Deno.rename(part, path);
 }
 
 /**
@@ -447,4 +419,92 @@ export async function latestCheckpoint(dir: string): Promise<string | undefined>
     }
   }
   return undefined;
+}
+
+/**
+ * Whether every value of a loaded checkpoint (weights and optimizer tensors) is finite.
+ *
+ * @param checkpoint A checkpoint from {@linkcode readCheckpoint}.
+ * @returns The names of the first few tensors holding NaN or infinity (empty when finite).
+ * @example
+ * ```ts
+ * import { nonFiniteTensors } from "@mfi/core";
+ * import assert from "node:assert/strict";
+ * const t = (v: number) => ({ dtype: "F32" as const, shape: [1], data: new Float32Array([v]) });
+ * const ckpt = { weights: new Map([["a", t(1)], ["b", t(NaN)]]), optimizer: undefined };
+ * assert.deepEqual(nonFiniteTensors(ckpt), ["b"]);
+ * ```
+ */
+export function nonFiniteTensors(
+  checkpoint: Pick<LoadedCheckpoint, "weights" | "optimizer">,
+): string[] {
+  const bad: string[] = [];
+  const scan = (prefix: string, tensors: ReadonlyMap<string, SafetensorsTensor>): void => {
+    for (const [name, t] of tensors) {
+      if (bad.length >= 8) return;
+      if (!(t.data instanceof Float32Array || t.data instanceof Float64Array)) continue;
+      const data = t.data;
+      for (let i = 0; i < data.length; i++) {
+        // x - x is 0 for finite x and NaN for NaN and +-Infinity.
+        if (data[i] - data[i] !== 0) {
+          bad.push(prefix + name);
+          break;
+        }
+      }
+    }
+  };
+  scan("", checkpoint.weights);
+  if (checkpoint.optimizer) scan(OPTIMIZER_PREFIX, checkpoint.optimizer.tensors);
+  return bad;
+}
+
+/** What {@linkcode latestFiniteCheckpoint} found. */
+export interface FiniteCheckpointSearch {
+  /** The newest complete checkpoint whose every value is finite, or undefined. */
+  readonly path: string | undefined;
+  /** That checkpoint, as read and checked (so a caller need not read it again). */
+  readonly loaded: LoadedCheckpoint | undefined;
+  /** Newer complete checkpoints skipped because they hold NaN or infinity, newest first. */
+  readonly nonFinite: readonly { readonly path: string; readonly tensors: readonly string[] }[];
+}
+
+/**
+ * Finds the newest complete checkpoint of a directory whose weights and optimizer state are all
+ * finite (read and checked, not assumed): the one to resume from after a NaN stop.
+ *
+ * @param dir The checkpoint directory.
+ * @returns Its path (or undefined) and the newer non-finite checkpoints that were skipped.
+ * @example
+ * ```ts
+ * import { latestFiniteCheckpoint, saveCheckpoint } from "@mfi/core";
+ * import * as tf from "@tensorflow/tfjs";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const dir = await Deno.makeTempDir();
+ * const w = tf.variable(tf.ones([2]));
+ * const good = await saveCheckpoint(dir, [["w", w]], { epoch: 1, step: 1 });
+ * w.assign(tf.tensor1d([NaN, 1]));
+ * const bad = await saveCheckpoint(dir, [["w", w]], { epoch: 2, step: 2 });
+ * const found = await latestFiniteCheckpoint(dir);
+ * assert.equal(found.path, good);
+ * assert.deepEqual(found.nonFinite, [{ path: bad, tensors: ["w"] }]);
+ * w.dispose();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function latestFiniteCheckpoint(dir: string): Promise<FiniteCheckpointSearch> {
+  const all = await listCheckpoints(dir);
+  const nonFinite: { path: string; tensors: string[] }[] = [];
+  for (let i = all.length - 1; i >= 0; i--) {
+    let ckpt: LoadedCheckpoint;
+    try {
+      ckpt = await readCheckpoint(all[i].path);
+    } catch {
+      continue; // incomplete or corrupt
+    }
+    const bad = nonFiniteTensors(ckpt);
+    if (bad.length === 0) return { path: all[i].path, loaded: ckpt, nonFinite };
+    nonFinite.push({ path: all[i].path, tensors: bad });
+  }
+  return { path: undefined, loaded: undefined, nonFinite };
 }

@@ -6,8 +6,8 @@ import {
   readCheckpoint,
   restoreVariables,
   saveCheckpoint,
-  writeFileAtomic,
 } from "./checkpoint.ts";
+import { writeFileAtomic } from "./atomic_file.ts";
 import type { NamedVariables } from "./module.ts";
 import { Rng } from "./random.ts";
 import { Sgd } from "./sgd.ts";

@@ -5,6 +5,7 @@
  * @module
  */
 export * from "./adamw.ts";
+export * from "./atomic_file.ts";
 export * from "./backend.ts";
 export * from "./batch.ts";
 export * from "./batch_norm.ts";
@@ -22,6 +23,7 @@ export * from "./optimizer.ts";
 export * from "./plot_svg.ts";
 export * from "./progress.ts";
 export * from "./random.ts";
+export * from "./run_lock.ts";
 export * from "./safetensors.ts";
 export * from "./schedule.ts";
 export * from "./sha256.ts";

@@ -13,10 +13,11 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor } from "./tf_types.ts";
 import type { Batch, BatchSource } from "./batch.ts";
+import { writeTextFileAtomic } from "./atomic_file.ts";
 import {
-  latestCheckpoint,
+  latestFiniteCheckpoint,
   listCheckpoints,
-  readCheckpoint,
+  type LoadedCheckpoint,
   restoreVariables,
   saveCheckpoint,
 } from "./checkpoint.ts";
@@ -76,34 +77,108 @@ export interface EpochRecord {
   readonly seconds: number;
   /** Other training metrics (epoch means), by name. */
   readonly metrics: Readonly<Record<string, number>>;
+  /** Only on the first epoch after a resume that changed safe config keys: the changes. */
+  readonly configChanges?: readonly ConfigChange[];
 }
 
-/** Thrown when the training loss becomes NaN or infinite. */
+/** What a NaN stop found on disk (see {@linkcode NonFiniteLossError}). */
+export interface NonFiniteStopOptions {
+  /** What became non-finite: the step's loss (default) or the weights before a checkpoint. */
+  readonly kind?: "loss" | "weights";
+  /** Newer checkpoints that hold NaN or infinity (so are not named as good). */
+  readonly nonFinite?: readonly string[];
+  /** True when the run had written (or resumed from) checkpoints at all. */
+  readonly hadCheckpoints?: boolean;
+}
+
+/**
+ * Thrown when the training loss (or, before a checkpoint, a weight) becomes NaN or infinite. The
+ * checkpoint it names has been read back and every weight and optimizer value checked finite.
+ */
 export class NonFiniteLossError extends Error {
-  /** 0-based global step whose loss was not finite. */
+  /** 0-based global step whose loss was not finite (for weights: steps completed). */
   readonly step: number;
-  /** The value read. */
+  /** The value read (NaN for weights). */
   readonly value: number;
+  /** The newest checkpoint with finite values, or null if there is none. */
+  readonly checkpoint: string | null;
+  /** Newer checkpoints holding NaN or infinity. */
+  readonly nonFinite: readonly string[];
 
   /**
-   * Builds the error message from the step, epoch, value and last checkpoint.
+   * Builds the error message from the step, epoch, value and the last finite checkpoint.
    *
    * @param step The step.
    * @param epoch The 0-based epoch.
    * @param value The loss read.
-   * @param checkpoint The last good checkpoint, if any.
+   * @param checkpoint The newest checkpoint checked finite, if any.
+   * @param options What became non-finite and which newer checkpoints are not finite.
    */
-  constructor(step: number, epoch: number, value: number, checkpoint: string | null) {
-    super(
-      `Training loss is ${value} at step ${step} (epoch ${epoch + 1}); stopped. ` +
-        (checkpoint
-          ? `The last good checkpoint is ${checkpoint}; resume from it with a lower learning rate.`
-          : "No checkpoint was written yet; lower the learning rate and restart."),
-    );
+  constructor(
+    step: number,
+    epoch: number,
+    value: number,
+    checkpoint: string | null,
+    options: NonFiniteStopOptions = {},
+  ) {
+    const nonFinite = options.nonFinite ?? [];
+    const what = options.kind === "weights"
+      ? `Model weights hold NaN or infinity after step ${step} (end of epoch ${epoch + 1}); ` +
+        `stopped before saving a checkpoint.`
+      : `Training loss is ${value} at step ${step} (epoch ${epoch + 1}); stopped.`;
+    const bad = nonFinite.length > 0
+      ? ` Newer checkpoint(s) ${nonFinite.join(", ")} hold NaN/Inf values: do not use them.`
+      : "";
+    const advice = checkpoint
+      ? ` The last good checkpoint (every value checked finite) is ${checkpoint}; resume from ` +
+        `it with a lower learning rate (the learning rate may change on resume).`
+      : nonFinite.length > 0 || options.hadCheckpoints
+      ? ` No checkpoint with finite values exists; lower the learning rate and restart in a ` +
+        `new directory.`
+      : " No checkpoint was written yet; lower the learning rate and restart.";
+    super(what + bad + advice);
     this.name = "NonFiniteLossError";
     this.step = step;
     this.value = value;
+    this.checkpoint = checkpoint;
+    this.nonFinite = nonFinite;
   }
+}
+
+/** One config key that changed on resume. */
+export interface ConfigChange {
+  /** The top-level config key. */
+  readonly key: string;
+  /** Its value in the checkpoint. */
+  readonly from: unknown;
+  /** Its value now. */
+  readonly to: unknown;
+}
+
+/** A resume that changed safe keys: when, and what. */
+export interface ConfigHistoryEntry {
+  /** Completed epochs at the resume. */
+  readonly epoch: number;
+  /** Completed steps at the resume. */
+  readonly step: number;
+  /** The checkpoint resumed from. */
+  readonly checkpoint: string;
+  /** ISO time of the resume. */
+  readonly at: string;
+  /** The keys that changed. */
+  readonly changes: readonly ConfigChange[];
+}
+
+/** What {@linkcode TrainOptions.beforeStart} is told. */
+export interface TrainStart {
+  /** The checkpoint being resumed from, or null for a fresh start. */
+  readonly resumedFrom: string | null;
+  /** Safe keys that differ from the checkpoint's config (empty for a fresh start). */
+  readonly configChanges: readonly ConfigChange[];
+  /** Every resume with changes so far, this one included (from the checkpoints). */
+  readonly configHistory: readonly ConfigHistoryEntry[];
+  /** Newer checkpoints skipped on resume because they hold NaN or infinity. */
+  readonly skippedNonFinite: readonly string[];
 }
 
 /** Options of {@linkcode trainModel}. */
@@ -134,10 +209,26 @@ export interface TrainOptions {
   readonly checkpointEvery?: number;
   /** Complete checkpoints to keep (default 2). */
   readonly keepCheckpoints?: number;
-  /** Continue from the newest complete checkpoint in `checkpointDir` (fresh start if none). */
+  /**
+   * Continue from the newest complete checkpoint in `checkpointDir` whose values are all finite
+   * (fresh start if none).
+   */
   readonly resume?: boolean;
   /** The resolved run config (JSON), stored in checkpoints and compared on resume. */
   readonly config?: unknown;
+  /**
+   * Top-level config keys that may differ on resume (e.g. `["lr"]`): keys that do not change
+   * what the saved weights, optimizer state, RNG state and step count mean. Changes are recorded
+   * in the first epoch record after the resume (`configChanges`) and in the checkpoints'
+   * `extra.configHistory`. Any other difference is refused naming the key.
+   */
+  readonly safeToChange?: readonly string[];
+  /**
+   * Called once every check has passed (resume found and compatible, directory usable) and
+   * before the loop writes anything: the place to write a run's own files, so that a refused run
+   * touches nothing.
+   */
+  readonly beforeStart?: (start: TrainStart) => void | Promise<void>;
   /** JSONL log path: one {@linkcode EpochRecord} per line. */
   readonly logFile?: string;
   /** Called after each epoch with its record. */
@@ -199,15 +290,33 @@ function checkCount(key: string, value: number | undefined, min: number): void {
   }
 }
 
-function diffConfig(saved: unknown, current: unknown): string[] {
+function diffConfig(saved: unknown, current: unknown): ConfigChange[] {
   const isObj = (x: unknown): x is Record<string, unknown> =>
     typeof x === "object" && x !== null && !Array.isArray(x);
   if (!isObj(saved) || !isObj(current)) {
-    return JSON.stringify(saved) === JSON.stringify(current) ? [] : ["(config)"];
+    return JSON.stringify(saved) === JSON.stringify(current)
+      ? []
+      : [{ key: "(config)", from: saved, to: current }];
   }
   const keys = new Set([...Object.keys(saved), ...Object.keys(current)]);
   return [...keys].filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(current[k]))
-    .map((k) => `${k}: saved ${JSON.stringify(saved[k])}, now ${JSON.stringify(current[k])}`);
+    .map((k) => ({ key: k, from: saved[k], to: current[k] }));
+}
+
+function describeChange(c: ConfigChange): string {
+  return `${c.key}: saved ${JSON.stringify(c.from)}, now ${JSON.stringify(c.to)}`;
+}
+
+/** True when every value of every variable is finite (one device read). */
+async function variablesFinite(model: Module): Promise<boolean> {
+  const vars = model.namedVariables().map(([, v]) => v).filter((v) => v.dtype === "float32");
+  if (vars.length === 0) return true;
+  const flags = tf.tidy(() => tf.stack(vars.map((v) => tf.all(tf.isFinite(v)))));
+  try {
+    return (await flags.data()).every((x) => x === 1);
+  } finally {
+    flags.dispose();
+  }
 }
 
 function disposeBatch(batch: Batch): void {
@@ -225,8 +334,10 @@ function disposeBatch(batch: Batch): void {
  * @param model The model (all its named variables, buffers included, are checkpointed).
  * @param options Optimizer, schedule, data, loss, evaluation, logging and checkpoint options.
  * @returns The history, step count and checkpoint paths.
- * @throws {NonFiniteLossError} If the loss becomes NaN or infinite (names the step).
- * @throws {Error} On invalid options, a resume whose config differs from the checkpoint's, a
+ * @throws {NonFiniteLossError} If the loss becomes NaN or infinite (names the step and the newest
+ * checkpoint checked finite), or the weights do before a checkpoint (which is then not written).
+ * @throws {Error} On invalid options, a resume whose config differs from the checkpoint's in a
+ * key outside `safeToChange`, a
  * checkpoint that does not fit the model, or a fresh run into a directory that already holds
  * checkpoints.
  * @example
@@ -275,18 +386,44 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
   let resumedFrom: string | null = null;
   let lastCheckpoint: string | null = null;
 
+  let configChanges: ConfigChange[] = [];
+  let configHistory: ConfigHistoryEntry[] = [];
+  let skippedNonFinite: string[] = [];
+  const safe = new Set(options.safeToChange ?? []);
   if (options.checkpointDir !== undefined) {
-    const found = options.resume ? await latestCheckpoint(options.checkpointDir) : undefined;
-    if (found !== undefined) {
-      const ckpt = await readCheckpoint(found);
+    let found: string | undefined;
+    let ckpt: LoadedCheckpoint | undefined;
+    if (options.resume) {
+      const search = await latestFiniteCheckpoint(options.checkpointDir);
+      found = search.path;
+      ckpt = search.loaded;
+      skippedNonFinite = search.nonFinite.map((c) => c.path);
+    }
+    if (found !== undefined && ckpt !== undefined) {
       if (options.config !== undefined && ckpt.sidecar.config !== null) {
         const diff = diffConfig(ckpt.sidecar.config, options.config);
-        if (diff.length > 0) {
+        const refused = diff.filter((c) => !safe.has(c.key));
+        if (refused.length > 0) {
           throw new Error(
-            `Cannot resume from ${found}: the config differs (${diff.join("; ")}). ` +
+            `Cannot resume from ${found}: the config differs (${
+              refused.map(describeChange).join("; ")
+            }). ` +
+              (safe.size > 0 ? `Only ${[...safe].join(", ")} may change on resume. ` : "") +
               `Resume with the same config, or start a new run in another directory.`,
           );
         }
+        configChanges = diff;
+      }
+      const savedHistory = ckpt.sidecar.extra?.configHistory;
+      configHistory = Array.isArray(savedHistory) ? [...savedHistory as ConfigHistoryEntry[]] : [];
+      if (configChanges.length > 0) {
+        configHistory.push({
+          epoch: ckpt.sidecar.epoch,
+          step: ckpt.sidecar.step,
+          checkpoint: found,
+          at: new Date().toISOString(),
+          changes: configChanges,
+        });
       }
       restoreVariables(model.namedVariables(), ckpt.weights, found);
       if (ckpt.optimizer === undefined) {
@@ -299,17 +436,43 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
       history = [...ckpt.sidecar.history as EpochRecord[]];
       resumedFrom = found;
       lastCheckpoint = found;
-    } else if (!options.resume && (await listCheckpoints(options.checkpointDir)).length > 0) {
+    } else if ((await listCheckpoints(options.checkpointDir)).length > 0) {
       throw new Error(
-        `Checkpoint directory ${options.checkpointDir} already holds checkpoints: pass resume to ` +
-          `continue that run, or choose a new directory`,
+        options.resume
+          ? `Cannot resume from ${options.checkpointDir}: every checkpoint there holds NaN or ` +
+            `infinite values (${skippedNonFinite.join(", ")}). Lower the learning rate and ` +
+            `start a new run in another directory.`
+          : `Checkpoint directory ${options.checkpointDir} already holds checkpoints: pass ` +
+            `resume to continue that run, or choose a new directory`,
       );
     }
   }
+  await options.beforeStart?.({
+    resumedFrom,
+    configChanges,
+    configHistory,
+    skippedNonFinite,
+  });
   if (options.logFile !== undefined) {
     const lines = history.map((r) => JSON.stringify(r) + "\n").join("");
-    await Deno.writeTextFile(options.logFile, lines);
+    await writeTextFileAtomic(options.logFile, lines);
   }
+  const stopNonFinite = async (
+    at: number,
+    epoch: number,
+    value: number,
+    kind: "loss" | "weights",
+  ): Promise<NonFiniteLossError> => {
+    if (options.checkpointDir === undefined) {
+      return new NonFiniteLossError(at, epoch, value, null, { kind });
+    }
+    const search = await latestFiniteCheckpoint(options.checkpointDir);
+    return new NonFiniteLossError(at, epoch, value, search.path ?? null, {
+      kind,
+      nonFinite: search.nonFinite.map((c) => c.path),
+      hadCheckpoints: lastCheckpoint !== null,
+    });
+  };
 
   for (let epoch = startEpoch; epoch < epochs; epoch++) {
     const t0 = performance.now();
@@ -337,7 +500,7 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
       const offset = 1 + names.length;
       for (let i = 0; i < pending.length; i++) {
         if (!Number.isFinite(values[offset + i])) {
-          throw new NonFiniteLossError(pending[i].step, epoch, values[offset + i], lastCheckpoint);
+          throw await stopNonFinite(pending[i].step, epoch, values[offset + i], "loss");
         }
       }
       tf.dispose(pending.map((p) => p.value));
@@ -451,6 +614,7 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
       imagesPerSecond: images / trainSeconds,
       seconds: (performance.now() - t0) / 1000,
       metrics: otherMetrics,
+      ...(epoch === startEpoch && configChanges.length > 0 ? { configChanges } : {}),
     };
     history.push(record);
     if (options.logFile !== undefined) {
@@ -462,6 +626,8 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
       options.checkpointDir !== undefined &&
       ((epoch + 1) % checkpointEvery === 0 || epoch === epochs - 1)
     ) {
+      // A step's loss is read before its update: the last update may still have produced NaN.
+      if (!(await variablesFinite(model))) throw await stopNonFinite(step, epoch, NaN, "weights");
       lastCheckpoint = await saveCheckpoint(options.checkpointDir, model.namedVariables(), {
         epoch: epoch + 1,
         step,
@@ -469,6 +635,7 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
         optimizer: await optimizer.getState(),
         rng: rng.state(),
         history,
+        ...(configHistory.length > 0 ? { extra: { configHistory } } : {}),
       }, { keep: options.keepCheckpoints });
     }
   }

@@ -2,7 +2,13 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { BatchNorm } from "./batch_norm.ts";
 import type { Batch } from "./batch.ts";
-import { latestCheckpoint, listCheckpoints, readCheckpoint } from "./checkpoint.ts";
+import {
+  latestCheckpoint,
+  listCheckpoints,
+  nonFiniteTensors,
+  readCheckpoint,
+  saveCheckpoint,
+} from "./checkpoint.ts";
 import { Conv2d } from "./conv2d.ts";
 import { Linear } from "./linear.ts";
 import { type Module, type NamedVariables, prefixed, trainableVariables } from "./module.ts";
@@ -10,7 +16,7 @@ import { deriveSeed, Rng } from "./random.ts";
 import { cosineSchedule } from "./schedule.ts";
 import { Sgd } from "./sgd.ts";
 import { AdamW } from "./adamw.ts";
-import { type EpochRecord, NonFiniteLossError, trainModel } from "./train_loop.ts";
+import { type EpochRecord, NonFiniteLossError, trainModel, type TrainStart } from "./train_loop.ts";
 
 await tf.setBackend("cpu");
 
@@ -288,6 +294,163 @@ Deno.test("a NaN loss stops the run naming the step and keeps the last good chec
   assert.equal(tf.memory().numTensors, before);
   sgd.dispose();
   model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a NaN stop names a checkpoint whose weights are finite, never a poisoned one", async () => {
+  const dir = await Deno.makeTempDir();
+  const model = new TinyNet(9);
+  const sgd = sgdFor(model);
+  const blowUp = 2 * STEPS - 1; // last step of epoch 2: its loss is finite, its update is not
+  const before = tf.memory().numTensors;
+  const error = await trainModel(model, {
+    optimizer: sgd,
+    schedule: (step) => (step === blowUp ? 3e38 : 0.05),
+    epochs: 3,
+    trainData,
+    progress: false,
+    checkpointDir: dir,
+    keepCheckpoints: 0,
+    lossFn: (batch, { step }) => {
+      const logits = model.apply(batch.images, { training: true });
+      const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(batch.labels, 2), logits) as tf.Scalar;
+      return step === blowUp ? tf.mul(loss, 3e38) : loss;
+    },
+  }).catch((e) => e);
+  assert.ok(error instanceof NonFiniteLossError, String(error));
+  // The old loop saved epoch-0002 full of Inf/NaN and, one epoch later, called it the last good one.
+  const named = /last good checkpoint \(every value checked finite\) is (\S+\.json)/
+    .exec(error.message)?.[1];
+  assert.equal(named, `${dir}/epoch-0001.json`, error.message);
+  assert.equal(error.checkpoint, named);
+  assert.deepEqual(nonFiniteTensors(await readCheckpoint(named!)), []);
+  assert.match(error.message, /weights hold NaN or infinity .*stopped before saving/);
+  assert.deepEqual((await listCheckpoints(dir)).map((c) => c.epoch), [1]);
+  assert.equal(tf.memory().numTensors, before);
+
+  // A directory whose newest checkpoint is poisoned (written by older code): a NaN stop names
+  // the newest finite one, and says none exists when none does.
+  const poisoned = await saveCheckpoint(
+    dir,
+    model.namedVariables(),
+    { epoch: 2, step: 2 * STEPS },
+    {
+      keep: 0,
+    },
+  );
+  assert.ok(nonFiniteTensors(await readCheckpoint(poisoned)).length > 0);
+  const nanAt = (step: number) => (batch: Batch, ctx: { step: number }) => {
+    const logits = model.apply(batch.images, { training: true });
+    const loss = tf.losses.softmaxCrossEntropy(tf.oneHot(batch.labels, 2), logits) as tf.Scalar;
+    return ctx.step === step ? tf.mul(loss, NaN) as tf.Scalar : loss;
+  };
+  const second = await trainModel(model, {
+    optimizer: sgd,
+    schedule: () => 0.05,
+    epochs: 3,
+    trainData,
+    progress: false,
+    checkpointDir: dir,
+    resume: true,
+    keepCheckpoints: 0,
+    lossFn: nanAt(STEPS + 1),
+  }).catch((e) => e);
+  assert.ok(second instanceof NonFiniteLossError, String(second));
+  assert.equal(second.checkpoint, `${dir}/epoch-0001.json`);
+  assert.deepEqual(second.nonFinite, [poisoned]);
+  assert.match(second.message, /epoch-0002\.json hold NaN\/Inf values: do not use them/);
+
+  await Deno.remove(`${dir}/epoch-0001.json`);
+  const third = await trainModel(new TinyNet(9), {
+    optimizer: sgd,
+    schedule: () => 0.05,
+    epochs: 3,
+    trainData,
+    progress: false,
+    checkpointDir: dir,
+    resume: true,
+  }).catch((e) => e);
+  assert.match(String(third), /every checkpoint there holds NaN or infinite values/);
+  sgd.dispose();
+  model.dispose();
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("resume may change safe keys (recorded), and refuses any other key by name", async () => {
+  const dir = await Deno.makeTempDir();
+  const make = () => {
+    const model = new TinyNet(4);
+    return { model, sgd: sgdFor(model) };
+  };
+  const a = make();
+  await trainModel(a.model, {
+    optimizer: a.sgd,
+    schedule: () => 0.1,
+    epochs: 1,
+    trainData,
+    progress: false,
+    checkpointDir: dir,
+    config: { lr: 0.1, width: 1 },
+    safeToChange: ["lr"],
+  });
+  a.sgd.dispose();
+  a.model.dispose();
+
+  const b = make();
+  const base = {
+    optimizer: b.sgd,
+    trainData,
+    progress: false as const,
+    checkpointDir: dir,
+    resume: true,
+    safeToChange: ["lr"],
+    logFile: `${dir}/log.jsonl`,
+  };
+  let started = false;
+  // An unsafe key is refused by name, before anything is written.
+  await assert.rejects(
+    trainModel(b.model, {
+      ...base,
+      schedule: () => 0.01,
+      epochs: 2,
+      config: { lr: 0.01, width: 2 },
+      beforeStart: () => {
+        started = true;
+      },
+    }),
+    /config differs \(width: saved 1, now 2\)\. Only lr may change on resume/,
+  );
+  assert.equal(started, false);
+  await assert.rejects(Deno.stat(`${dir}/log.jsonl`), Deno.errors.NotFound);
+
+  const starts: TrainStart[] = [];
+  const result = await trainModel(b.model, {
+    ...base,
+    schedule: () => 0.01,
+    epochs: 2,
+    config: { lr: 0.01, width: 1 },
+    beforeStart: (s) => {
+      starts.push(s);
+    },
+  });
+  const change = { key: "lr", from: 0.1, to: 0.01 };
+  assert.equal(result.resumedFrom, `${dir}/epoch-0001.json`);
+  assert.deepEqual(starts[0].configChanges, [change]);
+  assert.equal(result.history[1].lr, 0.01);
+  assert.deepEqual(result.history[1].configChanges, [change]);
+  assert.equal(result.history[0].configChanges, undefined);
+  const logged = (await Deno.readTextFile(`${dir}/log.jsonl`)).trim().split("\n").map((l) =>
+    JSON.parse(l)
+  );
+  assert.deepEqual(logged[1].configChanges, [change]);
+  const saved = await readCheckpoint((await latestCheckpoint(dir))!);
+  assert.deepEqual(saved.sidecar.config, { lr: 0.01, width: 1 });
+  const history = saved.sidecar.extra.configHistory as TrainStart["configHistory"];
+  assert.equal(history.length, 1);
+  assert.deepEqual(history[0].changes, [change]);
+  assert.equal(history[0].epoch, 1);
+  b.sgd.dispose();
+  b.model.dispose();
   await Deno.remove(dir, { recursive: true });
 });
 

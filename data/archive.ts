@@ -6,6 +6,7 @@
  */
 // @ts-types="@types/tar-stream"
 import tar from "tar-stream";
+import { SizeLimitError } from "./limits.ts";
 import { createMd5 } from "./md5.ts";
 
 /** What {@linkcode readTarGz} found. */
@@ -24,6 +25,13 @@ export interface ReadTarGzOptions {
   readonly wanted: readonly string[];
   /** Name of the archive for error messages (a path or URL). */
   readonly name: string;
+  /**
+   * Largest size of each wanted member, by path; a member whose header declares more is refused
+   * before its buffer is allocated. Members not listed have no limit.
+   */
+  readonly maxMemberBytes?: Readonly<Record<string, number>>;
+  /** Largest size of the whole decompressed tar stream; reading stops once it is exceeded. */
+  readonly maxTotalBytes?: number;
 }
 
 function corrupt(name: string, cause: unknown, bytes: number): Error {
@@ -46,6 +54,8 @@ function normaliseName(name: string): string {
  * @param source The compressed bytes, e.g. `(await Deno.open(path)).readable`.
  * @param options Wanted member paths and the archive's name for errors.
  * @returns The wanted members found, with the archive's md5 and size.
+ * @throws {SizeLimitError} If a wanted member declares more than its `maxMemberBytes`, or the
+ *   decompressed stream exceeds `maxTotalBytes` (checked before allocating, while streaming).
  * @throws {Error} If the gzip or tar data is truncated or corrupt; the message names the archive.
  * @example
  * ```ts
@@ -62,6 +72,11 @@ export async function readTarGz(
   options: ReadTarGzOptions,
 ): Promise<TarGzContents> {
   const wanted = new Set(options.wanted.map(normaliseName));
+  const limits = new Map(
+    Object.entries(options.maxMemberBytes ?? {}).map(([k, v]) => [normaliseName(k), v]),
+  );
+  const maxTotal = options.maxTotalBytes ?? Infinity;
+  let inflated = 0;
   const md5 = createMd5();
   let bytes = 0;
   const counted = source.pipeThrough(
@@ -84,6 +99,15 @@ export async function readTarGz(
     try {
       for await (const chunk of tarBytes) {
         if (extract.destroyed) break; // the reader gave up; stop (cancels the source)
+        inflated += chunk.length;
+        if (inflated > maxTotal) {
+          throw new SizeLimitError(
+            options.name,
+            inflated,
+            maxTotal,
+            `the most its decompressed contents may hold (stopped after ${bytes} compressed bytes)`,
+          );
+        }
         if (!extract.write(chunk)) {
           // Wait for room, or for the extractor to be closed by an error on the reading side.
           await new Promise<void>((resolve) => {
@@ -109,6 +133,15 @@ export async function readTarGz(
       const name = normaliseName(entry.header.name);
       if (entry.header.type === "file" && wanted.has(name)) {
         const size = entry.header.size ?? 0;
+        const limit = limits.get(name);
+        if (limit !== undefined && size > limit) {
+          throw new SizeLimitError(
+            `${options.name}!${name}`,
+            size,
+            limit,
+            "the official size of that file (its tar header declares more)",
+          );
+        }
         const out = new Uint8Array(size);
         let at = 0;
         for await (const chunk of entry) {
@@ -127,10 +160,13 @@ export async function readTarGz(
     extract.destroy();
     await feeding;
     const cause = feedError ?? error;
+    if (cause instanceof SizeLimitError) throw cause;
+    if (error instanceof SizeLimitError) throw error;
     throw corrupt(options.name, cause, bytes);
   }
   await feeding;
   if (feedError !== undefined) {
+    if (feedError instanceof SizeLimitError) throw feedError;
     throw corrupt(options.name, feedError, bytes);
   }
   return { members, md5: md5.hex(), bytes };

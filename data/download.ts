@@ -1,9 +1,13 @@
 /**
- * Downloading the official CIFAR archives into the data cache, md5-verified, atomically.
+ * Downloading the official CIFAR archives into the data cache, md5-verified, atomically, bounded:
+ * the body may not exceed the official archive size (checked on the `Content-Length` and while
+ * streaming), a server that sends nothing for `readTimeoutMs` is given up on, and partial files
+ * left by a killed download are removed (and said so) before the next one starts.
  *
  * @module
  */
 import { join } from "node:path";
+import { isProcessAlive, openAtomic, PART_SUFFIX } from "@mfi/core";
 import { createProgress, type ProgressMode } from "./_progress.ts";
 
 export type { ProgressMode };
@@ -25,6 +29,15 @@ export interface EnsureCifarOptions {
   readonly progress?: ProgressMode;
   /** Aborts the download. */
   readonly signal?: AbortSignal;
+  /**
+   * Most bytes the body may hold (default: the official archive's size, `CifarSpec.archiveBytes`);
+   * the transfer is stopped as soon as it is exceeded.
+   */
+  readonly maxBytes?: number;
+  /** Give up when the server sends nothing for this long, in ms (default 60,000). */
+  readonly readTimeoutMs?: number;
+  /** Where messages go (stale partial files removed); default `console.error`. */
+  readonly log?: (message: string) => void;
 }
 
 /** Where the archive is and how it got there. */
@@ -39,7 +52,59 @@ export interface CifarArchive {
   readonly downloaded: boolean;
 }
 
-const KEYS = new Set(["dataset", "dir", "url", "md5", "progress", "signal"]);
+const KEYS = new Set([
+  "dataset",
+  "dir",
+  "url",
+  "md5",
+  "progress",
+  "signal",
+  "maxBytes",
+  "readTimeoutMs",
+  "log",
+]);
+
+/** Default read timeout of {@linkcode ensureCifar}. */
+const READ_TIMEOUT_MS = 60_000;
+
+/**
+ * Removes partial downloads of `archiveName` in `dir` left by killed downloads: every
+ * `<archiveName>.*.part` whose writer (the pid in its name) is not running on this host, and
+ * every one of the older naming without a pid. Partial files of a live process are kept.
+ *
+ * @param dir The cache folder.
+ * @param archiveName The archive's file name.
+ * @param log Where to say what was removed.
+ */
+async function removeStaleParts(
+  dir: string,
+  archiveName: string,
+  log: (message: string) => void,
+): Promise<void> {
+  const prefix = `${archiveName}.`;
+  const entries: Deno.DirEntry[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) entries.push(e);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    throw e;
+  }
+  for (const e of entries) {
+    if (!e.isFile || !e.name.startsWith(prefix) || !e.name.endsWith(PART_SUFFIX)) continue;
+    const pid = /^(\d+)\.\d+-[0-9a-f]+$/.exec(
+      e.name.slice(prefix.length, -PART_SUFFIX.length),
+    )?.[1];
+    const path = join(dir, e.name);
+    if (pid !== undefined && Number(pid) !== Deno.pid && isProcessAlive(Number(pid)) !== false) {
+      log(`${path}: a download by pid ${pid} may be in progress; left alone`);
+      continue;
+    }
+    if (pid !== undefined && Number(pid) === Deno.pid) continue; // ours, in progress
+    const bytes = await Deno.stat(path).then((s) => s.size, () => 0);
+    await Deno.remove(path).catch(() => {});
+    log(`removed ${path} (${bytes} bytes), a partial file left by an interrupted download`);
+  }
+}
 
 async function md5OfFile(path: string): Promise<{ md5: string; bytes: number }> {
   const md5 = createMd5();
@@ -54,14 +119,17 @@ async function md5OfFile(path: string): Promise<{ md5: string; bytes: number }> 
 
 /**
  * Makes sure the official archive of a dataset is in the cache folder, downloading it if needed.
- * The download streams into a temporary file in the same folder while computing its md5 (progress
- * on stderr), and is renamed into place only if the size and md5 are right; on any failure the
- * temporary file is removed, so the cache never holds a partial or unverified archive. A cached
- * archive is re-verified by md5 on every call.
+ * The download streams into a temporary file in the same folder (created exclusively, unique to
+ * this download) while computing its md5 (progress on stderr), and is renamed into place only if
+ * the size and md5 are right; on any failure the temporary file is removed, so the cache never
+ * holds a partial or unverified archive. The body is limited to `maxBytes` (the official size),
+ * a stalled server times out after `readTimeoutMs`, and partial files left by a killed download
+ * are removed first (with a message). A cached archive is re-verified by md5 on every call.
  *
  * @param options Dataset, cache folder, URL and md5 overrides, progress mode.
  * @returns The verified archive's path and md5.
- * @throws {Error} On a network failure, an HTTP error, a truncated transfer or an md5 mismatch,
+ * @throws {Error} On a network failure, an HTTP error, a body over `maxBytes`, a stalled server,
+ *   a truncated transfer or an md5 mismatch,
  *   naming the URL, the expected md5 and how to place the file by hand; or if a cached file with
  *   the archive's name has the wrong md5.
  * @throws {TypeError} If an option is unknown or invalid.
@@ -105,6 +173,17 @@ export async function ensureCifar(options: EnsureCifarOptions): Promise<CifarArc
       }`,
     );
   }
+  const maxBytes = options.maxBytes ?? spec.archiveBytes;
+  if (!(Number.isInteger(maxBytes) && maxBytes > 0)) {
+    throw new TypeError(`ensureCifar: maxBytes must be a positive integer, got ${maxBytes}`);
+  }
+  const readTimeoutMs = options.readTimeoutMs ?? READ_TIMEOUT_MS;
+  if (!(readTimeoutMs > 0 && Number.isFinite(readTimeoutMs))) {
+    throw new TypeError(
+      `ensureCifar: readTimeoutMs must be a positive number, got ${readTimeoutMs}`,
+    );
+  }
+  const log = options.log ?? ((m: string) => console.error(m));
   const url = options.url ?? spec.url;
   const dir = options.dir ?? defaultDataDir();
   const target = join(dir, spec.archiveName);
@@ -123,6 +202,7 @@ export async function ensureCifar(options: EnsureCifarOptions): Promise<CifarArc
   }
 
   await Deno.mkdir(dir, { recursive: true });
+  await removeStaleParts(dir, spec.archiveName, log);
   const fail = (what: string, cause?: unknown): Error =>
     new Error(`Cannot download ${spec.title} from ${url}: ${what}. ${byHand}`, { cause });
   let response: Response;
@@ -137,29 +217,53 @@ export async function ensureCifar(options: EnsureCifarOptions): Promise<CifarArc
   }
   const header = response.headers.get("content-length");
   const total = header !== null && /^\d+$/.test(header) ? Number(header) : undefined;
-  const temp = await Deno.makeTempFile({ dir, prefix: `${spec.archiveName}.`, suffix: ".part" });
-  let renamed = false;
+  if (total !== undefined && total > maxBytes) {
+    await response.body.cancel();
+    throw fail(
+      `the server announces ${total} bytes, more than the ${maxBytes} bytes of ` +
+        `${spec.archiveName}; nothing was written`,
+    );
+  }
+  const writer = await openAtomic(target);
+  const reader = response.body.getReader();
+  let committed = false;
   try {
     const md5 = createMd5();
     let received = 0;
     const progress = createProgress(`${spec.archiveName}`, total, progressMode);
-    const file = await Deno.open(temp, { write: true, truncate: true });
     try {
-      for await (const chunk of response.body) {
-        md5.update(chunk);
+      for (;;) {
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const stalled = new Promise<"stalled">((resolve) => {
+          timer = setTimeout(() => resolve("stalled"), readTimeoutMs);
+        });
+        const next = await Promise.race([reader.read(), stalled]).finally(() =>
+          clearTimeout(timer)
+        );
+        if (next === "stalled") {
+          throw new Error(
+            `the server sent nothing for ${readTimeoutMs / 1000} s (stalled); try again later`,
+          );
+        }
+        if (next.done) break;
+        const chunk = next.value;
+        if (received + chunk.length > maxBytes) {
+          throw new Error(
+            `the body exceeds ${maxBytes} bytes, the size of ${spec.archiveName}; stopped`,
+          );
+        }
         received += chunk.length;
-        let written = 0;
-        while (written < chunk.length) written += await file.write(chunk.subarray(written));
+        md5.update(chunk);
+        await writer.write(chunk);
         progress.update(received);
       }
     } catch (error) {
       progress.abort();
+      await reader.cancel().catch(() => {});
       throw fail(
         `transfer interrupted after ${received} bytes (${(error as Error).message})`,
         error,
       );
-    } finally {
-      file.close();
     }
     progress.done();
     if (total !== undefined && received !== total) {
@@ -169,10 +273,11 @@ export async function ensureCifar(options: EnsureCifarOptions): Promise<CifarArc
     if (got !== expected) {
       throw fail(`md5 mismatch: expected ${expected}, got ${got} (${received} bytes)`);
     }
-    await Deno.rename(temp, target);
-    renamed = true;
+    await writer.commit();
+    committed = true;
     return { path: target, md5: got, bytes: received, downloaded: true };
   } finally {
-    if (!renamed) await Deno.remove(temp).catch(() => {});
+    if (!committed) await writer.abort();
+    reader.releaseLock();
   }
 }

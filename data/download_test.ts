@@ -147,3 +147,105 @@ Deno.test("ensureCifar: HTTP errors, refused connections and bad cached files ar
   );
   await assert.rejects(ensureCifar({ dataset: "cifar10", md5: "abc" }), /32 hex digits/);
 });
+
+Deno.test("ensureCifar: an endless body is stopped at the size limit; nothing is left", async () => {
+  const chunk = new Uint8Array(64 * 1024);
+  // "Endless" within reason: 32 MB without a Content-Length, so that the test ends even on code
+  // without a limit (which read it all before failing on the md5, and would read forever).
+  const endless = () => {
+    let sent = 0;
+    return new Response(
+      new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (sent >= 32 * 1024 * 1024) return controller.close();
+          sent += chunk.length;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
+  };
+  await withServer(endless, async (url, dir) => {
+    const error = await ensureCifar({
+      dataset: "cifar10",
+      dir,
+      url,
+      progress: "none",
+      maxBytes: 1_000_000,
+    }).catch((e) => e);
+    assert.match(
+      String(error),
+      /body exceeds 1000000 bytes, the size of cifar-10-binary\.tar\.gz; stopped/,
+    );
+    const received = Number(/interrupted after (\d+) bytes/.exec(String(error))?.[1]);
+    assert.ok(received <= 1_000_000, `${received} bytes kept`);
+    assert.deepEqual(await listDir(dir), []);
+  });
+  // An announced size over the limit is refused before anything is written.
+  await withServer(
+    () => new Response(new Uint8Array(2000)),
+    async (url, dir) => {
+      await assert.rejects(
+        ensureCifar({ dataset: "cifar10", dir, url, progress: "none", maxBytes: 1000 }),
+        /announces 2000 bytes, more than the 1000 bytes .*nothing was written/,
+      );
+      assert.deepEqual(await listDir(dir), []);
+    },
+  );
+  // The default limit is the official archive's size.
+  assert.equal((await import("./spec.ts")).CIFAR_SPECS.cifar10.archiveBytes, 170_052_171);
+});
+
+Deno.test("ensureCifar: a server that stalls mid-body times out; nothing is left", async () => {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const stalling = () =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        async start(controller) {
+          controller.enqueue(new Uint8Array(1000));
+          await released; // then nothing, until the test ends
+          controller.close();
+        },
+      }),
+    );
+  await withServer(stalling, async (url, dir) => {
+    try {
+      await assert.rejects(
+        ensureCifar({ dataset: "cifar10", dir, url, progress: "none", readTimeoutMs: 300 }),
+        /after 1000 bytes \(the server sent nothing for 0\.3 s \(stalled\)/,
+      );
+      assert.deepEqual(await listDir(dir), []);
+    } finally {
+      release();
+    }
+  });
+});
+
+Deno.test("ensureCifar: partial files of killed downloads are removed, and said so", async () => {
+  await withServer(() => new Response(archive), async (url, dir) => {
+    const dead = `${dir}/cifar-10-binary.tar.gz.999999999.0-deadbeef.part`; // no such pid
+    const old = `${dir}/cifar-10-binary.tar.gz.a1b2c3.part`; // the earlier naming, no pid
+    const live = `${dir}/cifar-10-binary.tar.gz.1.0-0123abcd.part`; // pid 1 is running
+    for (const p of [dead, old, live]) await Deno.writeFile(p, new Uint8Array(10));
+    const messages: string[] = [];
+    const got = await ensureCifar({
+      dataset: "cifar10",
+      dir,
+      url,
+      md5: archiveMd5,
+      progress: "none",
+      log: (m) => messages.push(m),
+    });
+    assert.equal(got.downloaded, true);
+    const names = await listDir(dir);
+    const expected = Deno.build.os === "linux"
+      ? ["cifar-10-binary.tar.gz", "cifar-10-binary.tar.gz.1.0-0123abcd.part"]
+      : ["cifar-10-binary.tar.gz"]; // without /proc a pid cannot be asked: only dead ones kept
+    if (Deno.build.os === "linux") assert.deepEqual(names, expected);
+    assert.ok(messages.some((m) => m.includes(dead) && /removed .*interrupted download/.test(m)));
+    assert.ok(messages.some((m) => m.includes(old) && /removed/.test(m)));
+    if (Deno.build.os === "linux") {
+      assert.ok(messages.some((m) => m.includes(live) && /in progress; left alone/.test(m)));
+    }
+  });
+});

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { readTarGz } from "./archive.ts";
 import { defaultDataDir } from "./cache_dir.ts";
+import { maxArchiveContentBytes, maxFileBytes, SizeLimitError } from "./limits.ts";
 import { md5Hex } from "./md5.ts";
 import { decodeRecords, parseLabelNames, resolveLabelKind } from "./records.ts";
 import {
@@ -185,6 +186,35 @@ function assemble(
 }
 
 /**
+ * Reads a file of at most `limit` bytes: its size (from the open handle) is checked before a
+ * buffer is allocated, and a file that grows while read is refused too.
+ *
+ * @param path The file.
+ * @param limit Most bytes allowed.
+ * @param name The official file name, for the message.
+ * @returns The contents.
+ */
+async function readBounded(path: string, limit: number, name: string): Promise<Uint8Array> {
+  const file = await Deno.open(path);
+  try {
+    const size = (await file.stat()).size;
+    const what = `the official size of ${name}`;
+    if (size > limit) throw new SizeLimitError(path, size, limit, what);
+    const out = new Uint8Array(size + 1); // one spare byte tells a file that grew
+    let at = 0;
+    while (at < out.length) {
+      const n = await file.read(out.subarray(at));
+      if (n === null) break;
+      at += n;
+    }
+    if (at > size) throw new SizeLimitError(path, at, size, `its size when opened (it grew)`);
+    return out.subarray(0, at);
+  } finally {
+    file.close();
+  }
+}
+
+/**
  * Loads one split of CIFAR-10 or CIFAR-100 from the official binary distribution into memory:
  * from an extracted folder (`dir`), from the official archive (`archive`, streamed through gzip
  * and tar without writing to disk), or, with neither, from the data cache folder
@@ -194,6 +224,8 @@ function assemble(
  * @param options Dataset, split, source and label kind.
  * @returns The split's raw images (uint8 NHWC), labels, class names and file md5s.
  * @throws {CifarFileMissingError} If a file of the split (or the archive) is absent.
+ * @throws {SizeLimitError} If a file (or archive member, or the decompressed archive) is larger
+ *   than the official one: refused before it is read into memory.
  * @throws {RangeError} If a file is not a whole number of records or holds a label out of range.
  * @throws {Error} If the archive is truncated or corrupt.
  * @throws {TypeError} If an option is unknown or invalid.
@@ -256,7 +288,14 @@ export async function loadCifar(options: LoadCifarOptions): Promise<CifarSplit> 
       throw error;
     }
     const wanted = [...dataFiles, namesFile].map((f) => `${spec.folder}/${f}`);
-    const contents = await readTarGz(file.readable, { wanted, name: archive });
+    const contents = await readTarGz(file.readable, {
+      wanted,
+      name: archive,
+      maxMemberBytes: Object.fromEntries(
+        wanted.map((m) => [m, maxFileBytes(options.dataset, m)]),
+      ),
+      maxTotalBytes: maxArchiveContentBytes(options.dataset),
+    });
     const files: CifarFileInfo[] = [{ path: archive, bytes: contents.bytes, md5: contents.md5 }];
     const get = (member: string): { file: string; bytes: Uint8Array } => {
       const bytes = contents.members.get(`${spec.folder}/${member}`);
@@ -290,7 +329,7 @@ export async function loadCifar(options: LoadCifarOptions): Promise<CifarSplit> 
     const path = join(folder, name);
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(path);
+      bytes = await readBounded(path, maxFileBytes(options.dataset, name), name);
     } catch (error) {
       if (error instanceof Deno.errors.NotFound) {
         throw new CifarFileMissingError(

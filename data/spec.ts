@@ -41,6 +41,10 @@ export interface CifarSpec {
   readonly files: Readonly<Record<CifarSplitName, readonly string[]>>;
   /** Records per split in the official files. */
   readonly records: Readonly<Record<CifarSplitName, number>>;
+  /** Records of each official data file, by name (its size is this times `recordBytes`). */
+  readonly fileRecords: Readonly<Record<string, number>>;
+  /** Size in bytes of the official archive. */
+  readonly archiveBytes: number;
   /** Label kinds the dataset offers; the first is the default. */
   readonly labelKinds: readonly CifarLabelKind[];
   /** Number of classes and the label-name file of each label kind. */
@@ -95,6 +99,15 @@ export const CIFAR_SPECS: Readonly<Record<CifarDataset, CifarSpec>> = Object.fre
         test: ["test_batch.bin"],
       },
       records: { train: 50_000, test: 10_000 },
+      fileRecords: {
+        "data_batch_1.bin": 10_000,
+        "data_batch_2.bin": 10_000,
+        "data_batch_3.bin": 10_000,
+        "data_batch_4.bin": 10_000,
+        "data_batch_5.bin": 10_000,
+        "test_batch.bin": 10_000,
+      },
+      archiveBytes: 170_052_171,
       labelKinds: ["class"],
       classes: { class: { count: 10, namesFile: "batches.meta.txt" } },
       mean: [0.4914, 0.4822, 0.4465],
@@ -119,6 +132,8 @@ export const CIFAR_SPECS: Readonly<Record<CifarDataset, CifarSpec>> = Object.fre
       labelBytes: 2,
       files: { train: ["train.bin"], test: ["test.bin"] },
       records: { train: 50_000, test: 10_000 },
+      fileRecords: { "train.bin": 50_000, "test.bin": 10_000 },
+      archiveBytes: 168_513_733,
       labelKinds: ["fine", "coarse"],
       classes: {
         fine: { count: 100, namesFile: "fine_label_names.txt" },

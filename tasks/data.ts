@@ -7,22 +7,29 @@
  *
  * `check` loads each requested split (default: both) and prints, as a table (or JSON with
  * `--json`), record counts, images per class (min/max), per-channel mean and std, and the md5 of
- * every file read (compared with the published md5 where the file is an official one). A split whose files are absent is reported as missing; the command fails only
- * if no requested split could be read, or a file is corrupt. With neither `--dir` nor `--archive`
- * it reads the data cache (`MFI_DATA_DIR`, default `~/.cache/mfi-resnet`).
- * `download` fetches the official archive into the cache (md5-verified).
+ * every file read (compared with the published md5 where the file is an official one), then
+ * every problem found: a split missing, an md5 that differs from the published one, a file
+ * larger or smaller than the official one (an oversized file is refused before it is read), a
+ * file that cannot be read. It exits 0 only when there is no problem, 1 otherwise (2 on usage
+ * errors). With neither `--dir` nor `--archive` it reads the data cache (`MFI_DATA_DIR`, default
+ * `~/.cache/mfi-resnet`).
+ * `download` fetches the official archive into the cache (size-limited, read timeout, md5-verified;
+ * partial files left by a killed download are removed).
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import {
-  CifarFileMissingError,
   type CifarLabelKind,
   cifarSpec,
   type CifarSplitName,
+  type DataProblem,
   ensureCifar,
+  formatProblems,
   loadCifar,
+  loadProblem,
   publishedMd5,
+  splitProblems,
   type SplitSummary,
   splitSummary,
 } from "@mfi/data";
@@ -34,7 +41,11 @@ const USAGE = `usage:
 
 type SplitReport =
   | ({ readonly split: CifarSplitName; readonly status: "ok" } & SplitSummary)
-  | { readonly split: CifarSplitName; readonly status: "missing"; readonly message: string };
+  | {
+    readonly split: CifarSplitName;
+    readonly status: "missing" | "unreadable";
+    readonly message: string;
+  };
 
 function usage(message: string): never {
   console.error(`${message}\n${USAGE}`);
@@ -57,6 +68,7 @@ async function check(values: Record<string, unknown>): Promise<number> {
   const splits: CifarSplitName[] = which === "all" ? ["train", "test"] : [which as CifarSplitName];
   const labels = values.labels as CifarLabelKind | undefined;
   const reports: SplitReport[] = [];
+  const problems: DataProblem[] = [];
   for (const split of splits) {
     try {
       const data = await loadCifar({
@@ -67,12 +79,34 @@ async function check(values: Record<string, unknown>): Promise<number> {
         labels,
       });
       reports.push({ split, status: "ok", ...splitSummary(data) });
+      problems.push(...splitProblems(data));
     } catch (error) {
-      if (!(error instanceof CifarFileMissingError)) throw error;
-      reports.push({ split, status: "missing", message: error.message });
+      const problem = loadProblem(error, dataset, split);
+      problems.push(problem);
+      reports.push({
+        split,
+        status: problem.kind === "missing" ? "missing" : "unreadable",
+        message: (error as Error).message,
+      });
     }
   }
-  const ok = reports.some((r) => r.status === "ok");
+  // Files shared by both splits (the archive, label names) are reported once.
+  const seenProblems = new Set<string>();
+  const unique = problems.filter((p) => {
+    const key = `${p.kind}:${p.path || p.message}`;
+    if (seenProblems.has(key)) return false;
+    seenProblems.add(key);
+    return true;
+  });
+  const ok = unique.length === 0;
+  const printProblems = (): void => {
+    if (ok) return;
+    console.error(
+      `\n${unique.length} problem(s): this is not the official ${spec.title} distribution.\n` +
+        `${formatProblems(unique)}\nFix: download it again (\`deno task data download ` +
+        `--dataset ${dataset}\`) or unpack the official files; see ${spec.url}.`,
+    );
+  };
   if (values.json) {
     console.log(JSON.stringify(
       {
@@ -90,10 +124,13 @@ async function check(values: Record<string, unknown>): Promise<number> {
             }
             : r
         ),
+        ok,
+        problems: unique,
       },
       null,
       2,
     ));
+    printProblems();
     return ok ? 0 : 1;
   }
   const f4 = (v: number) => v.toFixed(4);
@@ -117,7 +154,7 @@ async function check(values: Record<string, unknown>): Promise<number> {
           r.channels.mean.map(f4).join(", "),
           r.channels.std.map(f4).join(", "),
         ]
-        : [r.split, "missing", String(spec.records[r.split]), "-", "-", "-"],
+        : [r.split, r.status, String(spec.records[r.split]), "-", "-", "-"],
     );
   }
   rows.push(["published", "", "", "", spec.mean.map(f4).join(", "), spec.std.map(f4).join(", ")]);
@@ -138,9 +175,9 @@ async function check(values: Record<string, unknown>): Promise<number> {
   }
   if (fileRows.length > 1) console.log(`\n${formatTable(fileRows)}`);
   for (const r of reports) {
-    if (r.status === "missing") console.log(`\n${r.split}: missing. ${r.message}`);
+    if (r.status !== "ok") console.log(`\n${r.split}: ${r.status}. ${r.message}`);
   }
-  if (!ok) console.error("\nNo requested split could be read.");
+  printProblems();
   return ok ? 0 : 1;
 }
 

@@ -18,6 +18,7 @@
  */
 import { parseArgs } from "node:util";
 import {
+  acquireRunLock,
   BACKEND_ARG_HELP,
   BACKEND_ARG_OPTIONS,
   backendOptionsFromValues,
@@ -28,6 +29,7 @@ import {
   ABLATION_VARIANTS,
   buildReport,
   countSpecParameters,
+  DataCheckError,
   DEFAULT_CONFIG,
   estimateRun,
   ForeignRunError,
@@ -75,6 +77,7 @@ const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
   --dry-run            print the plan and the estimate, then exit
   --no-probe           skip the timing probe (no estimate)
   --no-download        never download CIFAR (default: download into the cache when absent)
+  --allow-bad-data     train on data that fails \`deno task data check\` (warned loudly)
 ${BACKEND_ARG_HELP}
 `;
 
@@ -141,6 +144,7 @@ async function main(): Promise<void> {
         "dry-run": { type: "boolean" },
         "no-probe": { type: "boolean" },
         "no-download": { type: "boolean" },
+        "allow-bad-data": { type: "boolean" },
         help: { type: "boolean" },
         ...BACKEND_ARG_OPTIONS,
       },
@@ -207,11 +211,21 @@ async function main(): Promise<void> {
       sampleArchive: SAMPLE,
       download: !values["no-download"],
       onFallback: (m) => console.log(`data: not from ${m.split("\n")[0]}`),
+      allowBadData: values["allow-bad-data"],
     });
   } catch (e) {
-    fail((e as Error).message);
+    const hint = e instanceof DataCheckError
+      ? "\nPass --allow-bad-data to train on it anyway."
+      : "";
+    fail((e as Error).message + hint);
   }
   const banner = (text: string) => console.log(`\n${"!".repeat(78)}\n${text}\n${"!".repeat(78)}\n`);
+  if (data.problems?.length) {
+    banner(
+      `DATA FAILS THE CHECK (--allow-bad-data): results are not ${config.data.dataset} results.\n` +
+        data.problems.map((p) => `  ${p.kind}: ${p.message}`).join("\n"),
+    );
+  }
   if (data.isSample) {
     banner(
       "NO CIFAR DATA FOUND (no --data-dir, MFI_DATA_DIR or data cache, and no download):\n" +
@@ -273,6 +287,12 @@ async function main(): Promise<void> {
     sample: data.isSample,
     backend: backendText,
   };
+  // One run per folder, or per phase with --phase (issue 15): the lock names its holder.
+  await Deno.mkdir(out, { recursive: true });
+  const lock = await acquireRunLock(out, {
+    scopes: values.phase,
+    onStale: (m) => console.warn(`reproduce: ${m}`),
+  }).catch((e) => fail((e as Error).message));
   const runStart = performance.now();
   let outcome;
   try {
@@ -309,6 +329,7 @@ async function main(): Promise<void> {
     ...describe,
   });
   const written = await writeReport(`${out}/report`, report, outcome.results);
+  await lock.release();
   console.log(
     `\nran ${outcome.ran.length} phase(s) in ${
       formatDuration((performance.now() - t0) / 1000)

@@ -9,7 +9,14 @@
  *
  * Every option can also come from a YAML file (`--config`); flags override the file; unknown keys
  * are errors. Writes into `--out`: `config.json` (resolved), `metrics.jsonl` (one line per epoch),
- * `checkpoints/` (atomic, resumable with `--resume`) and `test_accuracy.svg`.
+ * `checkpoints/` (atomic, resumable with `--resume`) and `test_accuracy.svg`; every file is
+ * written atomically, and never over an input.
+ *
+ * Safety: the folder is locked while a run uses it (`<out>/.lock` names the holder; a lock left
+ * by a dead process on this host is removed with a message). A fresh run or probe into a folder
+ * that holds a run is refused; `--resume` without a checkpoint is an error; a refused run writes
+ * nothing. {@linkcode RESUME_SAFE_KEYS} may change on `--resume` (recorded in `metrics.jsonl`
+ * and `config_history.jsonl`); other changes are refused naming the key.
  *
  * `--max-steps N` makes a probe: the same run (same data order, initial weights and learning-rate
  * schedule of the full `--epochs`) stopped after N optimizer steps, printing the loss of every
@@ -21,7 +28,9 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
+  acquireRunLock,
   AdamW,
+  assertNotInput,
   type Batch,
   type BatchSource,
   classificationLoss,
@@ -32,15 +41,19 @@ import {
   type EpochRecord,
   type FieldSpec,
   linePlotSvg,
+  listCheckpoints,
   loadYamlConfig,
   type LossFn,
   type NamedVariables,
+  NonFiniteLossError,
   type Optimizer,
   parseConfigFlags,
   resolveConfig,
   selectBackend,
   Sgd,
   trainModel,
+  type TrainStart,
+  writeTextFileAtomic,
 } from "@mfi/core";
 import {
   batchCount,
@@ -97,6 +110,21 @@ export type TrainConfig = ConfigOf<typeof TRAIN_SCHEMA>;
 /** Keys that may change between a run and its resume (where and how it runs, not what). */
 const RUNTIME_KEYS = ["out", "dataDir", "backend", "threads"] as const;
 
+/**
+ * Keys that may change on `--resume` and are recorded (`metrics.jsonl`, `config_history.jsonl`,
+ * the checkpoints): they change the learning-rate schedule's values or how often the run tests
+ * and saves, never what the saved weights, optimizer buffers, RNG state and step count mean.
+ * Everything else (model, width, data, batch size, optimizer and its hyperparameters, loss,
+ * augmentation, seed) is refused on resume, naming the key.
+ */
+export const RESUME_SAFE_KEYS: readonly string[] = Object.freeze([
+  "lr",
+  "minLr",
+  "epochs",
+  "evalEvery",
+  "checkpointEvery",
+]);
+
 /** What {@linkcode runTrain} returns. */
 export interface TrainSummary {
   /** The resolved config. */
@@ -120,8 +148,13 @@ const HELP = `deno task train [options]
 Options (also as YAML keys via --config; flags override the file):
 ${configHelp(TRAIN_SCHEMA)}
   --config <file.yaml>  read options from a YAML file
-  --resume  continue from the newest complete checkpoint in <out>/checkpoints
-  --help  show this text`;
+  --resume  continue from the newest complete checkpoint (all values finite) in <out>/checkpoints;
+            an error when there is none. ${RESUME_SAFE_KEYS.join(", ")} may change on resume
+            (recorded in metrics.jsonl and config_history.jsonl); other keys may not.
+  --help  show this text
+
+The run folder is locked while a run uses it (<out>/.lock); a lock left by a dead process on this
+host is removed with a message. A refused run writes nothing.`;
 
 async function loadSplit(config: TrainConfig, split: "train" | "test"): Promise<CifarSplit> {
   const source = config.dataDir ?? defaultDataDir();
@@ -200,7 +233,7 @@ class StepProbe {
       this.losses.push(value);
       console.log(`step ${step + 1}/${this.maxSteps}: loss ${value}`);
       await Deno.writeTextFile(this.file, JSON.stringify({ step, loss: value }) + "\n", {
-        append: true,
+        append: true, // the file was created (atomically, empty) before the run started
       });
     }
   }
@@ -234,6 +267,17 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   }
   layers.push({ source: "the command line", values: flags.values });
   const config = resolveConfig(TRAIN_SCHEMA, layers);
+  const resume = flags.extra.resume === true;
+  if (config.maxSteps !== undefined && resume) {
+    throw new Error(
+      `"maxSteps" cannot be combined with --resume: a probe writes no checkpoint; drop one of them`,
+    );
+  }
+  const inputs = [
+    ...(typeof flags.extra.config === "string" ? [flags.extra.config] : []),
+    ...(config.dataDir !== undefined ? [config.dataDir] : []),
+  ];
+  await checkRunFolder(config, resume, inputs);
 
   const backend = await selectBackend({ backend: config.backend, threads: config.threads });
   console.log(`backend: ${backend.name} (${backend.reason})`);
@@ -253,11 +297,6 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
         `${stepsPerEpoch}); lower --max-steps or drop it to train the whole run`,
     );
   }
-  if (maxSteps !== undefined && flags.extra.resume === true) {
-    throw new Error(
-      `"maxSteps" cannot be combined with --resume: a probe writes no checkpoint; drop one of them`,
-    );
-  }
   console.log(
     `data: ${config.dataset} train ${train.count} images (${stepsPerEpoch} batches of ` +
       `${config.batchSize}), test ${test.count}`,
@@ -275,14 +314,48 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   const runConfig = Object.fromEntries(
     Object.entries(config).filter(([k]) => !(RUNTIME_KEYS as readonly string[]).includes(k)),
   );
-  await Deno.mkdir(config.out, { recursive: true });
-  await Deno.writeTextFile(`${config.out}/config.json`, JSON.stringify(config, null, 2) + "\n");
   const dataSeed = deriveSeed(config.seed, "data");
   const probe = maxSteps === undefined
     ? undefined
     : new StepProbe(maxSteps, `${config.out}/steps.jsonl`);
-  if (probe) await Deno.writeTextFile(probe.file, "");
+  const created = !(await exists(config.out));
+  await Deno.mkdir(config.out, { recursive: true });
+  let started = false;
+  const lock = await acquireRunLock(config.out, {
+    command: ["deno task train", ...args].join(" "),
+    onStale: (m) => console.warn(`train: ${m}`),
+  }).catch((e) => {
+    optimizer.dispose();
+    for (const [, v] of model.namedVariables()) v.dispose();
+    throw e;
+  });
+  // Written only once every check has passed (in beforeStart), so a refused run touches nothing.
+  const beforeStart = async (start: TrainStart): Promise<void> => {
+    started = true;
+    for (const path of start.skippedNonFinite) {
+      console.warn(`train: skipping checkpoint ${path}: it holds NaN/Inf values`);
+    }
+    if (start.resumedFrom !== null) console.log(`resuming from ${start.resumedFrom}`);
+    for (const c of start.configChanges) {
+      console.log(
+        `resume: ${c.key} changed from ${JSON.stringify(c.from)} to ${JSON.stringify(c.to)} ` +
+          `(recorded in metrics.jsonl and config_history.jsonl)`,
+      );
+    }
+    await writeTextFileAtomic(`${config.out}/config.json`, JSON.stringify(config, null, 2) + "\n", {
+      inputs,
+    });
+    if (start.configHistory.length > 0) {
+      await writeTextFileAtomic(
+        `${config.out}/config_history.jsonl`,
+        start.configHistory.map((h) => JSON.stringify(h) + "\n").join(""),
+        { inputs },
+      );
+    }
+    if (probe) await writeTextFileAtomic(probe.file, "", { inputs });
+  };
   try {
+    await checkRunFolder(config, resume, inputs); // again, now that the folder is ours
     const result = await trainModel(model, {
       optimizer,
       schedule: cosineSchedule({
@@ -311,8 +384,10 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
       stepsPerEpoch,
       checkpointDir: probe ? undefined : `${config.out}/checkpoints`,
       checkpointEvery: config.checkpointEvery,
-      resume: flags.extra.resume === true,
+      resume,
       config: runConfig,
+      safeToChange: RESUME_SAFE_KEYS,
+      beforeStart,
       logFile: `${config.out}/metrics.jsonl`,
     });
     const points = result.history
@@ -322,7 +397,7 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
       .filter((r) => r.trainAccuracy !== null)
       .map((r) => [r.epoch, 100 * r.trainAccuracy!] as const);
     if (points.length + trainPoints.length > 0) {
-      await Deno.writeTextFile(
+      await writeTextFileAtomic(
         `${config.out}/test_accuracy.svg`,
         linePlotSvg([
           { name: "test top-1 (%)", points },
@@ -332,6 +407,7 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
           xLabel: "epoch",
           yLabel: "accuracy (%)",
         }),
+        { inputs },
       );
     }
     const last = result.history.at(-1);
@@ -348,6 +424,71 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
     probe?.dispose();
     optimizer.dispose();
     for (const [, v] of model.namedVariables()) v.dispose();
+    await lock.release();
+    // A run refused before it started leaves no empty folder behind it.
+    if (!started && created) await Deno.remove(config.out).catch(() => {});
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** The files a run writes into its folder (besides `checkpoints/` and `.lock`). */
+const RUN_FILES = [
+  "config.json",
+  "metrics.jsonl",
+  "config_history.jsonl",
+  "steps.jsonl",
+  "test_accuracy.svg",
+];
+
+/**
+ * Refuses, before anything is loaded or written, a run that would damage what `out` holds: a
+ * fresh run or probe over a folder that holds a run (checkpoints, or the epoch records of a full
+ * run; a previous probe's files are replaced), `--resume` with no checkpoint to resume from, and
+ * an output file that is one of the inputs.
+ */
+async function checkRunFolder(
+  config: TrainConfig,
+  resume: boolean,
+  inputs: readonly string[],
+): Promise<void> {
+  const out = config.out;
+  for (const name of RUN_FILES) await assertNotInput(`${out}/${name}`, inputs);
+  const checkpoints = await listCheckpoints(`${out}/checkpoints`);
+  if (resume) {
+    if (checkpoints.length === 0) {
+      throw new Error(
+        `Cannot resume: ${out}/checkpoints holds no complete checkpoint. Drop --resume to ` +
+          `start a fresh run, or pass the --out of the run to continue.`,
+      );
+    }
+    return;
+  }
+  let previous: Record<string, unknown> | undefined;
+  try {
+    previous = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound) && !(e instanceof SyntaxError)) throw e;
+  }
+  const logged = await Deno.stat(`${out}/metrics.jsonl`).then((s) => s.size > 0, () => false);
+  // Worth protecting: checkpoints, or the epoch records of a full run (not a probe's). A run that
+  // stopped before its first epoch ended (e.g. a NaN at step 1) may be started again in place.
+  const holdsRun = checkpoints.length > 0 ||
+    (logged && previous !== undefined && previous.maxSteps === undefined);
+  if (holdsRun) {
+    throw new Error(
+      `${out} already holds a training run (${
+        checkpoints.length > 0 ? `${checkpoints.length} checkpoint(s)` : "its metrics.jsonl"
+      }): pass --resume to continue it, or choose another --out. Nothing was written.`,
+    );
   }
 }
 
@@ -363,7 +504,12 @@ if (import.meta.main) {
       }));
     }
   } catch (e) {
-    console.error(`train: ${(e as Error).message}`);
+    const advice = e instanceof NonFiniteLossError
+      ? e.checkpoint
+        ? `\nContinue with the same command plus --resume and a lower --lr (e.g. half).`
+        : `\nRun the same command again with a lower --lr.`
+      : "";
+    console.error(`train: ${(e as Error).message}${advice}`);
     Deno.exit(1);
   }
 }

@@ -56,8 +56,68 @@ Deno.test("train runs end to end on the embedded sample and writes its outputs",
   // The finished run resumes as a no-op; a changed config is refused.
   const again = (await runTrain([...args, "--resume"]))!;
   assert.equal(again.history.length, 1);
-  await assert.rejects(runTrain([...args, "--resume", "--lr", "0.5"]), /config differs \(lr/);
+  const configBefore = await Deno.readTextFile(`${out}/config.json`);
+  const metricsBefore = await Deno.readTextFile(`${out}/metrics.jsonl`);
+  const untouched = async () => {
+    assert.equal(await Deno.readTextFile(`${out}/config.json`), configBefore);
+    assert.equal(await Deno.readTextFile(`${out}/metrics.jsonl`), metricsBefore);
+  };
+  // (Until issue 15 the learning rate was refused here; it is now a safe key.)
+  await assert.rejects(
+    runTrain([...args, "--resume", "--momentum", "0.5"]),
+    /config differs \(momentum: saved 0\.9, now 0\.5\)\. Only lr, minLr, epochs/,
+  );
+  await untouched(); // the refused run used to overwrite config.json
+  // A fresh run or a probe over a finished run is refused and writes nothing (a probe used to
+  // truncate metrics.jsonl).
+  await assert.rejects(runTrain(args), /already holds a training run .*pass --resume/);
+  await assert.rejects(runTrain([...args, "--max-steps", "1"]), /already holds a training run/);
+  await untouched();
+  // A live holder of the folder's lock is named; nothing is written.
+  const lock = {
+    pid: 1,
+    hostname: Deno.hostname(),
+    startedAt: "2026-01-01T00:00:00Z",
+    command: "x",
+  };
+  await Deno.writeTextFile(`${out}/.lock`, JSON.stringify(lock));
+  await assert.rejects(runTrain([...args, "--resume", "--lr", "0.05"]), /held by pid 1 on /);
+  await untouched();
+  await Deno.remove(`${out}/.lock`);
+  // Never over an input: the run's own config.json as --config.
+  await assert.rejects(
+    runTrain(["--config", `${out}/config.json`, "--resume"]),
+    /Refusing to write .*config\.json: it is the input/,
+  );
+  await untouched();
+  // Resuming with a lower learning rate (as a NaN stop advises) is allowed and recorded.
+  const lower = (await runTrain([...args, "--resume", "--lr", "0.05", "--epochs", "2"]))!;
+  assert.equal(lower.history.length, 2);
+  const changes = [
+    { key: "epochs", from: 1, to: 2 },
+    { key: "lr", from: 0.1, to: 0.05 },
+  ];
+  assert.deepEqual(lower.history[1].configChanges, changes);
+  const logged = (await Deno.readTextFile(`${out}/metrics.jsonl`)).trim().split("\n");
+  assert.deepEqual(JSON.parse(logged[1]).configChanges, changes);
+  const history = (await Deno.readTextFile(`${out}/config_history.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l));
+  assert.equal(history.length, 1);
+  assert.deepEqual(history[0].changes, changes);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${out}/config.json`)).lr, 0.05);
+  await assert.rejects(Deno.stat(`${out}/.lock`), Deno.errors.NotFound);
   await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("train --resume with no checkpoint is an error, and creates nothing", async () => {
+  const root = await Deno.makeTempDir();
+  const common = ["--width", "0.0625", "--subset", "1", "--data-dir", SAMPLE, "--backend", "wasm"];
+  await assert.rejects(
+    runTrain([...common, "--resume", "--out", `${root}/new`]),
+    /Cannot resume: .*new\/checkpoints holds no complete checkpoint\. Drop --resume/,
+  );
+  await assert.rejects(Deno.stat(`${root}/new`), Deno.errors.NotFound);
+  await Deno.remove(root, { recursive: true });
 });
 
 Deno.test("every configs/train/*.yaml is a valid train config", async () => {
