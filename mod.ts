@@ -10,3 +10,4 @@ export * from "@mfi/data";
 export * from "@mfi/flows";
 export * from "@mfi/resnet";
 export * from "@mfi/incubation";
+export * from "@mfi/serve";

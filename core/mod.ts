@@ -14,7 +14,6 @@ export * from "./cli.ts";
 export * from "./config.ts";
 export * from "./conv2d.ts";
 export * from "./evaluate.ts";
-export * from "./image.ts";
 export * from "./kernels/mod.ts";
 export * from "./linear.ts";
 export * from "./loss.ts";

@@ -6,13 +6,9 @@
  * @module
  */
 export * from "./aggregate.ts";
-export * from "./bundle.ts";
-export * from "./checkpoint_bundle.ts";
-export * from "./classifier.ts";
 export * from "./config.ts";
 export * from "./errors.ts";
 export * from "./estimate.ts";
-export * from "./http_handler.ts";
 export * from "./model_spec.ts";
 export * from "./objective.ts";
 export * from "./phase_output.ts";

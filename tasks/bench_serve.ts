@@ -25,7 +25,8 @@ import { encode as encodePng } from "fast-png";
 import { Rng, selectBackend } from "@mfi/core";
 import { CIFAR_CLASS_NAMES } from "@mfi/data";
 import type { ResNetArchName, StagedModel } from "@mfi/resnet";
-import { buildModel, resnetSpec, writeBundle } from "@mfi/incubation";
+import { buildModel, resnetSpec } from "@mfi/incubation";
+import { writeBundle } from "@mfi/serve";
 import { startServer, wasmDir } from "./_serve_process.ts";
 
 interface Health {

@@ -2,7 +2,7 @@
  * `deno task export --checkpoint DIR --out model.mfi`: turns a training checkpoint into a
  * single-file inference bundle (weights + batch-norm statistics, spec, labels, normalisation,
  * parameter count, recorded accuracy, SHA-256s; no optimizer state). See `bundleFromCheckpoint`
- * in `@mfi/incubation` for where each field comes from.
+ * in `@mfi/serve` for where each field comes from.
  *
  * `--checkpoint` takes a sidecar (`.../output.json`), a checkpoint directory (its newest complete
  * checkpoint is used) or a pipeline phase directory (its `output/` checkpoint).
@@ -14,7 +14,8 @@
  */
 import { parseArgs } from "node:util";
 import { latestCheckpoint, readCheckpoint, selectBackend, writeFileAtomic } from "@mfi/core";
-import { bundleFromCheckpoint, type ModelSpec } from "@mfi/incubation";
+import type { ModelSpec } from "@mfi/incubation";
+import { bundleFromCheckpoint } from "@mfi/serve";
 
 const USAGE = "usage: deno task export --checkpoint DIR|SIDECAR.json --out model.mfi " +
   "[--spec spec.json] [--dataset cifar10|cifar100] [--class-names FILE] [--name TEXT] [--no-accuracy]";

@@ -1,6 +1,6 @@
 /**
  * `deno task serve --model model.mfi [--port 8080]`: serves a bundle's classifier over HTTP
- * (`POST /classify`, `GET /healthz`, `GET /model`; see `createHandler` in `@mfi/incubation`).
+ * (`POST /classify`, `GET /healthz`, `GET /model`; see `createHandler` in `@mfi/serve`).
  *
  * Permissions: only `--allow-net` (to listen; and to fetch an `http(s):` bundle or WASM binaries)
  * and `--allow-read` of the bundle file (plus the WASM binaries when they are read from disk).
@@ -21,7 +21,7 @@
  */
 import { parseArgs } from "node:util";
 import { BACKEND_ARG_HELP, BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "@mfi/core";
-import { createHandler, loadClassifier } from "@mfi/incubation";
+import { createHandler, loadClassifier } from "@mfi/serve";
 
 const USAGE = "usage: deno task serve --model model.mfi [--port 8080] [--hostname 127.0.0.1] " +
   "[--max-body-bytes N] [--max-pixels N] [--max-batch N] [--topk K] " +

@@ -17,7 +17,7 @@
  *
  * @module
  */
-import { createHandler, type Handler, loadClassifier } from "@mfi/incubation";
+import { createHandler, type Handler, loadClassifier } from "@mfi/serve";
 
 function env(name: string): string | undefined {
   const value = Deno.env.get(name);

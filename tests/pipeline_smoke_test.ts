@@ -8,9 +8,7 @@ import * as tf from "@tensorflow/tfjs";
 import { readCheckpoint } from "@mfi/core";
 import {
   buildReport,
-  bundleFromCheckpoint,
   countSpecParameters,
-  loadClassifier,
   mergeConfig,
   PhaseNotReadyError,
   pipelineSpecs,
@@ -18,6 +16,7 @@ import {
   runPipeline,
   writeReport,
 } from "@mfi/incubation";
+import { bundleFromCheckpoint, loadClassifier } from "@mfi/serve";
 import { rewritePhaseOutput, smokeRun } from "./_smoke_run.ts";
 
 Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted and corrupt phases", async () => {

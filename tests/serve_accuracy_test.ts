@@ -27,7 +27,7 @@ import {
   instantiateBundle,
   loadClassifier,
   readBundle,
-} from "@mfi/incubation";
+} from "@mfi/serve";
 
 const env = (name: string): string | undefined => Deno.env.get(name) || undefined;
 const bundlePath = env("MFI_BUNDLE");

@@ -5,7 +5,8 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import type { StagedModel } from "@mfi/resnet";
-import { buildModel, resnetSpec, writeBundle } from "@mfi/incubation";
+import { buildModel, resnetSpec } from "@mfi/incubation";
+import { writeBundle } from "@mfi/serve";
 import { startServer } from "../tasks/_serve_process.ts";
 
 await tf.setBackend("cpu");

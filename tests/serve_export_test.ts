@@ -7,7 +7,8 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { disposeModule, Rng, saveCheckpoint } from "@mfi/core";
 import type { StagedModel } from "@mfi/resnet";
-import { buildModel, loadClassifier, resnetSpec } from "@mfi/incubation";
+import { buildModel, resnetSpec } from "@mfi/incubation";
+import { loadClassifier } from "@mfi/serve";
 
 await tf.setBackend("cpu");
 

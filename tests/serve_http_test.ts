@@ -7,10 +7,11 @@ import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
-import { imageToSquareRgb, Rng } from "@mfi/core";
+import { Rng } from "@mfi/core";
 import { CIFAR_CLASS_NAMES } from "@mfi/data";
 import type { StagedModel } from "@mfi/resnet";
-import { buildModel, loadClassifier, resnetSpec, writeBundle } from "@mfi/incubation";
+import { buildModel, resnetSpec } from "@mfi/incubation";
+import { imageToSquareRgb, loadClassifier, writeBundle } from "@mfi/serve";
 import { startServer, wasmDir } from "../tasks/_serve_process.ts";
 
 await tf.setBackend("cpu");

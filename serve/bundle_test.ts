@@ -24,7 +24,7 @@ import {
   resnetSpec,
   type StageSpec,
   validateModelSpec,
-} from "./model_spec.ts";
+} from "@mfi/incubation";
 
 await tf.setBackend("cpu");
 

@@ -75,7 +75,7 @@ const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
  * @returns `"png"`, `"jpeg"`, or `undefined` for anything else.
  * @example
  * ```ts
- * import { sniffImageFormat } from "@mfi/core";
+ * import { sniffImageFormat } from "@mfi/serve";
  * import assert from "node:assert/strict";
  * assert.equal(sniffImageFormat(new Uint8Array([0xff, 0xd8, 0xff, 0xe0])), "jpeg");
  * assert.equal(sniffImageFormat(new Uint8Array([1, 2, 3])), undefined);
@@ -242,7 +242,7 @@ function jpegToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
  * @throws {RangeError} If `maxPixels` is not a positive integer.
  * @example
  * ```ts
- * import { decodeImage } from "@mfi/core";
+ * import { decodeImage } from "@mfi/serve";
  * import { encode } from "fast-png";
  * import assert from "node:assert/strict";
  * const grey = encode({ width: 2, height: 1, data: new Uint8Array([0, 200]), channels: 1 });
@@ -321,7 +321,7 @@ function axisWeights(n: number, x0: number, len: number, out: number): AxisWeigh
  * @throws {RangeError} If `size` is not a positive integer or the image data has the wrong length.
  * @example
  * ```ts
- * import { resizeCenterCrop } from "@mfi/core";
+ * import { resizeCenterCrop } from "@mfi/serve";
  * import assert from "node:assert/strict";
  * // 4x2 image: left half black, right half white; the centre 2x2 square is averaged to 1x1.
  * const data = new Uint8Array(4 * 2 * 3);
@@ -395,7 +395,7 @@ export function resizeCenterCrop(image: RgbImage, size = 32): RgbImage {
  * @throws {RangeError} On an invalid `size` or `maxPixels`.
  * @example
  * ```ts
- * import { imageToSquareRgb } from "@mfi/core";
+ * import { imageToSquareRgb } from "@mfi/serve";
  * import { encode } from "fast-png";
  * import assert from "node:assert/strict";
  * const rgba = new Uint8Array(64 * 48 * 4).fill(255);

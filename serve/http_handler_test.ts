@@ -4,7 +4,7 @@ import { encode as encodePng } from "fast-png";
 import { writeBundle } from "./bundle.ts";
 import { type Classifier, loadClassifier } from "./classifier.ts";
 import { createHandler } from "./http_handler.ts";
-import { buildModel, resnetSpec } from "./model_spec.ts";
+import { buildModel, resnetSpec } from "@mfi/incubation";
 
 await tf.setBackend("cpu");
 

@@ -33,7 +33,10 @@ import {
   type ModelSpec,
   resnetSpec,
   validateModelSpec,
-} from "./model_spec.ts";
+} from "@mfi/incubation";
+
+// Types from other packages that this API names, re-exported so its documentation is complete.
+export type { LoadedCheckpoint } from "@mfi/core";
 
 /** Options of {@linkcode bundleFromCheckpoint}: overrides of what the sidecar records. */
 export interface BundleFromCheckpointOptions {
@@ -167,7 +170,8 @@ function findAccuracy(
  *   weights do not match the spec (e.g. a checkpoint holding only one stage).
  * @example
  * ```ts
- * import { bundleFromCheckpoint, buildModel, resnetSpec } from "@mfi/incubation";
+ * import { buildModel, resnetSpec } from "@mfi/incubation";
+ * import { bundleFromCheckpoint } from "@mfi/serve";
  * import { disposeModule, readCheckpoint, saveCheckpoint } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";

@@ -5,7 +5,7 @@ import { buildResNet, type StagedModel } from "@mfi/resnet";
 import { CLASS_NAMES } from "./_cifar_labels.ts";
 import { instantiateBundle, readBundle } from "./bundle.ts";
 import { bundleFromCheckpoint } from "./checkpoint_bundle.ts";
-import { buildModel, type ModelSpec, resnetSpec } from "./model_spec.ts";
+import { buildModel, type ModelSpec, resnetSpec } from "@mfi/incubation";
 
 await tf.setBackend("cpu");
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
-import { Rng } from "./random.ts";
+import { Rng } from "@mfi/core";
 import {
   decodeImage,
   ImageDecodeError,

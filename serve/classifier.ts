@@ -15,13 +15,15 @@ import * as tf from "@tensorflow/tfjs";
 import {
   type BackendChoice,
   disposeModule,
-  resizeCenterCrop,
-  type RgbImage,
   selectBackend,
   type SelectBackendOptions,
 } from "@mfi/core";
+import { resizeCenterCrop, type RgbImage } from "./image.ts";
 import type { StagedModel } from "@mfi/resnet";
 import { type BundleInfo, instantiateBundle, readBundle } from "./bundle.ts";
+
+// Types from other packages that this API names, re-exported so its documentation is complete.
+export type { BackendChoice, SelectBackendOptions } from "@mfi/core";
 
 /** Side of the square RGB images the classifier's models take. */
 export const INPUT_SIZE = 32;
@@ -30,7 +32,7 @@ export const INPUT_BYTES: number = INPUT_SIZE * INPUT_SIZE * 3;
 
 /**
  * A decoded image of any size with 8-bit RGB or RGBA pixels, row-major: an `RgbImage` from
- * `decodeImage` (`@mfi/core`), or a browser/canvas `ImageData` (RGBA, alpha dropped).
+ * `decodeImage` (`@mfi/serve`), or a browser/canvas `ImageData` (RGBA, alpha dropped).
  */
 export interface DecodedPixels {
   /** Width in pixels. */
@@ -397,7 +399,8 @@ class BundleClassifier implements Classifier {
  * @throws {Error} If the file cannot be read or fetched, or the backend cannot start.
  * @example
  * ```ts
- * import { buildModel, loadClassifier, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { buildModel, resnetSpec } from "@mfi/incubation";
+ * import { loadClassifier, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";

@@ -39,7 +39,12 @@ import {
   countSpecParameters,
   type ModelSpec,
   validateModelSpec,
-} from "./model_spec.ts";
+} from "@mfi/incubation";
+
+// Types from other packages that this API names, re-exported so its documentation is complete.
+export type { Module, SafetensorsTensor } from "@mfi/core";
+export type { ModelSpec } from "@mfi/incubation";
+export type { StagedModel } from "@mfi/resnet";
 
 /** The bundle format tag written into, and required in, every bundle. */
 export const BUNDLE_FORMAT = "mfi-bundle/1";
@@ -270,7 +275,8 @@ function defaultName(spec: ModelSpec): string {
  * @throws {TypeError | RangeError} If the spec or the metadata is invalid.
  * @example
  * ```ts
- * import { buildModel, readBundle, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { buildModel, resnetSpec } from "@mfi/incubation";
+ * import { readBundle, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";
@@ -356,7 +362,7 @@ function parseJson(source: string, key: string, text: string): unknown {
  *   inconsistent; the message names the source and the problem.
  * @example
  * ```ts
- * import { readBundle } from "@mfi/incubation";
+ * import { readBundle } from "@mfi/serve";
  * import assert from "node:assert/strict";
  * await assert.rejects(readBundle(new Uint8Array(3), { source: "x.mfi" }), /x\.mfi/);
  * ```
@@ -462,7 +468,8 @@ export async function readBundle(
  * @throws {BundleError} If the tensors do not match the model built from the spec.
  * @example
  * ```ts
- * import { buildModel, instantiateBundle, readBundle, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { buildModel, resnetSpec } from "@mfi/incubation";
+ * import { instantiateBundle, readBundle, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";

@@ -1,10 +1,11 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { disposeModule, resizeCenterCrop, Rng } from "@mfi/core";
+import { disposeModule, Rng } from "@mfi/core";
+import { resizeCenterCrop } from "./image.ts";
 import type { StagedModel } from "@mfi/resnet";
 import { type BundleMeta, writeBundle } from "./bundle.ts";
 import { INPUT_BYTES, loadClassifier } from "./classifier.ts";
-import { buildModel, resnetSpec } from "./model_spec.ts";
+import { buildModel, resnetSpec } from "@mfi/incubation";
 
 await tf.setBackend("cpu");
 

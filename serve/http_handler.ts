@@ -25,7 +25,7 @@
  *
  * @module
  */
-import { ImageDecodeError, imageToSquareRgb, sniffImageFormat } from "@mfi/core";
+import { ImageDecodeError, imageToSquareRgb, sniffImageFormat } from "./image.ts";
 import { type Classifier, INPUT_BYTES, INPUT_SIZE } from "./classifier.ts";
 
 /** Options of {@linkcode createHandler}. */
@@ -112,7 +112,8 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
  * @throws {RangeError} On a non-positive limit or an invalid `defaultTopK`.
  * @example
  * ```ts
- * import { buildModel, createHandler, loadClassifier, resnetSpec, writeBundle } from "@mfi/incubation";
+ * import { buildModel, resnetSpec } from "@mfi/incubation";
+ * import { createHandler, loadClassifier, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";
