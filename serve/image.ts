@@ -17,10 +17,17 @@
  *   weights, like OpenCV's `INTER_AREA`); upscaling interpolates bilinearly at pixel centres.
  *   Values are rounded to the nearest integer.
  *
+ * Hostile input: before the decoder allocates anything, the header's dimensions are checked
+ * against `maxPixels`, a PNG's image data is inflated slice by slice and refused as soon as it
+ * passes what the declared dimensions need (an embedded ICC profile: 4 MiB), and a JPEG's marker
+ * segments are walked (frame header present, segments inside the file, at most 100 scans). A
+ * decompression bomb therefore costs at most the declared image size plus a few megabytes.
+ *
  * @module
  */
 import { decode as decodePng } from "fast-png";
 import jpeg from "jpeg-js";
+import { Unzlib } from "fflate";
 
 /** Image container formats {@linkcode decodeImage} reads. */
 export type ImageFormat = "png" | "jpeg";
@@ -129,16 +136,149 @@ function unpackBits(data: Uint8Array, width: number, height: number, depth: numb
   return out;
 }
 
-function pngToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
-  // IHDR is the first chunk: length(4) "IHDR"(4) width(4) height(4), big-endian.
-  if (bytes.length < 33) {
-    throw new ImageDecodeError(`Cannot decode png: ${bytes.length} bytes is too short for IHDR`);
+/** Samples per pixel of each PNG colour type, and the bit depths it allows. */
+const PNG_COLOUR_TYPES: Readonly<Record<number, readonly [number, readonly number[]]>> = {
+  0: [1, [1, 2, 4, 8, 16]], // grey
+  2: [3, [8, 16]], // RGB
+  3: [1, [1, 2, 4, 8]], // palette
+  4: [2, [8, 16]], // grey + alpha
+  6: [4, [8, 16]], // RGBA
+};
+
+/** The largest embedded ICC profile accepted (inflated), in bytes. */
+const MAX_ICC_PROFILE_BYTES = 4 * 1024 * 1024;
+
+/** Size of the input slices fed to the inflater: bounds its output per step to about 4 MB. */
+const INFLATE_SLICE = 4096;
+
+/**
+ * Bytes of filtered scanlines a PNG of this header holds after inflation: per row one filter
+ * byte plus the packed samples; Adam7-interlaced images store seven sub-images.
+ */
+function pngRawBytes(
+  width: number,
+  height: number,
+  bitsPerPixel: number,
+  interlaced: boolean,
+): number {
+  const rows = (
+    w: number,
+    h: number,
+  ) => (w > 0 && h > 0 ? h * (1 + Math.ceil((w * bitsPerPixel) / 8)) : 0);
+  if (!interlaced) return rows(width, height);
+  // Adam7 passes: [x0, y0, dx, dy].
+  const passes = [[0, 0, 8, 8], [4, 0, 8, 8], [0, 4, 4, 8], [2, 0, 4, 4], [0, 2, 2, 4], [
+    1,
+    0,
+    2,
+    2,
+  ], [
+    0,
+    1,
+    1,
+    2,
+  ]];
+  let total = 0;
+  for (const [x0, y0, dx, dy] of passes) {
+    total += rows(Math.ceil((width - x0) / dx), Math.ceil((height - y0) / dy));
   }
+  return total;
+}
+
+/**
+ * Inflates zlib data slice by slice and throws as soon as the output passes `limit` bytes, so a
+ * few kilobytes that would inflate to gigabytes cost at most `limit` plus a few megabytes.
+ */
+class CappedInflater {
+  #inflated = 0;
+  readonly #inflater: Unzlib;
+
+  constructor(readonly limit: number, onOver: (inflated: number) => never) {
+    this.#inflater = new Unzlib((chunk) => {
+      this.#inflated += chunk.length;
+      if (this.#inflated > this.limit) onOver(this.#inflated);
+    });
+  }
+
+  /** Bytes produced so far. */
+  get inflated(): number {
+    return this.#inflated;
+  }
+
+  push(data: Uint8Array): void {
+    for (let i = 0; i < data.length; i += INFLATE_SLICE) {
+      try {
+        this.#inflater.push(data.subarray(i, i + INFLATE_SLICE), false);
+      } catch (e) {
+        if (e instanceof ImageDecodeError) throw e;
+        throw new ImageDecodeError(
+          `Cannot decode png: compressed data is corrupt (${(e as Error).message})`,
+          { cause: e },
+        );
+      }
+    }
+  }
+}
+
+/**
+ * Walks a PNG's chunks without decoding pixels: checks the layout, the header's dimensions
+ * against `maxPixels`, and that the image data (IDAT) inflates to no more than the header's
+ * dimensions need (and an embedded ICC profile to no more than 4 MiB). Runs before the decoder
+ * allocates anything, with memory bounded by the declared image size.
+ */
+function checkPngBounds(bytes: Uint8Array, maxPixels: number): void {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR") {
-    throw new ImageDecodeError("Cannot decode png: the first chunk is not IHDR (corrupt file)");
+  const bad = (what: string): never => {
+    throw new ImageDecodeError(`Cannot decode png: ${what}`);
+  };
+  // IHDR is the first chunk: length(4) "IHDR"(4) width(4) height(4) depth colour method filter
+  // interlace, big-endian.
+  if (bytes.length < 33) bad(`${bytes.length} bytes is too short for IHDR`);
+  if (String.fromCharCode(...bytes.subarray(12, 16)) !== "IHDR" || view.getUint32(8) !== 13) {
+    bad("the first chunk is not IHDR (corrupt file)");
   }
-  checkDimensions("png", view.getUint32(16), view.getUint32(20), maxPixels);
+  const width = view.getUint32(16);
+  const height = view.getUint32(20);
+  checkDimensions("png", width, height, maxPixels);
+  const depth = bytes[24];
+  const colourType = bytes[25];
+  const layout = PNG_COLOUR_TYPES[colourType];
+  if (!layout) bad(`unknown colour type ${colourType}`);
+  if (!layout[1].includes(depth)) {
+    bad(`bit depth ${depth} is invalid for colour type ${colourType}`);
+  }
+  if (bytes[28] > 1) bad(`unknown interlace method ${bytes[28]}`);
+  const limit = pngRawBytes(width, height, layout[0] * depth, bytes[28] === 1);
+  const idat = new CappedInflater(limit, (n) =>
+    bad(
+      `the image data inflates to more than the ${limit} bytes a ${width}x${height} image needs ` +
+        `(stopped at ${n}): a decompression bomb or a corrupt file`,
+    ));
+  let pos = 8;
+  for (;;) {
+    if (pos + 12 > bytes.length) bad(`truncated: no IEND chunk after byte ${pos}`);
+    const length = view.getUint32(pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    if (length > 0x7fffffff || pos + 12 + length > bytes.length) {
+      bad(`truncated: chunk ${JSON.stringify(type)} at byte ${pos} claims ${length} bytes`);
+    }
+    const data = bytes.subarray(pos + 8, pos + 8 + length);
+    if (type === "IDAT") idat.push(data);
+    else if (type === "iCCP") {
+      const nul = data.indexOf(0);
+      if (nul < 0 || nul + 2 > data.length) bad("iCCP chunk is malformed");
+      new CappedInflater(MAX_ICC_PROFILE_BYTES, (n) =>
+        bad(
+          `the embedded ICC profile inflates to more than ${MAX_ICC_PROFILE_BYTES} bytes ` +
+            `(stopped at ${n}): a decompression bomb or a corrupt file`,
+        )).push(data.subarray(nul + 2));
+    } else if (type === "IEND") break;
+    pos += 12 + length;
+  }
+}
+
+function pngToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
+  checkPngBounds(bytes, maxPixels);
   let png;
   try {
     png = decodePng(bytes, { checkCrc: true });
@@ -200,7 +340,68 @@ function pngToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
   return { width, height, data: out };
 }
 
+/** The most scans (SOS segments) a JPEG may have; progressive encoders write about 10. */
+const MAX_JPEG_SCANS = 100;
+
+/**
+ * Walks a JPEG's marker segments without decoding: the frame header's dimensions are checked
+ * against `maxPixels` before anything is allocated, a missing frame header or a truncated
+ * segment is an error, and the number of scans is capped (each scan is a full pass over the
+ * image, so thousands of tiny scans would make a small file cost minutes of CPU).
+ */
+function checkJpegBounds(bytes: Uint8Array, maxPixels: number): void {
+  const bad = (what: string): never => {
+    throw new ImageDecodeError(`Cannot decode jpeg: ${what}`);
+  };
+  const u16 = (i: number) => (bytes[i] << 8) | bytes[i + 1];
+  let frame = false;
+  let scans = 0;
+  let pos = 2;
+  while (pos < bytes.length) {
+    if (bytes[pos] !== 0xff) bad(`expected a marker at byte ${pos} (corrupt file)`);
+    while (pos < bytes.length && bytes[pos] === 0xff) pos++; // fill bytes
+    if (pos >= bytes.length) break;
+    const marker = bytes[pos++];
+    if (marker === 0xd9) return; // EOI
+    if (marker === 0x01 || (marker >= 0xd0 && marker <= 0xd8)) continue; // no length
+    if (pos + 2 > bytes.length) break;
+    const length = u16(pos);
+    if (length < 2 || pos + length > bytes.length) {
+      bad(`truncated: segment 0x${marker.toString(16)} at byte ${pos - 2} claims ${length} bytes`);
+    }
+    const isFrame = marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker);
+    if (isFrame) {
+      if (length < 8) bad("frame header is too short");
+      const height = u16(pos + 3);
+      const width = u16(pos + 5);
+      if (height === 0) bad("height 0 (set by a later DNL marker) is not supported");
+      checkDimensions("jpeg", width, height, maxPixels);
+      frame = true;
+    }
+    pos += length;
+    if (marker === 0xda) {
+      if (!frame) bad("a scan comes before the frame header (corrupt file)");
+      if (++scans > MAX_JPEG_SCANS) {
+        bad(`more than ${MAX_JPEG_SCANS} scans; refused (a decoding-time bomb or a corrupt file)`);
+      }
+      // Entropy-coded data runs to the next marker that is not a stuffed 0xff00 or a restart.
+      while (pos + 1 < bytes.length) {
+        if (
+          bytes[pos] === 0xff && bytes[pos + 1] !== 0 &&
+          !(bytes[pos + 1] >= 0xd0 && bytes[pos + 1] <= 0xd7)
+        ) {
+          break;
+        }
+        pos++;
+      }
+      if (pos + 1 >= bytes.length) pos = bytes.length;
+    }
+  }
+  if (!frame) bad("truncated: no frame header (SOF) found");
+}
+
 function jpegToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
+  checkJpegBounds(bytes, maxPixels);
   let img;
   try {
     img = jpeg.decode(bytes, {
@@ -237,8 +438,9 @@ function jpegToRgb(bytes: Uint8Array, maxPixels: number): RgbImage {
  * @param bytes The whole file.
  * @param options Pixel-count limit.
  * @returns The decoded image.
- * @throws {ImageDecodeError} If the bytes are neither PNG nor JPEG, are corrupt or truncated, or
- *   the image has more than `maxPixels` pixels.
+ * @throws {ImageDecodeError} If the bytes are neither PNG nor JPEG, are corrupt or truncated,
+ *   the image has more than `maxPixels` pixels, its PNG data inflates past what its dimensions
+ *   need, or a JPEG has more than 100 scans.
  * @throws {RangeError} If `maxPixels` is not a positive integer.
  * @example
  * ```ts

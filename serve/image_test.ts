@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
+import { zlibSync } from "fflate";
 import { Rng } from "@mfi/core";
 import {
   decodeImage,
@@ -10,6 +11,18 @@ import {
   type RgbImage,
   sniffImageFormat,
 } from "./image.ts";
+import {
+  corrupt,
+  jpegHugeDimensions,
+  jpegManyScans,
+  pngHugeDimensions,
+  pngIccBomb,
+  pngInflateBomb,
+  pngWith,
+  smallJpeg,
+  smallPng,
+  zlibZeros,
+} from "./testdata/hostile.ts";
 
 /** A deterministic RGB test pattern: r = x, g = y, b = (x + 2y) mod 256. */
 function pattern(width: number, height: number): RgbImage {
@@ -204,6 +217,127 @@ Deno.test("corrupted PNG/JPEG bytes decode or fail with ImageDecodeError, never 
         assert.equal(out.data.length, out.width * out.height * 3);
       } catch (e) {
         assert.ok(e instanceof ImageDecodeError, `${(e as Error)?.name}: ${(e as Error)?.message}`);
+      }
+    }
+  }
+});
+
+/** The bytes an inflation bomb had produced when it was stopped (from the error message). */
+function stoppedAt(e: unknown): number {
+  const m = /stopped at (\d+)/.exec((e as Error).message);
+  assert.ok(m, `no "stopped at" in: ${(e as Error).message}`);
+  return Number(m[1]);
+}
+
+Deno.test("bomb: PNG image data inflating far past the declared size is stopped early", () => {
+  const gib = 1024 ** 3;
+  for (const [w, h] of [[1, 1], [32, 32]]) {
+    const bomb = pngInflateBomb(gib, w, h); // ~6.5 MB of file, 1 GiB of zeros
+    assert.ok(bomb.length < 8_000_000);
+    let error: unknown;
+    assert.throws(() => decodeImage(bomb), (e) => {
+      error = e;
+      return e instanceof ImageDecodeError && /inflates to more than/.test(e.message);
+    });
+    // Work and memory are bounded by the declared size plus one inflater step, not by the bomb.
+    assert.ok(stoppedAt(error) < 8 * 1024 * 1024, `stopped at ${stoppedAt(error)}`);
+  }
+  // Exactly the declared size still decodes (2x2 RGB = 2 rows of 1 + 6 bytes).
+  const ok = decodeImage(pngWith({ width: 2, height: 2 }, zlibSync(new Uint8Array(14))));
+  assert.deepEqual([ok.width, ok.height, ok.data.length], [2, 2, 12]);
+  // One row too many is refused.
+  assert.throws(
+    () => decodeImage(pngWith({ width: 2, height: 2 }, zlibSync(new Uint8Array(14 + 7)))),
+    /inflates to more than the 14 bytes a 2x2 image needs/,
+  );
+});
+
+Deno.test("bomb: an embedded ICC profile inflating to gigabytes is stopped early", () => {
+  let error: unknown;
+  assert.throws(() => decodeImage(pngIccBomb(1024 ** 3)), (e) => {
+    error = e;
+    return e instanceof ImageDecodeError && /ICC profile inflates/.test(e.message);
+  });
+  assert.ok(stoppedAt(error) < 12 * 1024 * 1024);
+});
+
+Deno.test("bomb: huge declared PNG/JPEG dimensions are refused from the header", () => {
+  for (const [w, h] of [[100_000, 100_000], [0x7fffffff, 1], [1, 0x7fffffff], [6000, 5000]]) {
+    assert.throws(
+      () => decodeImage(pngHugeDimensions(w, h)),
+      (e) => e instanceof ImageDecodeError && /exceeds the limit of 25000000/.test(e.message),
+    );
+  }
+  assert.throws(
+    () => decodeImage(pngHugeDimensions(5000, 0)),
+    (e) => e instanceof ImageDecodeError && /invalid size 5000x0/.test(e.message),
+  );
+  for (const [w, h] of [[65535, 65535], [10_000, 10_000]]) {
+    assert.throws(
+      () => decodeImage(jpegHugeDimensions(w, h)),
+      (e) => e instanceof ImageDecodeError && /exceeds the limit of 25000000/.test(e.message),
+    );
+  }
+  // The same images under a raised limit get past the header check (and then fail as corrupt,
+  // or decode): the limit, not the header parser, refused them.
+  assert.throws(
+    () => decodeImage(jpegHugeDimensions(300, 200), { maxPixels: 50_000 }),
+    /60000 pixels exceeds the limit of 50000/,
+  );
+  assert.throws(
+    () => decodeImage(pngHugeDimensions(300, 200), { maxPixels: 50_000 }),
+    /60000 pixels exceeds the limit of 50000/,
+  );
+});
+
+Deno.test("bomb: a JPEG with thousands of scans is refused before decoding", () => {
+  // A few scans are fine (jpeg-js decodes them); a thousand would cost a full pass each.
+  assert.equal(decodeImage(jpegManyScans(3)).width, 64);
+  assert.throws(
+    () => decodeImage(jpegManyScans(1000)),
+    (e) => e instanceof ImageDecodeError && /more than 100 scans/.test(e.message),
+  );
+});
+
+Deno.test("bomb: truncated and malformed headers fail with ImageDecodeError", () => {
+  const png = smallPng(3);
+  const jpg = smallJpeg(3);
+  const cases: [Uint8Array, RegExp][] = [
+    [png.subarray(0, 40), /truncated/],
+    [png.subarray(0, png.length - 12), /truncated: no IEND/],
+    [pngWith({ width: 4, height: 4, depth: 3 }, zlibZeros(20)), /bit depth 3 is invalid/],
+    [pngWith({ width: 4, height: 4, colourType: 5 }, zlibZeros(20)), /unknown colour type 5/],
+    [jpg.subarray(0, 4), /no frame header/],
+    [new Uint8Array([0xff, 0xd8, 0xff, 0xc0, 0xff, 0xff]), /truncated: segment 0xc0/],
+    [new Uint8Array([0xff, 0xd8, 0xff, 0xda, 0, 2, 0xff, 0xd9]), /scan comes before the frame/],
+  ];
+  for (const [bytes, message] of cases) {
+    assert.throws(
+      () => decodeImage(bytes),
+      (e) => e instanceof ImageDecodeError && message.test(e.message),
+      String(message),
+    );
+  }
+});
+
+Deno.test("bomb fuzz: corrupted bombs and images decode or fail with ImageDecodeError", () => {
+  const seeds = [
+    smallPng(5),
+    smallJpeg(5),
+    pngInflateBomb(64 * 1024 * 1024, 8, 8),
+    pngHugeDimensions(30_000, 30_000),
+    jpegHugeDimensions(20_000, 20_000),
+    jpegManyScans(120),
+  ];
+  for (const [k, seed] of seeds.entries()) {
+    for (let i = 0; i < 40; i++) {
+      const bytes = corrupt(seed, i, k);
+      try {
+        const img = decodeImage(bytes, { maxPixels: 1_000_000 });
+        assert.equal(img.data.length, img.width * img.height * 3);
+        assert.ok(img.width * img.height <= 1_000_000);
+      } catch (e) {
+        assert.ok(e instanceof ImageDecodeError, `seed ${k} case ${i}: ${e}`);
       }
     }
   }
