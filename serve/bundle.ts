@@ -33,7 +33,7 @@ import {
   sha256Hex,
   variableMap,
 } from "@mfi/core";
-import type { StagedModel } from "@mfi/resnet";
+import { RESNET_ARCHS, type StagedModel } from "@mfi/resnet";
 import {
   buildModel,
   countSpecParameters,
@@ -114,10 +114,135 @@ export interface Bundle {
   readonly tensors: ReadonlyMap<string, SafetensorsTensor>;
 }
 
+/**
+ * What a bundle's spec may ask for. A bundle's SHA-256s prove integrity, not authenticity: anyone
+ * can write a bundle whose spec declares a huge model. These limits are checked from the spec
+ * alone (counting, never building) before any model is built.
+ */
+export interface BundleLimits {
+  /** Most trainable parameters (default 200,000,000: ResNet-101 x2 on 1,000 classes fits). */
+  readonly maxParameters?: number;
+  /** Largest width multiplier (default 4). */
+  readonly maxWidth?: number;
+  /** Most classes (default 10,000). */
+  readonly maxClasses?: number;
+  /** Most residual blocks in one MeanFlow velocity network (default 64). */
+  readonly maxMeanFlowBlocks?: number;
+  /**
+   * Accept architectures given as data instead of a known name (`resnet18`, `resnet34`,
+   * `resnet50`, `resnet101`); default false. Custom architectures still obey the other limits
+   * and may have at most 64 blocks per stage.
+   */
+  readonly customArchitectures?: boolean;
+}
+
+/** The limits {@linkcode readBundle} and {@linkcode instantiateBundle} apply by default. */
+export const DEFAULT_BUNDLE_LIMITS: Readonly<Required<BundleLimits>> = Object.freeze({
+  maxParameters: 200_000_000,
+  maxWidth: 4,
+  maxClasses: 10_000,
+  maxMeanFlowBlocks: 64,
+  customArchitectures: false,
+});
+
+const MAX_CUSTOM_STAGE_DEPTH = 64;
+
 /** Options of {@linkcode readBundle}. */
 export interface ReadBundleOptions {
   /** A name for error messages (a path or URL; default `"bundle"`). */
   readonly source?: string;
+  /** What the spec may ask for (defaults: {@linkcode DEFAULT_BUNDLE_LIMITS}). */
+  readonly limits?: BundleLimits;
+}
+
+/** True for batch-norm running statistics: buffers stored in a bundle but not parameters. */
+function isBuffer(name: string): boolean {
+  return name.endsWith(".running_mean") || name.endsWith(".running_var");
+}
+
+/**
+ * Checks a validated spec against limits and against the tensors a bundle holds, without building
+ * anything: a known architecture (unless custom ones are allowed), width, class count and
+ * MeanFlow depth within limits, the parameter count computed from the spec within the maximum and
+ * equal to the number of parameter values in the tensors (batch-norm running statistics aside).
+ * Runs in microseconds whatever the spec claims, so a bundle declaring a huge model is refused
+ * before building it could take gigabytes.
+ *
+ * @param spec A spec that passed `validateModelSpec`.
+ * @param tensors The bundle's tensors by name.
+ * @param options A source name for messages and the limits.
+ * @throws {BundleError} Naming the limit or the mismatch, and how to lift a limit.
+ * @example
+ * ```ts
+ * import { resnetSpec } from "@mfi/incubation";
+ * import { BundleError, checkBundleSpec } from "@mfi/serve";
+ * import assert from "node:assert/strict";
+ * const huge = resnetSpec("resnet101", 10, 64);
+ * assert.throws(() => checkBundleSpec(huge, new Map()), BundleError);
+ * assert.throws(() => checkBundleSpec(huge, new Map()), /width 64 exceeds the limit of 4/);
+ * ```
+ */
+export function checkBundleSpec(
+  spec: ModelSpec,
+  tensors: ReadonlyMap<string, SafetensorsTensor>,
+  options: ReadBundleOptions = {},
+): void {
+  const source = options.source ?? "bundle";
+  const limits = { ...DEFAULT_BUNDLE_LIMITS, ...options.limits };
+  const bad = (what: string): never => {
+    throw new BundleError(`Cannot load ${source}: ${what}`);
+  };
+  if (typeof spec.arch !== "string") {
+    if (!limits.customArchitectures) {
+      bad(
+        `its spec describes a custom architecture; only ${
+          Object.keys(RESNET_ARCHS).join(", ")
+        } are accepted (set limits.customArchitectures to allow custom ones)`,
+      );
+    }
+    const deepest = Math.max(...spec.arch.depths);
+    if (deepest > MAX_CUSTOM_STAGE_DEPTH) {
+      bad(
+        `its custom architecture has a stage of ${deepest} blocks (limit ${MAX_CUSTOM_STAGE_DEPTH})`,
+      );
+    }
+  } else if (!Object.hasOwn(RESNET_ARCHS, spec.arch)) {
+    bad(`unknown architecture ${JSON.stringify(spec.arch)}`);
+  }
+  if (spec.width > limits.maxWidth) {
+    bad(`width ${spec.width} exceeds the limit of ${limits.maxWidth} (limits.maxWidth)`);
+  }
+  if (spec.classes > limits.maxClasses) {
+    bad(`${spec.classes} classes exceed the limit of ${limits.maxClasses} (limits.maxClasses)`);
+  }
+  for (const [i, stage] of spec.stages.entries()) {
+    if (stage.kind === "meanflow" && stage.config.blocks > limits.maxMeanFlowBlocks) {
+      bad(
+        `stage ${i} has ${stage.config.blocks} MeanFlow blocks, over the limit of ` +
+          `${limits.maxMeanFlowBlocks} (limits.maxMeanFlowBlocks)`,
+      );
+    }
+  }
+  const expected = countSpecParameters(spec).total;
+  if (!(expected <= limits.maxParameters)) {
+    bad(
+      `its spec describes ${expected} parameters, over the limit of ${limits.maxParameters} ` +
+        `(limits.maxParameters)`,
+    );
+  }
+  let stored = 0;
+  let buffers = 0;
+  for (const [name, t] of tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (isBuffer(name)) buffers += n;
+    else stored += n;
+  }
+  if (stored !== expected || buffers > stored) {
+    bad(
+      `its spec describes ${expected} parameters but its tensors hold ${stored} parameter values ` +
+        `(and ${buffers} batch-norm statistics): the spec does not describe these weights`,
+    );
+  }
 }
 
 /** Thrown when a bundle is malformed, tampered or does not match its spec. */
@@ -352,14 +477,15 @@ function parseJson(source: string, key: string, text: string): unknown {
 
 /**
  * Reads and verifies a bundle: safetensors layout, metadata keys and values, both SHA-256
- * digests, float32 dtypes, and the parameter count against the spec. Nothing in the file is
- * executed; JSON is only parsed. Creates no tensors.
+ * digests, the spec against limits and the tensors' total size ({@linkcode checkBundleSpec}),
+ * float32 dtypes, and the parameter count against the spec. Nothing in the file is executed;
+ * JSON is only parsed. Creates no tensors.
  *
  * @param bytes The whole `.mfi` file.
- * @param options A source name for error messages.
+ * @param options A source name for error messages, limits on the spec.
  * @returns The verified bundle.
- * @throws {BundleError} If the file is truncated, padded, tampered with, of another format, or
- *   inconsistent; the message names the source and the problem.
+ * @throws {BundleError} If the file is truncated, padded, tampered with, of another format,
+ *   inconsistent, or its spec is over a limit; the message names the source and the problem.
  * @example
  * ```ts
  * import { readBundle } from "@mfi/serve";
@@ -422,6 +548,7 @@ export async function readBundle(
     if (e instanceof BundleError) throw e;
     throw new BundleError(`Cannot read ${source}: ${(e as Error).message}`, { cause: e });
   }
+  checkBundleSpec(spec, file.tensors, options);
   let meta;
   try {
     meta = validateMeta({
@@ -458,14 +585,25 @@ export async function readBundle(
   });
 }
 
+/** Options of {@linkcode instantiateBundle}. */
+export interface InstantiateBundleOptions {
+  /** A name for error messages (default `"bundle"`). */
+  readonly source?: string;
+  /** What the spec may ask for (defaults: {@linkcode DEFAULT_BUNDLE_LIMITS}). */
+  readonly limits?: BundleLimits;
+}
+
 /**
  * Builds the model a bundle's spec describes and loads the bundle's tensors into it, after
  * checking that the names, shapes and dtypes match exactly (no missing, unexpected or misshapen
  * tensor). Select the backend before calling this: it creates the model's variables.
  *
  * @param bundle A bundle from {@linkcode readBundle}.
+ * @param options Limits on the spec (checked again before building, see
+ *   {@linkcode checkBundleSpec}).
  * @returns The model in inference-ready state (call `model.apply(x, { training: false })`).
- * @throws {BundleError} If the tensors do not match the model built from the spec.
+ * @throws {BundleError} If the spec is over a limit or the tensors do not match the model built
+ *   from the spec.
  * @example
  * ```ts
  * import { buildModel, resnetSpec } from "@mfi/incubation";
@@ -487,7 +625,12 @@ export async function readBundle(
  * disposeModule(copy);
  * ```
  */
-export function instantiateBundle(bundle: Bundle): StagedModel {
+export function instantiateBundle(
+  bundle: Bundle,
+  options: InstantiateBundleOptions = {},
+): StagedModel {
+  // Checked again here: a Bundle can be assembled by hand, and building is what costs memory.
+  checkBundleSpec(bundle.info.spec, bundle.tensors, options);
   // Built inside tidy: layers create their variables from temporary initial tensors, which
   // tidy frees (variables themselves survive tidy).
   let model!: StagedModel;

@@ -12,13 +12,18 @@ import {
   BUNDLE_FORMAT,
   BundleError,
   type BundleMeta,
+  checkBundleSpec,
+  DEFAULT_BUNDLE_LIMITS,
   instantiateBundle,
   readBundle,
   writeBundle,
 } from "./bundle.ts";
-import { residualStageInfo, type StagedModel } from "@mfi/resnet";
+import { residualStageInfo, RESNET_ARCHS, type StagedModel } from "@mfi/resnet";
+import { resignBundle } from "./testdata/hostile.ts";
 import {
   buildModel,
+  countSpecParameters,
+  MODEL_SPEC_FORMAT,
   type ModelSpec,
   replaceStages,
   resnetSpec,
@@ -211,13 +216,24 @@ Deno.test("instantiateBundle rejects missing, unexpected and misshapen tensors",
     return { info: bundle.info, tensors };
   };
   const first = [...bundle.tensors.keys()][0];
+  // Renamed (the total size still matches the spec, so the name check is what refuses it).
+  const rename = (
+    m: Map<string, Bundle["tensors"] extends ReadonlyMap<string, infer T> ? T : never>,
+  ) => {
+    m.set("extra.weight", m.get(first)!);
+    m.delete(first);
+  };
+  assert.throws(() => instantiateBundle(edit(rename)), new RegExp(`missing ${first}`));
+  assert.throws(() => instantiateBundle(edit(rename)), /unexpected extra\.weight/);
+  // Added or removed values no longer add up to the spec's parameter count: refused before
+  // anything is built.
   assert.throws(
     () => instantiateBundle(edit((m) => m.delete(first))),
-    new RegExp(`missing ${first}`),
+    /spec describes \d+ parameters but its tensors hold/,
   );
   assert.throws(
     () => instantiateBundle(edit((m) => m.set("extra.weight", m.get(first)!))),
-    /unexpected extra\.weight/,
+    /spec describes \d+ parameters but its tensors hold/,
   );
   assert.throws(
     () =>
@@ -299,4 +315,118 @@ Deno.test("any single corrupted byte is rejected as a BundleError (seeded fuzz)"
     bad[pos] ^= 1 << rng.int(8);
     await assert.rejects(readBundle(bad), BundleError, `byte ${pos}`);
   }
+});
+
+/** A real tiny bundle re-signed to declare `spec` (with a matching parameter count and labels). */
+async function declaring(spec: unknown): Promise<Uint8Array> {
+  const model = build(SPEC, 3);
+  const honest = await writeBundle(model, SPEC, META);
+  disposeModule(model);
+  const s = validateModelSpec(spec);
+  return await resignBundle(honest, (md) => {
+    md.spec = JSON.stringify(spec);
+    md.parameters = String(countSpecParameters(s).total);
+    md.class_names = JSON.stringify(Array.from({ length: s.classes }, (_, i) => `c${i}`));
+  });
+}
+
+Deno.test("a re-signed bundle declaring a huge model is refused from its spec, before building", async () => {
+  const info = residualStageInfo("resnet18", 3, 1 / 32);
+  const meanflowHeavy = {
+    ...SPEC,
+    family: "mfi-resnet",
+    stages: SPEC.stages.map((s, j) =>
+      j === 3
+        ? {
+          kind: "meanflow",
+          config: {
+            inChannels: info.inChannels,
+            outChannels: info.outChannels,
+            stride: info.stride,
+            hidden: 8,
+            modules: 1,
+            blocks: 100_000,
+          },
+        }
+        : s
+    ),
+  };
+  const cases: [string, unknown, RegExp][] = [
+    [
+      "width",
+      resnetSpec("resnet101", 10, 64),
+      /width 64 exceeds the limit of 4 \(limits\.maxWidth\)/,
+    ],
+    ["classes", resnetSpec("resnet18", 20_000, 1 / 32), /20000 classes exceed the limit of 10000/],
+    [
+      "parameters",
+      resnetSpec("resnet101", 1000, 3),
+      /describes \d+ parameters, over the limit of 200000000/,
+    ],
+    ["depth", meanflowHeavy, /stage 3 has 100000 MeanFlow blocks, over the limit of 64/],
+    [
+      "custom arch",
+      { ...SPEC, arch: { ...RESNET_ARCHS.resnet18, depths: [2, 2, 2, 2] } },
+      /custom architecture; only resnet18, resnet34, resnet50, resnet101 are accepted/,
+    ],
+    [
+      "tensors",
+      resnetSpec("resnet18", 3, 1 / 16), // within every limit, but not what the file holds
+      /spec describes \d+ parameters but its tensors hold \d+ parameter values/,
+    ],
+  ];
+  for (const [what, spec, message] of cases) {
+    const bytes = await declaring(spec);
+    const before = tf.memory().numTensors;
+    const t0 = performance.now();
+    await assert.rejects(
+      readBundle(bytes, { source: "evil.mfi" }),
+      (e) => e instanceof BundleError && /evil\.mfi/.test(e.message) && message.test(e.message),
+      what,
+    );
+    // Refused from the spec alone: no model was built (a build of these takes gigabytes and
+    // minutes); the bound is generous, the point is that nothing scales with the declared size.
+    assert.ok(performance.now() - t0 < 5_000, `${what} took ${performance.now() - t0} ms`);
+    assert.equal(tf.memory().numTensors, before, what);
+  }
+});
+
+Deno.test("instantiateBundle checks the spec again before building a hand-made Bundle", async () => {
+  const model = build(SPEC, 4);
+  const bundle = await readBundle(await writeBundle(model, SPEC, META));
+  disposeModule(model);
+  const before = tf.memory().numTensors;
+  const evil: Bundle = { ...bundle, info: { ...bundle.info, spec: resnetSpec("resnet50", 10, 4) } };
+  assert.throws(() => instantiateBundle(evil), /over the limit of 200000000/);
+  assert.throws(
+    () => instantiateBundle(evil, { limits: { maxParameters: 1e9 } }),
+    /spec describes 375429386 parameters but its tensors hold/,
+  );
+  assert.equal(tf.memory().numTensors, before);
+});
+
+Deno.test("bundle limits can be raised; custom architectures load when allowed", async () => {
+  // The tiny resnet18 written out as data instead of by name: refused by default, loads when
+  // custom architectures are allowed (the tensors match it exactly).
+  const custom = { ...SPEC, arch: { ...RESNET_ARCHS.resnet18 } };
+  const bytes = await declaring(custom);
+  await assert.rejects(readBundle(bytes), /custom architecture/);
+  const bundle = await readBundle(bytes, { limits: { customArchitectures: true } });
+  const m = instantiateBundle(bundle, { limits: { customArchitectures: true } });
+  assert.equal(countParameters(m), countSpecParameters(SPEC).total);
+  disposeModule(m);
+  // A lower limit refuses what the default accepts.
+  const model = build(SPEC, 5);
+  const honest = await writeBundle(model, SPEC, META);
+  disposeModule(model);
+  await assert.rejects(
+    readBundle(honest, { limits: { maxParameters: 1_000 } }),
+    /over the limit of 1000 \(limits\.maxParameters\)/,
+  );
+  assert.equal(DEFAULT_BUNDLE_LIMITS.maxWidth, 4);
+  assert.equal(MODEL_SPEC_FORMAT, SPEC.format);
+  assert.throws(
+    () => checkBundleSpec({ ...SPEC, width: 8 }, bundle.tensors, { source: "x" }),
+    /Cannot load x: width 8 exceeds the limit of 4/,
+  );
 });

@@ -20,7 +20,7 @@ import {
 } from "@mfi/core";
 import { resizeCenterCrop, type RgbImage } from "./image.ts";
 import type { StagedModel } from "@mfi/resnet";
-import { type BundleInfo, instantiateBundle, readBundle } from "./bundle.ts";
+import { type BundleInfo, type BundleLimits, instantiateBundle, readBundle } from "./bundle.ts";
 
 // Types from other packages that this API names, re-exported so its documentation is complete.
 export type { BackendChoice, SelectBackendOptions } from "@mfi/core";
@@ -152,9 +152,20 @@ export interface LoadClassifierOptions extends SelectBackendOptions {
   readonly warmUp?: boolean;
   /** The `fetch` used for `http(s):` URLs (default `globalThis.fetch`). */
   readonly fetch?: typeof fetch;
+  /**
+   * Accept plain `http:` model URLs (default false: only `https:`, whose transport is
+   * authenticated; a bundle's SHA-256s do not prove where it came from).
+   */
+  readonly allowHttp?: boolean;
+  /** What the bundle's spec may ask for (defaults: `DEFAULT_BUNDLE_LIMITS`). */
+  readonly limits?: BundleLimits;
 }
 
-async function readSource(source: Uint8Array | URL, fetcher: typeof fetch): Promise<Uint8Array> {
+async function readSource(
+  source: Uint8Array | URL,
+  fetcher: typeof fetch,
+  allowHttp: boolean,
+): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   if (!(source instanceof URL)) {
     throw new TypeError(
@@ -162,6 +173,12 @@ async function readSource(source: Uint8Array | URL, fetcher: typeof fetch): Prom
     );
   }
   if (source.protocol === "file:") return await Deno.readFile(source);
+  if (source.protocol === "http:" && !allowHttp) {
+    throw new TypeError(
+      `Cannot load classifier: ${source} is plain http:, which anyone on the path can replace; ` +
+        `use https: or opt in with allowHttp (--allow-http)`,
+    );
+  }
   if (source.protocol === "http:" || source.protocol === "https:") {
     const res = await fetcher(source);
     if (!res.ok) {
@@ -390,11 +407,12 @@ class BundleClassifier implements Classifier {
  * then reads and verifies the bundle, builds the model from its spec and loads the weights.
  *
  * @param source The bundle's bytes, a `file:` URL (read with `Deno.readFile`: needs read
- *   permission for that file only) or an `http(s):` URL (fetched: needs net permission).
- * @param options Backend selection, `maxBatch`, `warmUp`, `fetch`.
+ *   permission for that file only) or an `https:` URL (fetched: needs net permission for its
+ *   host); plain `http:` only with `allowHttp`.
+ * @param options Backend selection, `maxBatch`, `warmUp`, `fetch`, `allowHttp`, `limits`.
  * @returns The classifier; call `dispose()` when done.
  * @throws {BundleError} If the bundle is malformed, tampered or does not match its spec.
- * @throws {TypeError} On an unsupported source.
+ * @throws {TypeError} On an unsupported source, or an `http:` URL without `allowHttp`.
  * @throws {RangeError} On an invalid `maxBatch`.
  * @throws {Error} If the file cannot be read or fetched, or the backend cannot start.
  * @example
@@ -426,8 +444,14 @@ export async function loadClassifier(
   source: Uint8Array | URL,
   options: LoadClassifierOptions = {},
 ): Promise<Classifier> {
-  const { maxBatch = 32, warmUp = true, fetch: fetcher = globalThis.fetch, ...backendOptions } =
-    options;
+  const {
+    maxBatch = 32,
+    warmUp = true,
+    fetch: fetcher = globalThis.fetch,
+    allowHttp = false,
+    limits,
+    ...backendOptions
+  } = options;
   if (!Number.isInteger(maxBatch) || maxBatch < 1) {
     throw new RangeError(
       `Cannot load classifier: maxBatch must be a positive integer, got ${maxBatch}`,
@@ -440,13 +464,15 @@ export async function loadClassifier(
   let bundleMs = 0;
   let backendMs = 0;
   const [bundle, backend] = await Promise.all([
-    readSource(source, fetcher).then((bytes) => readBundle(bytes, { source: name })).finally(
+    readSource(source, fetcher, allowHttp).then((bytes) =>
+      readBundle(bytes, { source: name, limits })
+    ).finally(
       () => (bundleMs = performance.now() - t0),
     ),
     selectBackend(backendOptions).finally(() => (backendMs = performance.now() - t0)),
   ]);
   const t1 = performance.now();
-  const model = instantiateBundle(bundle);
+  const model = instantiateBundle(bundle, { source: name, limits });
   const t2 = performance.now();
   const classifier = new BundleClassifier(bundle.info, backend, model, maxBatch);
   if (warmUp) {

@@ -164,7 +164,7 @@ Deno.test("invalid inputs and a disposed classifier reject with a reason", async
   disposeModule(model);
 });
 
-Deno.test("loadClassifier reads file: and http: URLs", async () => {
+Deno.test("loadClassifier reads file: and http: URLs; plain http: only when allowed", async () => {
   const { model, bytes } = await fixture(6);
   const dir = await Deno.makeTempDir();
   try {
@@ -184,11 +184,23 @@ Deno.test("loadClassifier reads file: and http: URLs", async () => {
     );
     try {
       const base = `http://127.0.0.1:${server.addr.port}`;
-      const fromHttp = await loadClassifier(new URL(`${base}/m.mfi`), { backend: "cpu" });
+      let fetched = 0;
+      const counting: typeof fetch = (input, init) => (fetched++, fetch(input, init));
+      await assert.rejects(
+        loadClassifier(new URL(`${base}/m.mfi`), { backend: "cpu", fetch: counting }),
+        (e) =>
+          e instanceof TypeError &&
+          /plain http:.*use https: or opt in with allowHttp/.test(e.message),
+      );
+      assert.equal(fetched, 0, "an http: URL must be refused before anything is fetched");
+      const fromHttp = await loadClassifier(new URL(`${base}/m.mfi`), {
+        backend: "cpu",
+        allowHttp: true,
+      });
       assert.deepEqual(await fromHttp.classify(image), expected);
       fromHttp.dispose();
       await assert.rejects(
-        loadClassifier(new URL(`${base}/missing.mfi`), { backend: "cpu" }),
+        loadClassifier(new URL(`${base}/missing.mfi`), { backend: "cpu", allowHttp: true }),
         /answered 404/,
       );
     } finally {

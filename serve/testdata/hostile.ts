@@ -8,7 +8,13 @@
  */
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
-import { Rng } from "@mfi/core";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  Rng,
+  type SafetensorsTensor,
+  sha256Hex,
+} from "@mfi/core";
 
 const CRC_TABLE = (() => {
   const t = new Uint32Array(256);
@@ -204,4 +210,35 @@ export function corrupt(bytes: Uint8Array, i: number, seed = 0): Uint8Array {
       return joined;
     }
   }
+}
+
+/**
+ * Re-signs a bundle after `edit` changed its metadata or tensors: recomputes both SHA-256s the
+ * way `writeBundle` does. This is what an attacker can always do (the digests are integrity, not
+ * authenticity), so the loader must not trust what a re-signed file declares.
+ */
+export async function resignBundle(
+  bytes: Uint8Array,
+  edit: (metadata: Record<string, string>, tensors: Map<string, SafetensorsTensor>) => void,
+): Promise<Uint8Array> {
+  const file = decodeSafetensors(bytes);
+  const metadata = { ...file.metadata };
+  const tensors = new Map(file.tensors);
+  edit(metadata, tensors);
+  const draft = encodeSafetensors(tensors, metadata);
+  const headerLen = Number(new DataView(draft.buffer, draft.byteOffset, 8).getBigUint64(0, true));
+  const header = JSON.parse(new TextDecoder().decode(draft.subarray(8, 8 + headerLen))) as Record<
+    string,
+    { dtype: string; shape: number[]; data_offsets: [number, number] }
+  >;
+  const table = Object.entries(header).filter(([k]) => k !== "__metadata__")
+    .map(([name, e]) => [name, e.dtype, e.shape, e.data_offsets[0]] as const)
+    .sort((a, b) => a[3] - b[3]);
+  const meta = Object.keys(metadata).filter((k) => k !== "tensor_sha256" && k !== "header_sha256")
+    .sort().map((k) => [k, metadata[k]]);
+  metadata.tensor_sha256 = await sha256Hex(draft.subarray(8 + headerLen));
+  metadata.header_sha256 = await sha256Hex(
+    new TextEncoder().encode(JSON.stringify({ metadata: meta, tensors: table })),
+  );
+  return encodeSafetensors(tensors, metadata);
 }
