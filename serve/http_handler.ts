@@ -8,7 +8,7 @@
  *   the `Content-Type`), or exactly 3072 raw bytes (32x32 RGB, HWC) sent as
  *   `application/octet-stream`. Answers `{ "predictions": [{ "label", "index", "probability" }],
  *   "input": "png" | "jpeg" | "raw" }`, most probable first.
- * - `GET /healthz`: `{ "status": "ok", "backend", "numTensors", "numBytes", "batches", "images",
+ * - `GET /healthz`: `{ "status": "ok", "backend", "threads", "numTensors", "numBytes", "batches", "images",
  *   "requests", "errors", "rssBytes", "heapUsedBytes", "uptimeSeconds", "loadTimings" }`.
  * - `GET /model`: the bundle's name, spec, parameter count, recorded accuracy, labels,
  *   normalisation and tensor SHA-256, plus the backend.
@@ -38,6 +38,12 @@ export interface HandlerOptions {
   readonly defaultTopK?: number;
   /** Called with unexpected errors (status 500); default `console.error`. */
   readonly onError?: (error: unknown, request: Request) => void;
+  /**
+   * Requests a server in front refused before they reached the handler (e.g. `refused` of
+   * `startHttpServer`'s server: timeouts, oversized or malformed requests); counted in
+   * `/healthz`'s `requests` and `errors`. Default: none.
+   */
+  readonly serverRefusals?: () => number;
 }
 
 /** A request handler, as `Deno.serve` takes. */
@@ -152,6 +158,7 @@ export function createHandler(classifier: Classifier, options: HandlerOptions = 
   }
   const onError = options.onError ?? ((e: unknown) => console.error("classify server:", e));
   const started = performance.now();
+  const refusedByServer = options.serverRefusals ?? (() => 0);
   let requests = 0;
   let errors = 0;
 
@@ -249,9 +256,10 @@ export function createHandler(classifier: Classifier, options: HandlerOptions = 
           return json(200, {
             status: "ok",
             backend: classifier.backend.name,
+            threads: classifier.backend.threads,
             ...stats,
-            requests,
-            errors,
+            requests: requests + refusedByServer(),
+            errors: errors + refusedByServer(),
             rssBytes: mem.rss,
             heapUsedBytes: mem.heapUsed,
             uptimeSeconds: (performance.now() - started) / 1000,

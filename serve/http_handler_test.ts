@@ -52,6 +52,13 @@ Deno.test("handler: routes, methods and content types", async () => {
   assert.equal(health.requests, 6);
   assert.equal(health.errors, 1);
   assert.equal(typeof health.numTensors, "number");
+  assert.equal(health.threads, 1);
+  // Requests a server in front refused (timeouts, oversized heads) count as requests and errors.
+  let refused = 0;
+  const fronted = createHandler(c, { serverRefusals: () => refused });
+  refused = 4;
+  const h2 = await (await fronted(new Request("http://x/healthz"))).json();
+  assert.deepEqual([h2.requests, h2.errors], [5, 4]);
   c.dispose();
 });
 

@@ -11,3 +11,4 @@ export * from "./checkpoint_bundle.ts";
 export * from "./classifier.ts";
 export * from "./http_handler.ts";
 export * from "./image.ts";
+export * from "./http_server.ts";

@@ -32,6 +32,8 @@ export interface StartServerOptions {
    * tasks/serve_deploy.ts` with `MFI_MODEL_URL` (and `--allow-env` for its variables).
    */
   readonly entry?: "cli" | "deploy";
+  /** Extra environment of a `"deploy"` server (e.g. `MFI_THREADS`). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The directory holding tfjs-backend-wasm's `.wasm` files (Deno's npm cache). */
@@ -65,7 +67,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       "127.0.0.1",
       "--port",
       "0",
-      "--allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES",
+      "--allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES,MFI_BACKEND,MFI_THREADS,MFI_ALLOW_HTTP",
       ...permissions,
       new URL("./serve_deploy.ts", import.meta.url).pathname,
     ]
@@ -92,6 +94,9 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
         MFI_MODEL_URL: new URL(`file://${options.model}`).href,
         MFI_WASM_URL: wasmDir(),
         MFI_MAX_BODY_BYTES: "",
+        MFI_BACKEND: "",
+        MFI_THREADS: "",
+        ...options.env,
       }
       : {},
     stdout: "piped",

@@ -29,6 +29,9 @@ Deno.test("deno serve: the deploy entry loads MFI_MODEL_URL and answers", async 
   for (const [, v] of model.namedVariables()) v.dispose();
   const server = await startServer({ model: path, entry: "deploy" });
   try {
+    // One WASM thread by default (MFI_THREADS unset), whatever the host's core count.
+    const health = await (await fetch(`${server.base}/healthz`)).json();
+    assert.equal(health.threads, 1);
     const info = await (await fetch(`${server.base}/model`)).json();
     assert.deepEqual(info.classNames, ["yes", "no"]);
     const res = await fetch(`${server.base}/classify?topk=2`, {

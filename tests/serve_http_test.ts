@@ -241,7 +241,7 @@ Deno.test("serve: with bundle and WASM binaries fetched over http, no read permi
   const server = await startServer({
     model: `${base}/m.mfi`,
     permissions: ["--allow-net=127.0.0.1"],
-    args: ["--backend", "wasm", "--threads", "1", "--wasm-dir", `${base}/wasm/`],
+    args: ["--backend", "wasm", "--threads", "1", "--wasm-dir", `${base}/wasm/`, "--allow-http"],
   });
   try {
     const health = await get(`${server.base}/healthz`);
@@ -258,4 +258,83 @@ Deno.test("serve: with bundle and WASM binaries fetched over http, no read permi
     await origin.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** Connects to the server, sends `text`, and returns what came back and when the socket closed. */
+async function halfRequest(
+  base: string,
+  text: string,
+  limitMs: number,
+): Promise<{ received: string; closedAfterMs: number }> {
+  const { hostname, port } = new URL(base);
+  const conn = await Deno.connect({ hostname, port: Number(port) });
+  const t0 = performance.now();
+  if (text) await conn.write(new TextEncoder().encode(text));
+  let received = "";
+  const buf = new Uint8Array(4096);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<null>((r) => (timer = setTimeout(() => r(null), limitMs)));
+  for (;;) {
+    const n = await Promise.race([conn.read(buf).catch(() => null), deadline]);
+    if (n === null) break;
+    received += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  clearTimeout(timer);
+  const closedAfterMs = performance.now() - t0;
+  try {
+    conn.close();
+  } catch {
+    // closed by the server
+  }
+  return { received, closedAfterMs };
+}
+
+Deno.test("serve: half-sent requests are answered 408 and their sockets closed (raw TCP)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "mfi-serve-" });
+  const { path } = await tinyBundle(dir);
+  const server = await startServer({
+    model: path,
+    args: [
+      "--backend",
+      "wasm",
+      "--threads",
+      "1",
+      "--wasm-dir",
+      wasmDir(),
+      "--header-timeout-ms",
+      "500",
+      "--body-timeout-ms",
+      "500",
+    ],
+  });
+  try {
+    const cases = [
+      "POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n",
+      "POST /classify HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3072\r\n\r\n" +
+      "x".repeat(100),
+    ];
+    for (const text of cases) {
+      // 10 s is far past the 500 ms timeout and far below "forever" (the old server never closed).
+      const { received, closedAfterMs } = await halfRequest(server.base, text, 10_000);
+      assert.ok(closedAfterMs < 10_000, `socket still open after 10 s: ${JSON.stringify(text)}`);
+      assert.match(received, /^HTTP\/1\.1 408 /);
+    }
+    // The server still answers normally afterwards.
+    assert.equal((await get(`${server.base}/healthz`)).status, 200);
+  } finally {
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("serve: a plain http: model URL is refused without --allow-http", async () => {
+  await assert.rejects(
+    startServer({
+      model: "http://127.0.0.1:9/m.mfi",
+      permissions: ["--allow-net=127.0.0.1"],
+      args: ["--backend", "cpu"],
+      timeoutMs: 30_000,
+    }),
+    /plain http:.*use https: or pass --allow-http/,
+  );
 });
