@@ -9,6 +9,8 @@
  * Options: `--spec FILE.json`, `--dataset cifar10|cifar100`, `--class-names FILE` (one per line,
  * as CIFAR's `batches.meta.txt`), `--name TEXT`, `--no-accuracy`.
  * Permissions: `--allow-read` (checkpoint, spec, names) and `--allow-write` (the bundle).
+ * `--out` must not be one of the inputs (the checkpoint's sidecar or weights, the spec, the names,
+ * also through a symlink or a hard link): the export refuses before writing anything.
  *
  * @module
  */
@@ -52,6 +54,56 @@ async function resolveCheckpoint(path: string): Promise<string> {
   );
 }
 
+/** The canonical path `path` names (the file a symlink leads to), whether or not it exists. */
+async function canonical(path: string): Promise<string> {
+  try {
+    return await Deno.realPath(path);
+  } catch {
+    const slash = path.lastIndexOf("/");
+    const dir = slash < 0 ? "." : path.slice(0, slash) || "/";
+    try {
+      return `${await Deno.realPath(dir)}/${path.slice(slash + 1)}`;
+    } catch {
+      return path;
+    }
+  }
+}
+
+async function fileId(path: string): Promise<string | undefined> {
+  try {
+    const s = await Deno.stat(path);
+    return s.ino === null || s.dev === null ? undefined : `${s.dev}:${s.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Refuses an output path that is (or links to) one of the inputs.
+ *
+ * @param out The `--out` path.
+ * @param inputs What the export reads, by role.
+ * @throws {Error} Naming the input `out` would overwrite.
+ */
+async function refuseOverwritingInput(
+  out: string,
+  inputs: ReadonlyArray<readonly [role: string, path: string | undefined]>,
+): Promise<void> {
+  const outPath = await canonical(out);
+  const outId = await fileId(out);
+  for (const [role, path] of inputs) {
+    if (path === undefined) continue;
+    const same = (await canonical(path)) === outPath ||
+      (outId !== undefined && (await fileId(path)) === outId);
+    if (same) {
+      throw new Error(
+        `--out ${out} is ${role} (${path}), an input of this export; refusing to write over it. ` +
+          `Choose another --out, e.g. model.mfi`,
+      );
+    }
+  }
+}
+
 async function main(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -81,7 +133,17 @@ async function main(args: string[]): Promise<void> {
   }
   await selectBackend({ backend: "cpu" });
   const sidecar = await resolveCheckpoint(values.checkpoint);
+  const inputs: [string, string | undefined][] = [
+    ["the checkpoint", values.checkpoint],
+    ["the checkpoint's sidecar", sidecar],
+    ["the spec file", values.spec],
+    ["the class names file", values["class-names"]],
+  ];
+  await refuseOverwritingInput(values.out, inputs);
   const checkpoint = await readCheckpoint(sidecar);
+  const slash = sidecar.lastIndexOf("/");
+  const weights = `${slash < 0 ? "." : sidecar.slice(0, slash)}/${checkpoint.sidecar.weightsFile}`;
+  await refuseOverwritingInput(values.out, [["the checkpoint's weights", weights]]);
   const spec = values.spec
     ? JSON.parse(await Deno.readTextFile(values.spec)) as ModelSpec
     : undefined;

@@ -82,6 +82,42 @@ Deno.test("export: phase directory -> .mfi bundle that classifies like the model
     assert.match(missing.text, /export: --checkpoint .*nothing is neither/);
     const usage = await runExport(dir, ["--out", `${dir}/x`]);
     assert.match(usage.text, /--checkpoint and --out are required/);
+
+    // --out onto an input is refused before anything is written: the sidecar, the weights, a
+    // symlink to the weights, a hard link to the weights, and a relative path to the sidecar.
+    const out = `${dir}/baseline/output`;
+    const before = await Deno.readFile(`${out}/output.safetensors`);
+    const sidecarBefore = await Deno.readTextFile(`${out}/output.json`);
+    await Deno.symlink(`${out}/output.safetensors`, `${dir}/link.mfi`);
+    await Deno.link(`${out}/output.safetensors`, `${dir}/hard.mfi`);
+    const onto: [string, RegExp][] = [
+      [`${out}/output.json`, /is the checkpoint's sidecar/],
+      [`${out}/output.safetensors`, /is the checkpoint's weights/],
+      [`${dir}/link.mfi`, /is the checkpoint's weights/],
+      [`${dir}/hard.mfi`, /is the checkpoint's weights/],
+      [`${dir}/baseline/../baseline/output/./output.json`, /is the checkpoint's sidecar/],
+      [`${dir}/baseline`, /is the checkpoint \(/],
+    ];
+    for (const [target, message] of onto) {
+      const r = await runExport(dir, ["--checkpoint", `${dir}/baseline`, "--out", target]);
+      assert.equal(r.code, 1, r.text);
+      assert.match(r.text, message);
+      assert.match(r.text, /an input of this export; refusing to write over it/);
+    }
+    assert.deepEqual(await Deno.readFile(`${out}/output.safetensors`), before);
+    assert.equal(await Deno.readTextFile(`${out}/output.json`), sidecarBefore);
+    const spec2 = `${dir}/spec.json`;
+    await Deno.writeTextFile(spec2, JSON.stringify(spec));
+    const onSpec = await runExport(dir, [
+      "--checkpoint",
+      `${dir}/baseline`,
+      "--spec",
+      spec2,
+      "--out",
+      spec2,
+    ]);
+    assert.match(onSpec.text, /is the spec file/);
+    assert.equal(await Deno.readTextFile(spec2), JSON.stringify(spec));
   } finally {
     disposeModule(model);
     await Deno.remove(dir, { recursive: true });
