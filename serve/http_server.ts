@@ -145,6 +145,15 @@ interface Head {
   readonly chunked: boolean;
 }
 
+/** Bytes as a string of one code unit per byte (Latin-1), in slices to bound argument counts. */
+function latin1(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    out += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return out;
+}
+
 /** True if a header value holds a control character other than tab. */
 function hasControl(value: string): boolean {
   for (let i = 0; i < value.length; i++) {
@@ -156,7 +165,7 @@ function hasControl(value: string): boolean {
 
 function parseHead(bytes: Uint8Array): Head {
   // Latin-1: every byte maps to one code unit, so nothing is lost or merged.
-  const lines = String.fromCharCode(...bytes).split("\r\n").slice(0, -2);
+  const lines = latin1(bytes).split("\r\n").slice(0, -2);
   const m = /^([A-Z]+) (\S+) HTTP\/(\d)\.(\d)$/.exec(lines[0] ?? "");
   if (!m) throw new ProtocolError(400, `Malformed request line ${JSON.stringify(lines[0])}`);
   const [, method, target, major, minor] = m;
@@ -315,7 +324,7 @@ export function startHttpServer(
       for (;;) {
         const i = buf.findIndex((b, k) => b === 13 && buf[k + 1] === 10);
         if (i >= 0) {
-          const line = String.fromCharCode(...buf.subarray(0, i));
+          const line = latin1(buf.subarray(0, i));
           buf = buf.slice(i + 2);
           return line;
         }
@@ -439,9 +448,21 @@ export function startHttpServer(
           if (read === null) return;
           body = read;
         } else {
-          while (buf.length < head.length) if (!await fill()) return;
-          body = buf.slice(0, head.length);
-          buf = buf.slice(head.length);
+          // Read straight into the body's buffer (no re-copying per read).
+          body = new Uint8Array(head.length);
+          const have = Math.min(buf.length, head.length);
+          body.set(buf.subarray(0, have));
+          buf = buf.slice(have);
+          for (let pos = have; pos < head.length;) {
+            let n: number | null;
+            try {
+              n = await conn.read(body.subarray(pos));
+            } catch {
+              n = null;
+            }
+            if (n === null || closed) return;
+            pos += n;
+          }
         }
         clearTimeout(timer);
         // 3. The handler (no deadline: inference takes what it takes), then the answer.

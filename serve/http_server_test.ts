@@ -204,6 +204,11 @@ Deno.test("keep-alive, pipelining, HEAD and Expect: 100-continue work", async ()
       body: stream,
     });
     assert.deepEqual(await streamed.json(), { method: "POST", path: "/s", bytes: 4000 });
+    const large = await fetch(`http://127.0.0.1:${server.addr.port}/large`, {
+      method: "POST",
+      body: new Uint8Array(2_000_000).fill(7),
+    });
+    assert.deepEqual(await large.json(), { method: "POST", path: "/large", bytes: 2_000_000 });
     const base = `http://127.0.0.1:${server.addr.port}`;
     for (let i = 0; i < 3; i++) {
       const res = await fetch(`${base}/f${i}`, { method: "POST", body: new Uint8Array(10 * i) });
