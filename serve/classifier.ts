@@ -20,7 +20,14 @@ import {
 } from "@mfi/core";
 import { resizeCenterCrop, type RgbImage } from "./image.ts";
 import type { StagedModel } from "@mfi/resnet";
-import { type BundleInfo, type BundleLimits, instantiateBundle, readBundle } from "./bundle.ts";
+import {
+  BundleError,
+  type BundleInfo,
+  type BundleLimits,
+  DEFAULT_BUNDLE_LIMITS,
+  instantiateBundle,
+  readBundle,
+} from "./bundle.ts";
 
 // Types from other packages that this API names, re-exported so its documentation is complete.
 export type { BackendChoice, SelectBackendOptions } from "@mfi/core";
@@ -161,10 +168,55 @@ export interface LoadClassifierOptions extends SelectBackendOptions {
   readonly limits?: BundleLimits;
 }
 
+/**
+ * The largest bundle a download may be: float32 parameters plus batch-norm statistics (never more
+ * values than parameters) at the parameter limit, plus room for the header.
+ */
+function maxBundleBytes(limits: BundleLimits | undefined): number {
+  const params = limits?.maxParameters ?? DEFAULT_BUNDLE_LIMITS.maxParameters;
+  return params * 8 + 16 * 1024 * 1024;
+}
+
+/** Reads a response body, refusing it as soon as it passes `limit` bytes. */
+async function readCapped(res: Response, limit: number, source: URL): Promise<Uint8Array> {
+  const tooBig = (n: number | string) =>
+    new BundleError(
+      `Cannot load classifier: ${source} sends ${n} bytes, more than a bundle within the ` +
+        `parameter limit can be (${limit}); raise limits.maxParameters if it is genuine`,
+    );
+  const declared = res.headers.get("content-length");
+  if (declared !== null && Number(declared) > limit) {
+    await res.body?.cancel();
+    throw tooBig(declared);
+  }
+  if (res.body === null) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw tooBig(`over ${limit}`);
+    }
+    chunks.push(value);
+  }
+  const out = new Uint8Array(total);
+  let pos = 0;
+  for (const c of chunks) {
+    out.set(c, pos);
+    pos += c.length;
+  }
+  return out;
+}
+
 async function readSource(
   source: Uint8Array | URL,
   fetcher: typeof fetch,
   allowHttp: boolean,
+  limits: BundleLimits | undefined,
 ): Promise<Uint8Array> {
   if (source instanceof Uint8Array) return source;
   if (!(source instanceof URL)) {
@@ -187,7 +239,7 @@ async function readSource(
         `Cannot load classifier: GET ${source} answered ${res.status} ${res.statusText}`,
       );
     }
-    return new Uint8Array(await res.arrayBuffer());
+    return await readCapped(res, maxBundleBytes(limits), source);
   }
   throw new TypeError(
     `Cannot load classifier: unsupported URL scheme ${source.protocol} (use file:, http: or https:)`,
@@ -411,7 +463,8 @@ class BundleClassifier implements Classifier {
  *   host); plain `http:` only with `allowHttp`.
  * @param options Backend selection, `maxBatch`, `warmUp`, `fetch`, `allowHttp`, `limits`.
  * @returns The classifier; call `dispose()` when done.
- * @throws {BundleError} If the bundle is malformed, tampered or does not match its spec.
+ * @throws {BundleError} If the bundle is malformed, tampered or does not match its spec, or a
+ *   download is larger than a bundle within `limits.maxParameters` can be (checked as it streams).
  * @throws {TypeError} On an unsupported source, or an `http:` URL without `allowHttp`.
  * @throws {RangeError} On an invalid `maxBatch`.
  * @throws {Error} If the file cannot be read or fetched, or the backend cannot start.
@@ -464,7 +517,7 @@ export async function loadClassifier(
   let bundleMs = 0;
   let backendMs = 0;
   const [bundle, backend] = await Promise.all([
-    readSource(source, fetcher, allowHttp).then((bytes) =>
+    readSource(source, fetcher, allowHttp, limits).then((bytes) =>
       readBundle(bytes, { source: name, limits })
     ).finally(
       () => (bundleMs = performance.now() - t0),

@@ -212,3 +212,41 @@ Deno.test("loadClassifier reads file: and http: URLs; plain http: only when allo
     disposeModule(model);
   }
 });
+
+Deno.test("loadClassifier stops an endless or oversized model download at the size limit", async () => {
+  let pulled = 0;
+  const endless: typeof fetch = () =>
+    Promise.resolve(
+      new Response(
+        new ReadableStream({
+          pull(c) {
+            pulled++;
+            c.enqueue(new Uint8Array(65536));
+          },
+        }),
+      ),
+    );
+  // 1,000 parameters: a bundle can be at most 8,000 bytes plus 16 MiB of header room.
+  const limits = { maxParameters: 1_000 };
+  await assert.rejects(
+    loadClassifier(new URL("https://models.invalid/m.mfi"), {
+      backend: "cpu",
+      fetch: endless,
+      limits,
+    }),
+    /sends over 16785216 bytes, more than a bundle within the parameter limit can be/,
+  );
+  assert.ok(pulled < 300, `read ${pulled} chunks of an endless body`);
+  const declared: typeof fetch = () =>
+    Promise.resolve(
+      new Response(new Uint8Array(10), { headers: { "content-length": "999999999999" } }),
+    );
+  await assert.rejects(
+    loadClassifier(new URL("https://models.invalid/m.mfi"), {
+      backend: "cpu",
+      fetch: declared,
+      limits,
+    }),
+    /sends 999999999999 bytes/,
+  );
+});
