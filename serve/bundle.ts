@@ -41,11 +41,6 @@ import {
   validateModelSpec,
 } from "@mfi/incubation";
 
-// Types from other packages that this API names, re-exported so its documentation is complete.
-export type { Module, SafetensorsTensor } from "@mfi/core";
-export type { ModelSpec } from "@mfi/incubation";
-export type { StagedModel } from "@mfi/resnet";
-
 /** The bundle format tag written into, and required in, every bundle. */
 export const BUNDLE_FORMAT = "mfi-bundle/1";
 

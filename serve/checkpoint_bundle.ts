@@ -35,9 +35,6 @@ import {
   validateModelSpec,
 } from "@mfi/incubation";
 
-// Types from other packages that this API names, re-exported so its documentation is complete.
-export type { LoadedCheckpoint } from "@mfi/core";
-
 /** Options of {@linkcode bundleFromCheckpoint}: overrides of what the sidecar records. */
 export interface BundleFromCheckpointOptions {
   /** The model's spec (default: found in the sidecar). */

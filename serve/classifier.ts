@@ -29,9 +29,6 @@ import {
   readBundle,
 } from "./bundle.ts";
 
-// Types from other packages that this API names, re-exported so its documentation is complete.
-export type { BackendChoice, SelectBackendOptions } from "@mfi/core";
-
 /** Side of the square RGB images the classifier's models take. */
 export const INPUT_SIZE = 32;
 /** Bytes of one input image: 32 x 32 x 3 (HWC, RGB, uint8). */
