@@ -17,3 +17,5 @@ export type Tensor1D = tf.Tensor1D;
 export type Tensor2D = tf.Tensor2D;
 /** A rank-4 tensor. */
 export type Tensor4D = tf.Tensor4D;
+/** A tfjs optimizer (`tf.train.adam(...)` and the like). */
+export type TfjsOptimizer = tf.Optimizer;

@@ -12,6 +12,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor } from "@mfi/core";
 import type { Rng } from "@mfi/core";
 import { sampleTimes, type TimeSamplerOptions } from "./time_sampler.ts";
 import { detached, stopGradient } from "./stop_gradient.ts";
@@ -32,9 +33,9 @@ export interface MeanFlowLossOptions extends TimeSamplerOptions {
 /** The MeanFlow loss and a diagnostic. */
 export type MeanFlowLossResult = {
   /** Adaptively weighted loss, mean over samples (differentiate this). */
-  readonly loss: tf.Scalar;
+  readonly loss: Scalar;
   /** Unweighted mean per-sample squared error `||u - u_tgt||^2` (diagnostic). */
-  readonly err: tf.Scalar;
+  readonly err: Scalar;
 };
 
 const KEYS = new Set([
@@ -91,8 +92,8 @@ function repeatEach(values: Float32Array, times: number): Float32Array {
  */
 export function meanFlowLoss(
   field: AverageVelocityField,
-  x0: tf.Tensor,
-  x1: tf.Tensor,
+  x0: Tensor,
+  x1: Tensor,
   options: MeanFlowLossOptions,
 ): MeanFlowLossResult {
   for (const key of Object.keys(options)) {
@@ -147,6 +148,6 @@ export function meanFlowLoss(
     // 5. Per-sample squared error and adaptive weight err / stopgrad((err + c)^p).
     const err = tf.sum(tf.reshape(tf.square(tf.sub(u, uTgt)), [samples, -1]), 1); // [S]
     const weight = stopGradient(tf.pow(tf.add(err, c), p)); // [S]
-    return { loss: tf.mean(tf.div(err, weight)) as tf.Scalar, err: tf.mean(err) as tf.Scalar };
+    return { loss: tf.mean(tf.div(err, weight)) as Scalar, err: tf.mean(err) as Scalar };
   });
 }

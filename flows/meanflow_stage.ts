@@ -15,6 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor4D } from "@mfi/core";
 import {
   type ApplyOptions,
   BatchNorm,
@@ -45,7 +46,7 @@ function checkSteps(steps: number): void {
 }
 
 /** [B, H, W, C] -> [B, H/2, W/2, 4C]: each 2x2 block's pixels become channels. */
-function spaceToDepth(x: tf.Tensor4D): tf.Tensor4D {
+function spaceToDepth(x: Tensor4D): Tensor4D {
   const [b, h, w, c] = x.shape;
   if (h % 2 !== 0 || w % 2 !== 0) {
     throw new RangeError(
@@ -95,6 +96,8 @@ export class MeanFlowStage implements Module {
   readonly flows: readonly VelocityNetwork[];
 
   /**
+   * Builds the alignment and one velocity network per module.
+   *
    * @param config Stage configuration, validated here.
    * @throws {TypeError|RangeError} On an invalid configuration, naming the key.
    */
@@ -144,14 +147,14 @@ export class MeanFlowStage implements Module {
    * @param options Training mode (batch norm statistics).
    * @returns z_align, NHWC with `outChannels`, spatially divided by the stride.
    */
-  align(x: tf.Tensor, options: ApplyOptions): tf.Tensor4D {
+  align(x: Tensor, options: ApplyOptions): Tensor4D {
     return tf.tidy(() => {
       const down = this.config.stride === 1 || this.config.downsample === "stride"
         ? x
         : this.config.downsample === "avgpool"
-        ? tf.avgPool(x as tf.Tensor4D, 2, 2, "valid")
-        : spaceToDepth(x as tf.Tensor4D);
-      return tf.relu(this.bn.apply(this.conv.apply(down), options)) as tf.Tensor4D;
+        ? tf.avgPool(x as Tensor4D, 2, 2, "valid")
+        : spaceToDepth(x as Tensor4D);
+      return tf.relu(this.bn.apply(this.conv.apply(down), options)) as Tensor4D;
     });
   }
 
@@ -165,7 +168,7 @@ export class MeanFlowStage implements Module {
    * @returns The point at the interval's start.
    * @throws {RangeError} On an invalid module index or step count.
    */
-  step(k: number, z: tf.Tensor, steps = 1): tf.Tensor {
+  step(k: number, z: Tensor, steps = 1): Tensor {
     checkSteps(steps);
     const [r, t] = this.moduleInterval(k);
     const net = this.flows[k];
@@ -188,7 +191,7 @@ export class MeanFlowStage implements Module {
    * @returns The stage output estimate of X(l).
    * @throws {RangeError} On an invalid step count.
    */
-  transport(zAlign: tf.Tensor, steps = 1): tf.Tensor {
+  transport(zAlign: Tensor, steps = 1): Tensor {
     checkSteps(steps);
     return tf.tidy(() => {
       let z = zAlign;
@@ -205,13 +208,17 @@ export class MeanFlowStage implements Module {
    * @returns The stage output, NHWC.
    * @throws {RangeError} On an invalid step count.
    */
-  apply(x: tf.Tensor, options: StageApplyOptions): tf.Tensor {
+  apply(x: Tensor, options: StageApplyOptions): Tensor {
     const steps = options.steps ?? 1;
     checkSteps(steps);
     return tf.tidy(() => this.transport(this.align(x, options), steps));
   }
 
-  /** @returns `align.conv.*`, `align.bn.*`, then `flows.<k>.*`. */
+  /**
+   * The stage's variables with stable names.
+   *
+   * @returns `align.conv.*`, `align.bn.*`, then `flows.<k>.*`.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("align.conv", this.conv.namedVariables()),

@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Scalar, Tensor, TfjsOptimizer, Variable } from "@mfi/core";
 import { Rng, trainableVariables } from "@mfi/core";
 import { meanFlowLoss } from "./meanflow_loss.ts";
 import type { MeanFlowStage } from "./meanflow_stage.ts";
@@ -47,11 +48,11 @@ export interface StageLossOptions {
 /** The loss of one batch, as tensors. */
 export type StageLoss = {
   /** What to differentiate: `[meanflow] + lambda * endpoint`. */
-  readonly total: tf.Scalar;
+  readonly total: Scalar;
   /** MeanFlow loss (adaptively weighted), averaged over modules. */
-  readonly meanflow: tf.Scalar;
+  readonly meanflow: Scalar;
   /** Endpoint loss: mean per-sample ||transport(z_align) - X(l)||^2 (one step per module). */
-  readonly endpoint: tf.Scalar;
+  readonly endpoint: Scalar;
 };
 
 /** The loss of one training step, as numbers. */
@@ -134,8 +135,8 @@ function checkOptions(options: StageLossOptions): void {
  */
 export function meanFlowStageLoss(
   stage: MeanFlowStage,
-  xPrev: tf.Tensor,
-  xNext: tf.Tensor,
+  xPrev: Tensor,
+  xNext: Tensor,
   options: StageLossOptions,
 ): StageLoss {
   checkOptions(options);
@@ -153,9 +154,9 @@ export function meanFlowStageLoss(
       );
     }
     // MeanFlow loss of every module on its part of the path, averaged over modules.
-    const flowLoss = (): tf.Scalar => {
-      const losses: tf.Scalar[] = [];
-      let x1 = zAlign as tf.Tensor;
+    const flowLoss = (): Scalar => {
+      const losses: Scalar[] = [];
+      let x1 = zAlign as Tensor;
       for (let k = 0; k < stage.flows.length; k++) {
         const interval = stage.moduleInterval(k);
         if (stage.config.moduleSplit === "cascade" && k > 0) {
@@ -165,18 +166,18 @@ export function meanFlowStageLoss(
           meanFlowLoss(stage.flows[k], xNext, x1, { rng, ...lossOptions, interval }).loss,
         );
       }
-      return tf.div(tf.addN(losses), losses.length) as tf.Scalar;
+      return tf.div(tf.addN(losses), losses.length) as Scalar;
     };
     // One-step endpoint loss: ||transport(z_align) - X(l)||^2 per sample, or per element over
     // the teacher output's per-channel variance.
-    const endpointLoss = (): tf.Scalar =>
+    const endpointLoss = (): Scalar =>
       endpointError(stage.transport(zAlign), xNext, { sample, endpointNorm });
     const meanflow = useMeanflow ? flowLoss() : detached(flowLoss, [zAlign]);
     const endpoint = lambda > 0 ? endpointLoss() : detached(endpointLoss, [zAlign]);
     const total = useMeanflow
       ? (lambda > 0 ? tf.add(meanflow, tf.mul(lambda, endpoint)) : tf.clone(meanflow))
       : tf.mul(lambda, endpoint);
-    return { total: total as tf.Scalar, meanflow, endpoint };
+    return { total: total as Scalar, meanflow, endpoint };
   });
 }
 
@@ -216,11 +217,11 @@ export function meanFlowStageLoss(
  */
 export function trainStageStep(
   stage: MeanFlowStage,
-  optimizer: tf.Optimizer,
-  batch: { readonly xPrev: tf.Tensor; readonly xNext: tf.Tensor },
+  optimizer: TfjsOptimizer,
+  batch: { readonly xPrev: Tensor; readonly xNext: Tensor },
   options: StageLossOptions,
 ): StageStepResult {
-  let parts: tf.Scalar[] = [];
+  let parts: Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const loss = meanFlowStageLoss(stage, batch.xPrev, batch.xNext, options);
     parts = [tf.keep(loss.meanflow), tf.keep(loss.endpoint)];
@@ -264,10 +265,10 @@ export function trainStageStep(
  * ```
  */
 export function endpointError(
-  prediction: tf.Tensor,
-  target: tf.Tensor,
+  prediction: Tensor,
+  target: Tensor,
   options: { readonly sample?: "pixel" | "image"; readonly endpointNorm?: EndpointNorm } = {},
-): tf.Scalar {
+): Scalar {
   if (!tf.util.arraysEqual(prediction.shape, target.shape)) {
     throw new RangeError(
       `endpointError: prediction [${prediction.shape}] and target [${target.shape}] differ`,
@@ -278,12 +279,12 @@ export function endpointError(
     if ((options.endpointNorm ?? "none") === "variance") {
       const axes = Array.from({ length: target.rank - 1 }, (_, i) => i);
       const variance = stopGradient(tf.moments(target, axes).variance); // [C]
-      return tf.mean(tf.div(diff, tf.add(variance, 1e-6))) as tf.Scalar;
+      return tf.mean(tf.div(diff, tf.add(variance, 1e-6))) as Scalar;
     }
     const samples = options.sample === "image"
       ? diff.shape[0]
       : diff.size / diff.shape[diff.rank - 1];
-    return tf.mean(tf.sum(tf.reshape(diff, [samples, -1]), 1)) as tf.Scalar;
+    return tf.mean(tf.sum(tf.reshape(diff, [samples, -1]), 1)) as Scalar;
   });
 }
 
@@ -315,10 +316,10 @@ export function endpointError(
  */
 export function alignmentLoss(
   stage: MeanFlowStage,
-  xPrev: tf.Tensor,
-  xNext: tf.Tensor,
+  xPrev: Tensor,
+  xNext: Tensor,
   options: { readonly endpointNorm?: EndpointNorm; readonly training?: boolean } = {},
-): tf.Scalar {
+): Scalar {
   return tf.tidy(() =>
     endpointError(stage.align(xPrev, { training: options.training ?? true }), xNext, {
       endpointNorm: options.endpointNorm,
@@ -367,9 +368,9 @@ export interface StageGradNorms {
  */
 export function stageGradNorms(
   stage: MeanFlowStage,
-  xPrev: tf.Tensor,
-  xNext: tf.Tensor,
-  variables: tf.Variable[],
+  xPrev: Tensor,
+  xNext: Tensor,
+  variables: Variable[],
   options: StageLossOptions,
 ): StageGradNorms {
   const lambda = options.lambda ?? 1;
@@ -381,7 +382,7 @@ export function stageGradNorms(
       const l = meanFlowStageLoss(stage, xPrev, xNext, { ...options, rng });
       const out = term === "meanflow" ? l.meanflow : tf.mul(lambda, l.endpoint);
       tf.dispose([l.total, l.meanflow, l.endpoint].filter((t) => t !== out));
-      return out as tf.Scalar;
+      return out as Scalar;
     }, variables);
     try {
       const total = tf.tidy(() =>

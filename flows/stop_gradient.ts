@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor } from "@mfi/core";
 
 /**
  * Evaluates `fn` with no gradient: the result is a constant for every enclosing gradient
@@ -30,7 +31,7 @@ import * as tf from "@tensorflow/tfjs";
  * tf.dispose([x, g]);
  * ```
  */
-export function detached<T extends tf.Tensor>(fn: () => T, inputs: readonly tf.Tensor[]): T {
+export function detached<T extends Tensor>(fn: () => T, inputs: readonly Tensor[]): T {
   if (inputs.length === 0) {
     throw new RangeError("detached: pass at least one input tensor the computation depends on");
   }
@@ -38,13 +39,13 @@ export function detached<T extends tf.Tensor>(fn: () => T, inputs: readonly tf.T
     const n = args.length - 1; // the last argument is tfjs's save function
     return {
       value: fn(),
-      gradFunc: (dy: tf.Tensor | tf.Tensor[]) => {
+      gradFunc: (dy: Tensor | Tensor[]) => {
         void dy;
-        return Array.from({ length: n }, (_, i) => tf.zerosLike(args[i] as tf.Tensor));
+        return Array.from({ length: n }, (_, i) => tf.zerosLike(args[i] as Tensor));
       },
     };
   });
-  return op(...(inputs as tf.Tensor[])) as T;
+  return op(...(inputs as Tensor[])) as T;
 }
 
 /**
@@ -64,6 +65,6 @@ export function detached<T extends tf.Tensor>(fn: () => T, inputs: readonly tf.T
  * tf.dispose([x, g]);
  * ```
  */
-export function stopGradient<T extends tf.Tensor>(x: T): T {
+export function stopGradient<T extends Tensor>(x: T): T {
   return detached(() => tf.clone(x), [x]);
 }

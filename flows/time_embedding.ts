@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor2D } from "@mfi/core";
 
 /**
  * The angular frequencies of a sinusoidal embedding: `dim / 2` values spaced geometrically from 1
@@ -45,9 +46,9 @@ export function embeddingFrequencies(dim: number, maxFrequency: number): Float64
 /** A sinusoidal embedding and, when a tangent was given, its directional derivative. */
 export type EmbeddingWithTangent = {
   /** `[sin(f s), cos(f s)]`, shape [K, dim]. */
-  readonly value: tf.Tensor2D;
+  readonly value: Tensor2D;
   /** `ds * [f cos(f s), -f sin(f s)]`, shape [K, dim]; undefined without a tangent. */
-  readonly tangent: tf.Tensor2D | undefined;
+  readonly tangent: Tensor2D | undefined;
 };
 
 /**
@@ -74,8 +75,8 @@ export type EmbeddingWithTangent = {
  * ```
  */
 export function sinusoidalEmbedding(
-  s: tf.Tensor,
-  options: { dim: number; maxFrequency: number; ds?: number | tf.Tensor },
+  s: Tensor,
+  options: { dim: number; maxFrequency: number; ds?: number | Tensor },
 ): EmbeddingWithTangent {
   if (s.rank !== 1) {
     throw new RangeError(`Cannot embed time: s must be 1-D [K], got shape [${s.shape}]`);
@@ -86,12 +87,12 @@ export function sinusoidalEmbedding(
     const angle = tf.mul(tf.reshape(s, [-1, 1]), f); // [K, dim/2]
     const sin = tf.sin(angle);
     const cos = tf.cos(angle);
-    const value = tf.concat([sin, cos], 1) as tf.Tensor2D;
+    const value = tf.concat([sin, cos], 1) as Tensor2D;
     if (options.ds === undefined) return { value, tangent: undefined };
     const ds = typeof options.ds === "number"
       ? tf.scalar(options.ds)
       : tf.reshape(options.ds, [-1, 1]);
     const tangent = tf.mul(tf.concat([tf.mul(cos, f), tf.neg(tf.mul(sin, f))], 1), ds);
-    return { value, tangent: tangent as tf.Tensor2D };
+    return { value, tangent: tangent as Tensor2D };
   });
 }

@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor2D, TfjsOptimizer } from "@mfi/core";
 import { Rng } from "@mfi/core";
 import { meanFlowLoss, type MeanFlowLossOptions } from "./meanflow_loss.ts";
 import type { VelocityNetwork } from "./velocity_network.ts";
@@ -40,7 +41,7 @@ export const TOY_MODE_STD = 0.2;
  * tf.dispose([x0, x1]);
  * ```
  */
-export function toyPairs(n: number, rng: Rng): { x0: tf.Tensor2D; x1: tf.Tensor2D } {
+export function toyPairs(n: number, rng: Rng): { x0: Tensor2D; x1: Tensor2D } {
   const x0 = new Float32Array(2 * n);
   const x1 = new Float32Array(2 * n);
   for (let i = 0; i < n; i++) {
@@ -70,7 +71,7 @@ export function toyPairs(n: number, rng: Rng): { x0: tf.Tensor2D; x1: tf.Tensor2
  * p.dispose();
  * ```
  */
-export function fractionNearModes(points: tf.Tensor, radius: number): number {
+export function fractionNearModes(points: Tensor, radius: number): number {
   const d = points.dataSync();
   let near = 0;
   for (let i = 0; i < d.length; i += 2) {
@@ -115,7 +116,7 @@ export function fitToy(net: VelocityNetwork, options: FitToyOptions): number[] {
     throw new RangeError(`fitToy: the network must have 2 channels, got ${net.options.channels}`);
   }
   const { steps, batch, learningRate = 3e-3, ...loss } = options;
-  const optimizer: tf.Optimizer = tf.train.adam(learningRate);
+  const optimizer: TfjsOptimizer = tf.train.adam(learningRate);
   const vars = net.namedVariables().map(([, v]) => v);
   const losses: number[] = [];
   try {

@@ -19,6 +19,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import type { Tensor, Tensor1D, Tensor2D } from "@mfi/core";
 import { deriveSeed, Linear, type NamedVariables, prefixed } from "@mfi/core";
 import { sinusoidalEmbedding } from "./time_embedding.ts";
 
@@ -39,12 +40,12 @@ export interface VelocityNetworkOptions {
 }
 
 /** A time argument: one value for every row (a number), or a [N] or [1] tensor. */
-export type TimeInput = number | tf.Tensor;
+export type TimeInput = number | Tensor;
 
 /** Tangent of the inputs (z, r, t) for {@linkcode VelocityNetwork.jvp}. */
 export interface VelocityTangent {
   /** Tangent of z, same shape as z. */
-  readonly z: tf.Tensor;
+  readonly z: Tensor;
   /** Tangent of r (number or [N]/[1] tensor). */
   readonly r: TimeInput;
   /** Tangent of t (number or [N]/[1] tensor). */
@@ -54,13 +55,17 @@ export interface VelocityTangent {
 /** Any average-velocity field the MeanFlow loss can train: the network, or a closed form. */
 export interface AverageVelocityField {
   /**
+   * The average velocity u(z, r, t) over [r, t].
+   *
    * @param z Points, [N, C].
    * @param r Start times of the intervals.
    * @param t End times (the time of `z`).
    * @returns u(z, r, t), [N, C].
    */
-  velocity(z: tf.Tensor, r: TimeInput, t: TimeInput): tf.Tensor;
+  velocity(z: Tensor, r: TimeInput, t: TimeInput): Tensor;
   /**
+   * u and its exact directional derivative (forward mode).
+   *
    * @param z Points, [N, C].
    * @param r Start times.
    * @param t End times.
@@ -68,23 +73,21 @@ export interface AverageVelocityField {
    * @returns u and its directional derivative `du = J_z u dz + d_r u dr + d_t u dt`.
    */
   jvp(
-    z: tf.Tensor,
+    z: Tensor,
     r: TimeInput,
     t: TimeInput,
     tangent: VelocityTangent,
-  ): { u: tf.Tensor; du: tf.Tensor };
+  ): { u: Tensor; du: Tensor };
 }
 
 interface Dual {
-  readonly p: tf.Tensor;
-  readonly d: tf.Tensor | undefined;
+  readonly p: Tensor;
+  readonly d: Tensor | undefined;
 }
 
 function linear(x: Dual, layer: Linear): Dual {
   const p = layer.apply(x.p);
-  const d = x.d === undefined
-    ? undefined
-    : tf.matMul(x.d as tf.Tensor2D, layer.weight as tf.Tensor2D);
+  const d = x.d === undefined ? undefined : tf.matMul(x.d as Tensor2D, layer.weight as Tensor2D);
   return { p, d };
 }
 
@@ -106,9 +109,9 @@ function positiveInt(key: string, value: unknown): number {
   return value as number;
 }
 
-function timeTensor(what: string, value: TimeInput, rows: number): tf.Tensor1D {
+function timeTensor(what: string, value: TimeInput, rows: number): Tensor1D {
   if (typeof value === "number") return tf.tensor1d([value]);
-  const flat = tf.reshape(value, [-1]) as tf.Tensor1D;
+  const flat = tf.reshape(value, [-1]) as Tensor1D;
   if (flat.size !== rows && flat.size !== 1) {
     throw new RangeError(
       `VelocityNetwork: ${what} must have 1 or ${rows} (one per row) values, got shape [${value.shape}]`,
@@ -146,6 +149,8 @@ export class VelocityNetwork implements AverageVelocityField {
   readonly #out: Linear;
 
   /**
+   * Builds the network with its time MLP and FiLM layers (output layer zero: u = 0 at start).
+   *
    * @param options Widths and seed.
    * @throws {RangeError} On a non-positive width or an odd `timeEmbedDim`.
    */
@@ -226,7 +231,7 @@ export class VelocityNetwork implements AverageVelocityField {
    * @returns u, same shape as `z`.
    * @throws {RangeError} If the last axis of `z` is not C or a time has the wrong size.
    */
-  velocity(z: tf.Tensor, r: TimeInput, t: TimeInput): tf.Tensor {
+  velocity(z: Tensor, r: TimeInput, t: TimeInput): Tensor {
     return this.#forward(z, r, t, undefined).u;
   }
 
@@ -257,11 +262,11 @@ export class VelocityNetwork implements AverageVelocityField {
    * ```
    */
   jvp(
-    z: tf.Tensor,
+    z: Tensor,
     r: TimeInput,
     t: TimeInput,
     tangent: VelocityTangent,
-  ): { u: tf.Tensor; du: tf.Tensor } {
+  ): { u: Tensor; du: Tensor } {
     if (!tf.util.arraysEqual(tangent.z.shape, z.shape)) {
       throw new RangeError(
         `VelocityNetwork.jvp: tangent.z must have z's shape [${z.shape}], got [${tangent.z.shape}]`,
@@ -272,11 +277,11 @@ export class VelocityNetwork implements AverageVelocityField {
   }
 
   #forward(
-    z: tf.Tensor,
+    z: Tensor,
     r: TimeInput,
     t: TimeInput,
     tangent: VelocityTangent | undefined,
-  ): { u: tf.Tensor; du: tf.Tensor | undefined } {
+  ): { u: Tensor; du: Tensor | undefined } {
     const { channels: c, timeEmbedDim: d, timeMaxFrequency: maxFrequency } = this.options;
     if (z.shape[z.rank - 1] !== c) {
       throw new RangeError(
@@ -333,7 +338,11 @@ export class VelocityNetwork implements AverageVelocityField {
     });
   }
 
-  /** @returns The named variables, in a fixed order. */
+  /**
+   * The network's variables with stable names.
+   *
+   * @returns The named variables, in a fixed order.
+   */
   namedVariables(): NamedVariables {
     return [
       ...prefixed("time", this.#time.namedVariables()),

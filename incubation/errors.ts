@@ -27,6 +27,8 @@ export class PhaseNotReadyError extends Error {
   readonly runDir: string;
 
   /**
+   * Builds the error and its message.
+   *
    * @param phase The phase that cannot run.
    * @param missing The incomplete phases it needs.
    * @param runDir The run folder.
@@ -62,6 +64,8 @@ export class UnknownPhaseError extends RangeError {
   readonly known: readonly string[];
 
   /**
+   * Builds the error and its message.
+   *
    * @param phase The unknown id.
    * @param known The plan's ids.
    */
@@ -91,6 +95,8 @@ export class ForeignRunError extends Error {
   readonly phase: string;
 
   /**
+   * Builds the error and its message.
+   *
    * @param runDir The run folder.
    * @param phase The phase.
    */

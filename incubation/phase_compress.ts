@@ -65,29 +65,14 @@ export async function runCompress(ctx: PhaseContext, phase: CompressPhase): Prom
   if (prefit && objective.align.prefitEpochs > 0 && phase.train.epochs > 0) {
     history.push(...await fitAlignment(ctx, phase, stage, wrapped, trainFeatures));
   }
-  // Prefit: the alignment is frozen (batch norm in inference mode) while the flows are fitted.
-  const flowVars = wrapped.namedVariables().filter(([name, v]) =>
-    v.trainable && (!prefit || !name.startsWith(`stages.${l - 1}.align.`))
+  const { history: flowHistory, gradNorms } = await fitFlows(
+    ctx,
+    phase,
+    stage,
+    wrapped,
+    trainFeatures,
   );
-  const lossOptions = (rng: Rng) => stageLossOptions(objective, rng, !prefit);
-  const norms = () => gradNorms(stage, trainFeatures(0), trainableVariables(flowVars), lossOptions);
-  const start = await startNorms(ctx, norms);
-  if (phase.train.epochs > 0) {
-    const optimizer = ctx.keep(makeOptimizer(phase.train, flowVars));
-    const result = await trainModel(wrapped, {
-      ...ctx.common("train", phase.train.epochs),
-      optimizer,
-      schedule: ctx.schedule(phase.train),
-      trainData: trainFeatures,
-      lossFn: (batch, step): LossOutput => {
-        const target = (batch as FeatureBatch).target!;
-        const loss = meanFlowStageLoss(stage, batch.images, target, lossOptions(step.rng));
-        return { loss: loss.total, metrics: { meanflow: loss.meanflow, endpoint: loss.endpoint } };
-      },
-    });
-    history.push(...result.history);
-  }
-  const end = norms();
+  history.push(...flowHistory);
   const fit = await stageFit(stage, featureBatches(ctx.testBatches(), features));
   ctx.log(
     `  ${phase.id}: test fit MSE ${fit.mse.toPrecision(4)} (${
@@ -107,9 +92,48 @@ export async function runCompress(ctx: PhaseContext, phase: CompressPhase): Prom
     history,
     final: inSitu,
     fit,
-    gradNorms: { start, end },
+    gradNorms,
     imagesProcessed: history.length * ctx.stepsPerEpoch * phase.train.batchSize,
   };
+}
+
+/**
+ * Fits the velocity networks (and, unless prefitted, the alignment) with the phase's objective;
+ * measures the loss terms' gradient norms at the start and the end.
+ */
+async function fitFlows(
+  ctx: PhaseContext,
+  phase: CompressPhase,
+  stage: MeanFlowStage,
+  wrapped: Module,
+  trainFeatures: (epoch: number) => Iterable<FeatureBatch>,
+) {
+  const l = phase.stage;
+  const prefit = phase.objective.align.mode === "prefit";
+  // Prefit: the alignment is frozen (batch norm in inference mode) while the flows are fitted.
+  const flowVars = wrapped.namedVariables().filter(([name, v]) =>
+    v.trainable && (!prefit || !name.startsWith(`stages.${l - 1}.align.`))
+  );
+  const lossOptions = (rng: Rng) => stageLossOptions(phase.objective, rng, !prefit);
+  const norms = () => gradNorms(stage, trainFeatures(0), trainableVariables(flowVars), lossOptions);
+  const start = await startNorms(ctx, norms);
+  let history: readonly EpochRecord[] = [];
+  if (phase.train.epochs > 0) {
+    const optimizer = ctx.keep(makeOptimizer(phase.train, flowVars));
+    const result = await trainModel(wrapped, {
+      ...ctx.common("train", phase.train.epochs),
+      optimizer,
+      schedule: ctx.schedule(phase.train),
+      trainData: trainFeatures,
+      lossFn: (batch, step): LossOutput => {
+        const target = (batch as FeatureBatch).target!;
+        const loss = meanFlowStageLoss(stage, batch.images, target, lossOptions(step.rng));
+        return { loss: loss.total, metrics: { meanflow: loss.meanflow, endpoint: loss.endpoint } };
+      },
+    });
+    history = result.history;
+  }
+  return { history, gradNorms: { start, end: norms() } };
 }
 
 /** Fits the alignment alone by regression to X(l) (`align.mode: prefit`). */

@@ -63,6 +63,57 @@ function dispatch(ctx: PhaseContext, phase: Phase): Promise<PhaseWork> {
   }
 }
 
+/**
+ * The SHA-256 of each dependency's output weights.
+ *
+ * @throws {PhaseNotReadyError} If one is missing or incomplete.
+ */
+async function readInputs(
+  phase: Phase,
+  plan: readonly Phase[],
+  runDir: string,
+): Promise<Record<string, string>> {
+  const inputs: Record<string, string> = {};
+  const missing: string[] = [];
+  for (const d of phase.dependsOn) {
+    const dep = plan.find((p) => p.id === d);
+    const out = dep === undefined ? undefined : await readPhaseOutput(runDir, dep);
+    if (out === undefined) missing.push(d);
+    else inputs[d] = out.sha256;
+  }
+  if (missing.length > 0) throw new PhaseNotReadyError(phase.id, missing, runDir);
+  return inputs;
+}
+
+/** The result a phase's work commits. */
+function resultOf(
+  phase: Phase,
+  work: PhaseWork,
+  run: { wallSeconds: number; data: string; inputs: Record<string, string> },
+): PhaseResult {
+  return {
+    phase: phase.id,
+    complete: true,
+    spec: phase.spec,
+    parameters: work.parameters,
+    trainableParameters: work.trainableParameters,
+    testAccuracy: work.final.accuracy,
+    initialTestAccuracy: work.initialTestAccuracy ?? null,
+    recalibratedTestAccuracy: work.recalibratedTestAccuracy ?? null,
+    fitMse: work.fit?.mse ?? null,
+    fitRelative: work.fit?.relative ?? null,
+    gradNorms: work.gradNorms ?? null,
+    testImages: work.final.count,
+    correct: work.final.correct,
+    imagesProcessed: work.imagesProcessed,
+    wallSeconds: run.wallSeconds,
+    history: work.history,
+    data: run.data,
+    backend: backendNow(),
+    inputs: run.inputs,
+  };
+}
+
 /** Removes partial training made from other inputs or another config (it cannot be resumed). */
 async function discardForeignTraining(
   trainDir: string,
@@ -106,15 +157,7 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
   const log = options.log ?? ((line: string) => console.log(line));
   const t0 = performance.now();
   const fingerprint = phaseFingerprint(phase, config, await givenCheckpointDigest(phase));
-  const inputs: Record<string, string> = {};
-  const missing: string[] = [];
-  for (const d of phase.dependsOn) {
-    const dep = plan.find((p) => p.id === d);
-    const out = dep === undefined ? undefined : await readPhaseOutput(runDir, dep);
-    if (out === undefined) missing.push(d);
-    else inputs[d] = out.sha256;
-  }
-  if (missing.length > 0) throw new PhaseNotReadyError(phase.id, missing, runDir);
+  const inputs = await readInputs(phase, plan, runDir);
   const dir = `${runDir}/${phase.output}`;
   await Deno.mkdir(dir, { recursive: true });
   const trainFingerprint = { ...(fingerprint as Record<string, unknown>), inputs };
@@ -138,27 +181,11 @@ export async function runPhase(phase: Phase, options: RunPhaseOptions): Promise<
       disposables,
     });
     const work = await dispatch(ctx, phase);
-    const result: PhaseResult = {
-      phase: phase.id,
-      complete: true,
-      spec: phase.spec,
-      parameters: work.parameters,
-      trainableParameters: work.trainableParameters,
-      testAccuracy: work.final.accuracy,
-      initialTestAccuracy: work.initialTestAccuracy ?? null,
-      recalibratedTestAccuracy: work.recalibratedTestAccuracy ?? null,
-      fitMse: work.fit?.mse ?? null,
-      fitRelative: work.fit?.relative ?? null,
-      gradNorms: work.gradNorms ?? null,
-      testImages: work.final.count,
-      correct: work.final.correct,
-      imagesProcessed: work.imagesProcessed,
+    const result = resultOf(phase, work, {
       wallSeconds: (performance.now() - t0) / 1000,
-      history: work.history,
       data: data.source.description,
-      backend: backendNow(),
       inputs,
-    };
+    });
     await writePhaseOutput(runDir, phase, work.saved, fingerprint, result);
     // The output is committed; the resumable training checkpoints are no longer needed.
     for (const sub of ["train", "train-align"]) {

@@ -23,7 +23,7 @@ export interface PhaseSource {
 }
 
 /** What every phase declares. */
-interface PhaseCommon {
+export interface PhaseCommon {
   /**
    * Unique id, also the `--phase` argument: `baseline`, `matched`, `compress:2`, `meta`,
    * `incubate:1`, `finetune`, and `VARIANT/compress:2` for the ablation's fits.

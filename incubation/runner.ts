@@ -62,6 +62,82 @@ export interface PipelineOutcome {
   readonly skipped: readonly string[];
 }
 
+/** What the runner knows of complete phases while it decides and runs. */
+interface RunState {
+  /** Results of complete phases, by id. */
+  readonly results: Record<string, PhaseResult>;
+  /** SHA-256 of complete phases' weights, by id. */
+  readonly shas: Record<string, string>;
+  /** Selected phases found complete. */
+  readonly skipped: string[];
+}
+
+/** The log line of a phase about to run. */
+function describePhase(phase: Phase): string {
+  return phase.kind === "baseline" && phase.checkpoint !== null
+    ? `[run] ${phase.id} (loads ${phase.checkpoint})`
+    : `[run] ${phase.id} (${phase.kind}${"stage" in phase ? ` stage ${phase.stage}` : ""}, ` +
+      `${phase.train.epochs} epoch(s), trains ${phase.trainable.join(", ")})`;
+}
+
+/**
+ * Whether a phase still has to run: no trustworthy output (absent, incomplete or edited), or a
+ * stale one (made from an earlier dependency; deleted when selected, kept otherwise). A complete
+ * one goes into `state`.
+ *
+ * @throws {ForeignRunError} If its output was made with another config or format.
+ */
+async function inspectPhase(
+  phase: Phase,
+  config: PipelineConfig,
+  runDir: string,
+  selected: ReadonlySet<string>,
+  state: RunState,
+  log: (line: string) => void,
+): Promise<boolean> {
+  const fingerprint = JSON.stringify(
+    phaseFingerprint(phase, config, await givenCheckpointDigest(phase)),
+  );
+  const existing = await readPhaseOutput(runDir, phase);
+  if (existing === undefined) {
+    if (selected.has(phase.id) && await exists(outputPath(runDir, phase))) {
+      log(`[redo] ${phase.id}: its output is incomplete or was edited; it is not trusted`);
+    }
+    return true;
+  }
+  if (JSON.stringify(existing.fingerprint) !== fingerprint) {
+    const format = (existing.fingerprint as { format?: string } | null)?.format;
+    throw new ForeignRunError(
+      runDir,
+      format === PHASE_FORMAT
+        ? phase.id
+        : `${phase.id} (written in phase format ${format ?? "mfi-phase/1"}, ` +
+          `this version writes ${PHASE_FORMAT})`,
+    );
+  }
+  const changed = phase.dependsOn.filter((d) =>
+    state.results[d] === undefined || state.shas[d] !== existing.result.inputs?.[d]
+  );
+  if (changed.length === 0) {
+    state.results[phase.id] = existing.result;
+    state.shas[phase.id] = existing.sha256;
+    if (selected.has(phase.id)) {
+      state.skipped.push(phase.id);
+      log(`[skip] ${phase.id}: complete output found`);
+    }
+    return false;
+  }
+  // Only a phase about to be redone is deleted: another process may be completing the
+  // inputs of a phase this one did not select (independent phases run side by side).
+  if (!selected.has(phase.id)) {
+    log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; not selected, kept`);
+    return false;
+  }
+  log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; discarding it`);
+  await Deno.remove(`${runDir}/${phase.output}`, { recursive: true });
+  return true;
+}
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.stat(path);
@@ -105,71 +181,20 @@ export async function runPipeline(
     options.only === undefined ? phases.map((p) => p.id) : selectPhases(phases, options.only),
   );
   await Deno.mkdir(options.runDir, { recursive: true });
-  const results: Record<string, PhaseResult> = {};
-  const shas: Record<string, string> = {};
-  const ran: string[] = [];
-  const skipped: string[] = [];
+  const state: RunState = { results: {}, shas: {}, skipped: [] };
   const toRun: Phase[] = [];
-  const pending = async (phase: Phase): Promise<boolean> => {
-    const fingerprint = JSON.stringify(
-      phaseFingerprint(phase, config, await givenCheckpointDigest(phase)),
-    );
-    const existing = await readPhaseOutput(options.runDir, phase);
-    if (existing === undefined) {
-      if (selected.has(phase.id) && await exists(outputPath(options.runDir, phase))) {
-        log(`[redo] ${phase.id}: its output is incomplete or was edited; it is not trusted`);
-      }
-      return true;
-    }
-    if (JSON.stringify(existing.fingerprint) !== fingerprint) {
-      const format = (existing.fingerprint as { format?: string } | null)?.format;
-      if (format !== PHASE_FORMAT) {
-        throw new ForeignRunError(
-          options.runDir,
-          `${phase.id} (written in phase format ${
-            format ?? "mfi-phase/1"
-          }, this version writes ${PHASE_FORMAT})`,
-        );
-      }
-      throw new ForeignRunError(options.runDir, phase.id);
-    }
-    const changed = phase.dependsOn.filter((d) =>
-      results[d] === undefined || shas[d] !== existing.result.inputs?.[d]
-    );
-    if (changed.length === 0) {
-      results[phase.id] = existing.result;
-      shas[phase.id] = existing.sha256;
-      if (selected.has(phase.id)) {
-        skipped.push(phase.id);
-        log(`[skip] ${phase.id}: complete output found`);
-      }
-      return false;
-    }
-    // Only a phase about to be redone is deleted: another process may be completing the
-    // inputs of a phase this one did not select (independent phases run side by side).
-    if (!selected.has(phase.id)) {
-      log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; not selected, kept`);
-      return false;
-    }
-    log(`[stale] ${phase.id}: made from an earlier ${changed.join(", ")}; discarding it`);
-    await Deno.remove(`${options.runDir}/${phase.output}`, { recursive: true });
-    return true;
-  };
   // Decide in plan order what is complete; then run what is pending and selected.
   for (const phase of phases) {
-    if (!(await pending(phase))) continue;
-    if (selected.has(phase.id)) toRun.push(phase);
+    const pending = await inspectPhase(phase, config, options.runDir, selected, state, log);
+    if (pending && selected.has(phase.id)) toRun.push(phase);
   }
+  const { results, shas, skipped } = state;
+  const ran: string[] = [];
   for (const [i, phase] of toRun.entries()) {
     const missing = phase.dependsOn.filter((d) => results[d] === undefined);
     if (missing.length > 0) throw new PhaseNotReadyError(phase.id, missing, options.runDir);
     options.onPhaseStart?.({ phase, index: i + 1, total: toRun.length });
-    log(
-      phase.kind === "baseline" && phase.checkpoint !== null
-        ? `[run] ${phase.id} (loads ${phase.checkpoint})`
-        : `[run] ${phase.id} (${phase.kind}${"stage" in phase ? ` stage ${phase.stage}` : ""}, ` +
-          `${phase.train.epochs} epoch(s), trains ${phase.trainable.join(", ")})`,
-    );
+    log(describePhase(phase));
     const result = await runPhase(phase, {
       runDir: options.runDir,
       config,

@@ -7,9 +7,17 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /**
  * Entry points checked together (one package's signatures may name another's exported types).
- * flows/mod.ts and incubation/mod.ts join this list once `deno doc --lint` is clean for them.
+ * Every published package is here.
  */
-const ENTRIES = ["core/mod.ts", "core/testing.ts", "data/mod.ts", "resnet/mod.ts"];
+const ENTRIES = [
+  "core/mod.ts",
+  "core/testing.ts",
+  "data/mod.ts",
+  "resnet/mod.ts",
+  "flows/mod.ts",
+  "incubation/mod.ts",
+  "serve/mod.ts",
+];
 
 Deno.test("deno doc --lint is clean for the published entry points", async () => {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {

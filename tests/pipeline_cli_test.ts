@@ -100,14 +100,19 @@ Deno.test("reproduce refuses a run over --max-hours without a terminal, and reje
     const unknown = await run([...args, "--no-probe", "--set", "baseline.epoch=3"]);
     assert.equal(unknown.code, 2);
     assert.match(unknown.stderr, /"baseline.epoch" is not a known key/);
-    // --ablation adds the sub-runs to the plan (and its estimate); their phases are VARIANT/ID.
+    // --ablation adds the variants' stage fits to the plan (and its estimate): VARIANT/compress:L.
     const ablation = await run([...args, "--ablation", "--dry-run"]);
     assert.equal(ablation.code, 0, ablation.stderr);
     assert.match(ablation.stdout, /meanflow-only\/compress:1 .* trains stages\.0\.\* .*\[to run\]/);
-    assert.match(ablation.stdout, /endpoint-only\/finetune .* trains \* .*\[to run\]/);
+    assert.match(ablation.stdout, /legacy\/compress:4 .* trains stages\.3\.\* .*\[to run\]/);
+    assert.doesNotMatch(
+      ablation.stdout,
+      /both\/compress/,
+      "the run's own objective is not planned twice",
+    );
     assert.match(
       ablation.stdout,
-      /ablation: meanflow-only \(MeanFlow loss alone\), endpoint-only \(endpoint regression alone\)/,
+      /stage-fit ablation from this run's baseline: meanflow-only \(MeanFlow loss alone; v1 sampler/,
     );
     const selected = await run([
       ...args,
@@ -115,23 +120,23 @@ Deno.test("reproduce refuses a run over --max-hours without a terminal, and reje
       "--dry-run",
       "--no-probe",
       "--phase",
-      "endpoint-only/meta",
+      "endpoint-only",
     ]);
     assert.equal(selected.code, 0, selected.stderr);
-    assert.match(selected.stdout, /endpoint-only\/meta .*\[to run\]/);
-    assert.match(selected.stdout, /meanflow-only\/meta .*\[not selected\]/);
+    assert.match(selected.stdout, /endpoint-only\/compress:2 .*\[to run\]/);
+    assert.match(selected.stdout, /meanflow-only\/compress:2 .*\[not selected\]/);
     assert.match(selected.stdout, /^ {2}meta .*\[not selected\]/m);
-    const noVariant = await run([...args, "--no-probe", "--phase", "endpoint-only/meta"]);
+    const noVariant = await run([...args, "--no-probe", "--phase", "endpoint-only/compress:1"]);
     assert.equal(noVariant.code, 2);
     assert.match(
       noVariant.stderr,
-      /"endpoint-only" is not an ablation variant of this run \(it has none; add --ablation\)/,
+      /--phase endpoint-only\/compress:1: this plan has no such phase; .*\(no ablation variants: add --ablation\)/,
     );
-    const badVariant = await run([...args, "--no-probe", "--set", "ablation=[both]"]);
+    const badVariant = await run([...args, "--no-probe", "--set", "ablation=[all]"]);
     assert.equal(badVariant.code, 2);
     assert.match(
       badVariant.stderr,
-      /"ablation\[0\]" must be one of "meanflow-only", "endpoint-only"/,
+      /"ablation\[0\]" must be one of "meanflow-only", "meanflow-prefit", "endpoint-only", "both", "legacy"/,
     );
     assert.deepEqual([...Deno.readDirSync(tmp)], [], "a dry run writes nothing");
     const preset = await run(["run", "-A", "tasks/reproduce.ts", "--preset", "huge", "--dry-run"]);

@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
 import { fixtureFiles, tarGz, writeFiles } from "../data/testdata/fixtures.ts";
-import { DEFAULT_CONFIG } from "./config.ts";
-import { DataCheckError, loadPipelineData } from "./pipeline_data.ts";
+import { DataCheckError, DEFAULT_CONFIG, loadPipelineData } from "@mfi/incubation";
 
 const SAMPLE = new URL("../data/sample/cifar-10-sample.tar.gz", import.meta.url).pathname;
 const config = DEFAULT_CONFIG.data;
