@@ -14,7 +14,7 @@
 import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor } from "@mfi/core";
 import type { Rng } from "@mfi/core";
-import { sampleTimes, type TimeSamplerOptions } from "./time_sampler.ts";
+import { SAMPLER_OPTION_KEYS, sampleTimes, type TimeSamplerOptions } from "./time_sampler.ts";
 import { detached, stopGradient } from "./stop_gradient.ts";
 import type { AverageVelocityField } from "./velocity_network.ts";
 
@@ -38,20 +38,7 @@ export type MeanFlowLossResult = {
   readonly err: Scalar;
 };
 
-const KEYS = new Set([
-  "rng",
-  "p",
-  "c",
-  "sample",
-  "mean",
-  "std",
-  "t",
-  "r",
-  "order",
-  "distinctFraction",
-  "exactShare",
-  "interval",
-]);
+const KEYS = new Set<string>(["rng", "p", "c", "sample", ...SAMPLER_OPTION_KEYS]);
 
 function repeatEach(values: Float32Array, times: number): Float32Array {
   if (times === 1) return values;

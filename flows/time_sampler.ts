@@ -101,7 +101,17 @@ export const SAMPLER_PRESETS: Readonly<Record<"v0" | "v1" | "imagenet", SamplerS
     }),
   });
 
-const KEYS = new Set([
+/**
+ * The option names of {@linkcode sampleTimes}, for callers that pass sampler options through.
+ *
+ * @example
+ * ```ts
+ * import { SAMPLER_OPTION_KEYS } from "@mfi/flows";
+ * import assert from "node:assert/strict";
+ * assert.ok(SAMPLER_OPTION_KEYS.includes("exactShare"));
+ * ```
+ */
+export const SAMPLER_OPTION_KEYS: readonly (keyof TimeSamplerOptions)[] = Object.freeze([
   "mean",
   "std",
   "t",
@@ -111,6 +121,8 @@ const KEYS = new Set([
   "exactShare",
   "interval",
 ]);
+
+const KEYS = new Set<string>(SAMPLER_OPTION_KEYS);
 
 function fraction(value: number, key: string): number {
   if (!(value >= 0 && value <= 1)) {

@@ -231,3 +231,38 @@ Deno.test("an interrupted phase resumes its own training and discards another co
     await Deno.remove(runDir, { recursive: true });
   }
 });
+
+Deno.test("finetune recalibrates batch norm before training: running statistics move, weights do not", async () => {
+  const runDir = await Deno.makeTempDir();
+  try {
+    const cfg = (recalibrateBatches: number) =>
+      mergeConfig(config, {
+        finetune: { epochs: 0, recalibrateBatches },
+        matched: { enabled: false },
+      });
+    const on = planPhases(cfg(2));
+    await runPipeline(cfg(2), { runDir, data, ...quiet });
+    const ft = (await readPhaseOutput(runDir, on.find((p) => p.id === "finetune")!))!;
+    const inc = (await readPhaseOutput(runDir, on.find((p) => p.id === "incubate:1")!))!;
+    assert.ok(ft.result.recalibratedTestAccuracy !== null);
+    let moved = 0;
+    for (const [name, t] of inc.weights) {
+      const same = JSON.stringify(Array.from(t.data as Float32Array)) ===
+        JSON.stringify(Array.from(ft.weights.get(name)!.data as Float32Array));
+      if (/running_(mean|var)$/.test(name)) moved += same ? 0 : 1;
+      else assert.ok(same, `${name} changed without training`);
+    }
+    assert.ok(moved > 0, "recalibration moved the incubated stage's running statistics");
+    // Off: the assembled model keeps its sources' statistics exactly.
+    const off = planPhases(cfg(0));
+    await runPipeline(cfg(0), { runDir: `${runDir}/off`, data, ...quiet });
+    const ft0 = (await readPhaseOutput(`${runDir}/off`, off.find((p) => p.id === "finetune")!))!;
+    const inc0 = (await readPhaseOutput(`${runDir}/off`, off.find((p) => p.id === "incubate:1")!))!;
+    assert.equal(ft0.result.recalibratedTestAccuracy, null);
+    for (const [name, t] of inc0.weights) {
+      assert.deepEqual(t.data, ft0.weights.get(name)!.data, name);
+    }
+  } finally {
+    await Deno.remove(runDir, { recursive: true });
+  }
+});
