@@ -15,6 +15,19 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { hasWasmSimd, hasWasmThreads, initWasmBackend, MAX_WASM_THREADS } from "./_wasm_init.ts";
+
+/**
+ * The most WASM threads a backend runs with (tfjs-backend-wasm's prebuilt pool size); larger
+ * requests are capped.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { WASM_THREAD_LIMIT } from "@mfi/core";
+ * assert.equal(WASM_THREAD_LIMIT, 8);
+ * ```
+ */
+export const WASM_THREAD_LIMIT: number = MAX_WASM_THREADS;
 import { registerWasmTrainingKernels } from "./kernels/register.ts";
 
 /** Backends the project can run on. */

@@ -27,7 +27,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { BACKEND_ARG_HELP, BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "@mfi/core";
+import { BACKEND_ARG_HELP, BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "./_cli.ts";
 import { createHandler, loadClassifier, startHttpServer } from "@mfi/serve";
 
 const USAGE = "usage: deno task serve --model model.mfi [--port 8080] [--hostname 127.0.0.1] " +

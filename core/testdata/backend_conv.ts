@@ -10,14 +10,14 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
-import { BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "../cli.ts";
-import { selectBackend } from "../backend.ts";
+import { type BackendName, parseBackendName, selectBackend } from "../backend.ts";
 import { Rng } from "../random.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
   options: {
-    ...BACKEND_ARG_OPTIONS,
+    backend: { type: "string" },
+    threads: { type: "string" },
     shape: { type: "string", default: "2,8,8,16,16" },
     repeat: { type: "string", default: "1" },
     "stdin-binary": { type: "string" },
@@ -34,7 +34,10 @@ if (values["stdin-binary"] !== undefined) {
 }
 const tInit = performance.now();
 const choice = await selectBackend({
-  ...backendOptionsFromValues(values),
+  ...(values.backend !== undefined
+    ? { backend: parseBackendName(values.backend, "--backend") as BackendName }
+    : {}),
+  ...(values.threads !== undefined ? { threads: Number(values.threads) } : {}),
   ...(binaries ? { wasm: { binaries } } : {}),
   allowSoftwareAdapter: values["allow-software-adapter"],
   env: {},

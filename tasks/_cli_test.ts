@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import {
+  BACKEND_ARG_HELP,
+  BACKEND_ARG_OPTIONS,
+  BACKEND_FLAGS,
+  backendOptions,
+  backendOptionsFromArgs,
+  backendOptionsFromValues,
+  type CliSpec,
+  helpText,
+  parseCli,
+  reportError,
+  UsageError,
+} from "./_cli.ts";
+import { parseArgs } from "node:util";
+
+const SPEC: CliSpec = {
+  name: "demo",
+  summary: "a demo task",
+  flags: {
+    epochs: { type: "integer", min: 1, default: 10, doc: "passes over the data" },
+    lr: { type: "number", above: 0, doc: "learning rate", example: "0.1" },
+    shift: { type: "number", doc: "a signed offset" },
+    "data-dir": { type: "string", placeholder: "DIR", doc: "data folder" },
+    mode: { type: "string", choices: ["fast", "slow"], default: "fast", doc: "speed" },
+    augment: { type: "boolean", default: true, doc: "flip and crop" },
+    yes: { type: "boolean", doc: "do not ask" },
+    set: { type: "string", multiple: true, doc: "override", example: "a=1" },
+    out: { type: "string", short: "o", doc: "output" },
+    ...BACKEND_FLAGS,
+  },
+  renamed: { dir: "--dir was renamed --data-dir; use --data-dir DIR" },
+  examples: ["--epochs 3"],
+};
+
+Deno.test("parseCli: values, defaults, --no-X, negative numbers, repeatable, short aliases", () => {
+  const p = parseCli(SPEC, []);
+  assert.deepEqual(p.values, { epochs: 10, mode: "fast", augment: true, set: [] });
+  assert.equal(p.help, false);
+  assert.equal(p.given.size, 0);
+  const q = parseCli(SPEC, [
+    "--epochs=3",
+    "--lr",
+    "1e-3",
+    "--shift",
+    "-2.5",
+    "--no-augment",
+    "--yes",
+    "--set",
+    "a=1",
+    "--set=b=2",
+    "-o",
+    "x",
+    "--data-dir",
+    "/d",
+    "--mode",
+    "slow",
+  ]);
+  assert.deepEqual(q.values, {
+    epochs: 3,
+    lr: 1e-3,
+    shift: -2.5,
+    augment: false,
+    yes: true,
+    set: ["a=1", "b=2"],
+    out: "x",
+    "data-dir": "/d",
+    mode: "slow",
+  });
+  assert.deepEqual([...q.given].sort(), [
+    "augment",
+    "data-dir",
+    "epochs",
+    "lr",
+    "mode",
+    "out",
+    "set",
+    "shift",
+    "yes",
+  ]);
+  assert.equal(parseCli(SPEC, ["--augment=false"]).values.augment, false);
+  assert.equal(parseCli(SPEC, ["--no-augment", "--augment"]).values.augment, true);
+  assert.equal(parseCli(SPEC, ["--help", "--bogus"]).help, true);
+  assert.equal(parseCli(SPEC, ["--epochs", "0", "-h"]).help, true);
+});
+
+Deno.test("parseCli: every mistake is a one-line UsageError naming the flag and the fix", () => {
+  const cases: [string[], RegExp][] = [
+    [["--epochs", "-1"], /^--epochs must be a whole number >= 1; got -1$/],
+    [["--epochs", "abc"], /--epochs must be a whole number; got "abc"/],
+    [["--epochs", "1.5"], /--epochs must be a whole number; got "1.5"/],
+    [["--epochs"], /--epochs needs a value, e.g. --epochs 10/],
+    [["--epochs", "--yes"], /--epochs needs a value/],
+    [["--lr", "0"], /--lr must be a number > 0; got 0/],
+    [["--lr", "0x10"], /--lr must be a number; got "0x10"/],
+    [["--mode", "medium"], /--mode must be one of fast, slow; got "medium"/],
+    [["--epoch", "3"], /unknown flag --epoch; did you mean --epochs\?/],
+    [["--bogus"], /unknown flag --bogus; deno task demo --help lists the flags/],
+    [["-x"], /unknown flag -x/],
+    [["--dir", "/d"], /--dir was renamed --data-dir/],
+    [["--no-yes=1"], /--no-yes takes no value/],
+    [["--yes=maybe"], /--yes takes no value \(or true\/false\)/],
+    [["--no-epochs"], /unknown flag --no-epochs/],
+    [["stray"], /unexpected argument "stray"/],
+    [["--backend", "tpu"], /--backend must be one of webgpu, wasm, cpu; got "tpu"/],
+    [["--threads", "0"], /--threads must be a whole number >= 1; got 0/],
+  ];
+  for (const [args, pattern] of cases) {
+    assert.throws(
+      () => parseCli(SPEC, args),
+      (e: Error) => e instanceof UsageError && pattern.test(e.message) && !e.message.includes("\n"),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test("parseCli: positionals as a sub-command", () => {
+  const spec: CliSpec = {
+    name: "data",
+    summary: "x",
+    flags: {},
+    positionals: { name: "COMMAND", doc: "check or download", min: 1, max: 1, choices: ["check"] },
+    examples: [],
+  };
+  assert.deepEqual(parseCli(spec, ["check"]).positionals, ["check"]);
+  assert.throws(() => parseCli(spec, []), /missing COMMAND/);
+  assert.throws(() => parseCli(spec, ["check", "x"]), /unexpected argument "x"/);
+  assert.throws(() => parseCli(spec, ["chek"]), /unknown command "chek"; expected one of check/);
+  assert.deepEqual(parseCli(spec, ["--", "check"]).positionals, ["check"]);
+});
+
+Deno.test("helpText lists every flag with its type, default and an example", () => {
+  const text = helpText(SPEC);
+  for (const name of Object.keys(SPEC.flags)) {
+    const line = text.split("\n").findIndex((l) => l.includes(`--${name} `) || l.includes(`]${name}`));
+    assert.ok(line >= 0, `--${name} missing from the help`);
+    const entry = text.split("\n").slice(line, line + 2).join(" ");
+    assert.match(entry, /e\.g\. --/, `--${name} has no example`);
+  }
+  assert.match(text, /--\[no-\]augment\s+boolean\. flip and crop \(default: true\); e\.g\. --no-augment/);
+  assert.match(text, /--epochs N\s+integer >= 1\. passes over the data \(default: 10\)/);
+  assert.match(text, /--backend webgpu\|wasm\|cpu/);
+  assert.match(text, /-h, --help/);
+  assert.match(text, /deno task demo --epochs 3/);
+});
+
+Deno.test("reportError: one line, exit 2 for usage errors and 1 otherwise", () => {
+  const lines: string[] = [];
+  const saved = console.error;
+  console.error = (m: string) => lines.push(m);
+  try {
+    assert.equal(reportError("demo", new UsageError("bad flag")), 2);
+    assert.equal(reportError("demo", new Error("two\nlines")), 1);
+  } finally {
+    console.error = saved;
+  }
+  assert.deepEqual(lines, ["demo: bad flag", "demo: two lines"]);
+});
+
+Deno.test("backend flags: parsed values, args scanning, and the parseArgs form for serve", () => {
+  const spec: CliSpec = { name: "b", summary: "b", flags: BACKEND_FLAGS, examples: [] };
+  assert.deepEqual(backendOptions(parseCli(spec, ["--threads", "4"]).values), { threads: 4 });
+  assert.deepEqual(backendOptionsFromArgs([]), {});
+  assert.deepEqual(backendOptionsFromArgs(["--backend", "wasm"]), { backend: "wasm" });
+  assert.deepEqual(
+    backendOptionsFromArgs(["train", "--epochs", "3", "--backend", "cpu", "--threads", "1", "-v"]),
+    { backend: "cpu", threads: 1 },
+  );
+  assert.deepEqual(backendOptionsFromArgs(["--backend", "cpu", "--backend", "wasm"]), {
+    backend: "wasm",
+  });
+  for (const bad of ["0", "-1", "1.5", "two", "", " "]) {
+    assert.throws(
+      () => backendOptionsFromArgs([`--threads=${bad}`]),
+      (e: Error) => e instanceof UsageError && /--threads/.test(e.message),
+      bad,
+    );
+  }
+  assert.throws(() => backendOptionsFromArgs(["--backend"]), /--backend needs a value/);
+  const { values } = parseArgs({
+    args: ["--backend", "wasm", "--threads", "2", "--steps", "10"],
+    options: { ...BACKEND_ARG_OPTIONS, steps: { type: "string" } },
+  });
+  assert.deepEqual(backendOptionsFromValues(values), { backend: "wasm", threads: 2 });
+  assert.throws(() => backendOptionsFromValues({ backend: true }), /--backend needs a value/);
+  assert.throws(() => backendOptionsFromValues({ backend: "gpu" }), /webgpu, wasm, cpu/);
+  assert.match(BACKEND_ARG_HELP, /--threads N/);
+});
