@@ -113,7 +113,7 @@ export class UsageError extends Error {
 const NUMBER = /^[-+]?(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i;
 
 function typeText(spec: FlagSpec): string {
-  if (spec.choices) return spec.choices.join("|");
+  if (spec.choices) return "choice";
   if (spec.type === "boolean") return "boolean";
   const range: string[] = [];
   if (spec.above !== undefined) range.push(`> ${spec.above}`);
@@ -157,7 +157,8 @@ function exampleOf(name: string, spec: FlagSpec): string {
  * ```
  */
 export function helpText(spec: CliSpec): string {
-  const lines = [`deno task ${spec.name}: ${spec.summary}`, ""];
+  const lines: string[] = [];
+  lines.push(...wrap(`deno task ${spec.name}: ${spec.summary}`, HELP_WIDTH), "");
   lines.push(`Usage: deno task ${spec.name} ${spec.usage ?? "[options]"}`, "");
   if (spec.positionals) lines.push(`  ${spec.positionals.name}  ${spec.positionals.doc}`, "");
   lines.push("Options:");
@@ -173,18 +174,40 @@ export function helpText(spec: CliSpec): string {
     const def = f.defaultText ??
       (f.default !== undefined ? String(f.default) : f.multiple ? "none" : undefined);
     const text = `${typeText(f)}. ${f.doc}${def !== undefined ? ` (default: ${def})` : ""}` +
-      `${f.multiple ? "; repeatable" : ""}; e.g. ${exampleOf(name, f)}`;
+      `${f.multiple ? "; repeatable" : ""};`;
     const head = heads[i];
-    if (head.length + 2 > width) {
-      lines.push(`  ${head}`, `  ${" ".repeat(width)}${text}`);
-    } else {
-      lines.push(`  ${head.padEnd(width)}${text}`);
-    }
+    const body = wrap(text, HELP_WIDTH - width - 2, `e.g. ${exampleOf(name, f)}`);
+    if (head.length + 2 > width) lines.push(`  ${head}`);
+    else body[0] = `${head.padEnd(width)}${body[0]}`, lines.push(`  ${body.shift()}`);
+    lines.push(...body.map((l) => `  ${" ".repeat(width)}${l}`));
   });
   lines.push(`  ${"-h, --help".padEnd(width)}show this help and exit`);
   if (spec.notes) lines.push("", spec.notes);
-  lines.push("", "Examples:", ...spec.examples.map((e) => `  deno task ${spec.name} ${e}`.trimEnd()));
+  lines.push(
+    "",
+    "Examples:",
+    ...spec.examples.map((e) => `  deno task ${spec.name} ${e}`.trimEnd()),
+  );
   return lines.join("\n");
+}
+
+/** Help lines are wrapped to this many columns. */
+const HELP_WIDTH = 100;
+
+/** Wraps words to `width` columns; `keep` is one last token that is never split. */
+function wrap(text: string, width: number, keep?: string): string[] {
+  const out: string[] = [];
+  let line = "";
+  const words = text.split(" ");
+  if (keep !== undefined) words.push(keep);
+  for (const word of words) {
+    if (line !== "" && line.length + 1 + word.length > width) {
+      out.push(line);
+      line = word;
+    } else line = line === "" ? word : `${line} ${word}`;
+  }
+  out.push(line);
+  return out;
 }
 
 function distance(a: string, b: string): number {
@@ -205,7 +228,10 @@ function distance(a: string, b: string): number {
 function suggestion(name: string, spec: CliSpec): string {
   const names = Object.keys(spec.flags);
   const close = names
-    .map((n) => ({ n, d: n.startsWith(name) || name.startsWith(n) ? 1 : distance(n, name) }))
+    .map((n) => ({
+      n,
+      d: n.startsWith(name) || name.startsWith(n) || n.endsWith(`-${name}`) ? 1 : distance(n, name),
+    }))
     .filter((x) => x.d <= 2)
     .sort((a, b) => a.d - b.d)[0];
   return close ? `did you mean --${close.n}? ` : "";
@@ -230,7 +256,8 @@ function convert(name: string, spec: FlagSpec, text: string): string | number {
     throw new UsageError(`--${name} must be ${what}; got ${JSON.stringify(text)}`);
   }
   const range = typeText(spec).replace(/^\w+ ?/, "");
-  const bad = (spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max) ||
+  const bad = (spec.min !== undefined && n < spec.min) ||
+    (spec.max !== undefined && n > spec.max) ||
     (spec.above !== undefined && n <= spec.above);
   if (bad) throw new UsageError(`--${name} must be ${what} ${range}; got ${text}`);
   return n;
@@ -320,7 +347,9 @@ export function parseCli(spec: CliSpec, args: readonly string[]): ParsedCli {
     if (renamed !== undefined) throw new UsageError(renamed);
     let f = spec.flags[name];
     let negated = false;
-    if (f === undefined && name.startsWith("no-") && spec.flags[name.slice(3)]?.type === "boolean") {
+    if (
+      f === undefined && name.startsWith("no-") && spec.flags[name.slice(3)]?.type === "boolean"
+    ) {
       name = name.slice(3);
       f = spec.flags[name];
       negated = true;
@@ -420,7 +449,8 @@ export function reportError(task: string, e: unknown): number {
   console.error(`${task}: ${message.replace(/\s*\n\s*/g, " ").trim()}`);
   let debug = false;
   try {
-    debug = Deno.permissions.querySync({ name: "env", variable: "MFI_DEBUG" }).state === "granted" &&
+    debug =
+      Deno.permissions.querySync({ name: "env", variable: "MFI_DEBUG" }).state === "granted" &&
       (Deno.env.get("MFI_DEBUG") ?? "") !== "";
   } catch {
     debug = false;
@@ -555,4 +585,26 @@ export function backendOptionsFromValues(
     args.push(`--${name}=${v}`);
   }
   return backendOptionsFromArgs(args);
+}
+
+/**
+ * For top-level scripts: parses the arguments, or prints the help (exit 0) or the usage error
+ * (one line, exit 2) and exits.
+ *
+ * @param spec The task's command line.
+ * @param args The arguments (default `Deno.args`).
+ * @returns The parsed arguments (never with `help` set).
+ */
+export function parseCliOrExit(spec: CliSpec, args: readonly string[] = Deno.args): ParsedCli {
+  let parsed: ParsedCli;
+  try {
+    parsed = parseCli(spec, args);
+  } catch (e) {
+    Deno.exit(reportError(spec.name, e));
+  }
+  if (parsed.help) {
+    console.log(helpText(spec));
+    Deno.exit(0);
+  }
+  return parsed;
 }

@@ -132,12 +132,17 @@ Deno.test("parseCli: positionals as a sub-command", () => {
 Deno.test("helpText lists every flag with its type, default and an example", () => {
   const text = helpText(SPEC);
   for (const name of Object.keys(SPEC.flags)) {
-    const line = text.split("\n").findIndex((l) => l.includes(`--${name} `) || l.includes(`]${name}`));
+    const line = text.split("\n").findIndex((l) =>
+      l.includes(`--${name} `) || l.includes(`]${name}`)
+    );
     assert.ok(line >= 0, `--${name} missing from the help`);
     const entry = text.split("\n").slice(line, line + 2).join(" ");
     assert.match(entry, /e\.g\. --/, `--${name} has no example`);
   }
-  assert.match(text, /--\[no-\]augment\s+boolean\. flip and crop \(default: true\); e\.g\. --no-augment/);
+  assert.match(
+    text,
+    /--\[no-\]augment\s+boolean\. flip and crop \(default: true\); e\.g\. --no-augment/,
+  );
   assert.match(text, /--epochs N\s+integer >= 1\. passes over the data \(default: 10\)/);
   assert.match(text, /--backend webgpu\|wasm\|cpu/);
   assert.match(text, /-h, --help/);

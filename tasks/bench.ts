@@ -5,12 +5,12 @@
  * peak heap is its own.
  *
  * Usage: `deno task bench [--quick] [--json] [--threads LIST]`, LIST a comma-separated list of
- * thread counts (default `1,<all cores>`): every measurement runs once per thread count.
+ * thread counts (default `1,<all cores>`): every measurement runs once per thread count. Do not
+ * compare figures from a machine that other work is loading.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
 import {
   registerWasmTrainingKernels,
   selectBackend,
@@ -20,6 +20,31 @@ import {
   withWasmHeapContext,
 } from "@mfi/core";
 import { buildResNet } from "@mfi/resnet";
+import { type CliSpec, runCli, UsageError } from "./_cli.ts";
+
+/** `deno task bench`'s command line. */
+export const BENCH_CLI: CliSpec = {
+  name: "bench",
+  summary: "WASM training benchmark: conv GFLOP/s (forward and both gradients) and ResNet-18/50 " +
+    "training images/s and peak heap, one process per measurement and thread count",
+  flags: {
+    quick: { type: "boolean", default: false, doc: "fewer repetitions (a rough figure)" },
+    json: { type: "boolean", default: false, doc: "print JSON instead of a table" },
+    threads: {
+      type: "string",
+      placeholder: "LIST",
+      defaultText: "1,<all cores>",
+      example: "1,2",
+      doc: "comma-separated WASM thread counts; every measurement runs once per count",
+    },
+    only: {
+      type: "string",
+      choices: ["conv", "resnet18", "resnet50"],
+      doc: "run one measurement in this process (what the parent runs in each child)",
+    },
+  },
+  examples: ["--quick", "--threads 1,2 --json"],
+};
 
 /** One row of the result table. */
 interface Row {
@@ -42,30 +67,21 @@ const REFERENCE: Record<string, string> = {
   "resnet50 train (batch 32)": "straightforward ~8 (2.3 GiB heap); PyTorch ~46",
 };
 
-function parse() {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      quick: { type: "boolean", default: false },
-      json: { type: "boolean", default: false },
-      threads: { type: "string" },
-      only: { type: "string" },
-    },
-    strict: true,
-  });
+function parse(values: Readonly<Record<string, unknown>>) {
   const cores = navigator.hardwareConcurrency || 1;
-  const list = values.threads ?? (cores > 1 ? `1,${cores}` : "1");
+  const list = (values.threads as string | undefined) ?? (cores > 1 ? `1,${cores}` : "1");
   const threads = list.split(",").map((t) => Number(t.trim()));
   if (threads.length === 0 || threads.some((t) => !Number.isInteger(t) || t < 1)) {
-    throw new RangeError(
-      `--threads must be a comma-separated list of positive integers (e.g. 1,2), got ${list}`,
+    throw new UsageError(
+      `--threads must be a comma-separated list of whole numbers >= 1 (e.g. 1,2); got ${list}`,
     );
   }
-  const only = values.only;
-  if (only !== undefined && !["conv", "resnet18", "resnet50"].includes(only)) {
-    throw new RangeError(`--only must be conv, resnet18 or resnet50, got ${only}`);
-  }
-  return { quick: values.quick, json: values.json, threads, only };
+  return {
+    quick: values.quick as boolean,
+    json: values.json as boolean,
+    threads,
+    only: values.only as string | undefined,
+  };
 }
 
 /** CPU seconds (user + system) this process has used, from /proc (NaN where unavailable). */
@@ -187,8 +203,8 @@ function table(rows: Row[], load: string): string {
   return lines.join("\n");
 }
 
-async function main(): Promise<void> {
-  const opts = parse();
+async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
+  const opts = parse(values);
   if (opts.only) {
     console.log(JSON.stringify(await child(opts.only, opts.quick, opts.threads[0])));
     return;
@@ -216,4 +232,4 @@ async function main(): Promise<void> {
   else console.log(table(withRefs, load));
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runCli(BENCH_CLI, ({ values }) => main(values));

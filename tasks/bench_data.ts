@@ -1,18 +1,17 @@
 /**
- * `deno task bench:data [--dir D] [--archive F] [--batches N] [--backend wasm|cpu]`: data pipeline
- * speed.
+ * `deno task bench:data [--data-dir D] [--archive F] [--batches N] [--backend wasm|cpu]`: data
+ * pipeline speed.
  *
  * Measures (default backend wasm, via `selectBackend`): reading and decoding all 60,000 CIFAR-10
- * images from the binary files (and from an archive with `--archive`), turning them into normalised tensors (in chunks of 10,000), and
+ * images from the binary files (and from an archive with `--archive`), turning them into normalised
+ * tensors (in chunks of 10,000), and
  * batches per second of batch 128 with and without augmentation. It also times three ways to
  * crop, flip and normalise a batch (the package's `assembleBatch`, the tensor `cropFlip`,
- * `tf.image.cropAndResize`, a JavaScript crop + tensor normalise) so the choice stays measured. Default data: `<repo>/.cache/cifar` (fill it with
- * `../shared/data/unpack.sh .cache/cifar`).
+ * `tf.image.cropAndResize`, a JavaScript crop + tensor normalise) so the choice stays
+ * measured. Default data: the data cache (`deno task data download` fills it).
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import * as tf from "@tensorflow/tfjs";
 import { type BackendName, deriveSeed, Rng, selectBackend } from "@mfi/core";
 import {
@@ -21,34 +20,57 @@ import {
   type CifarSplit,
   cropFlip,
   type CropFlipParams,
+  defaultDataDir,
   drawCropFlip,
   gatherImages,
   loadCifar,
   normalizePixels,
   toBatch,
 } from "@mfi/data";
+import { BACKEND_FLAGS, type CliSpec, parseCliOrExit } from "./_cli.ts";
 
-const { values } = parseArgs({
-  args: Deno.args,
-  options: {
-    dir: { type: "string", default: fileURLToPath(new URL("../.cache/cifar", import.meta.url)) },
-    archive: { type: "string" },
-    batches: { type: "string", default: "100" },
-    backend: { type: "string", default: "wasm" },
+/** `deno task bench:data`'s command line. */
+export const BENCH_DATA_CLI: CliSpec = {
+  name: "bench:data",
+  summary: "data pipeline speed: read and decode CIFAR-10, tensors, batches/s with and without " +
+    "augmentation, and three ways to crop and flip",
+  flags: {
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      defaultText: "MFI_DATA_DIR, else ~/.cache/mfi-resnet",
+      example: "/data/cifar-10-batches-bin",
+      doc: "folder with the CIFAR-10 binaries",
+    },
+    archive: {
+      type: "string",
+      placeholder: "FILE",
+      example: "cifar-10-binary.tar.gz",
+      doc: "also time reading this official .tar.gz",
+    },
+    batches: { type: "integer", min: 1, default: 100, doc: "batches per measured rate" },
+    backend: { ...BACKEND_FLAGS.backend, default: "wasm", defaultText: undefined },
   },
-});
-const nBatches = Number(values.batches);
-if (!Number.isInteger(nBatches) || nBatches <= 0) {
-  throw new RangeError(`--batches must be a positive integer, got ${values.batches}`);
-}
+  renamed: { dir: "--dir was renamed --data-dir (one spelling across tasks); use --data-dir DIR" },
+  examples: ["--batches 20", "--data-dir /data/cifar-10-batches-bin --backend cpu"],
+};
+
+const values = parseCliOrExit(BENCH_DATA_CLI).values as {
+  "data-dir"?: string;
+  archive?: string;
+  batches: number;
+  backend: string;
+};
+const dataDir = values["data-dir"] ?? defaultDataDir();
+const nBatches = values.batches;
 const backend = await selectBackend({ backend: values.backend as BackendName });
 const rows: [string, string, string][] = [];
 const ms = (t0: number) => performance.now() - t0;
 
 // 1. Read + decode the binary files.
 let t0 = performance.now();
-const train = await loadCifar({ dataset: "cifar10", split: "train", dir: values.dir });
-const test = await loadCifar({ dataset: "cifar10", split: "test", dir: values.dir });
+const train = await loadCifar({ dataset: "cifar10", split: "train", dir: dataDir });
+const test = await loadCifar({ dataset: "cifar10", split: "test", dir: dataDir });
 const readMs = ms(t0);
 rows.push([
   "read+decode 60,000 images (uint8 NHWC, md5 of each file)",
@@ -198,7 +220,7 @@ for (const [name, run] of variants) {
 
 const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c].length), 7));
 const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c])).join(" | ")} |`;
-console.log(`backend: ${backend.name}; data: ${values.dir}; ${nBatches} batches per rate\n`);
+console.log(`backend: ${backend.name}; data: ${dataDir}; ${nBatches} batches per rate\n`);
 console.log(line(["measure", "time", "rate"]));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const row of rows) console.log(line(row));

@@ -1,9 +1,9 @@
 /**
  * `deno task data <command>`: the CIFAR data cache and a data check.
  *
- *     deno task data check --dataset cifar10|cifar100 [--dir D | --archive F]
+ *     deno task data check [--dataset cifar10|cifar100] [--data-dir D | --archive F]
  *                          [--split train|test|all] [--labels fine|coarse] [--json]
- *     deno task data download --dataset cifar10|cifar100 [--dir D] [--url U] [--md5 M]
+ *     deno task data download [--dataset cifar10|cifar100] [--data-dir D] [--url U] [--md5 M]
  *
  * `check` loads each requested split (default: both) and prints, as a table (or JSON with
  * `--json`), record counts, images per class (min/max), per-channel mean and std, and the md5 of
@@ -11,14 +11,13 @@
  * every problem found: a split missing, an md5 that differs from the published one, a file
  * larger or smaller than the official one (an oversized file is refused before it is read), a
  * file that cannot be read. It exits 0 only when there is no problem, 1 otherwise (2 on usage
- * errors). With neither `--dir` nor `--archive` it reads the data cache (`MFI_DATA_DIR`, default
- * `~/.cache/mfi-resnet`).
+ * errors). With neither `--data-dir` nor `--archive` it reads the data cache (`MFI_DATA_DIR`,
+ * default `~/.cache/mfi-resnet`).
  * `download` fetches the official archive into the cache (size-limited, read timeout, md5-verified;
  * partial files left by a killed download are removed).
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   type CifarLabelKind,
   cifarSpec,
@@ -33,11 +32,74 @@ import {
   type SplitSummary,
   splitSummary,
 } from "@mfi/data";
+import { type CliSpec, type FlagValue, runCli, UsageError } from "./_cli.ts";
 
-const USAGE = `usage:
-  deno task data check --dataset cifar10|cifar100 [--dir D | --archive F] [--split train|test|all]
-                       [--labels fine|coarse] [--json]
-  deno task data download --dataset cifar10|cifar100 [--dir D] [--url U] [--md5 M]`;
+/** `deno task data`'s command line. */
+export const DATA_CLI: CliSpec = {
+  name: "data",
+  summary: "the CIFAR data cache: download the official archive (md5-verified), or check a copy " +
+    "(records, images per class, channel statistics, file md5s)",
+  usage: "check|download [options]",
+  positionals: {
+    name: "check|download",
+    doc: "check: load and summarise the data; download: fetch the archive into the cache",
+    min: 1,
+    max: 1,
+    choices: ["check", "download"],
+  },
+  flags: {
+    dataset: {
+      type: "string",
+      choices: ["cifar10", "cifar100"],
+      default: "cifar10",
+      doc: "which CIFAR",
+    },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      defaultText: "MFI_DATA_DIR, else ~/.cache/mfi-resnet",
+      example: "/data/cifar",
+      doc: "the data folder (check: official binaries or the cache; download: the cache)",
+    },
+    archive: {
+      type: "string",
+      placeholder: "FILE",
+      example: "cifar-10-binary.tar.gz",
+      doc: "check only: read an official .tar.gz instead of a folder",
+    },
+    split: {
+      type: "string",
+      choices: ["train", "test", "all"],
+      default: "all",
+      doc: "check only: which split",
+    },
+    labels: {
+      type: "string",
+      choices: ["fine", "coarse"],
+      defaultText: "fine",
+      doc: "check only: CIFAR-100 label kind",
+    },
+    json: { type: "boolean", default: false, doc: "check only: print JSON instead of tables" },
+    url: {
+      type: "string",
+      placeholder: "URL",
+      defaultText: "the official archive's URL",
+      example: "https://mirror.example/cifar-10-binary.tar.gz",
+      doc: "download only: fetch from this URL",
+    },
+    md5: {
+      type: "string",
+      placeholder: "HEX",
+      defaultText: "the published md5",
+      example: "c32a1d4ab5d03f1284b67883e8d87530",
+      doc: "download only: expected md5 of the archive",
+    },
+  },
+  renamed: {
+    dir: "--dir was renamed --data-dir (one spelling across tasks); use --data-dir DIR",
+  },
+  examples: ["download", "check", "check --dataset cifar100 --labels coarse --json"],
+};
 
 type SplitReport =
   | ({ readonly split: CifarSplitName; readonly status: "ok" } & SplitSummary)
@@ -47,11 +109,6 @@ type SplitReport =
     readonly message: string;
   };
 
-function usage(message: string): never {
-  console.error(`${message}\n${USAGE}`);
-  Deno.exit(2);
-}
-
 function formatTable(rows: string[][]): string {
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
   const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c])).join(" | ")} |`;
@@ -59,12 +116,13 @@ function formatTable(rows: string[][]): string {
     .join("\n");
 }
 
-async function check(values: Record<string, unknown>): Promise<number> {
+async function check(values: Readonly<Record<string, FlagValue>>): Promise<number> {
   const dataset = values.dataset as "cifar10" | "cifar100";
   const spec = cifarSpec(dataset);
-  const which = (values.split ?? "all") as string;
-  if (!["train", "test", "all"].includes(which)) usage(`--split must be train, test or all`);
-  if (values.dir && values.archive) usage("pass either --dir or --archive, not both");
+  const which = values.split as string;
+  if (values["data-dir"] && values.archive) {
+    throw new UsageError("pass either --data-dir or --archive, not both");
+  }
   const splits: CifarSplitName[] = which === "all" ? ["train", "test"] : [which as CifarSplitName];
   const labels = values.labels as CifarLabelKind | undefined;
   const reports: SplitReport[] = [];
@@ -74,7 +132,7 @@ async function check(values: Record<string, unknown>): Promise<number> {
       const data = await loadCifar({
         dataset,
         split,
-        dir: values.dir as string | undefined,
+        dir: values["data-dir"] as string | undefined,
         archive: values.archive as string | undefined,
         labels,
       });
@@ -111,7 +169,7 @@ async function check(values: Record<string, unknown>): Promise<number> {
     console.log(JSON.stringify(
       {
         dataset,
-        source: values.archive ?? values.dir ?? "cache",
+        source: values.archive ?? values["data-dir"] ?? "cache",
         published: { mean: spec.mean, std: spec.std },
         splits: reports.map((r) =>
           r.status === "ok"
@@ -134,7 +192,7 @@ async function check(values: Record<string, unknown>): Promise<number> {
     return ok ? 0 : 1;
   }
   const f4 = (v: number) => v.toFixed(4);
-  console.log(`${spec.title} (${values.archive ?? values.dir ?? "data cache"})\n`);
+  console.log(`${spec.title} (${values.archive ?? values["data-dir"] ?? "data cache"})\n`);
   const rows = [[
     "split",
     "records",
@@ -181,10 +239,10 @@ async function check(values: Record<string, unknown>): Promise<number> {
   return ok ? 0 : 1;
 }
 
-async function download(values: Record<string, unknown>): Promise<number> {
+async function download(values: Readonly<Record<string, FlagValue>>): Promise<number> {
   const result = await ensureCifar({
     dataset: values.dataset as "cifar10" | "cifar100",
-    dir: values.dir as string | undefined,
+    dir: values["data-dir"] as string | undefined,
     url: values.url as string | undefined,
     md5: values.md5 as string | undefined,
   });
@@ -196,45 +254,18 @@ async function download(values: Record<string, unknown>): Promise<number> {
 }
 
 if (import.meta.main) {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      allowPositionals: true,
-      options: {
-        dataset: { type: "string" },
-        dir: { type: "string" },
-        archive: { type: "string" },
-        split: { type: "string" },
-        labels: { type: "string" },
-        json: { type: "boolean" },
-        url: { type: "string" },
-        md5: { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-  } catch (error) {
-    usage((error as Error).message);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  const command = positionals[0];
-  if (positionals.length !== 1 || !["check", "download"].includes(command)) {
-    usage(`expected one command, check or download; got ${JSON.stringify(positionals)}`);
-  }
-  if (values.dataset !== "cifar10" && values.dataset !== "cifar100") {
-    usage(`--dataset must be cifar10 or cifar100, got ${JSON.stringify(values.dataset)}`);
-  }
-  if (command === "download" && (values.archive || values.split || values.labels || values.json)) {
-    usage("download takes only --dataset, --dir, --url and --md5");
-  }
-  try {
-    Deno.exit(command === "check" ? await check(values) : await download(values));
-  } catch (error) {
-    console.error(`error: ${(error as Error).message}`);
-    Deno.exit(1);
-  }
+  await runCli(DATA_CLI, async ({ values, positionals, given }) => {
+    const command = positionals[0];
+    const checkOnly = ["archive", "split", "labels", "json"].filter((f) => given.has(f));
+    if (command === "download" && checkOnly.length > 0) {
+      throw new UsageError(
+        `download takes only --dataset, --data-dir, --url and --md5; drop --${checkOnly[0]}`,
+      );
+    }
+    const downloadOnly = ["url", "md5"].filter((f) => given.has(f));
+    if (command === "check" && downloadOnly.length > 0) {
+      throw new UsageError(`--${downloadOnly[0]} is for download only; drop it from check`);
+    }
+    return command === "check" ? await check(values) : await download(values);
+  });
 }

@@ -17,9 +17,9 @@ async function run(...args: string[]): Promise<{ code: number; stdout: string; s
 Deno.test("deno task data check: JSON and table; a missing split or a differing md5 fails the check", async () => {
   const dir = await Deno.makeTempDir({ prefix: "mfi-data-cli-" });
   try {
-    // CIFAR-100 without train.bin, as shipped in ../shared/data.
+    // CIFAR-100 without train.bin (a partial copy).
     await writeFiles(dir, fixtureFiles("cifar100", 6).filter((f) => !f.name.endsWith("train.bin")));
-    const json = await run("check", "--dataset", "cifar100", "--dir", dir, "--json");
+    const json = await run("check", "--dataset", "cifar100", "--data-dir", dir, "--json");
     // Until issue 15 this exited 0 although records were missing and every md5 differed.
     assert.equal(json.code, 1, json.stderr);
     const report = JSON.parse(json.stdout);
@@ -40,7 +40,7 @@ Deno.test("deno task data check: JSON and table; a missing split or a differing 
     assert.match(test.files[0].md5, /^[0-9a-f]{32}$/);
     assert.equal(test.channels.mean.length, 3);
 
-    const table = await run("check", "--dataset", "cifar100", "--dir", dir, "--labels", "coarse");
+    const table = await run("check", "--dataset", "cifar100", "--data-dir", dir, "--labels", "coarse");
     assert.equal(table.code, 1, table.stderr);
     assert.match(table.stdout, /\| test +\| 6 +\| 10000 +\|/);
     assert.match(table.stdout, /\| train +\| missing/);
@@ -50,11 +50,18 @@ Deno.test("deno task data check: JSON and table; a missing split or a differing 
     assert.equal(test.files[0].publishedMd5, "4499cfba6c016c1be1438163640a0898");
 
     // Nothing readable: exit 1; usage errors: exit 2.
-    const none = await run("check", "--dataset", "cifar10", "--dir", dir, "--json");
+    const none = await run("check", "--dataset", "cifar10", "--data-dir", dir, "--json");
     assert.equal(none.code, 1);
     assert.equal((await run("check", "--dataset", "mnist")).code, 2);
     assert.equal((await run("check", "--dataset", "cifar10", "--split", "val")).code, 2);
     assert.equal((await run("frobnicate", "--dataset", "cifar10")).code, 2);
+    const old = await run("check", "--dir", dir);
+    assert.equal(old.code, 2);
+    assert.equal(
+      old.stderr.trim(),
+      "data: --dir was renamed --data-dir (one spelling across " +
+        "tasks); use --data-dir DIR",
+    );
 
     // From an archive, one split; a corrupt file is an error (exit 1) naming it.
     const archive = `${dir}/c10.tar.gz`;

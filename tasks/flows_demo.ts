@@ -6,11 +6,11 @@
  * - `features`: fit a MeanFlowStage to a frozen random 3x3 conv block on random feature maps;
  *   one-step relative error for MeanFlow loss alone, endpoint regression alone, and both.
  *
- * Usage: `deno run -A tasks/flows_demo.ts toy|features [--steps N] [--seed S] ...`
+ * Usage: `deno run -A tasks/flows_demo.ts toy|features [--steps N] [--seed S] ...` (`--help`
+ * lists every flag).
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import * as tf from "@tensorflow/tfjs";
 import { Conv2d, deriveSeed, Rng } from "@mfi/core";
 import {
@@ -23,25 +23,100 @@ import {
   VelocityNetwork,
 } from "@mfi/flows";
 
-const { values, positionals } = parseArgs({
-  args: Deno.args,
-  allowPositionals: true,
-  options: {
-    steps: { type: "string" },
-    seed: { type: "string", default: "0" },
-    batch: { type: "string" },
-    hidden: { type: "string" },
-    modules: { type: "string", default: "1" },
-    radius: { type: "string", default: "1" },
-    lr: { type: "string" },
-    "distinct-fraction": { type: "string", default: "0.25" },
-    p: { type: "string", default: "0,1" },
-    variants: { type: "string", default: "meanflow,endpoint,both" },
-    sample: { type: "string", default: "pixel" },
+import { type CliSpec, parseCliOrExit } from "./_cli.ts";
+
+/** `tasks/flows_demo.ts`'s command line. */
+export const FLOWS_DEMO_CLI: CliSpec = {
+  name: "flows_demo",
+  summary: "evidence runs for @mfi/flows on the cpu backend: the crossing-paths toy (MeanFlow vs " +
+    "one-step flow matching) and fitting a MeanFlowStage to a frozen conv block",
+  usage: "toy|features [options]",
+  positionals: {
+    name: "toy|features",
+    doc: "which experiment",
+    min: 1,
+    max: 1,
+    choices: ["toy", "features"],
   },
-});
+  flags: {
+    steps: { type: "integer", min: 1, default: 600, doc: "training steps" },
+    seed: { type: "integer", min: 0, default: 0, doc: "base seed" },
+    batch: {
+      type: "integer",
+      min: 1,
+      defaultText: "toy 256, features 16",
+      example: "64",
+      doc: "batch size",
+    },
+    hidden: { type: "integer", min: 1, default: 64, doc: "hidden width of the velocity network" },
+    modules: {
+      type: "integer",
+      min: 1,
+      max: 2,
+      default: 1,
+      example: "2",
+      doc: "features: MeanFlow modules",
+    },
+    radius: {
+      type: "number",
+      above: 0,
+      default: 1,
+      example: "0.5",
+      doc: "toy: radius that counts as near a mode",
+    },
+    lr: {
+      type: "number",
+      above: 0,
+      defaultText: "toy 3e-3, features 1e-3",
+      example: "1e-3",
+      doc: "Adam learning rate",
+    },
+    "distinct-fraction": {
+      type: "number",
+      min: 0,
+      max: 1,
+      default: 0.25,
+      example: "0.5",
+      doc: "share of samples with r != t",
+    },
+    p: {
+      type: "string",
+      default: "0,1",
+      example: "0.75",
+      doc: "toy: adaptive-weight powers to compare (comma-separated)",
+    },
+    variants: {
+      type: "string",
+      default: "meanflow,endpoint,both",
+      example: "both",
+      doc: "features: objectives to compare (comma-separated)",
+    },
+    sample: {
+      type: "string",
+      choices: ["pixel", "image"],
+      default: "pixel",
+      doc: "features: time sampling granularity",
+    },
+  },
+  examples: ["toy", "features --steps 200 --variants both"],
+};
+
+const { values: parsed, positionals } = parseCliOrExit(FLOWS_DEMO_CLI);
+const values = parsed as {
+  steps: number;
+  seed: number;
+  batch?: number;
+  hidden: number;
+  modules: number;
+  radius: number;
+  lr?: number;
+  "distinct-fraction": number;
+  p: string;
+  variants: string;
+  sample: string;
+};
 await tf.setBackend("cpu");
-const seed = Number(values.seed);
+const seed = values.seed;
 const mode = positionals[0];
 
 function toy(): void {
@@ -203,8 +278,4 @@ function features(): void {
 }
 
 if (mode === "toy") toy();
-else if (mode === "features") features();
-else {
-  console.error("Usage: deno run -A tasks/flows_demo.ts toy|features [--steps N] [--seed S]");
-  Deno.exit(2);
-}
+else features();

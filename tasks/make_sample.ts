@@ -1,10 +1,10 @@
 /**
- * `deno run -A tasks/make_sample.ts [--from DIR] [--out FILE] [--train N] [--test N]`: regenerates
- * the embedded CIFAR-10 sample `data/sample/cifar-10-sample.tar.gz` from the unpacked official
- * binaries (`../shared/data/unpack.sh /tmp/cifar`).
+ * `deno run -A tasks/make_sample.ts [--data-dir DIR] [--out FILE] [--train-per-class N]
+ * [--test-per-class N]`: regenerates the embedded CIFAR-10 sample
+ * `data/sample/cifar-10-sample.tar.gz` from the unpacked official binaries.
  *
  * The sample is stratified and deterministic: the first `train` records of each class in the
- * official order of `data_batch_1..5.bin` (default 200, so 2,000 records) and the first `test`
+ * official order of `data_batch_1..5.bin` (default 200, so 2,000 records) and the first N
  * records of each class in `test_batch.bin` (default 50, so 500). The training records keep their
  * official order and are split evenly over five files, so the archive has the official layout
  * (`cifar-10-batches-bin/data_batch_{1..5}.bin`, `test_batch.bin`, `batches.meta.txt`) and any
@@ -13,8 +13,46 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { gzipSync } from "node:zlib";
+import { defaultDataDir } from "@mfi/data";
+import { type CliSpec, runCli, UsageError } from "./_cli.ts";
+
+/** `tasks/make_sample.ts`'s command line. */
+export const MAKE_SAMPLE_CLI: CliSpec = {
+  name: "make_sample",
+  summary: "regenerate the embedded CIFAR-10 sample (stratified, deterministic, official layout) " +
+    "from the unpacked official binaries",
+  flags: {
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      defaultText: "MFI_DATA_DIR, else ~/.cache/mfi-resnet",
+      example: "/tmp/cifar",
+      doc: "folder holding cifar-10-batches-bin/ (or its files)",
+    },
+    out: {
+      type: "string",
+      placeholder: "FILE",
+      default: "data/sample/cifar-10-sample.tar.gz",
+      example: "/tmp/sample.tar.gz",
+      doc: "archive to write",
+    },
+    "train-per-class": {
+      type: "integer",
+      min: 1,
+      default: 200,
+      example: "100",
+      doc: "training records per class (10 x N must divide by 5: one fifth per batch file)",
+    },
+    "test-per-class": { type: "integer", min: 1, default: 50, doc: "test records per class" },
+  },
+  renamed: {
+    from: "--from was renamed --data-dir (one spelling across tasks); use --data-dir DIR",
+    train: "--train was renamed --train-per-class; use --train-per-class N",
+    test: "--test was renamed --test-per-class; use --test-per-class N",
+  },
+  examples: ["--data-dir /tmp/cifar", "--data-dir /tmp/cifar --train-per-class 100 --out s.tar.gz"],
+};
 
 const RECORD = 3073;
 const CLASSES = 10;
@@ -90,37 +128,28 @@ function tar(entries: Array<{ name: string; data?: Uint8Array }>): Uint8Array {
   return concat(parts);
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      from: { type: "string", default: "/tmp/cifar" },
-      out: { type: "string", default: "data/sample/cifar-10-sample.tar.gz" },
-      train: { type: "string", default: "200" },
-      test: { type: "string", default: "50" },
-    },
-  });
-  const trainPer = Number(values.train);
-  const testPer = Number(values.test);
-  for (const [key, v] of [["--train", trainPer], ["--test", testPer]] as const) {
-    if (!Number.isInteger(v) || v < 1 || (key === "--train" && (v * CLASSES) % 5 !== 0)) {
-      throw new RangeError(
-        `${key} must be a positive integer (train: 10 x N divisible by 5), got ${v}`,
-      );
-    }
+async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
+  const trainPer = values["train-per-class"] as number;
+  const testPer = values["test-per-class"] as number;
+  if ((trainPer * CLASSES) % 5 !== 0) {
+    throw new UsageError(
+      `--train-per-class ${trainPer}: 10 x N must divide by 5 (one fifth per batch file), e.g. 200`,
+    );
   }
-  let dir = `${values.from}/cifar-10-batches-bin`;
+  const from = (values["data-dir"] as string | undefined) ?? defaultDataDir();
+  let dir = `${from}/cifar-10-batches-bin`;
   try {
     await Deno.stat(dir);
   } catch {
-    dir = values.from!;
+    dir = from;
   }
   const read = async (f: string) => {
     try {
       return await Deno.readFile(`${dir}/${f}`);
     } catch {
       throw new Error(
-        `Cannot read ${dir}/${f}: unpack CIFAR-10 first (../shared/data/unpack.sh /tmp/cifar)`,
+        `Cannot read ${dir}/${f}: unpack the official cifar-10-binary.tar.gz there first ` +
+          "(tar xzf cifar-10-binary.tar.gz -C DIR), or pass --data-dir",
       );
     }
   };
@@ -143,7 +172,7 @@ async function main(): Promise<void> {
   }
   entries.push({ name: "cifar-10-batches-bin/test_batch.bin", data: concat(testPicked) });
   const gz = gzipSync(tar(entries), { level: 9 });
-  const out = values.out!;
+  const out = values.out as string;
   await Deno.mkdir(out.replace(/\/[^/]*$/, "") || ".", { recursive: true });
   await Deno.writeFile(out, gz);
   console.log(
@@ -152,4 +181,4 @@ async function main(): Promise<void> {
   );
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) await runCli(MAKE_SAMPLE_CLI, ({ values }) => main(values));

@@ -5,7 +5,6 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import {
   countResNetParameters,
   type ParameterReport,
@@ -13,6 +12,7 @@ import {
   type ResNetArchName,
 } from "@mfi/resnet";
 import { countSpecParameters, defaultSpecs } from "@mfi/incubation";
+import { type CliSpec, parseCli, runCli, UsageError } from "./_cli.ts";
 
 /** Counts a model's parameters for a class count and width multiplier. */
 export type ParamCounter = (options: { classes: number; width: number }) => ParameterReport;
@@ -54,8 +54,40 @@ export interface ParamsResult extends ParameterReport {
   readonly width: number;
 }
 
-const USAGE = "usage: deno task params --model <" + Object.keys(PARAM_COUNTERS).join("|") +
-  "> [--classes 10] [--width 1 | 0.25 | 1/16] [--json]";
+/**
+ * `deno task params`'s command line.
+ *
+ * @param counters The model registry (its names are the `--model` choices).
+ * @returns The spec.
+ */
+export function paramsCli(
+  counters: Readonly<Record<string, ParamCounter>> = PARAM_COUNTERS,
+): CliSpec {
+  return {
+    name: "params",
+    summary: "parameter counts of a model (total, stem, each stage, head), from architecture " +
+      "data, without building it",
+    flags: {
+      model: {
+        type: "string",
+        placeholder: "NAME",
+        defaultText: "required",
+        example: "mfi-resnet50",
+        doc: `the model: ${Object.keys(counters).join(", ")}`,
+      },
+      classes: { type: "integer", min: 1, default: 10, example: "100", doc: "classes of the head" },
+      width: {
+        type: "string",
+        placeholder: "W",
+        default: "1",
+        example: "1/16",
+        doc: "width multiplier, a number > 0 or a fraction",
+      },
+      json: { type: "boolean", default: false, doc: "print JSON instead of a table" },
+    },
+    examples: ["--model resnet50", "--model mfi-resnet50 --classes 100 --json"],
+  };
+}
 
 /**
  * Parses the arguments and counts.
@@ -63,7 +95,7 @@ const USAGE = "usage: deno task params --model <" + Object.keys(PARAM_COUNTERS).
  * @param args Command-line arguments.
  * @param counters The model registry (default {@linkcode PARAM_COUNTERS}).
  * @returns The counts with the model, classes and width.
- * @throws {TypeError} On an unknown flag, an unknown model or a malformed number.
+ * @throws {UsageError} On an unknown flag, an unknown model or a malformed number.
  * @example
  * ```ts
  * import { countParams } from "./params.ts";
@@ -75,39 +107,24 @@ export function countParams(
   args: string[],
   counters: Readonly<Record<string, ParamCounter>> = PARAM_COUNTERS,
 ): ParamsResult {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        model: { type: "string" },
-        classes: { type: "string", default: "10" },
-        width: { type: "string", default: "1" },
-        json: { type: "boolean", default: false },
-      },
-      strict: true,
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new TypeError(`${(e as Error).message}\n${USAGE}`);
+  const values = parseCli(paramsCli(counters), args).values;
+  const model = values.model as string | undefined;
+  if (model === undefined) {
+    throw new UsageError(`--model is required, e.g. --model resnet50; deno task params --help`);
   }
-  const model = values.model;
-  if (model === undefined) throw new TypeError(`--model is required\n${USAGE}`);
   const counter = Object.hasOwn(counters, model) ? counters[model] : undefined;
   if (counter === undefined) {
-    throw new TypeError(
+    throw new UsageError(
       `--model "${model}" is unknown; known models: ${Object.keys(counters).join(", ")}`,
     );
   }
-  const classes = Number(values.classes);
-  if (!/^\d+$/.test(values.classes) || !Number.isInteger(classes) || classes < 1) {
-    throw new TypeError(`--classes must be a positive integer, got "${values.classes}"`);
-  }
-  const fraction = values.width.match(/^\s*([0-9.eE+-]+)\s*\/\s*([0-9.eE+-]+)\s*$/);
-  const width = fraction ? Number(fraction[1]) / Number(fraction[2]) : Number(values.width);
-  if (values.width.trim() === "" || !Number.isFinite(width) || width <= 0) {
-    throw new TypeError(
-      `--width must be a positive number or fraction (0.25, 1/16), got "${values.width}"`,
+  const classes = values.classes as number;
+  const text = values.width as string;
+  const fraction = text.match(/^\s*([0-9.eE+-]+)\s*\/\s*([0-9.eE+-]+)\s*$/);
+  const width = fraction ? Number(fraction[1]) / Number(fraction[2]) : Number(text);
+  if (text.trim() === "" || !Number.isFinite(width) || width <= 0) {
+    throw new UsageError(
+      `--width must be a positive number or fraction (0.25, 1/16), got "${text}"`,
     );
   }
   const r = counter({ classes, width });
@@ -123,7 +140,7 @@ export function countParams(
 }
 
 /**
- * Formats counts as a table (stages named 1-based, as in METHOD.md).
+ * Formats counts as a table (stages named 1-based, as in docs/method.md).
  *
  * @param r The counts.
  * @returns The table text.
@@ -154,11 +171,8 @@ export function formatParams(r: ParamsResult): string {
 }
 
 if (import.meta.main) {
-  try {
+  await runCli(paramsCli(), ({ values }) => {
     const result = countParams(Deno.args);
-    console.log(Deno.args.includes("--json") ? JSON.stringify(result) : formatParams(result));
-  } catch (e) {
-    console.error((e as Error).message);
-    Deno.exit(2);
-  }
+    console.log(values.json ? JSON.stringify(result) : formatParams(result));
+  });
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { countParams, formatParams, PARAM_COUNTERS, type ParamCounter } from "./params.ts";
 
-Deno.test("params: METHOD.md totals for every depth and both class counts", () => {
+Deno.test("params: docs/method.md totals for every depth and both class counts", () => {
   const totals: Array<[string, number, number]> = [
     ["resnet18", 10, 11_173_962],
     ["resnet34", 10, 21_282_122],
@@ -29,15 +29,15 @@ Deno.test("params: invalid arguments are errors naming the flag", () => {
     [[], /--model is required/],
     [["--model", "resnet51"], /--model "resnet51" is unknown/],
     [["--model", "toString"], /--model "toString" is unknown/],
-    [["--model", "resnet18", "--classes", "0"], /--classes must be a positive integer/],
+    [["--model", "resnet18", "--classes", "0"], /--classes must be a whole number >= 1/],
     [["--model", "resnet18", "--classes", "10.5"], /--classes/],
     [["--model", "resnet18", "--classes", "ten"], /--classes/],
     [["--model", "resnet18", "--width", "0"], /--width must be a positive number/],
     [["--model", "resnet18", "--width", "x"], /--width/],
     [["--model", "resnet18", "--width", "1/0"], /--width/],
     [["--model", "resnet18", "--width", "1/x"], /--width/],
-    [["--model", "resnet18", "--depth", "3"], /Unknown option '--depth'/],
-    [["--model", "resnet18", "extra"], /usage/],
+    [["--model", "resnet18", "--depth", "3"], /unknown flag --depth/],
+    [["--model", "resnet18", "extra"], /unexpected argument "extra"; deno task params --help/],
   ];
   for (const [args, pattern] of cases) {
     assert.throws(() => countParams(args), pattern, args.join(" "));

@@ -4,7 +4,7 @@
  *  [--yes] [--dry-run]`: the whole MFI-ResNet pipeline (baseline, MeanFlow compression, meta
  * model, selective incubation, fine-tuning), the optional stage-fit ablation, and the report.
  *
- * Config = METHOD.md defaults <- `configs/presets/<preset>.yaml` <- `--config FILE` <- `--seed`
+ * Config = docs/method.md defaults <- `configs/presets/<preset>.yaml` <- `--config FILE` <- `--seed`
  * <- each `--set key.path=value` (value read as YAML). Phases whose outputs are complete in the
  * run folder are skipped, so rerunning the same command resumes a killed run; `--phase ID` runs
  * one phase (its dependencies must be complete), e.g. independent incubations as separate
@@ -16,15 +16,7 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import {
-  acquireRunLock,
-  BACKEND_ARG_HELP,
-  BACKEND_ARG_OPTIONS,
-  backendOptionsFromValues,
-  formatDuration,
-  selectBackend,
-} from "@mfi/core";
+import { acquireRunLock, formatDuration, selectBackend } from "@mfi/core";
 import {
   ABLATION_VARIANTS,
   buildReport,
@@ -49,37 +41,133 @@ import {
   UnknownPhaseError,
   writeReport,
 } from "@mfi/incubation";
+import {
+  BACKEND_FLAGS,
+  backendOptions,
+  type CliSpec,
+  type FlagValue,
+  reportError,
+  runCli,
+  UsageError,
+} from "./_cli.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const PRESETS = `${ROOT}/configs/presets`;
 const SAMPLE = `${ROOT}/data/sample/cifar-10-sample.tar.gz`;
 
-const HELP = `deno task reproduce: the MFI-ResNet pipeline and its report
-
-  --preset NAME        configs/presets/NAME.yaml (default quick): smoke, quick,
-                       paper-r50-c10, paper-r50-c100, paper-r34-c10, paper-r34-c100
-  --config FILE        your own YAML (same keys as the presets), applied after the preset
-  --set KEY=VALUE      override one key, e.g. --set baseline.epochs=3 (repeatable)
-  --seed N             shorthand for --set seed=N
-  --out DIR            run folder: checkpoints, logs, report (default runs/<preset>-seed<seed>)
-  --phase ID           run only this phase, e.g. incubate:2 (repeatable; deps must be complete);
-                       ablation fits as VARIANT/compress:L (endpoint-only/compress:1), or
-                       VARIANT for all four
-  --ablation           also run the stage-fit ablation (shorthand for --set ablation=[${
-  ABLATION_VARIANTS.join(", ")
-}]):
-                       the four stage fits again per objective, from this run's baseline
-  --data-dir DIR       folder with the official CIFAR binaries (default MFI_DATA_DIR, the cache,
-                       else the embedded CIFAR-10 sample)
-  --archive FILE       an official-layout cifar-*-binary.tar.gz
-  --max-hours H        ask before runs estimated longer than H hours (default 3)
-  --yes                do not ask
-  --dry-run            print the plan and the estimate, then exit
-  --no-probe           skip the timing probe (no estimate)
-  --no-download        never download CIFAR (default: download into the cache when absent)
-  --allow-bad-data     train on data that fails \`deno task data check\` (warned loudly)
-${BACKEND_ARG_HELP}
-`;
+/** `deno task reproduce`'s command line. */
+export const REPRODUCE_CLI: CliSpec = {
+  name: "reproduce",
+  summary: "the MFI-ResNet pipeline (baseline, MeanFlow compression, meta model, incubation, " +
+    "fine-tuning) and its report",
+  flags: {
+    preset: {
+      type: "string",
+      default: "quick",
+      placeholder: "NAME",
+      example: "smoke",
+      doc: "configs/presets/NAME.yaml: smoke (about a minute), quick (about an hour on 2 cores), " +
+        "paper-r50-c10, paper-r50-c100, paper-r34-c10, paper-r34-c100",
+    },
+    config: {
+      type: "string",
+      placeholder: "FILE",
+      example: "my.yaml",
+      doc:
+        "your own YAML (the keys of docs/method.md's config reference), applied after the preset",
+    },
+    set: {
+      type: "string",
+      multiple: true,
+      placeholder: "KEY=VALUE",
+      example: "baseline.epochs=3",
+      doc: "override one config key (value read as YAML), applied last",
+    },
+    seed: {
+      type: "integer",
+      min: 0,
+      max: 2 ** 32 - 1,
+      defaultText: "the config's seed (0)",
+      example: "1",
+      doc: "shorthand for --set seed=N",
+    },
+    out: {
+      type: "string",
+      placeholder: "DIR",
+      defaultText: "runs/<preset>-seed<seed>",
+      example: "runs/try1",
+      doc: "run folder: checkpoints, logs, report; rerunning resumes it",
+    },
+    phase: {
+      type: "string",
+      multiple: true,
+      placeholder: "ID",
+      example: "incubate:2",
+      doc: "run only this phase (its inputs must be complete); ablation fits as " +
+        "VARIANT/compress:L (endpoint-only/compress:1), or VARIANT for all four",
+    },
+    ablation: {
+      type: "boolean",
+      default: false,
+      doc: `also run the stage-fit ablation (${ABLATION_VARIANTS.join(", ")}): the four stage ` +
+        "fits again per objective, from this run's baseline",
+    },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      defaultText: "MFI_DATA_DIR, else the data cache, else a download",
+      example: "/data/cifar-10-batches-bin",
+      doc: "folder with the official CIFAR binaries",
+    },
+    archive: {
+      type: "string",
+      placeholder: "FILE",
+      example: "cifar-10-binary.tar.gz",
+      doc: "an official-layout cifar-*-binary.tar.gz",
+    },
+    "max-hours": {
+      type: "number",
+      above: 0,
+      default: 3,
+      placeholder: "H",
+      example: "8",
+      doc: "ask before runs estimated longer than H hours",
+    },
+    yes: { type: "boolean", default: false, doc: "do not ask, whatever the estimate" },
+    "dry-run": {
+      type: "boolean",
+      default: false,
+      doc: "print the plan and the estimate, then exit",
+    },
+    probe: {
+      type: "boolean",
+      default: true,
+      doc: "time a few training steps to estimate the run's duration",
+    },
+    download: {
+      type: "boolean",
+      default: true,
+      doc: "download CIFAR (about 160 MB for CIFAR-10) into the cache when no data is found; " +
+        "without it, fall back to the embedded 2,000-image sample",
+    },
+    "allow-bad-data": {
+      type: "boolean",
+      default: false,
+      doc: "train on data that fails `deno task data check` (warned loudly)",
+    },
+    ...BACKEND_FLAGS,
+  },
+  notes:
+    "Config = docs/method.md defaults <- the preset <- --config FILE <- --seed <- each --set.\n" +
+    "Complete phases are skipped, so rerunning the same command resumes a killed run.",
+  examples: [
+    "--preset smoke",
+    "--dry-run",
+    "--preset quick --seed 1 --data-dir /data/cifar-10-batches-bin",
+    "--set baseline.epochs=3 --set data.augment=false",
+    "--phase baseline --out runs/r1",
+  ],
+};
 
 /** A duration for people: h:mm:ss, with days added beyond two days. */
 function human(seconds: number): string {
@@ -87,29 +175,73 @@ function human(seconds: number): string {
   return seconds > 2 * 86400 ? `${text} (${(seconds / 86400).toFixed(1)} days)` : text;
 }
 
-function fail(message: string, code = 2): never {
-  console.error(`reproduce: ${message}`);
-  Deno.exit(code);
-}
+/** A run that cannot start for a reason other than a usage mistake (exit 3). */
+class NotStarted extends Error {}
 
-async function loadConfig(values: Record<string, unknown>): Promise<PipelineConfig> {
-  const preset = (values.preset as string | undefined) ?? "quick";
+type Values = Readonly<Record<string, FlagValue>>;
+
+/** Config = defaults <- preset <- --config <- --seed <- --ablation <- --set; every mistake a UsageError. */
+async function loadConfig(values: Values): Promise<PipelineConfig> {
+  const preset = values.preset as string;
   let presetText: string;
   try {
     presetText = await Deno.readTextFile(`${PRESETS}/${preset}.yaml`);
   } catch {
     const names = [...Deno.readDirSync(PRESETS)].map((e) => e.name.replace(/\.yaml$/, ""));
-    fail(`unknown preset "${preset}"; available: ${names.sort().join(", ")}`);
+    throw new UsageError(`unknown preset "${preset}"; available: ${names.sort().join(", ")}`);
   }
-  const patches: unknown[] = [parseConfigYaml(presetText, `${preset}.yaml`)];
-  if (values.config) {
-    const file = values.config as string;
-    patches.push(parseConfigYaml(await Deno.readTextFile(file), file));
+  try {
+    const patches: unknown[] = [parseConfigYaml(presetText, `${preset}.yaml`)];
+    if (typeof values.config === "string") {
+      const file = values.config;
+      let text: string;
+      try {
+        text = await Deno.readTextFile(file);
+      } catch (e) {
+        throw new UsageError(`--config ${file}: cannot read it (${(e as Error).message})`);
+      }
+      patches.push(parseConfigYaml(text, file));
+    }
+    if (values.seed !== undefined) patches.push({ seed: values.seed });
+    if (values.ablation) patches.push({ ablation: [...ABLATION_VARIANTS] });
+    patches.push(parseOverrides(values.set as string[]));
+    return mergeConfig(DEFAULT_CONFIG, ...patches);
+  } catch (e) {
+    if (e instanceof UsageError) throw e;
+    throw new UsageError(`${(e as Error).message}; see docs/method.md's config reference`);
   }
-  if (values.seed !== undefined) patches.push({ seed: Number(values.seed) });
-  if (values.ablation) patches.push({ ablation: [...ABLATION_VARIANTS] });
-  patches.push(parseOverrides((values.set as string[] | undefined) ?? []));
-  return mergeConfig(DEFAULT_CONFIG, ...patches);
+}
+
+/**
+ * Turns the pipeline's typed errors into advice in terms of this task's flags; other errors are
+ * returned unchanged.
+ *
+ * @param e What the pipeline threw.
+ * @returns A {@linkcode UsageError} with the advice, or `e`.
+ */
+export function adviseOn(e: unknown): unknown {
+  if (e instanceof UnknownPhaseError) {
+    const ablation = ABLATION_VARIANTS.some((v) => e.phase.startsWith(v)) &&
+      !e.known.some((id) => id.includes("/"));
+    return new UsageError(
+      `--phase ${e.phase}: this run has no such phase; its phases are ${e.known.join(", ")}` +
+        (ablation ? " (no ablation variants: add --ablation)" : ""),
+    );
+  }
+  if (e instanceof PhaseNotReadyError) {
+    return new UsageError(
+      `--phase ${e.phase} needs ${e.missing.join(", ")}, not complete in ${e.runDir}: run ` +
+        `${e.missing.map((m) => `\`--phase ${m}\``).join(" ")} first (same --out), or drop ` +
+        "--phase to run every phase in order",
+    );
+  }
+  if (e instanceof ForeignRunError) {
+    return new UsageError(
+      `${e.runDir} holds a complete ${e.phase} made with another config: pass a new --out, ` +
+        "or delete that phase's folder in it to redo the phase",
+    );
+  }
+  return e;
 }
 
 function confirm(estimateSeconds: number, maxHours: number, yes: boolean): void {
@@ -118,71 +250,27 @@ function confirm(estimateSeconds: number, maxHours: number, yes: boolean): void 
     `(over --max-hours ${maxHours})`;
   const ci = (Deno.env.get("CI") ?? "").toLowerCase();
   if (!Deno.stdin.isTerminal() || ci === "true" || ci === "1") {
-    fail(`${what}; refusing to start without a terminal. Pass --yes to start anyway.`, 3);
-  }
-  const answer = prompt(`${what}. Start anyway? [y/N]`);
-  if (!/^y(es)?$/i.test(answer?.trim() ?? "")) fail("not started", 3);
-}
-
-async function main(): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: Deno.args,
-      options: {
-        preset: { type: "string" },
-        config: { type: "string" },
-        set: { type: "string", multiple: true },
-        seed: { type: "string" },
-        out: { type: "string" },
-        phase: { type: "string", multiple: true },
-        "data-dir": { type: "string" },
-        archive: { type: "string" },
-        "max-hours": { type: "string" },
-        ablation: { type: "boolean" },
-        yes: { type: "boolean" },
-        "dry-run": { type: "boolean" },
-        "no-probe": { type: "boolean" },
-        "no-download": { type: "boolean" },
-        "allow-bad-data": { type: "boolean" },
-        help: { type: "boolean" },
-        ...BACKEND_ARG_OPTIONS,
-      },
-    });
-  } catch (e) {
-    fail(`${(e as Error).message}\n\n${HELP}`);
-  }
-  const values = parsed.values;
-  if (values.help) {
-    console.log(HELP);
-    return;
-  }
-  let config: PipelineConfig;
-  try {
-    config = await loadConfig(values);
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  const maxHours = Number(values["max-hours"] ?? 3);
-  if (!(maxHours > 0)) fail(`--max-hours must be a positive number, got ${values["max-hours"]}`);
-  const out = values.out ?? `runs/${config.name}-seed${config.seed}`;
-  const phases = planPhases(config);
-  let only: string[] | undefined;
-  try {
-    only = values.phase ? selectPhases(phases, values.phase) : undefined;
-  } catch (e) {
-    if (!(e instanceof UnknownPhaseError)) throw e;
-    const variants = [
-      ...new Set(phases.flatMap((p) => p.kind === "compress" && p.variant ? [p.variant] : [])),
-    ];
-    fail(
-      `--phase ${e.phase}: this plan has no such phase; it has ${e.known.join(", ")}` +
-        (variants.length === 0 && ABLATION_VARIANTS.some((v) => e.phase.startsWith(v))
-          ? " (no ablation variants: add --ablation)"
-          : ""),
+    throw new NotStarted(
+      `${what}; refusing to start without a terminal. Pass --yes to start anyway.`,
     );
   }
-  const backend = await selectBackend(backendOptionsFromValues(values));
+  const answer = prompt(`${what}. Start anyway? [y/N]`);
+  if (!/^y(es)?$/i.test(answer?.trim() ?? "")) throw new NotStarted("not started");
+}
+
+async function main(values: Values): Promise<void> {
+  const config = await loadConfig(values);
+  const maxHours = values["max-hours"] as number;
+  const out = (values.out as string | undefined) ?? `runs/${config.name}-seed${config.seed}`;
+  const phases = planPhases(config);
+  const requested = values.phase as string[];
+  let only: string[] | undefined;
+  try {
+    only = requested.length > 0 ? selectPhases(phases, requested) : undefined;
+  } catch (e) {
+    throw adviseOn(e);
+  }
+  const backend = await selectBackend(backendOptions(values));
   const backendText = `${backend.name} (${backend.reason}; ${backend.threads} thread(s))`;
 
   const specOf = (id: string) => phases.find((p) => p.id === id)!.spec;
@@ -206,18 +294,16 @@ async function main(): Promise<void> {
   let data: PipelineData;
   try {
     data = await loadPipelineData(config.data, {
-      dir: values["data-dir"] ?? Deno.env.get("MFI_DATA_DIR"),
-      archive: values.archive,
+      dir: (values["data-dir"] as string | undefined) ?? Deno.env.get("MFI_DATA_DIR"),
+      archive: values.archive as string | undefined,
       sampleArchive: SAMPLE,
-      download: !values["no-download"],
+      download: values.download as boolean,
       onFallback: (m) => console.log(`data: not from ${m.split("\n")[0]}`),
-      allowBadData: values["allow-bad-data"],
+      allowBadData: values["allow-bad-data"] as boolean,
     });
   } catch (e) {
-    const hint = e instanceof DataCheckError
-      ? "\nPass --allow-bad-data to train on it anyway."
-      : "";
-    fail((e as Error).message + hint);
+    const hint = e instanceof DataCheckError ? " Pass --allow-bad-data to train on it anyway." : "";
+    throw new UsageError((e as Error).message + hint);
   }
   const banner = (text: string) => console.log(`\n${"!".repeat(78)}\n${text}\n${"!".repeat(78)}\n`);
   if (data.problems?.length) {
@@ -239,7 +325,7 @@ async function main(): Promise<void> {
   );
   let estimate: ReturnType<typeof estimateRun> | undefined;
   let timings: Awaited<ReturnType<typeof probeTimings>> | undefined;
-  if (!values["no-probe"]) {
+  if (values.probe) {
     console.log("timing probe (a few training steps of each model kind)...");
     timings = await probeTimings(config);
     estimate = estimateRun(config, timings, { train: data.train.count, test: data.test.count });
@@ -278,7 +364,7 @@ async function main(): Promise<void> {
     console.log(`estimated duration: ${human(remaining)} (whole run ${human(whole)})`);
   }
   if (values["dry-run"]) return;
-  confirm(remaining, maxHours, values.yes ?? false);
+  confirm(remaining, maxHours, values.yes as boolean);
 
   const t0 = performance.now();
   const describe = {
@@ -290,9 +376,12 @@ async function main(): Promise<void> {
   // One run per folder, or per phase with --phase (issue 15): the lock names its holder.
   await Deno.mkdir(out, { recursive: true });
   const lock = await acquireRunLock(out, {
-    scopes: values.phase,
+    scopes: requested.length > 0 ? requested : undefined,
     onStale: (m) => console.warn(`reproduce: ${m}`),
-  }).catch((e) => fail((e as Error).message));
+  }).catch((e) => {
+    // Another run holds the folder (or these phases): use another --out, or wait for it.
+    throw new UsageError((e as Error).message);
+  });
   const runStart = performance.now();
   let outcome;
   try {
@@ -313,14 +402,8 @@ async function main(): Promise<void> {
       },
     });
   } catch (e) {
-    if (e instanceof PhaseNotReadyError) {
-      fail(
-        `${e.phase} needs ${e.missing.join(", ")}, not complete in ${e.runDir}; run ` +
-          `${e.missing.map((m) => `--phase ${m}`).join(" ")} first (or run without --phase)`,
-      );
-    }
-    if (e instanceof ForeignRunError) fail(`${e.message} (--out DIR)`);
-    throw e;
+    await lock.release();
+    throw adviseOn(e);
   }
   const report = buildReport({
     config,
@@ -365,4 +448,14 @@ async function main(): Promise<void> {
   }
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) {
+  await runCli(REPRODUCE_CLI, async ({ values }) => {
+    try {
+      await main(values);
+    } catch (e) {
+      if (!(e instanceof NotStarted)) throw e;
+      reportError("reproduce", e);
+      return 3;
+    }
+  });
+}

@@ -2,13 +2,15 @@
  * `deno task train`: trains a CIFAR ResNet with the core training engine.
  *
  * ```
- * deno task train --model resnet18 --dataset cifar10 --width 0.25 --epochs 30 --subset 500 \
+ * deno task train --model resnet18 --dataset cifar10 --width 0.25 --epochs 30 --train-per-class 500 \
  *   --batch-size 128 --lr 0.1 --seed 0 --out runs/r18 [--resume] [--config run.yaml] \
  *   [--backend wasm|cpu|webgpu] [--data-dir D] [--limit-test N] [--max-steps N]
  * ```
  *
- * Every option can also come from a YAML file (`--config`); flags override the file; unknown keys
- * are errors. Writes into `--out`: `config.json` (resolved), `metrics.jsonl` (one line per epoch),
+ * Every option can also come from a YAML file (`--config`) under its camelCase key (`batchSize`,
+ * as in the pipeline's YAML); flags are kebab-case (`--batch-size`); flags override the file;
+ * unknown keys are errors, and old spellings (`batch-size:` in YAML, `--subset`) name the new
+ * one. Writes into `--out`: `config.json` (resolved), `metrics.jsonl` (one line per epoch),
  * `checkpoints/` (atomic, resumable with `--resume`) and `test_accuracy.svg`; every file is
  * written atomically, and never over an input.
  *
@@ -34,12 +36,12 @@ import {
   type Batch,
   type BatchSource,
   classificationLoss,
-  configHelp,
   type ConfigOf,
   cosineSchedule,
   deriveSeed,
   type EpochRecord,
   type FieldSpec,
+  flagName,
   linePlotSvg,
   listCheckpoints,
   loadYamlConfig,
@@ -47,7 +49,6 @@ import {
   type NamedVariables,
   NonFiniteLossError,
   type Optimizer,
-  parseConfigFlags,
   resolveConfig,
   selectBackend,
   Sgd,
@@ -64,8 +65,17 @@ import {
   subsetPerClass,
 } from "@mfi/data";
 import { buildResNet, RESNET_ARCHS } from "@mfi/resnet";
+import {
+  BACKEND_FLAGS,
+  type CliSpec,
+  type FlagSpec,
+  helpText,
+  parseCli,
+  reportError,
+  UsageError,
+} from "./_cli.ts";
 
-/** Every option of `deno task train`, with types, ranges and defaults (MODEL's section 7). */
+/** Every option of `deno task train`, with types, ranges and defaults (docs/method.md). */
 export const TRAIN_SCHEMA = {
   model: {
     type: "string",
@@ -76,7 +86,12 @@ export const TRAIN_SCHEMA = {
   dataset: { type: "string", choices: ["cifar10", "cifar100"], default: "cifar10" },
   width: { type: "number", min: 0.01, max: 4, default: 1, doc: "channel width multiplier" },
   epochs: { type: "number", integer: true, min: 1, default: 200 },
-  subset: { type: "number", integer: true, min: 1, doc: "training images per class (stratified)" },
+  trainPerClass: {
+    type: "number",
+    integer: true,
+    min: 1,
+    doc: "training images per class (stratified); default all",
+  },
   limitTest: { type: "number", integer: true, min: 1, doc: "evaluate on the first N test images" },
   batchSize: { type: "number", integer: true, min: 1, max: 65536, default: 128 },
   optimizer: { type: "string", choices: ["sgd", "adamw"], default: "sgd" },
@@ -94,8 +109,8 @@ export const TRAIN_SCHEMA = {
   checkpointEvery: { type: "number", integer: true, min: 1, default: 1 },
   out: { type: "string", default: "runs/train", doc: "output directory" },
   dataDir: { type: "string", doc: "CIFAR folder or official .tar.gz (default: data cache)" },
-  backend: { type: "string", choices: ["webgpu", "wasm", "cpu"], doc: "tfjs backend" },
-  threads: { type: "number", integer: true, min: 1, max: 64, doc: "WASM threads" },
+  backend: { type: "string", choices: ["webgpu", "wasm", "cpu"], doc: BACKEND_FLAGS.backend.doc },
+  threads: { type: "number", integer: true, min: 1, max: 64, doc: BACKEND_FLAGS.threads.doc },
   maxSteps: {
     type: "number",
     integer: true,
@@ -143,18 +158,112 @@ export interface TrainSummary {
   readonly stepLosses: readonly number[];
 }
 
-const HELP = `deno task train [options]
+/** Old spellings of train options, with the migration message. */
+const RENAMED: Readonly<Record<string, string>> = {
+  subset:
+    "trainPerClass (flag --train-per-class), the pipeline's name for training images per class",
+};
 
-Options (also as YAML keys via --config; flags override the file):
-${configHelp(TRAIN_SCHEMA)}
-  --config <file.yaml>  read options from a YAML file
-  --resume  continue from the newest complete checkpoint (all values finite) in <out>/checkpoints;
-            an error when there is none. ${RESUME_SAFE_KEYS.join(", ")} may change on resume
-            (recorded in metrics.jsonl and config_history.jsonl); other keys may not.
-  --help  show this text
+const NUMBER_EXAMPLES: Readonly<Record<string, string>> = {
+  width: "0.25",
+  lr: "0.05",
+  trainPerClass: "500",
+  limitTest: "1000",
+  warmupEpochs: "1",
+  labelSmoothing: "0.1",
+  threads: "2",
+  maxSteps: "10",
+  evalEvery: "5",
+  checkpointEvery: "5",
+};
 
-The run folder is locked while a run uses it (<out>/.lock); a lock left by a dead process on this
-host is removed with a message. A refused run writes nothing.`;
+function flagSpec(key: string, field: FieldSpec): FlagSpec {
+  const doc = field.doc ?? key.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
+  const defaultText = field.default !== undefined ? String(field.default) : undefined;
+  switch (field.type) {
+    case "boolean":
+      return { type: "boolean", doc, defaultText };
+    case "string":
+      return {
+        type: "string",
+        doc,
+        defaultText,
+        choices: field.choices,
+        example: key === "out" ? "runs/r18" : key === "dataDir" ? "/data/cifar" : undefined,
+        placeholder: key === "out" || key === "dataDir" ? "DIR" : undefined,
+      };
+    case "number":
+      return {
+        type: field.integer ? "integer" : "number",
+        doc,
+        defaultText,
+        min: field.min,
+        max: field.max,
+        example: NUMBER_EXAMPLES[key],
+      };
+    default:
+      throw new TypeError(`train: no flag form for ${field.type} key ${key}`);
+  }
+}
+
+/**
+ * `deno task train`'s command line: one flag per {@linkcode TRAIN_SCHEMA} key (kebab-case; no
+ * default is filled in by the parser, so a YAML value is overridden only by a flag given), plus
+ * `--config` and `--resume`.
+ */
+export const TRAIN_CLI: CliSpec = {
+  name: "train",
+  summary: "train a CIFAR ResNet with the core training engine (checkpoints, resume, metrics, " +
+    "accuracy plot)",
+  flags: {
+    ...Object.fromEntries(
+      Object.entries(TRAIN_SCHEMA).map(([k, f]) => [flagName(k), flagSpec(k, f)]),
+    ),
+    config: {
+      type: "string",
+      placeholder: "FILE",
+      example: "run.yaml",
+      doc:
+        "read options from YAML (camelCase keys: batchSize, trainPerClass, ...); flags override it",
+    },
+    resume: {
+      type: "boolean",
+      default: false,
+      doc:
+        "continue from the newest complete checkpoint (all values finite) in <out>/checkpoints; " +
+        `an error when there is none; ${RESUME_SAFE_KEYS.join(", ")} may change on resume ` +
+        "(recorded in metrics.jsonl and config_history.jsonl), other keys may not",
+    },
+  },
+  renamed: Object.fromEntries(
+    Object.entries(RENAMED).map(([old, now]) => [old, `--${old} was renamed: use ${now}`]),
+  ),
+  notes: "Every option is also a YAML key under --config, camelCase as in the pipeline's YAML\n" +
+    "(batchSize: 64, trainPerClass: 500); flags are kebab-case (--batch-size 64).\n" +
+    "The run folder is locked while a run uses it (<out>/.lock); a lock left by a dead process on\n" +
+    "this host is removed with a message. A refused run writes nothing.",
+  examples: [
+    "--model resnet18 --width 0.25 --epochs 30 --train-per-class 500 --out runs/r18",
+    "--config run.yaml --epochs 1 --no-augment",
+    "--out runs/r18 --resume",
+  ],
+};
+
+/** Rejects YAML keys in another spelling than the schema's camelCase (and renamed keys). */
+function checkYamlKeys(file: string, values: Readonly<Record<string, unknown>>): void {
+  for (const key of Object.keys(values)) {
+    if (key in RENAMED) {
+      throw new UsageError(`${file}: key "${key}" was renamed: use ${RENAMED[key]}`);
+    }
+    if (/[-_]/.test(key)) {
+      const camel = key.replace(/[-_]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+      throw new UsageError(
+        `${file}: key "${key}" is spelled "${camel}" (camelCase YAML keys, as in the pipeline's ` +
+          "presets); rename it",
+      );
+    }
+  }
+}
 
 async function loadSplit(config: TrainConfig, split: "train" | "test"): Promise<CifarSplit> {
   const source = config.dataDir ?? defaultDataDir();
@@ -252,29 +361,43 @@ class StepProbe {
  * @throws {Error} On invalid options, missing data, a NaN loss or a failed resume.
  */
 export async function runTrain(args: readonly string[]): Promise<TrainSummary | undefined> {
-  const flags = parseConfigFlags(TRAIN_SCHEMA, args, {
-    config: { type: "string" },
-    resume: { type: "boolean" },
-    help: { type: "boolean", short: "h" },
-  });
-  if (flags.extra.help) {
-    console.log(HELP);
+  const parsed = parseCli(TRAIN_CLI, args);
+  if (parsed.help) {
+    console.log(helpText(TRAIN_CLI));
     return undefined;
   }
+  const resume = parsed.values.resume === true;
+  const configFile = typeof parsed.values.config === "string" ? parsed.values.config : undefined;
   const layers = [];
-  if (typeof flags.extra.config === "string") {
-    layers.push({ source: flags.extra.config, values: await loadYamlConfig(flags.extra.config) });
+  if (configFile !== undefined) {
+    let values;
+    try {
+      values = await loadYamlConfig(configFile);
+    } catch (e) {
+      throw new UsageError(`--config: ${(e as Error).message}`);
+    }
+    checkYamlKeys(configFile, values);
+    layers.push({ source: configFile, values });
   }
-  layers.push({ source: "the command line", values: flags.values });
-  const config = resolveConfig(TRAIN_SCHEMA, layers);
-  const resume = flags.extra.resume === true;
+  const fromFlags: Record<string, unknown> = {};
+  for (const key of Object.keys(TRAIN_SCHEMA)) {
+    const name = flagName(key);
+    if (parsed.given.has(name)) fromFlags[key] = parsed.values[name];
+  }
+  layers.push({ source: "the command line", values: fromFlags });
+  let config: TrainConfig;
+  try {
+    config = resolveConfig(TRAIN_SCHEMA, layers);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
   if (config.maxSteps !== undefined && resume) {
-    throw new Error(
+    throw new UsageError(
       `"maxSteps" cannot be combined with --resume: a probe writes no checkpoint; drop one of them`,
     );
   }
   const inputs = [
-    ...(typeof flags.extra.config === "string" ? [flags.extra.config] : []),
+    ...(configFile !== undefined ? [configFile] : []),
     ...(config.dataDir !== undefined ? [config.dataDir] : []),
   ];
   await checkRunFolder(config, resume, inputs);
@@ -283,7 +406,7 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   console.log(`backend: ${backend.name} (${backend.reason})`);
 
   const fullTrain = await loadSplit(config, "train");
-  const train = config.subset ? subsetPerClass(fullTrain, config.subset) : fullTrain;
+  const train = config.trainPerClass ? subsetPerClass(fullTrain, config.trainPerClass) : fullTrain;
   const fullTest = await loadSplit(config, "test");
   const test = config.limitTest ? firstImages(fullTest, config.limitTest) : fullTest;
   const classes = train.classNames.length;
@@ -292,7 +415,7 @@ export async function runTrain(args: readonly string[]): Promise<TrainSummary | 
   const warmupSteps = Math.min(Math.round(config.warmupEpochs * stepsPerEpoch), totalSteps - 1);
   const maxSteps = config.maxSteps;
   if (maxSteps !== undefined && maxSteps > totalSteps) {
-    throw new RangeError(
+    throw new UsageError(
       `"maxSteps" (${maxSteps}) exceeds the run's ${totalSteps} steps (${config.epochs} epochs of ` +
         `${stepsPerEpoch}); lower --max-steps or drop it to train the whole run`,
     );
@@ -506,10 +629,9 @@ if (import.meta.main) {
   } catch (e) {
     const advice = e instanceof NonFiniteLossError
       ? e.checkpoint
-        ? `\nContinue with the same command plus --resume and a lower --lr (e.g. half).`
-        : `\nRun the same command again with a lower --lr.`
+        ? "Continue with the same command plus --resume and a lower --lr (e.g. half)."
+        : "Run the same command again with a lower --lr."
       : "";
-    console.error(`train: ${(e as Error).message}${advice}`);
-    Deno.exit(1);
+    Deno.exit(reportError("train", advice ? new Error(`${(e as Error).message} ${advice}`) : e));
   }
 }

@@ -6,16 +6,37 @@ import { runTrain, TRAIN_SCHEMA } from "./train.ts";
 const SAMPLE = new URL("../data/sample/cifar-10-sample.tar.gz", import.meta.url).pathname;
 
 Deno.test("train rejects unknown flags and invalid values before touching data", async () => {
-  await assert.rejects(runTrain(["--epoch", "3"]), /--epoch.*Valid flags: --model, --dataset/s);
-  await assert.rejects(runTrain(["--width", "wide"]), /--width: "wide" is not a number/);
-  await assert.rejects(runTrain(["--model", "vgg16"]), /"model" must be one of resnet18/);
-  await assert.rejects(runTrain(["--batch-size", "0"]), /"batchSize" must be an integer in \[1/);
+  await assert.rejects(runTrain(["--epoch", "3"]), /unknown flag --epoch; did you mean --epochs\?/);
+  await assert.rejects(runTrain(["--width", "wide"]), /--width must be a number; got "wide"/);
+  await assert.rejects(runTrain(["--model", "vgg16"]), /--model must be one of resnet18/);
+  await assert.rejects(
+    runTrain(["--batch-size", "0"]),
+    /--batch-size must be a whole number >= 1, <= 65536; got 0/,
+  );
+  await assert.rejects(
+    runTrain(["--epochs", "-1"]),
+    /--epochs must be a whole number >= 1; got -1/,
+  );
+  await assert.rejects(runTrain(["--subset", "5"]), /--subset was renamed: use trainPerClass/);
   const dir = await Deno.makeTempDir();
-  await Deno.writeTextFile(`${dir}/a.yaml`, "epochs: 3\nlearning-rate: 0.1\n");
+  await Deno.writeTextFile(`${dir}/a.yaml`, "epochs: 3\nlearningRate: 0.1\n");
   await assert.rejects(
     runTrain(["--config", `${dir}/a.yaml`]),
-    /a\.yaml: unknown key "learning-rate"\. Valid keys: model, dataset, width/,
+    /a\.yaml: unknown key "learningRate"\. Valid keys: model, dataset, width/,
   );
+  // One spelling per concept: YAML keys are camelCase, as in the pipeline's presets.
+  await Deno.writeTextFile(`${dir}/b.yaml`, "batch-size: 64\n");
+  await assert.rejects(
+    runTrain(["--config", `${dir}/b.yaml`]),
+    (e: Error) =>
+      e.name === "UsageError" && /key "batch-size" is spelled "batchSize"/.test(e.message),
+  );
+  await Deno.writeTextFile(`${dir}/c.yaml`, "subset: 5\n");
+  await assert.rejects(
+    runTrain(["--config", `${dir}/c.yaml`]),
+    /c\.yaml: key "subset" was renamed: use trainPerClass/,
+  );
+  await assert.rejects(runTrain(["--config", `${dir}/none.yaml`]), /--config: Cannot read/);
   await Deno.remove(dir, { recursive: true });
   assert.equal(TRAIN_SCHEMA.lr.default, 0.1);
 });
@@ -23,13 +44,13 @@ Deno.test("train rejects unknown flags and invalid values before touching data",
 Deno.test("train runs end to end on the embedded sample and writes its outputs", async () => {
   const out = await Deno.makeTempDir();
   const yaml = `${out}/run.yaml`;
-  await Deno.writeTextFile(yaml, "model: resnet18\nwidth: 0.0625\nepochs: 3\nbatch-size: 10\n");
+  await Deno.writeTextFile(yaml, "model: resnet18\nwidth: 0.0625\nepochs: 3\nbatchSize: 10\n");
   const args = [
     "--config",
     yaml,
     "--epochs", // the command line overrides the file
     "1",
-    "--subset",
+    "--train-per-class",
     "1",
     "--limit-test",
     "20",
@@ -51,7 +72,7 @@ Deno.test("train runs end to end on the embedded sample and writes its outputs",
   assert.equal(lines.length, 1);
   assert.equal(JSON.parse(lines[0]).step, 1);
   assert.match(await Deno.readTextFile(`${out}/test_accuracy.svg`), /^<svg/);
-  assert.equal(JSON.parse(await Deno.readTextFile(`${out}/config.json`)).subset, 1);
+  assert.equal(JSON.parse(await Deno.readTextFile(`${out}/config.json`)).trainPerClass, 1);
   assert.ok((await Deno.stat(`${out}/checkpoints/epoch-0001.json`)).isFile);
   // The finished run resumes as a no-op; a changed config is refused.
   const again = (await runTrain([...args, "--resume"]))!;
@@ -128,6 +149,9 @@ Deno.test("every configs/train/*.yaml is a valid train config", async () => {
     const values = await loadYamlConfig(`${dir}${entry.name}`);
     const config = resolveConfig(TRAIN_SCHEMA, [{ source: entry.name, values }]);
     assert.ok(config.epochs >= 1, entry.name);
+    for (const key of Object.keys(values)) {
+      assert.match(key, /^[a-z][a-zA-Z0-9]*$/, `${entry.name}: camelCase keys, as the pipeline's`);
+    }
     n++;
   }
   assert.ok(n >= 3, `found ${n} configs`);
@@ -140,7 +164,7 @@ Deno.test("train --resume from an epoch checkpoint reproduces the uninterrupted 
     "0.0625",
     "--epochs",
     "2",
-    "--subset",
+    "--train-per-class",
     "1",
     "--batch-size",
     "5",
@@ -181,7 +205,7 @@ Deno.test("train --max-steps stops after N steps, logs every step's loss and wri
     "0.0625",
     "--epochs",
     "2",
-    "--subset",
+    "--train-per-class",
     "1",
     "--batch-size",
     "4",
@@ -200,7 +224,10 @@ Deno.test("train --max-steps stops after N steps, logs every step's loss and wri
     runTrain([...common, "--max-steps", "2", "--resume", "--out", `${root}/x`]),
     /"maxSteps" cannot be combined with --resume/,
   );
-  await assert.rejects(runTrain([...common, "--max-steps", "0"]), /"maxSteps" must be an integer/);
+  await assert.rejects(
+    runTrain([...common, "--max-steps", "0"]),
+    /--max-steps must be a whole number >= 1; got 0/,
+  );
 
   const four = (await runTrain([...common, "--max-steps", "4", "--out", `${root}/a`]))!;
   assert.equal(four.stepLosses.length, 4);

@@ -1,0 +1,31 @@
+import assert from "node:assert/strict";
+import { ForeignRunError, PhaseNotReadyError, UnknownPhaseError } from "@mfi/incubation";
+import { UsageError } from "./_cli.ts";
+import { adviseOn } from "./reproduce.ts";
+
+Deno.test("adviseOn turns the pipeline's typed errors into --phase / --out advice (exit 2)", () => {
+  const notReady = adviseOn(
+    new PhaseNotReadyError("meta", ["baseline", "compress:1"], "runs/x"),
+    "runs/x",
+  );
+  assert.ok(notReady instanceof UsageError);
+  assert.equal(
+    notReady.message,
+    "--phase meta needs baseline, compress:1, not complete in runs/x: run `--phase baseline` " +
+      "first (same --out), or drop --phase to run every phase in order",
+  );
+  const unknown = adviseOn(new UnknownPhaseError("incubate:4", ["baseline", "finetune"]), "runs/x");
+  assert.ok(unknown instanceof UsageError);
+  assert.match(
+    unknown.message,
+    /^--phase incubate:4: this run has no such phase; its phases are baseline, finetune/,
+  );
+  const foreign = adviseOn(new ForeignRunError("runs/x", "baseline"), "runs/x");
+  assert.ok(foreign instanceof UsageError);
+  assert.match(
+    foreign.message,
+    /runs\/x holds a complete baseline made with another config: pass a new --out/,
+  );
+  const other = new Error("disk full");
+  assert.equal(adviseOn(other, "runs/x"), other);
+});

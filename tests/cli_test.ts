@@ -1,0 +1,105 @@
+/**
+ * Every task is one tool: `--help` and `-h` exit 0 with usage listing each flag with an example,
+ * and a usage error is one line on stderr with exit code 2 (no stack trace).
+ */
+import assert from "node:assert/strict";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function run(args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", ...args],
+    cwd: ROOT,
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/** Task file, a usage error's arguments, and the one line it must print. */
+const TASKS: [string, string[], RegExp][] = [
+  [
+    "tasks/reproduce.ts",
+    ["--threads", "0"],
+    /^reproduce: --threads must be a whole number >= 1; got 0$/,
+  ],
+  [
+    "tasks/reproduce.ts",
+    ["--backend", "tpu"],
+    /^reproduce: --backend must be one of webgpu, wasm, cpu/,
+  ],
+  [
+    "tasks/reproduce.ts",
+    ["--seed", "abc"],
+    /^reproduce: --seed must be a whole number; got "abc"$/,
+  ],
+  [
+    "tasks/reproduce.ts",
+    ["--max-hours", "-1"],
+    /^reproduce: --max-hours must be a number > 0; got -1$/,
+  ],
+  [
+    "tasks/reproduce.ts",
+    ["--phase", "incubate:9", "--dry-run", "--no-probe", "--no-download"],
+    /^reproduce: --phase incubate:9: this run has no such phase; its phases are baseline, /,
+  ],
+  [
+    "tasks/reproduce.ts",
+    ["--dir", "x"],
+    /^reproduce: unknown flag --dir; did you mean --data-dir\?/,
+  ],
+  ["tasks/train.ts", ["--epochs", "-1"], /^train: --epochs must be a whole number >= 1; got -1$/],
+  ["tasks/train.ts", ["--subset", "5"], /^train: --subset was renamed: use trainPerClass/],
+  ["tasks/data.ts", ["check", "--dir", "x"], /^data: --dir was renamed --data-dir/],
+  ["tasks/data.ts", ["fetch"], /^data: unknown command "fetch"; expected one of check, download$/],
+  ["tasks/bench.ts", ["--threads", "0,1"], /^bench: --threads must be a comma-separated list/],
+  ["tasks/bench_data.ts", ["--batches", "0"], /^bench:data: --batches must be a whole number >= 1/],
+  ["tasks/params.ts", ["--model", "resnet18", "--classes", "-3"], /^params: --classes must be/],
+  [
+    "tasks/params_report.ts",
+    ["--chek"],
+    /^params:report: unknown flag --chek; did you mean --check\?/,
+  ],
+  ["tasks/aggregate.ts", [], /^aggregate: missing RUN_DIR\.\.\./],
+  [
+    "tasks/flows_demo.ts",
+    ["toy", "--steps", "0"],
+    /^flows_demo: --steps must be a whole number >= 1/,
+  ],
+  ["tasks/make_sample.ts", ["--from", "/tmp"], /^make_sample: --from was renamed --data-dir/],
+];
+
+for (const file of new Set(TASKS.map(([f]) => f))) {
+  Deno.test(`${file} --help and -h exit 0 with every flag, its type, default and an example`, async () => {
+    for (const flag of ["--help", "-h"]) {
+      const r = await run([file, flag]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr, "");
+      assert.match(r.stdout, /^deno task \S+: /);
+      assert.match(r.stdout, /\nUsage: deno task /);
+      assert.match(r.stdout, /\n {2}-h, --help +show this help and exit/);
+      assert.match(r.stdout, /\nExamples:\n {2}deno task /);
+      // Each flag entry (from its "--name" head to the next one) names a type and an example.
+      const entries = r.stdout.split(/\n(?= {2}(?:-\w, )?--)/).slice(1, -1);
+      assert.ok(entries.length > 0, "no flags listed");
+      for (const entry of entries) {
+        assert.match(entry, /(string|integer|number|boolean|choice)[ .,]/, entry);
+        assert.match(entry, /e\.g\. --/, entry);
+      }
+    }
+  });
+}
+
+Deno.test("usage errors of every task: one line naming the fix, exit code 2", async () => {
+  for (const [file, args, pattern] of TASKS) {
+    const r = await run([file, ...args]);
+    const what = `${file} ${args.join(" ")}`;
+    assert.equal(r.code, 2, `${what}: ${r.stdout}${r.stderr}`);
+    assert.equal(r.stderr.trimEnd().split("\n").length, 1, `${what}: ${r.stderr}`);
+    assert.match(r.stderr.trimEnd(), pattern, what);
+    assert.doesNotMatch(r.stderr, /\bat .*\.ts:\d+/, `${what}: stack trace`);
+  }
+});
