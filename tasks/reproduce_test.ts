@@ -6,7 +6,6 @@ import { adviseOn } from "./reproduce.ts";
 Deno.test("adviseOn turns the pipeline's typed errors into --phase / --out advice (exit 2)", () => {
   const notReady = adviseOn(
     new PhaseNotReadyError("meta", ["baseline", "compress:1"], "runs/x"),
-    "runs/x",
   );
   assert.ok(notReady instanceof UsageError);
   assert.equal(
@@ -14,18 +13,18 @@ Deno.test("adviseOn turns the pipeline's typed errors into --phase / --out advic
     "--phase meta needs baseline, compress:1, not complete in runs/x: run `--phase baseline` " +
       "first (same --out), or drop --phase to run every phase in order",
   );
-  const unknown = adviseOn(new UnknownPhaseError("incubate:4", ["baseline", "finetune"]), "runs/x");
+  const unknown = adviseOn(new UnknownPhaseError("incubate:4", ["baseline", "finetune"]));
   assert.ok(unknown instanceof UsageError);
   assert.match(
     unknown.message,
     /^--phase incubate:4: this run has no such phase; its phases are baseline, finetune/,
   );
-  const foreign = adviseOn(new ForeignRunError("runs/x", "baseline"), "runs/x");
+  const foreign = adviseOn(new ForeignRunError("runs/x", "baseline"));
   assert.ok(foreign instanceof UsageError);
   assert.match(
     foreign.message,
     /runs\/x holds a complete baseline made with another config: pass a new --out/,
   );
   const other = new Error("disk full");
-  assert.equal(adviseOn(other, "runs/x"), other);
+  assert.equal(adviseOn(other), other);
 });
