@@ -15,8 +15,11 @@
  *   twice the requested count, so the request is honoured up to 8.
  * - Pool workers are `unref`'d after start-up, so a program exits when its own work is done.
  *
- * The emscripten glue (`wasm-out/*.js`) is `require`d from the package, found with
- * `import.meta.resolve` (works with `nodeModulesDir: "none"`); loading modules from Deno's npm cache
+ * The emscripten glue (`wasm-out/*.js`) is `require`d from the package. The package is imported
+ * and located with one full `npm:` specifier ({@linkcode WASM_PACKAGE}), never a bare one, so
+ * neither depends on the importer's import map (a JSR consumer's, or a program that imports these
+ * files by path); `import.meta.resolve` of that specifier, once the package is loaded, gives its
+ * file URL in Deno's npm cache or in a `node_modules` folder alike. Loading modules from the cache
  * needs no read permission, reading the `.wasm` files there does. The threaded glue always starts
  * its full pool of 8 workers (a literal in the glue), so threaded start-up takes about 1 s.
  *
@@ -61,9 +64,36 @@ type EmscriptenModule = any;
 // deno-lint-ignore no-explicit-any
 type Factory = (config: Record<string, unknown>) => Promise<any>;
 
-/** The tfjs-backend-wasm package root, as a file URL ending in "/". */
-export function wasmPackageRoot(): URL {
-  const main = new URL(import.meta.resolve("@tensorflow/tfjs-backend-wasm"));
+/**
+ * The tfjs-backend-wasm package, by a full specifier (keep the version equal to
+ * `@tensorflow/tfjs`'s in the import maps).
+ */
+export const WASM_PACKAGE = "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
+
+type WasmPackage = typeof import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
+let wasmModule: Promise<WasmPackage> | undefined;
+
+/** Imports tfjs-backend-wasm (once), by the literal full specifier of {@linkcode WASM_PACKAGE}. */
+export function importWasmPackage(): Promise<WasmPackage> {
+  return wasmModule ??= import("npm:@tensorflow/tfjs-backend-wasm@4.22.0");
+}
+
+/**
+ * The tfjs-backend-wasm package root, as a file URL ending in "/". Loads the package first: the
+ * specifier resolves to a file only once the package is part of the module graph.
+ *
+ * @returns The root URL.
+ * @throws {Error} If the package does not resolve to a file (a runtime without npm support).
+ */
+export async function wasmPackageRoot(): Promise<URL> {
+  await importWasmPackage();
+  const main = new URL(import.meta.resolve(WASM_PACKAGE));
+  if (main.protocol !== "file:") {
+    throw new Error(
+      `Cannot locate ${WASM_PACKAGE} on disk (it resolved to ${main.href}); pass the binaries ` +
+        "as wasm.binaries, or choose --backend cpu.",
+    );
+  }
   return new URL("../", main); // main is <root>/dist/tf-backend-wasm.node.js
 }
 
@@ -224,7 +254,9 @@ async function loadBinary(
   const name = WASM_FILE_NAMES[flavour];
   const url = new URL(
     name,
-    source.paths !== undefined ? prefixUrl(source.paths) : new URL("dist/", wasmPackageRoot()),
+    source.paths !== undefined
+      ? prefixUrl(source.paths)
+      : new URL("dist/", await wasmPackageRoot()),
   );
   const bytes = await readUrl(url, `tfjs-backend-wasm binary ${name}`);
   return { bytes, source: url.protocol === "file:" ? fileURLToPath(url) : url.href };
@@ -369,8 +401,8 @@ export async function initWasmBackend(
     }
     return current.result;
   }
-  const wasmPkg = await import("@tensorflow/tfjs-backend-wasm");
-  const root = wasmPackageRoot();
+  const wasmPkg = await importWasmPackage();
+  const root = await wasmPackageRoot();
   const simd = hasWasmSimd();
   const flavour: WasmFlavour = threads > 1 ? "threadedSimd" : simd ? "simd" : "plain";
   const binary = await loadBinary(flavour, source);

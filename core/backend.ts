@@ -30,6 +30,24 @@ import { hasWasmSimd, hasWasmThreads, initWasmBackend, MAX_WASM_THREADS } from "
 export const WASM_THREAD_LIMIT: number = MAX_WASM_THREADS;
 import { registerWasmTrainingKernels } from "./kernels/register.ts";
 
+/**
+ * tfjs-backend-cpu prints a "looks like you are running TensorFlow.js in Node.js, install
+ * tfjs-node" banner on its first tensor when it believes it runs in Node (Deno sets `process`).
+ * tfjs-node is not an option in Deno, so the banner is noise; it is the only thing silenced here
+ * (through the backend's own `firstUse` flag, so every other tfjs warning still prints). Runs once
+ * when this module loads, which every entry point and `selectBackend` caller does first.
+ */
+function silenceCpuBanner(): void {
+  try {
+    // findBackend instantiates the registered cpu backend (no tensor is written, so no banner).
+    const cpu = tf.findBackend("cpu") as unknown as { firstUse?: boolean } | null;
+    if (cpu !== null && cpu !== undefined) cpu.firstUse = false;
+  } catch {
+    // No cpu backend registered: nothing to silence.
+  }
+}
+silenceCpuBanner();
+
 /** Backends the project can run on. */
 export type BackendName = "webgpu" | "wasm" | "cpu";
 
@@ -427,8 +445,7 @@ async function startWasm(
 
 async function startCpu(why: string): Promise<BackendChoice> {
   if (!(await tf.setBackend("cpu"))) throw new Error("The tfjs cpu backend failed to initialise.");
-  // tfjs-backend-cpu prints a "you are running in Node.js, install tfjs-node" banner on first use.
-  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  silenceCpuBanner();
   return { name: "cpu", reason: why, threads: 1, simd: false };
 }
 
@@ -447,8 +464,9 @@ let cache: { key: string; options: SelectBackendOptions; choice: BackendChoice }
  * @returns The choice, frozen.
  * @throws {TypeError} For an unknown backend name (option or `MFI_BACKEND`) or an unknown option.
  * @throws {RangeError} For a thread count that is not a whole number >= 1.
- * @throws {Error} If WebGPU is requested but only a software adapter (or none) exists, or if the
- *   requested backend fails to initialise (e.g. WASM binaries unreadable).
+ * @throws {Error} If WebGPU is requested but only a software adapter (or none) exists, if the
+ *   requested backend fails to initialise (e.g. WASM binaries unreadable), or if `wasm` names
+ *   binaries that do not work (never a silent fallback to cpu then).
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -538,6 +556,20 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
       try {
         choice = await startWasm(options, threads, autoWhy);
       } catch (e) {
+        // Binaries the caller pointed at (e.g. `--wasm-dir`) that do not work are a mistake to
+        // report, not a reason to serve on the (much slower) cpu backend without a word.
+        if (options.wasm !== undefined) {
+          throw new Error(
+            `The WASM backend could not start from the binaries given (${
+              options.wasm.paths !== undefined
+                ? `wasm.paths ${String(options.wasm.paths)}`
+                : "wasm.binaries"
+            }): ${
+              (e as Error).message
+            } Fix the location, or drop it to use the installed package's binaries.`,
+            { cause: e },
+          );
+        }
         choice = await startCpu(`${autoWhy}; wasm failed (${(e as Error).message})`);
       }
     }

@@ -12,7 +12,7 @@ import {
 import { wasmPackageRoot } from "./_wasm_init.ts";
 
 const CHILD = new URL("./testdata/backend_conv.ts", import.meta.url).pathname;
-const DIST = new URL("dist/", wasmPackageRoot());
+const DIST = new URL("dist/", await wasmPackageRoot());
 
 Deno.test("isSoftwareAdapter: hardware adapters pass, software and fallback adapters are refused", () => {
   const table: [AdapterInfoLike, boolean][] = [
@@ -182,6 +182,47 @@ Deno.test("selectBackend: wasm.paths as a directory, and a clear error when it l
   } finally {
     await tf.setBackend("cpu");
   }
+});
+
+Deno.test("selectBackend: a bad wasm.paths is an error in the automatic choice too, never a cpu fallback", async () => {
+  try {
+    const outcome = await selectBackend({ wasm: { paths: "/nonexistent/mfi-wasm" }, env: {} }).then(
+      (choice) => choice,
+      (e: Error) => e,
+    );
+    if (outcome instanceof Error) {
+      assert.match(
+        outcome.message,
+        /could not start from the binaries given \(wasm\.paths \/nonexistent\/mfi-wasm\): .*\/nonexistent\/mfi-wasm\/tfjs-backend-wasm.*Fix the location/,
+      );
+    } else {
+      // Only a hardware WebGPU adapter may win over the (unused) wasm binaries.
+      assert.equal(outcome.name, "webgpu");
+    }
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("importing @mfi/core silences tfjs-backend-cpu's Node.js banner, not real warnings", async () => {
+  const code = [
+    'import * as tf from "@tensorflow/tfjs";',
+    `import "${new URL("./mod.ts", import.meta.url).href}";`,
+    'await tf.setBackend("cpu");',
+    "tf.tensor([1, 2]).print();",
+    'console.warn("a real warning");',
+  ].join("\n");
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--ext=ts", code],
+    cwd: new URL("..", import.meta.url).pathname,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert.equal(out.code, 0, text);
+  assert.doesNotMatch(text, /running TensorFlow\.js in Node\.js/);
+  assert.match(text, /a real warning/);
+  assert.match(text, /\[1, 2\]/);
 });
 
 Deno.test("selectBackend: wasm.paths as an http URL prefix (fetched), 404 is a clear error", async () => {
@@ -394,4 +435,43 @@ Deno.test("wasm from bytes needs no file-system permission (single thread)", asy
   const a = child.json.values as number[];
   const b = reference.json.values as number[];
   for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4, `at ${i}`);
+});
+
+Deno.test("wasm starts in a consumer outside the workspace whose import map lacks tfjs-backend-wasm", async () => {
+  // A program in its own folder with its own deno.json, importing @mfi/core by path: its import
+  // map has what core's modules import by bare name, but not tfjs-backend-wasm, which core must
+  // load and locate by itself.
+  const dir = await Deno.makeTempDir({ prefix: "mfi-consumer-" });
+  try {
+    const root = JSON.parse(await Deno.readTextFile(new URL("../deno.json", import.meta.url)));
+    const imports = { ...root.imports };
+    delete imports["@tensorflow/tfjs-backend-wasm"];
+    await Deno.writeTextFile(`${dir}/deno.json`, JSON.stringify({ imports }));
+    await Deno.copyFile(new URL("../deno.lock", import.meta.url), `${dir}/deno.lock`);
+    await Deno.writeTextFile(
+      `${dir}/main.ts`,
+      [
+        'import * as tf from "@tensorflow/tfjs";',
+        `import { selectBackend } from "${new URL("./mod.ts", import.meta.url).href}";`,
+        'const choice = await selectBackend({ backend: "wasm", threads: 1, env: {} });',
+        "const y = tf.add(tf.tensor([1, 2]), tf.tensor([3, 4]));",
+        "console.log(JSON.stringify({ name: choice.name, source: choice.wasmSource, " +
+        "values: Array.from(await y.data()) }));",
+      ].join("\n"),
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "main.ts"],
+      cwd: dir,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stdout = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const result = JSON.parse(stdout.trim().split("\n").at(-1)!);
+    assert.equal(result.name, "wasm");
+    assert.match(result.source, /tfjs-backend-wasm.*\.wasm$/);
+    assert.deepEqual(result.values, [4, 6]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
