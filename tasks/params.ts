@@ -28,7 +28,7 @@ export const PARAM_COUNTERS: Readonly<Record<string, ParamCounter>> = Object.fre
       (o: { classes: number; width: number }) => countResNetParameters(name, o),
     ]),
   ),
-  // MFI-ResNet and its meta model with METHOD.md's defaults (stage-4 MeanFlow sized for the
+  // MFI-ResNet and its meta model with docs/method.md's defaults (stage-4 MeanFlow sized for the
   // paper's reduction: -46.28 % with 10 classes, -45.59 % with 100).
   ...Object.fromEntries(
     (["resnet18", "resnet34", "resnet50", "resnet101"] as const).flatMap((name) => [
