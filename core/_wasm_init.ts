@@ -87,7 +87,7 @@ export function importWasmPackage(): Promise<WasmPackage> {
  */
 export async function wasmPackageRoot(): Promise<URL> {
   await importWasmPackage();
-  const main = new URL(import.meta.resolve(WASM_PACKAGE));
+  const main = new URL(import.meta.resolve("npm:@tensorflow/tfjs-backend-wasm@4.22.0"));
   if (main.protocol !== "file:") {
     throw new Error(
       `Cannot locate ${WASM_PACKAGE} on disk (it resolved to ${main.href}); pass the binaries ` +
