@@ -1,15 +1,14 @@
 /**
- * Typed run configs from YAML files and command-line flags, validated once at the edge: a schema
+ * Typed run configs from layers of values (YAML files, parsed flags), validated once: a schema
  * lists every key with its type, range and default; unknown keys and wrong types are errors that
  * name the key, say where it came from and list the valid keys; the resolved config is frozen.
  *
- * Keys are camelCase in code (`batchSize`); YAML accepts `batchSize`, `batch-size` or
- * `batch_size`; flags are kebab-case (`--batch-size 128`).
+ * Keys are camelCase (`batchSize`); a layer may also spell them `batch-size` or `batch_size`.
+ * Command lines are the entry points' business (the repository's `tasks/_cli.ts`).
  *
  * @module
  */
 import yaml from "js-yaml";
-import { parseArgs } from "node:util";
 
 /** A numeric key. */
 export interface NumberField {
@@ -259,88 +258,6 @@ export function resolveConfig<S extends ConfigSchema>(
   return Object.freeze(out) as ConfigOf<S>;
 }
 
-/** Flags outside the schema that a task also accepts (e.g. `--config`, `--resume`, `--help`). */
-export type ExtraFlags = Readonly<
-  Record<string, { readonly type: "string" | "boolean"; readonly short?: string }>
->;
-
-/** Result of {@linkcode parseConfigFlags}. */
-export interface ParsedFlags {
-  /** Schema values given on the command line, typed, by camelCase key (a layer for resolveConfig). */
-  readonly values: Readonly<Record<string, unknown>>;
-  /** Values of the extra flags, by their flag name. */
-  readonly extra: Readonly<Record<string, string | boolean | undefined>>;
-}
-
-/**
- * Parses command-line flags for a schema: `--batch-size 128`, `--resume` (booleans), lists as
- * `--stages 1,2,3`. Unknown flags and malformed numbers are errors that list the valid flags.
- *
- * @param schema The config schema.
- * @param args Command-line arguments (e.g. `Deno.args`).
- * @param extra Flags outside the schema.
- * @returns Schema values (to pass as a layer to {@linkcode resolveConfig}) and extra values.
- * @throws {Error} On an unknown flag, a missing value or a positional argument.
- * @throws {TypeError} On a number flag whose value is not a number.
- * @example
- * ```ts
- * import { parseConfigFlags } from "@mfi/core";
- * import assert from "node:assert/strict";
- * const schema = {
- *   batchSize: { type: "number", default: 128 },
- *   nesterov: { type: "boolean", default: false },
- * } as const;
- * const flags = parseConfigFlags(schema, ["--batch-size", "64", "--nesterov", "--config", "a.yaml"], {
- *   config: { type: "string" },
- * });
- * assert.deepEqual(flags.values, { batchSize: 64, nesterov: true });
- * assert.equal(flags.extra.config, "a.yaml");
- * ```
- */
-export function parseConfigFlags(
-  schema: ConfigSchema,
-  args: readonly string[],
-  extra: ExtraFlags = {},
-): ParsedFlags {
-  const options: Record<string, { type: "string" | "boolean"; short?: string }> = {};
-  for (const [key, field] of Object.entries(schema)) {
-    options[flagName(key)] = { type: field.type === "boolean" ? "boolean" : "string" };
-  }
-  for (const [name, spec] of Object.entries(extra)) {
-    if (options[name]) throw new Error(`parseConfigFlags: extra flag --${name} is a schema key`);
-    options[name] = { ...spec };
-  }
-  const validFlags = Object.keys(options).map((n) => `--${n}`).join(", ");
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: false });
-  } catch (e) {
-    throw new Error(`${(e as Error).message}. Valid flags: ${validFlags}`);
-  }
-  const values: Record<string, unknown> = {};
-  const extraValues: Record<string, string | boolean | undefined> = {};
-  for (const [name, raw] of Object.entries(parsed.values)) {
-    if (name in extra) {
-      extraValues[name] = raw as string | boolean;
-      continue;
-    }
-    const key = camelKey(name);
-    const field = schema[key];
-    const toNumber = (text: string): number => {
-      const n = Number(text);
-      if (text.trim() === "" || !Number.isFinite(n)) {
-        throw new TypeError(`Invalid flag --${name}: "${text}" is not a number`);
-      }
-      return n;
-    };
-    if (field.type === "number") values[key] = toNumber(raw as string);
-    else if (field.type === "number[]") {
-      values[key] = (raw as string).split(",").map((t) => toNumber(t));
-    } else values[key] = raw;
-  }
-  return { values, extra: extraValues };
-}
-
 /**
  * Reads a YAML config file: it must hold a mapping (keys to values).
  *
@@ -375,29 +292,4 @@ export async function loadYamlConfig(path: string): Promise<Record<string, unkno
     throw new Error(`Config file ${path} must hold a mapping of keys to values`);
   }
   return data as Record<string, unknown>;
-}
-
-/**
- * Help text for a schema: one line per flag with its type, default and doc.
- *
- * @param schema The config schema.
- * @returns The lines, joined by newlines.
- * @example
- * ```ts
- * import { configHelp } from "@mfi/core";
- * import assert from "node:assert/strict";
- * const help = configHelp({ lr: { type: "number", min: 0, default: 0.1, doc: "peak learning rate" } });
- * assert.match(help, /--lr .*peak learning rate \(default 0.1\)/);
- * ```
- */
-export function configHelp(schema: ConfigSchema): string {
-  return Object.entries(schema).map(([key, field]) => {
-    const flag = `--${flagName(key)}${field.type === "boolean" ? "" : ` <${describe(field)}>`}`;
-    const def = field.default !== undefined
-      ? `(default ${Array.isArray(field.default) ? field.default.join(",") : field.default})`
-      : field.required
-      ? "(required)"
-      : "";
-    return `  ${flag}  ${[field.doc, def].filter((x) => x).join(" ")}`.trimEnd();
-  }).join("\n");
 }

@@ -1,13 +1,5 @@
 import assert from "node:assert/strict";
-import {
-  camelKey,
-  configHelp,
-  type ConfigOf,
-  flagName,
-  loadYamlConfig,
-  parseConfigFlags,
-  resolveConfig,
-} from "./config.ts";
+import { camelKey, type ConfigOf, flagName, loadYamlConfig, resolveConfig } from "./config.ts";
 
 const SCHEMA = {
   model: { type: "string", choices: ["resnet18", "resnet50"], default: "resnet18" },
@@ -66,29 +58,6 @@ Deno.test("resolveConfig rejects unknown keys, wrong types, out-of-range values 
   );
 });
 
-Deno.test("parseConfigFlags maps kebab-case flags to typed values and lists valid flags", () => {
-  const f = parseConfigFlags(
-    SCHEMA,
-    ["--batch-size", "256", "--lr=0.2", "--stages", "1,3", "--nesterov", "--resume"],
-    { resume: { type: "boolean" }, config: { type: "string" } },
-  );
-  assert.deepEqual(f.values, { batchSize: 256, lr: 0.2, stages: [1, 3], nesterov: true });
-  assert.deepEqual(f.extra, { resume: true });
-  assert.throws(() => parseConfigFlags(SCHEMA, ["--epoch", "3"]), /--epoch.*Valid flags: --model/s);
-  assert.throws(() => parseConfigFlags(SCHEMA, ["--lr", "fast"]), /--lr: "fast" is not a number/);
-  assert.throws(() => parseConfigFlags(SCHEMA, ["--stages", "1,,2"]), /--stages: "" is not/);
-  assert.throws(() => parseConfigFlags(SCHEMA, ["stray"]), /Valid flags/);
-  // Values from flags are then validated like any layer.
-  assert.throws(
-    () =>
-      resolveConfig(SCHEMA, [{
-        source: "the command line",
-        values: parseConfigFlags(SCHEMA, ["--batch-size", "0"]).values,
-      }]),
-    /the command line: "batchSize" must be an integer in \[1, 4096\], got 0/,
-  );
-});
-
 Deno.test("loadYamlConfig reads mappings and rejects other documents", async () => {
   const dir = await Deno.makeTempDir();
   await Deno.writeTextFile(`${dir}/a.yaml`, "lr: 5e-4\nbatch-size: 64\nstages: [1, 2]\nout: r\n");
@@ -105,11 +74,7 @@ Deno.test("loadYamlConfig reads mappings and rejects other documents", async () 
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("key spellings and help text", () => {
+Deno.test("key spellings", () => {
   assert.equal(camelKey("limit-test"), "limitTest");
   assert.equal(flagName("limitTest"), "limit-test");
-  const help = configHelp(SCHEMA);
-  assert.match(help, /--epochs <an integer in \[1, inf\]> {2}training epochs \(default 200\)/);
-  assert.match(help, /--out <a string> {2}\(required\)/);
-  assert.match(help, /--stages <a list of integers in \[1, 4\]> {2}\(default 1,2,3\)/);
 });

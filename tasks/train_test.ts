@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
 import * as tf from "@tensorflow/tfjs";
 import { loadYamlConfig, resolveConfig } from "@mfi/core";
-import { runTrain, TRAIN_SCHEMA } from "./train.ts";
+import { runTrain, TRAIN_CLI, TRAIN_SCHEMA } from "./train.ts";
+import { parseCli } from "./_cli.ts";
 
 const SAMPLE = new URL("../data/sample/cifar-10-sample.tar.gz", import.meta.url).pathname;
 
@@ -39,6 +40,20 @@ Deno.test("train rejects unknown flags and invalid values before touching data",
   await assert.rejects(runTrain(["--config", `${dir}/none.yaml`]), /--config: Cannot read/);
   await Deno.remove(dir, { recursive: true });
   assert.equal(TRAIN_SCHEMA.lr.default, 0.1);
+});
+
+Deno.test("train flags: --no-X for every boolean, only given flags override the YAML", () => {
+  const parsed = parseCli(TRAIN_CLI, ["--no-nesterov", "--no-augment", "--epochs", "2"]);
+  assert.equal(parsed.values.nesterov, false);
+  assert.equal(parsed.values.augment, false);
+  assert.deepEqual([...parsed.given].sort(), ["augment", "epochs", "nesterov"]);
+  // Defaults are not filled in by the parser (they would override the YAML file's values).
+  assert.equal(parseCli(TRAIN_CLI, []).values.lr, undefined);
+  for (const [key, field] of Object.entries(TRAIN_SCHEMA)) {
+    if (field.type !== "boolean") continue;
+    const name = key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+    assert.equal(parseCli(TRAIN_CLI, [`--no-${name}`]).values[name], false, name);
+  }
 });
 
 Deno.test("train runs end to end on the embedded sample and writes its outputs", async () => {
