@@ -129,10 +129,14 @@ function placeholder(spec: FlagSpec): string {
 }
 
 function exampleOf(name: string, spec: FlagSpec): string {
-  if (spec.type === "boolean") return spec.default === true ? `--no-${name}` : `--${name}`;
+  // A default shown as text only (e.g. one a YAML file may override) still picks the example.
+  const def = spec.default ?? spec.defaultText;
+  if (spec.type === "boolean") return def === true || def === "true" ? `--no-${name}` : `--${name}`;
+  const numeric = def !== undefined && NUMBER.test(String(def)) ? String(def) : undefined;
   const value = spec.example ??
-    spec.choices?.find((c) => c !== spec.default) ??
-    (spec.default !== undefined ? String(spec.default) : undefined) ??
+    spec.choices?.find((c) => c !== String(def)) ??
+    (spec.type === "string" && spec.default !== undefined ? String(spec.default) : undefined) ??
+    (spec.type !== "string" ? numeric : undefined) ??
     (spec.min !== undefined ? String(spec.min) : "1");
   return `--${name} ${value}`;
 }
