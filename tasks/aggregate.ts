@@ -13,7 +13,8 @@ import { type CliSpec, runCli, UsageError } from "./_cli.ts";
 /** `deno task aggregate`'s command line. */
 export const AGGREGATE_CLI: CliSpec = {
   name: "aggregate",
-  summary: "combine the reports of runs that differ only in their seed into mean ± std per model, " +
+  summary:
+    "combine the reports of runs that differ only in their seed into mean ± std per model, " +
     "paired McNemar tests against the baseline and the compute-matched baseline, and the verdict",
   usage: "RUN_DIR... [--out FILE]",
   positionals: {

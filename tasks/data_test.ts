@@ -40,7 +40,15 @@ Deno.test("deno task data check: JSON and table; a missing split or a differing 
     assert.match(test.files[0].md5, /^[0-9a-f]{32}$/);
     assert.equal(test.channels.mean.length, 3);
 
-    const table = await run("check", "--dataset", "cifar100", "--data-dir", dir, "--labels", "coarse");
+    const table = await run(
+      "check",
+      "--dataset",
+      "cifar100",
+      "--data-dir",
+      dir,
+      "--labels",
+      "coarse",
+    );
     assert.equal(table.code, 1, table.stderr);
     assert.match(table.stdout, /\| test +\| 6 +\| 10000 +\|/);
     assert.match(table.stdout, /\| train +\| missing/);
