@@ -224,7 +224,7 @@ export function adviseOn(e: unknown): unknown {
     const ablation = ABLATION_VARIANTS.some((v) => e.phase.startsWith(v)) &&
       !e.known.some((id) => id.includes("/"));
     return new UsageError(
-      `--phase ${e.phase}: this run has no such phase; its phases are ${e.known.join(", ")}` +
+      `--phase ${e.phase}: this plan has no such phase; its phases are ${e.known.join(", ")}` +
         (ablation ? " (no ablation variants: add --ablation)" : ""),
     );
   }

@@ -11,14 +11,16 @@ Deno.test("adviseOn turns the pipeline's typed errors into --phase / --out advic
   assert.equal(
     notReady.message,
     "--phase meta needs baseline, compress:1, not complete in runs/x: run `--phase baseline` " +
-      "first (same --out), or drop --phase to run every phase in order",
+      "`--phase compress:1` first (same --out), or drop --phase to run every phase in order",
   );
   const unknown = adviseOn(new UnknownPhaseError("incubate:4", ["baseline", "finetune"]));
   assert.ok(unknown instanceof UsageError);
   assert.match(
     unknown.message,
-    /^--phase incubate:4: this run has no such phase; its phases are baseline, finetune/,
+    /^--phase incubate:4: this plan has no such phase; its phases are baseline, finetune$/,
   );
+  const variant = adviseOn(new UnknownPhaseError("endpoint-only/compress:1", ["baseline"]));
+  assert.match((variant as Error).message, /\(no ablation variants: add --ablation\)$/);
   const foreign = adviseOn(new ForeignRunError("runs/x", "baseline"));
   assert.ok(foreign instanceof UsageError);
   assert.match(

@@ -147,7 +147,16 @@ Deno.test("train runs end to end on the embedded sample and writes its outputs",
 
 Deno.test("train --resume with no checkpoint is an error, and creates nothing", async () => {
   const root = await Deno.makeTempDir();
-  const common = ["--width", "0.0625", "--subset", "1", "--data-dir", SAMPLE, "--backend", "wasm"];
+  const common = [
+    "--width",
+    "0.0625",
+    "--train-per-class",
+    "1",
+    "--data-dir",
+    SAMPLE,
+    "--backend",
+    "wasm",
+  ];
   await assert.rejects(
     runTrain([...common, "--resume", "--out", `${root}/new`]),
     /Cannot resume: .*new\/checkpoints holds no complete checkpoint\. Drop --resume/,

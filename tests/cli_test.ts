@@ -44,7 +44,7 @@ const TASKS: [string, string[], RegExp][] = [
   [
     "tasks/reproduce.ts",
     ["--phase", "incubate:9", "--dry-run", "--no-probe", "--no-download"],
-    /^reproduce: --phase incubate:9: this run has no such phase; its phases are baseline, /,
+    /^reproduce: --phase incubate:9: this plan has no such phase; its phases are baseline, /,
   ],
   [
     "tasks/reproduce.ts",
