@@ -1,5 +1,6 @@
 /**
- * Command-line flags every task shares: `--backend webgpu|wasm|cpu` and `--threads N`.
+ * Command-line flags every task shares: `--backend webgpu|wasm|cpu`, `--threads N` and the testing
+ * switch `--allow-software-adapter` (WebGPU on a software adapter; only with `--backend webgpu`).
  *
  * @module
  */
@@ -12,6 +13,11 @@ export interface BackendCliOptions {
   backend?: BackendName;
   /** `--threads`; absent when the flag is not given. */
   threads?: number;
+  /**
+   * `--allow-software-adapter`: true when given, absent otherwise (so `MFI_ALLOW_SOFTWARE_ADAPTER`
+   * still applies). `selectBackend` refuses it without an explicit WebGPU request.
+   */
+  allowSoftwareAdapter?: boolean;
 }
 
 /**
@@ -34,9 +40,11 @@ export interface BackendCliOptions {
 export const BACKEND_ARG_OPTIONS: {
   readonly backend: { readonly type: "string" };
   readonly threads: { readonly type: "string" };
+  readonly "allow-software-adapter": { readonly type: "boolean" };
 } = Object.freeze({
   backend: Object.freeze({ type: "string" as const }),
   threads: Object.freeze({ type: "string" as const }),
+  "allow-software-adapter": Object.freeze({ type: "boolean" as const }),
 });
 
 /**
@@ -53,14 +61,18 @@ export const BACKEND_ARG_OPTIONS: {
 export const BACKEND_ARG_HELP: string = [
   "  --backend webgpu|wasm|cpu  force a backend (default: MFI_BACKEND, else best available)",
   "  --threads N                WASM threads (default: MFI_THREADS, else all cores, max 8)",
+  "  --allow-software-adapter   testing only: with --backend webgpu, run on a software adapter",
+  "                             (Mesa llvmpipe, ...; about 100x slower than wasm; recorded in",
+  "                             every result). Also MFI_ALLOW_SOFTWARE_ADAPTER=1",
 ].join("\n");
 
 /**
  * Validates the shared flags' values as `parseArgs` returned them.
  *
  * @param values `parseArgs(...).values` (other keys are ignored).
- * @returns `{ backend?, threads? }`, ready for `selectBackend`.
- * @throws {TypeError} If `--backend` is not one of webgpu, wasm, cpu, or has no value.
+ * @returns `{ backend?, threads?, allowSoftwareAdapter? }`, ready for `selectBackend`.
+ * @throws {TypeError} If `--backend` is not one of webgpu, wasm, cpu, or has no value, or if
+ *   `--allow-software-adapter` was given a value.
  * @throws {RangeError} If `--threads` is not a whole number >= 1.
  * @example
  * ```ts
@@ -96,14 +108,25 @@ export function backendOptionsFromValues(
     }
     out.threads = n;
   }
+  const allow = values["allow-software-adapter"];
+  if (allow !== undefined) {
+    if (allow !== true) {
+      throw new TypeError(
+        `Flag --allow-software-adapter takes no value, got ${JSON.stringify(allow)}; ` +
+          `write just --allow-software-adapter next to --backend webgpu.`,
+      );
+    }
+    out.allowSoftwareAdapter = true;
+  }
   return out;
 }
 
 /**
- * Reads `--backend` and `--threads` from a task's arguments, ignoring every other flag.
+ * Reads `--backend`, `--threads` and `--allow-software-adapter` from a task's arguments, ignoring
+ * every other flag.
  *
  * @param args Command-line arguments, e.g. `Deno.args`.
- * @returns `{ backend?, threads? }`, ready for `selectBackend`.
+ * @returns `{ backend?, threads?, allowSoftwareAdapter? }`, ready for `selectBackend`.
  * @throws {TypeError} If `--backend` is not one of webgpu, wasm, cpu, or has no value.
  * @throws {RangeError} If `--threads` is not a whole number >= 1.
  * @example

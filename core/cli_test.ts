@@ -53,3 +53,31 @@ Deno.test("BACKEND_ARG_OPTIONS composes with a task's own strict parseArgs", () 
   assert.match(BACKEND_ARG_HELP, /--backend webgpu\|wasm\|cpu/);
   assert.match(BACKEND_ARG_HELP, /--threads N/);
 });
+
+Deno.test("--allow-software-adapter: parsed as a switch, given no value", () => {
+  assert.deepEqual(backendOptionsFromArgs(["--backend", "webgpu", "--allow-software-adapter"]), {
+    backend: "webgpu",
+    allowSoftwareAdapter: true,
+  });
+  // Absent stays absent, so MFI_ALLOW_SOFTWARE_ADAPTER can still apply.
+  assert.equal("allowSoftwareAdapter" in backendOptionsFromArgs(["--backend", "webgpu"]), false);
+  assert.throws(
+    () => backendOptionsFromArgs(["--allow-software-adapter=yes"]),
+    (e: Error) =>
+      e instanceof TypeError && /--allow-software-adapter takes no value/.test(e.message),
+  );
+  assert.throws(
+    () => backendOptionsFromValues({ "allow-software-adapter": "1" }),
+    /takes no value/,
+  );
+  const { values } = parseArgs({
+    args: ["--allow-software-adapter", "--backend=webgpu"],
+    options: BACKEND_ARG_OPTIONS,
+  });
+  assert.deepEqual(backendOptionsFromValues(values), {
+    backend: "webgpu",
+    allowSoftwareAdapter: true,
+  });
+  assert.match(BACKEND_ARG_HELP, /--allow-software-adapter/);
+  assert.match(BACKEND_ARG_HELP, /MFI_ALLOW_SOFTWARE_ADAPTER=1/);
+});

@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
 import { BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "../cli.ts";
-import { selectBackend } from "../backend.ts";
+import { backendLabel, selectBackend } from "../backend.ts";
 import { Rng } from "../random.ts";
 
 const { values } = parseArgs({
@@ -21,7 +21,6 @@ const { values } = parseArgs({
     shape: { type: "string", default: "2,8,8,16,16" },
     repeat: { type: "string", default: "1" },
     "stdin-binary": { type: "string" },
-    "allow-software-adapter": { type: "boolean", default: false },
   },
 });
 const [n, h, w, cin, cout] = values.shape.split(",").map(Number);
@@ -36,7 +35,6 @@ const tInit = performance.now();
 const choice = await selectBackend({
   ...backendOptionsFromValues(values),
   ...(binaries ? { wasm: { binaries } } : {}),
-  allowSoftwareAdapter: values["allow-software-adapter"],
   env: {},
 });
 
@@ -58,6 +56,8 @@ for (const v of out) sum += v;
 console.log(JSON.stringify({
   backend: choice.name,
   reason: choice.reason,
+  label: backendLabel(choice),
+  softwareAdapter: choice.softwareAdapter ?? false,
   adapter: choice.adapter,
   threads: choice.threads,
   simd: choice.simd,
