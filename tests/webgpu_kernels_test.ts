@@ -35,6 +35,21 @@ const CONVS: ConvCase[] = [
   },
   { name: "1x1 stride 1 (bottleneck)", x: [2, 5, 5, 8], k: [1, 1, 8, 3], stride: 1, pad: 0 },
   { name: "3x3 valid, odd size", x: [1, 7, 7, 3], k: [3, 3, 3, 4], stride: 1, pad: "valid" },
+  {
+    name: "1x1 wide (bottleneck expansion)",
+    x: [2, 4, 4, 64],
+    k: [1, 1, 64, 128],
+    stride: 1,
+    pad: 0,
+  },
+  { name: "3x3 wide", x: [2, 4, 4, 32], k: [3, 3, 32, 32], stride: 1, pad: 1 },
+  {
+    name: "1x1 wide stride 2 (projection)",
+    x: [2, 8, 8, 64],
+    k: [1, 1, 64, 128],
+    stride: 2,
+    pad: 0,
+  },
 ];
 
 for (const c of CONVS) {
