@@ -44,7 +44,7 @@ await tf.setBackend("cpu");
 const seed = Number(values.seed);
 const mode = positionals[0];
 
-function toy(): void {
+async function toy(): Promise<void> {
   const steps = Number(values.steps ?? 600);
   const batch = Number(values.batch ?? 256);
   const hidden = Number(values.hidden ?? 64);
@@ -72,7 +72,7 @@ function toy(): void {
       seed: deriveSeed(seed, "toy-net"),
     });
     const start = performance.now();
-    const losses = fitToy(net, {
+    const losses = await fitToy(net, {
       steps,
       batch,
       learningRate: lr,
@@ -86,7 +86,7 @@ function toy(): void {
     const out = tf.tidy(() => tf.sub(x1, net.velocity(x1, fraction > 0 ? 0 : 1, 1)));
     const norm = tf.tidy(() => tf.mean(tf.norm(out, "euclidean", 1))).dataSync()[0];
     console.log(
-      `| ${name} | ${fraction} | ${p} | ${fractionNearModes(out, radius).toFixed(3)} | ${
+      `| ${name} | ${fraction} | ${p} | ${(await fractionNearModes(out, radius)).toFixed(3)} | ${
         norm.toFixed(2)
       } | ${losses.at(-1)!.toFixed(4)} | ${((performance.now() - start) / 1000).toFixed(0)} |`,
     );
@@ -95,7 +95,7 @@ function toy(): void {
   }
 }
 
-function features(): void {
+async function features(): Promise<void> {
   const steps = Number(values.steps ?? 600);
   const batch = Number(values.batch ?? 16);
   const hidden = Number(values.hidden ?? 64);
@@ -173,7 +173,7 @@ function features(): void {
       const idx = tf.tensor1d(Array.from({ length: batch }, () => rng.int(256)), "int32");
       const xPrev = tf.gather(trainX, idx);
       const xNext = tf.gather(trainY, idx);
-      last = trainStageStep(stage, optimizer, { xPrev, xNext }, {
+      last = await trainStageStep(stage, optimizer, { xPrev, xNext }, {
         rng,
         sampler: { distinctFraction: Number(values["distinct-fraction"]) },
         sample: values.sample as "pixel" | "image",
@@ -202,8 +202,8 @@ function features(): void {
   tf.dispose([trainX, testX, trainY, testY]);
 }
 
-if (mode === "toy") toy();
-else if (mode === "features") features();
+if (mode === "toy") await toy();
+else if (mode === "features") await features();
 else {
   console.error("Usage: deno run -A tasks/flows_demo.ts toy|features [--steps N] [--seed S]");
   Deno.exit(2);
