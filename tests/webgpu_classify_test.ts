@@ -6,14 +6,8 @@ import { Rng } from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";
 import { CIFAR_CLASS_NAMES } from "@mfi/data";
 import type { StagedModel } from "@mfi/resnet";
-// The serving API; it moves to @mfi/serve with the serve package.
-import {
-  buildModel,
-  type Classifier,
-  loadClassifier,
-  resnetSpec,
-  writeBundle,
-} from "@mfi/incubation";
+import { buildModel, resnetSpec } from "@mfi/incubation";
+import { type Classifier, loadClassifier, writeBundle } from "@mfi/serve";
 import { webgpuTest } from "./_webgpu.ts";
 
 const IMAGES = 12;
