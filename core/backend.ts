@@ -5,6 +5,13 @@
  * the pure-JS cpu backend. `--backend` (via {@linkcode SelectBackendOptions.backend}) or the
  * environment variable `MFI_BACKEND` force one.
  *
+ * Software WebGPU adapters (Mesa's llvmpipe/lavapipe, SwiftShader, WARP) are refused: they run
+ * our convolutions about 100x slower than WASM. For testing the WebGPU path on a machine without
+ * a GPU, `--allow-software-adapter` ({@linkcode SelectBackendOptions.allowSoftwareAdapter}) or
+ * `MFI_ALLOW_SOFTWARE_ADAPTER=1` lets an explicit `webgpu` request run on one; the choice then
+ * says so in its label (`webgpu (software adapter: ...)`), which every phase result and report
+ * records, and a warning is printed to stderr. The automatic choice never takes one.
+ *
  * Permissions: WASM read from the installed npm package needs `--allow-read` on its `dist/` folder
  * (the error names it); binaries passed as bytes need none, and neither do WASM threads (their
  * workers run from source, see `_wasm_init.ts`). Without `--allow-env`, `MFI_BACKEND` and
@@ -98,14 +105,16 @@ export interface SelectBackendOptions {
   /** Where the WASM binaries come from. */
   readonly wasm?: WasmOptions;
   /**
-   * Environment to read `MFI_BACKEND` / `MFI_THREADS` from; default: `Deno.env` where `--allow-env`
-   * permits, else nothing.
+   * Environment to read `MFI_BACKEND` / `MFI_THREADS` / `MFI_ALLOW_SOFTWARE_ADAPTER` from;
+   * default: `Deno.env` where `--allow-env` permits, else nothing.
    */
   readonly env?: Readonly<Record<string, string | undefined>>;
   /**
-   * Let an explicit `backend: "webgpu"` run on a software adapter (llvmpipe, ...) instead of
-   * failing; for testing the WebGPU path on machines without a GPU. Default false; never used by
-   * the automatic choice.
+   * Let an explicit WebGPU request (`backend: "webgpu"` or `MFI_BACKEND=webgpu`) run on a software
+   * adapter (llvmpipe, ...) instead of failing; for testing the WebGPU path on machines without a
+   * GPU. Default: `MFI_ALLOW_SOFTWARE_ADAPTER` (`1`/`true`), else false. `true` here with any
+   * other backend request, or none, is an error (the variable is then ignored, and the reason says
+   * so); the automatic choice never takes a software adapter.
    */
   readonly allowSoftwareAdapter?: boolean;
 }
@@ -134,6 +143,12 @@ export interface BackendChoice {
   readonly simd: boolean;
   /** The WebGPU adapter, when `name` is `webgpu`. */
   readonly adapter?: AdapterSummary;
+  /**
+   * True when `name` is `webgpu` on a software adapter (allowed by
+   * {@linkcode SelectBackendOptions.allowSoftwareAdapter}): results are for testing only, timings
+   * mean nothing.
+   */
+  readonly softwareAdapter?: boolean;
   /** Where the WASM binary came from, when `name` is `wasm`. */
   readonly wasmSource?: string;
 }
@@ -202,6 +217,24 @@ export function parseBackendName(value: string, source = "backend"): BackendName
   throw new TypeError(
     `Unknown backend ${JSON.stringify(value)} in ${source}: expected one of ` +
       `${BACKEND_NAMES.join(", ")}.`,
+  );
+}
+
+/**
+ * Parses a yes/no switch from the environment (`MFI_ALLOW_SOFTWARE_ADAPTER`).
+ *
+ * @param value The variable's value; unset or blank is false.
+ * @param source The variable's name, for the error message.
+ * @returns True for `1`/`true`/`yes`, false for `0`/`false`/`no`/blank (case and spaces ignored).
+ * @throws {TypeError} For any other value.
+ */
+function parseSwitch(value: string | undefined, source: string): boolean {
+  const v = (value ?? "").trim().toLowerCase();
+  if (v === "" || v === "0" || v === "false" || v === "no") return false;
+  if (v === "1" || v === "true" || v === "yes") return true;
+  throw new TypeError(
+    `Invalid ${source} ${JSON.stringify(value)}: expected 1 or 0 (or true/false); unset it to ` +
+      `refuse software WebGPU adapters.`,
   );
 }
 
@@ -274,7 +307,7 @@ function validateOptions(options: SelectBackendOptions): void {
 /** Reads the variables we use from Deno.env, skipping any `--allow-env` does not grant. */
 function readEnv(): Record<string, string | undefined> {
   const out: Record<string, string | undefined> = {};
-  for (const variable of ["MFI_BACKEND", "MFI_THREADS"]) {
+  for (const variable of ["MFI_BACKEND", "MFI_THREADS", "MFI_ALLOW_SOFTWARE_ADAPTER"]) {
     try {
       if (Deno.permissions.querySync({ name: "env", variable }).state !== "granted") continue;
       out[variable] = Deno.env.get(variable);
@@ -462,7 +495,9 @@ let cache: { key: string; options: SelectBackendOptions; choice: BackendChoice }
  *
  * @param options Backend to force, WASM threads and binaries, environment.
  * @returns The choice, frozen.
- * @throws {TypeError} For an unknown backend name (option or `MFI_BACKEND`) or an unknown option.
+ * @throws {TypeError} For an unknown backend name (option or `MFI_BACKEND`), an unknown option, an
+ *   invalid `MFI_ALLOW_SOFTWARE_ADAPTER`, or the software-adapter switch without an explicit
+ *   WebGPU request.
  * @throws {RangeError} For a thread count that is not a whole number >= 1.
  * @throws {Error} If WebGPU is requested but only a software adapter (or none) exists, if the
  *   requested backend fails to initialise (e.g. WASM binaries unreadable), or if `wasm` names
@@ -497,11 +532,30 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
     ? parseThreads(env.MFI_THREADS, "MFI_THREADS")
     : undefined;
 
+  // The testing switch: only an explicit WebGPU request honours it. Given as an option (a flag of
+  // this command) without one, it is a mistake; set in the environment, it is ignored.
+  const fromEnv = parseSwitch(env.MFI_ALLOW_SOFTWARE_ADAPTER, "MFI_ALLOW_SOFTWARE_ADAPTER");
+  const allowSource = options.allowSoftwareAdapter !== undefined
+    ? "allowSoftwareAdapter (--allow-software-adapter)"
+    : "MFI_ALLOW_SOFTWARE_ADAPTER=1";
+  if (options.allowSoftwareAdapter === true && requested !== "webgpu") {
+    throw new TypeError(
+      `allowSoftwareAdapter (--allow-software-adapter) only applies to an explicit WebGPU ` +
+        `request, but the backend was ` +
+        `${requested === undefined ? "left to the automatic choice" : why}. Add --backend webgpu ` +
+        `to test WebGPU on a software adapter, or drop --allow-software-adapter.`,
+    );
+  }
+  const allowSoftware = requested === "webgpu" && (options.allowSoftwareAdapter ?? fromEnv);
+  const ignoredNote = fromEnv && requested !== "webgpu"
+    ? "; MFI_ALLOW_SOFTWARE_ADAPTER ignored (it needs an explicit webgpu request)"
+    : "";
   const key = JSON.stringify({
     requested,
     threads,
     paths: String(options.wasm?.paths ?? ""),
-    allowSoftwareAdapter: options.allowSoftwareAdapter === true,
+    allowSoftwareAdapter: allowSoftware,
+    ignoredNote,
   });
   if (
     cache !== undefined && cache.key === key && cache.options.wasm?.binaries ===
@@ -519,16 +573,20 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
   } else if (requested === "webgpu") {
     const probe = await probeWebGpu();
     let adapter: { readonly adapter: GpuAdapter; readonly info: AdapterInfoLike };
+    let software = false;
     if (probe.ok) {
       adapter = probe;
-    } else if (probe.software !== undefined && options.allowSoftwareAdapter === true) {
+    } else if (probe.software !== undefined && allowSoftware) {
       adapter = probe.software;
-      why += `; software adapter allowed by allowSoftwareAdapter (about 100x slower than wasm)`;
+      software = true;
+      why += `; SOFTWARE ADAPTER allowed by ${allowSource}: for testing only, about 100x ` +
+        `slower than wasm, timings mean nothing`;
     } else {
       throw new Error(
         `WebGPU was ${why} but ${probe.why}. ` +
           (probe.software !== undefined
-            ? "A software adapter is about 100x slower than wasm; use --backend wasm (or cpu)."
+            ? "A software adapter is about 100x slower than wasm; use --backend wasm (or cpu), " +
+              "or add --allow-software-adapter to test the WebGPU path on it."
             : "Use --backend wasm (or cpu), or run where a GPU is available."),
       );
     }
@@ -539,7 +597,16 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
       threads: 1,
       simd: false,
       adapter: summarise(adapter.info),
+      ...(software ? { softwareAdapter: true } : {}),
     };
+    if (software) {
+      // Loud on purpose: every log of a run on a software adapter starts with this.
+      console.warn(
+        `WARNING: WebGPU runs on a SOFTWARE adapter (${adapterName(adapter.info)}), allowed by ` +
+          `${allowSource}. For testing only: about 100x slower than wasm; timings mean nothing. ` +
+          `Results record the backend as "${backendLabel(choice)}".`,
+      );
+    }
   } else {
     const probe = await probeWebGpu();
     if (probe.ok) {
@@ -574,6 +641,7 @@ export async function selectBackend(options: SelectBackendOptions = {}): Promise
       }
     }
   }
+  if (ignoredNote !== "") choice = { ...choice, reason: choice.reason + ignoredNote };
   if (choice.adapter !== undefined) Object.freeze(choice.adapter);
   const frozen = Object.freeze(choice);
   cache = { key, options, choice: frozen };
@@ -603,7 +671,8 @@ export function describeBackend(choice: BackendChoice): string {
  * where it was computed.
  *
  * @param choice What {@linkcode selectBackend} returned.
- * @returns E.g. `wasm (SIMD, 2 threads)`, `cpu`.
+ * @returns E.g. `wasm (SIMD, 2 threads)`, `cpu`, `webgpu (NVIDIA H100, vendor nvidia, hopper)`,
+ *   `webgpu (software adapter: llvmpipe (LLVM 15.0.6, 256 bits), vendor 65541, device 0)`.
  * @example
  * ```ts
  * import assert from "node:assert/strict";
@@ -611,6 +680,11 @@ export function describeBackend(choice: BackendChoice): string {
  *
  * assert.equal(backendLabel({ name: "wasm", reason: "auto", threads: 1, simd: true }), "wasm (SIMD, 1 thread)");
  * assert.equal(backendLabel({ name: "cpu", reason: "auto", threads: 1, simd: false }), "cpu");
+ * const adapter = { vendor: "65541", architecture: "", device: "0", description: "llvmpipe" };
+ * assert.equal(
+ *   backendLabel({ name: "webgpu", reason: "", threads: 1, simd: false, adapter, softwareAdapter: true }),
+ *   "webgpu (software adapter: llvmpipe, vendor 65541, device 0)",
+ * );
  * ```
  */
 export function backendLabel(choice: BackendChoice): string {
@@ -619,7 +693,10 @@ export function backendLabel(choice: BackendChoice): string {
     details.push(choice.simd ? "SIMD" : "no SIMD");
     details.push(`${choice.threads} thread${choice.threads === 1 ? "" : "s"}`);
   } else if (choice.name === "webgpu" && choice.adapter !== undefined) {
-    details.push(adapterName(choice.adapter));
+    const name = adapterName(choice.adapter);
+    details.push(choice.softwareAdapter === true ? `software adapter: ${name}` : name);
+  } else if (choice.name === "webgpu" && choice.softwareAdapter === true) {
+    details.push("software adapter");
   }
   return details.length > 0 ? `${choice.name} (${details.join(", ")})` : choice.name;
 }

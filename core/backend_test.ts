@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   type AdapterInfoLike,
   BACKEND_NAMES,
+  backendLabel,
   describeBackend,
   isSoftwareAdapter,
   parseBackendName,
@@ -10,6 +11,9 @@ import {
   type SelectBackendOptions,
 } from "./backend.ts";
 import { wasmPackageRoot } from "./_wasm_init.ts";
+import { probeWebGpuGate, webgpuTestDefinition } from "./gpu_gate.ts";
+
+const GATE = await probeWebGpuGate();
 
 const CHILD = new URL("./testdata/backend_conv.ts", import.meta.url).pathname;
 const DIST = new URL("dist/", await wasmPackageRoot());
@@ -409,17 +413,101 @@ Deno.test("auto choice without permissions falls back to cpu and says why", asyn
   );
 });
 
-Deno.test("webgpu path: allowSoftwareAdapter runs tfjs-backend-webgpu on our adapter, matching cpu", async () => {
-  // deno-lint-ignore no-explicit-any
-  const gpu = (navigator as any).gpu;
-  if (!gpu || (await gpu.requestAdapter()) === null) return; // No WebGPU at all here.
-  const child = await runChild(["--backend", "webgpu", "--allow-software-adapter"], ["-A"]);
-  assert.equal(child.json.backend, "webgpu");
-  assert.match(child.json.reason as string, /allowSoftwareAdapter/);
-  const reference = await runChild(["--backend", "cpu"], ["-A"]);
-  const a = child.json.values as number[];
-  const b = reference.json.values as number[];
-  for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4, `at ${i}`);
+Deno.test(webgpuTestDefinition(
+  GATE,
+  "webgpu path: --allow-software-adapter runs tfjs-backend-webgpu on our adapter, matching cpu",
+  async () => {
+    const child = await runChild(["--backend", "webgpu", "--allow-software-adapter"], ["-A"]);
+    assert.equal(child.json.backend, "webgpu");
+    if (child.json.softwareAdapter === true) {
+      assert.match(child.json.reason as string, /SOFTWARE ADAPTER allowed by allowSoftwareAdapter/);
+      assert.match(child.json.label as string, /^webgpu \(software adapter: /);
+      assert.match(child.stderr, /WARNING: WebGPU runs on a SOFTWARE adapter/);
+    } else {
+      assert.doesNotMatch(child.json.label as string, /software/);
+    }
+    const reference = await runChild(["--backend", "cpu"], ["-A"]);
+    const a = child.json.values as number[];
+    const b = reference.json.values as number[];
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 1e-4, `at ${i}`);
+  },
+));
+
+Deno.test("software-adapter switch: only with an explicit webgpu request; bad values named", async () => {
+  for (const backend of ["cpu", "wasm"] as const) {
+    await assert.rejects(
+      selectBackend({ backend, allowSoftwareAdapter: true, env: {} }),
+      (e: Error) =>
+        e instanceof TypeError && /only applies to an explicit WebGPU request/.test(e.message) &&
+        new RegExp(`backend=${backend}`).test(e.message) && /--backend webgpu/.test(e.message),
+    );
+  }
+  await assert.rejects(
+    selectBackend({ allowSoftwareAdapter: true, env: {} }),
+    /left to the automatic choice/,
+  );
+  await assert.rejects(
+    selectBackend({ allowSoftwareAdapter: true, env: { MFI_BACKEND: "cpu" } }),
+    /MFI_BACKEND=cpu/,
+  );
+  await assert.rejects(
+    selectBackend({ allowSoftwareAdapter: "yes" } as unknown as SelectBackendOptions),
+    /allowSoftwareAdapter: expected true or false/,
+  );
+  for (const bad of ["2", "on", "ja"]) {
+    await assert.rejects(
+      selectBackend({ backend: "cpu", env: { MFI_ALLOW_SOFTWARE_ADAPTER: bad } }),
+      (e: Error) => e instanceof TypeError && /MFI_ALLOW_SOFTWARE_ADAPTER/.test(e.message),
+      bad,
+    );
+  }
+  // Set in the environment with another backend, it is ignored, and the reason says so.
+  const cpu = await selectBackend({ backend: "cpu", env: { MFI_ALLOW_SOFTWARE_ADAPTER: "1" } });
+  assert.equal(cpu.name, "cpu");
+  assert.equal(cpu.softwareAdapter, undefined);
+  assert.match(cpu.reason, /MFI_ALLOW_SOFTWARE_ADAPTER ignored/);
+});
+
+Deno.test("the automatic choice never takes a software adapter, even with the switch set", async () => {
+  const gpu = (navigator as unknown as { gpu?: GPU }).gpu;
+  const adapter = gpu ? await gpu.requestAdapter({ powerPreference: "high-performance" }) : null;
+  try {
+    const choice = await selectBackend({
+      threads: 1,
+      env: { MFI_ALLOW_SOFTWARE_ADAPTER: "1" },
+    });
+    assert.notEqual(choice.softwareAdapter, true);
+    if (adapter !== null && isSoftwareAdapter(adapter.info)) {
+      assert.notEqual(choice.name, "webgpu");
+      assert.match(choice.reason, /^auto: WebGPU refused, .*software rasteriser/);
+      assert.match(choice.reason, /MFI_ALLOW_SOFTWARE_ADAPTER ignored/);
+    }
+    if (choice.name === "webgpu") assert.equal(isSoftwareAdapter(choice.adapter!), false);
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("backendLabel says software adapter, so results and reports carry it", () => {
+  const adapter = {
+    vendor: "65541",
+    architecture: "",
+    device: "0",
+    description: "llvmpipe (LLVM 15.0.6, 256 bits)",
+  };
+  const base = { name: "webgpu" as const, reason: "r", threads: 1, simd: false, adapter };
+  assert.equal(
+    backendLabel({ ...base, softwareAdapter: true }),
+    "webgpu (software adapter: llvmpipe (LLVM 15.0.6, 256 bits), vendor 65541, device 0)",
+  );
+  assert.equal(
+    backendLabel(base),
+    "webgpu (llvmpipe (LLVM 15.0.6, 256 bits), vendor 65541, device 0)",
+  );
+  assert.equal(
+    backendLabel({ name: "webgpu", reason: "r", threads: 1, simd: false, softwareAdapter: true }),
+    "webgpu (software adapter)",
+  );
 });
 
 Deno.test("wasm from bytes needs no file-system permission (single thread)", async () => {

@@ -1,10 +1,21 @@
 /**
  * Test helpers shared by every package: {@linkcode assertNoLeak} checks the project's tfjs memory
- * rule (one warm-up step, then `tf.memory().numTensors` is unchanged after more steps).
+ * rule (one warm-up step, then `tf.memory().numTensors` is unchanged after more steps);
+ * {@linkcode probeWebGpuGate} and {@linkcode webgpuTestDefinition} gate the WebGPU tests (fail
+ * under CI without an adapter, ignored elsewhere).
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+
+export {
+  type GpuLike,
+  probeWebGpuGate,
+  WEBGPU_INSTALL_HINT,
+  type WebGpuGate,
+  type WebGpuGateOptions,
+  webgpuTestDefinition,
+} from "./gpu_gate.ts";
 
 /** Options of {@linkcode assertNoLeak}. */
 export interface NoLeakOptions {

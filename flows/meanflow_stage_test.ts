@@ -154,7 +154,7 @@ Deno.test("config: unknown keys, missing keys and wrong types are errors naming 
   }
 });
 
-Deno.test("trainStageStep: loss falls, no tensor leak, BN running stats move", () => {
+Deno.test("trainStageStep: loss falls, no tensor leak, BN running stats move", async () => {
   const stage = new MeanFlowStage({
     inChannels: 3,
     outChannels: 4,
@@ -167,19 +167,22 @@ Deno.test("trainStageStep: loss falls, no tensor leak, BN running stats move", (
   const xNext = tf.tidy(() => tf.relu(tf.randomNormal([4, 2, 2, 4], 0.5, 1, "float32", 2)));
   const opt: tf.Optimizer = tf.train.adam(1e-2);
   const rng = new Rng(0);
-  const first = trainStageStep(stage, opt, { xPrev, xNext }, { rng });
+  const first = await trainStageStep(stage, opt, { xPrev, xNext }, { rng });
   const before = tf.memory().numTensors;
   let last = first;
-  for (let i = 0; i < 30; i++) last = trainStageStep(stage, opt, { xPrev, xNext }, { rng });
+  for (let i = 0; i < 30; i++) last = await trainStageStep(stage, opt, { xPrev, xNext }, { rng });
   assert.deepEqual(tf.memory().numTensors, before);
   assert.ok(last.endpoint < first.endpoint, `${last.endpoint} vs ${first.endpoint}`);
   assert.ok(stage.bn.runningMean.abs().max().dataSync()[0] > 0);
-  assert.throws(
+  await assert.rejects(
     () => trainStageStep(stage, opt, { xPrev, xNext }, { rng, meanflow: false, lambda: 0 }),
     /nothing to train/,
   );
-  assert.throws(() => trainStageStep(stage, opt, { xPrev, xNext }, { rng, lambda: -1 }), /lambda/);
-  assert.throws(
+  await assert.rejects(
+    () => trainStageStep(stage, opt, { xPrev, xNext }, { rng, lambda: -1 }),
+    /lambda/,
+  );
+  await assert.rejects(
     () => trainStageStep(stage, opt, { xPrev, xNext: tf.zeros([4, 4, 4, 4]) }, { rng }),
     /z_align's shape/,
   );

@@ -190,8 +190,8 @@ export function meanFlowStageLoss(
  * @param optimizer Any tfjs optimiser (e.g. `tf.train.adam(1e-3)`).
  * @param batch Teacher pairs `{ xPrev, xNext }` (not disposed).
  * @param options As for {@linkcode meanFlowStageLoss}.
- * @returns The loss values before the update.
- * @throws {RangeError} As {@linkcode meanFlowStageLoss}.
+ * @returns The loss values before the update (read with `await t.data()`).
+ * @throws {RangeError} As {@linkcode meanFlowStageLoss} (as a rejection).
  * @example
  * ```ts
  * import { MeanFlowStage, trainStageStep } from "@mfi/flows";
@@ -206,21 +206,21 @@ export function meanFlowStageLoss(
  * const xNext = tf.randomNormal([2, 3, 3, 6], 0, 1, "float32", 2);
  * const opt = tf.train.adam(1e-2);
  * const rng = new Rng(0);
- * const first = trainStageStep(stage, opt, { xPrev, xNext }, { rng });
- * for (let i = 0; i < 20; i++) trainStageStep(stage, opt, { xPrev, xNext }, { rng });
- * const last = trainStageStep(stage, opt, { xPrev, xNext }, { rng, meanflow: false });
+ * const first = await trainStageStep(stage, opt, { xPrev, xNext }, { rng });
+ * for (let i = 0; i < 20; i++) await trainStageStep(stage, opt, { xPrev, xNext }, { rng });
+ * const last = await trainStageStep(stage, opt, { xPrev, xNext }, { rng, meanflow: false });
  * assert.ok(last.endpoint < first.endpoint);
  * tf.dispose([xPrev, xNext]);
  * opt.dispose();
  * stage.dispose();
  * ```
  */
-export function trainStageStep(
+export async function trainStageStep(
   stage: MeanFlowStage,
   optimizer: TfjsOptimizer,
   batch: { readonly xPrev: Tensor; readonly xNext: Tensor },
   options: StageLossOptions,
-): StageStepResult {
+): Promise<StageStepResult> {
   let parts: Scalar[] = [];
   const { value, grads } = tf.variableGrads(() => {
     const loss = meanFlowStageLoss(stage, batch.xPrev, batch.xNext, options);
@@ -229,11 +229,9 @@ export function trainStageStep(
   }, trainableVariables(stage.namedVariables()));
   try {
     optimizer.applyGradients(grads);
-    return {
-      total: value.dataSync()[0],
-      meanflow: parts[0].dataSync()[0],
-      endpoint: parts[1].dataSync()[0],
-    };
+    // Awaited reads: a synchronous read stalls (or fails) on WebGPU.
+    const [total, meanflow, endpoint] = await Promise.all([value, ...parts].map((t) => t.data()));
+    return { total: total[0], meanflow: meanflow[0], endpoint: endpoint[0] };
   } finally {
     tf.dispose([value, ...Object.values(grads), ...parts]);
   }
@@ -345,9 +343,9 @@ export interface StageGradNorms {
  * @param xNext Teacher stage output X(l).
  * @param variables The variables being trained.
  * @param options As for {@linkcode meanFlowStageLoss}.
- * @returns Both norms (neither the caller's generator nor the stage's batch-norm statistics
- *   change).
- * @throws {RangeError} As {@linkcode meanFlowStageLoss}.
+ * @returns Both norms, read with `await t.data()` (neither the caller's generator nor the
+ *   stage's batch-norm statistics change).
+ * @throws {RangeError} As {@linkcode meanFlowStageLoss} (as a rejection).
  * @example
  * ```ts
  * import { MeanFlowStage, stageGradNorms } from "@mfi/flows";
@@ -359,23 +357,23 @@ export interface StageGradNorms {
  * const xPrev = tf.randomNormal([2, 3, 3, 4], 0, 1, "float32", 1);
  * const xNext = tf.randomNormal([2, 3, 3, 6], 0, 1, "float32", 2);
  * const vars = trainableVariables(stage.namedVariables());
- * const n = stageGradNorms(stage, xPrev, xNext, vars, { rng: new Rng(0), lambda: 0 });
+ * const n = await stageGradNorms(stage, xPrev, xNext, vars, { rng: new Rng(0), lambda: 0 });
  * assert.ok(n.meanflow > 0);
  * assert.equal(n.endpoint, 0);
  * tf.dispose([xPrev, xNext]);
  * stage.dispose();
  * ```
  */
-export function stageGradNorms(
+export async function stageGradNorms(
   stage: MeanFlowStage,
   xPrev: Tensor,
   xNext: Tensor,
   variables: Variable[],
   options: StageLossOptions,
-): StageGradNorms {
+): Promise<StageGradNorms> {
   const lambda = options.lambda ?? 1;
   const useMeanflow = options.meanflow ?? true;
-  const norm = (term: "meanflow" | "endpoint"): number => {
+  const norm = async (term: "meanflow" | "endpoint"): Promise<number> => {
     // The same (r, t) draws for both terms: each pass gets its own copy of the generator.
     const rng = Rng.fromState(options.rng.state());
     const { value, grads } = tf.variableGrads(() => {
@@ -388,9 +386,11 @@ export function stageGradNorms(
       const total = tf.tidy(() =>
         tf.sqrt(tf.addN(Object.values(grads).map((g) => tf.sum(tf.square(g)))))
       );
-      const v = total.dataSync()[0];
-      total.dispose();
-      return v;
+      try {
+        return (await total.data())[0];
+      } finally {
+        total.dispose();
+      }
     } finally {
       tf.dispose([value, ...Object.values(grads)]);
     }
@@ -400,8 +400,8 @@ export function stageGradNorms(
     [v, tf.clone(v)] as const
   );
   try {
-    const mf = useMeanflow ? norm("meanflow") : 0;
-    const ep = lambda > 0 ? norm("endpoint") : 0;
+    const mf = useMeanflow ? await norm("meanflow") : 0;
+    const ep = lambda > 0 ? await norm("endpoint") : 0;
     return { meanflow: mf, endpoint: ep };
   } finally {
     for (const [v, saved] of buffers) v.assign(saved);

@@ -64,7 +64,7 @@ Deno.test("meanFlowStageLoss: sampler, p and endpoint normalisation reach the lo
   stage.dispose();
 });
 
-Deno.test("alignmentLoss trains the alignment only; stageGradNorms reports each term without advancing the rng", () => {
+Deno.test("alignmentLoss trains the alignment only; stageGradNorms reports each term without advancing the rng", async () => {
   const stage = make();
   const xPrev = tf.randomNormal([2, 4, 4, 4], 0, 1, "float32", 5);
   const xNext = tf.randomNormal([2, 2, 2, 6], 0, 1, "float32", 6);
@@ -85,17 +85,17 @@ Deno.test("alignmentLoss trains the alignment only; stageGradNorms reports each 
   const stats = () =>
     stage.namedVariables().filter(([, v]) => !v.trainable).map(([, v]) => [...v.dataSync()]);
   const statsBefore = stats();
-  const both = stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 2 });
+  const both = await stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 2 });
   assert.deepEqual(rng.state(), before);
   assert.deepEqual(stats(), statsBefore, "batch-norm running statistics are restored");
-  const one = stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 1 });
+  const one = await stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 1 });
   assert.ok(both.meanflow > 0 && both.endpoint > 0);
   assert.ok(Math.abs(both.endpoint / one.endpoint - 2) < 1e-3, "lambda scales the endpoint term");
   assert.ok(Math.abs(both.meanflow - one.meanflow) < 1e-5 * one.meanflow);
-  const off = stageGradNorms(stage, xPrev, xNext, vars, { rng, meanflow: false, lambda: 1 });
+  const off = await stageGradNorms(stage, xPrev, xNext, vars, { rng, meanflow: false, lambda: 1 });
   assert.equal(off.meanflow, 0);
   const before2 = tf.memory().numTensors;
-  stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 1 });
+  await stageGradNorms(stage, xPrev, xNext, vars, { rng, lambda: 1 });
   assert.equal(tf.memory().numTensors, before2);
   tf.dispose([xPrev, xNext]);
   stage.dispose();

@@ -59,7 +59,7 @@ export function toyPairs(n: number, rng: Rng): { x0: Tensor2D; x1: Tensor2D } {
  *
  * @param points Points, [n, 2].
  * @param radius Distance to the nearest mode.
- * @returns The fraction in [0, 1].
+ * @returns The fraction in [0, 1] (read with `await t.data()`).
  * @example
  * ```ts
  * import { fractionNearModes } from "@mfi/flows";
@@ -67,12 +67,12 @@ export function toyPairs(n: number, rng: Rng): { x0: Tensor2D; x1: Tensor2D } {
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const p = tf.tensor2d([[3, 3.1], [0, 0]]);
- * assert.deepEqual(fractionNearModes(p, 1), 0.5);
+ * assert.deepEqual(await fractionNearModes(p, 1), 0.5);
  * p.dispose();
  * ```
  */
-export function fractionNearModes(points: Tensor, radius: number): number {
-  const d = points.dataSync();
+export async function fractionNearModes(points: Tensor, radius: number): Promise<number> {
+  const d = await points.data();
   let near = 0;
   for (let i = 0; i < d.length; i += 2) {
     if (TOY_MODES.some(([a, b]) => Math.hypot(d[i] - a, d[i + 1] - b) < radius)) near++;
@@ -96,7 +96,7 @@ export interface FitToyOptions extends Omit<MeanFlowLossOptions, "interval"> {
  *
  * @param net A {@linkcode VelocityNetwork} with `channels: 2`.
  * @param options Steps, batch, learning rate and loss options (`rng` drives data and times).
- * @returns The loss of every step.
+ * @returns The loss of every step (read with `await t.data()`).
  * @throws {RangeError} If the network does not have 2 channels.
  * @example
  * ```ts
@@ -106,12 +106,12 @@ export interface FitToyOptions extends Omit<MeanFlowLossOptions, "interval"> {
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const net = new VelocityNetwork({ channels: 2, hidden: 8, seed: 0 });
- * const losses = fitToy(net, { steps: 2, batch: 16, rng: new Rng(0) });
+ * const losses = await fitToy(net, { steps: 2, batch: 16, rng: new Rng(0) });
  * assert.deepEqual(losses.length, 2);
  * net.dispose();
  * ```
  */
-export function fitToy(net: VelocityNetwork, options: FitToyOptions): number[] {
+export async function fitToy(net: VelocityNetwork, options: FitToyOptions): Promise<number[]> {
   if (net.options.channels !== 2) {
     throw new RangeError(`fitToy: the network must have 2 channels, got ${net.options.channels}`);
   }
@@ -123,9 +123,12 @@ export function fitToy(net: VelocityNetwork, options: FitToyOptions): number[] {
     for (let s = 0; s < steps; s++) {
       const { x0, x1 } = toyPairs(batch, options.rng);
       const { value, grads } = tf.variableGrads(() => meanFlowLoss(net, x0, x1, loss).loss, vars);
-      optimizer.applyGradients(grads);
-      losses.push(value.dataSync()[0]);
-      tf.dispose([x0, x1, value, ...Object.values(grads)]);
+      try {
+        optimizer.applyGradients(grads);
+        losses.push((await value.data())[0]);
+      } finally {
+        tf.dispose([x0, x1, value, ...Object.values(grads)]);
+      }
     }
   } finally {
     optimizer.dispose();

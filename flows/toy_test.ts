@@ -8,7 +8,7 @@ await tf.setBackend("cpu");
 
 // Plain L2 (p = 0) for both: the adaptive weight (p = 1) minimises E[log err] and makes even
 // flow matching mode-seeking (tasks/flows_demo.ts toy reports both).
-Deno.test("crossing paths: one MeanFlow step lands on the modes, one flow-matching step collapses", () => {
+Deno.test("crossing paths: one MeanFlow step lands on the modes, one flow-matching step collapses", async () => {
   const results: Record<string, { near: number; norm: number }> = {};
   for (const [name, distinctFraction] of [["meanflow", 0.5], ["flow matching", 0]] as const) {
     const net = new VelocityNetwork({
@@ -19,7 +19,7 @@ Deno.test("crossing paths: one MeanFlow step lands on the modes, one flow-matchi
       timeMaxFrequency: 10,
       seed: 1,
     });
-    fitToy(net, {
+    await fitToy(net, {
       steps: STEPS,
       batch: 128,
       learningRate: 1e-2,
@@ -30,7 +30,7 @@ Deno.test("crossing paths: one MeanFlow step lands on the modes, one flow-matchi
     const { x0, x1 } = toyPairs(1000, new Rng(99));
     const out = tf.tidy(() => tf.sub(x1, net.velocity(x1, distinctFraction > 0 ? 0 : 1, 1)));
     const norm = tf.tidy(() => tf.mean(tf.norm(out, "euclidean", 1))).dataSync()[0];
-    results[name] = { near: fractionNearModes(out, 1), norm };
+    results[name] = { near: await fractionNearModes(out, 1), norm };
     tf.dispose([x0, x1, out]);
     net.dispose();
   }

@@ -133,7 +133,7 @@ async function fitFlows(
     });
     history = result.history;
   }
-  return { history, gradNorms: { start, end: norms() } };
+  return { history, gradNorms: { start, end: await norms() } };
 }
 
 /** Fits the alignment alone by regression to X(l) (`align.mode: prefit`). */
@@ -170,13 +170,13 @@ async function fitAlignment(
 /** Gradient norms at the start of the flow fit, kept on disk so that a resumed fit reports the real start. */
 async function startNorms(
   ctx: PhaseContext,
-  measure: () => { meanflow: number; endpoint: number },
+  measure: () => Promise<{ meanflow: number; endpoint: number }>,
 ): Promise<{ meanflow: number; endpoint: number }> {
   const path = `${ctx.dir}/grad-norms-start.json`;
   try {
     return JSON.parse(await Deno.readTextFile(path));
   } catch {
-    const norms = measure();
+    const norms = await measure();
     await Deno.mkdir(ctx.dir, { recursive: true });
     await Deno.writeTextFile(path, JSON.stringify(norms));
     return norms;
@@ -184,18 +184,24 @@ async function startNorms(
 }
 
 /** Mean gradient norms of the two loss terms over the first training batches (a fixed generator). */
-function gradNorms(
+async function gradNorms(
   stage: MeanFlowStage,
   source: Iterable<FeatureBatch>,
   variables: tf.Variable[],
   lossOptions: (rng: Rng) => ReturnType<typeof stageLossOptions>,
-): { meanflow: number; endpoint: number } {
+): Promise<{ meanflow: number; endpoint: number }> {
   let meanflow = 0;
   let endpoint = 0;
   let n = 0;
   for (const b of source) {
     try {
-      const g = stageGradNorms(stage, b.images, b.target!, variables, lossOptions(new Rng(n)));
+      const g = await stageGradNorms(
+        stage,
+        b.images,
+        b.target!,
+        variables,
+        lossOptions(new Rng(n)),
+      );
       meanflow += g.meanflow;
       endpoint += g.endpoint;
     } finally {

@@ -476,7 +476,9 @@ export function reportError(task: string, e: unknown): number {
  * assert.throws(() => parseCli(spec, ["--threads", "0"]), /--threads must be a whole number >= 1/);
  * ```
  */
-export const BACKEND_FLAGS: Readonly<Record<"backend" | "threads", FlagSpec>> = Object.freeze({
+export const BACKEND_FLAGS: Readonly<
+  Record<"backend" | "threads" | "allow-software-adapter", FlagSpec>
+> = Object.freeze({
   backend: {
     type: "string",
     choices: BACKEND_NAMES,
@@ -491,6 +493,12 @@ export const BACKEND_FLAGS: Readonly<Record<"backend" | "threads", FlagSpec>> = 
     example: "2",
     doc: "WASM threads",
   },
+  "allow-software-adapter": {
+    type: "boolean",
+    defaultText: "MFI_ALLOW_SOFTWARE_ADAPTER, else off",
+    doc: "testing only: with --backend webgpu, run on a software adapter (Mesa llvmpipe; far " +
+      "slower than wasm; recorded in every result)",
+  },
 });
 
 /** The backend part of `selectBackend`'s options, as parsed from flags. */
@@ -499,10 +507,12 @@ export interface BackendCliOptions {
   backend?: BackendName;
   /** `--threads`; absent when the flag is not given. */
   threads?: number;
+  /** `--allow-software-adapter`: true when given (so `MFI_ALLOW_SOFTWARE_ADAPTER` still applies). */
+  allowSoftwareAdapter?: boolean;
 }
 
 /**
- * `{ backend?, threads? }` for `selectBackend`, from values parsed with {@linkcode BACKEND_FLAGS}.
+ * `{ backend?, threads?, allowSoftwareAdapter? }` for `selectBackend`, from values parsed with {@linkcode BACKEND_FLAGS}.
  *
  * @param values Parsed values (other keys are ignored).
  * @returns The options.
@@ -511,6 +521,7 @@ export function backendOptions(values: Readonly<Record<string, FlagValue>>): Bac
   const out: BackendCliOptions = {};
   if (typeof values.backend === "string") out.backend = values.backend as BackendName;
   if (typeof values.threads === "number") out.threads = values.threads;
+  if (values["allow-software-adapter"] === true) out.allowSoftwareAdapter = true;
   return out;
 }
 
@@ -536,6 +547,7 @@ export function backendOptionsFromArgs(args: readonly string[]): BackendCliOptio
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     if (/^--(backend|threads)=/.test(a)) picked.push(a);
+    else if (a === "--allow-software-adapter") picked.push(a);
     else if (a === "--backend" || a === "--threads") {
       picked.push(a);
       if (i + 1 < args.length) picked.push(args[++i]);
@@ -555,9 +567,11 @@ export function backendOptionsFromArgs(args: readonly string[]): BackendCliOptio
 export const BACKEND_ARG_OPTIONS: {
   readonly backend: { readonly type: "string" };
   readonly threads: { readonly type: "string" };
+  readonly "allow-software-adapter": { readonly type: "boolean" };
 } = Object.freeze({
   backend: Object.freeze({ type: "string" as const }),
   threads: Object.freeze({ type: "string" as const }),
+  "allow-software-adapter": Object.freeze({ type: "boolean" as const }),
 });
 
 /**
@@ -568,6 +582,7 @@ export const BACKEND_ARG_OPTIONS: {
 export const BACKEND_ARG_HELP: string = [
   "  --backend webgpu|wasm|cpu  force a backend (default: MFI_BACKEND, else best available)",
   `  --threads N                WASM threads (default: MFI_THREADS, else all cores, max ${WASM_THREAD_LIMIT})`,
+  "  --allow-software-adapter   testing only: with --backend webgpu, run on a software adapter",
 ].join("\n");
 
 /**
@@ -588,6 +603,7 @@ export function backendOptionsFromValues(
     if (typeof v !== "string") throw new UsageError(`--${name} needs a value`);
     args.push(`--${name}=${v}`);
   }
+  if (values["allow-software-adapter"] === true) args.push("--allow-software-adapter");
   return backendOptionsFromArgs(args);
 }
 

@@ -119,7 +119,7 @@ await tf.setBackend("cpu");
 const seed = values.seed;
 const mode = positionals[0];
 
-function toy(): void {
+async function toy(): Promise<void> {
   const steps = Number(values.steps ?? 600);
   const batch = Number(values.batch ?? 256);
   const hidden = Number(values.hidden ?? 64);
@@ -147,7 +147,7 @@ function toy(): void {
       seed: deriveSeed(seed, "toy-net"),
     });
     const start = performance.now();
-    const losses = fitToy(net, {
+    const losses = await fitToy(net, {
       steps,
       batch,
       learningRate: lr,
@@ -161,7 +161,7 @@ function toy(): void {
     const out = tf.tidy(() => tf.sub(x1, net.velocity(x1, fraction > 0 ? 0 : 1, 1)));
     const norm = tf.tidy(() => tf.mean(tf.norm(out, "euclidean", 1))).dataSync()[0];
     console.log(
-      `| ${name} | ${fraction} | ${p} | ${fractionNearModes(out, radius).toFixed(3)} | ${
+      `| ${name} | ${fraction} | ${p} | ${(await fractionNearModes(out, radius)).toFixed(3)} | ${
         norm.toFixed(2)
       } | ${losses.at(-1)!.toFixed(4)} | ${((performance.now() - start) / 1000).toFixed(0)} |`,
     );
@@ -170,7 +170,7 @@ function toy(): void {
   }
 }
 
-function features(): void {
+async function features(): Promise<void> {
   const steps = Number(values.steps ?? 600);
   const batch = Number(values.batch ?? 16);
   const hidden = Number(values.hidden ?? 64);
@@ -248,7 +248,7 @@ function features(): void {
       const idx = tf.tensor1d(Array.from({ length: batch }, () => rng.int(256)), "int32");
       const xPrev = tf.gather(trainX, idx);
       const xNext = tf.gather(trainY, idx);
-      last = trainStageStep(stage, optimizer, { xPrev, xNext }, {
+      last = await trainStageStep(stage, optimizer, { xPrev, xNext }, {
         rng,
         sampler: { distinctFraction: Number(values["distinct-fraction"]) },
         sample: values.sample as "pixel" | "image",
@@ -277,5 +277,5 @@ function features(): void {
   tf.dispose([trainX, testX, trainY, testY]);
 }
 
-if (mode === "toy") toy();
-else features();
+if (mode === "toy") await toy();
+else await features();

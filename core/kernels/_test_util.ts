@@ -40,9 +40,11 @@ export async function runOn(
       const r = fn();
       return Array.isArray(r) ? r : [r];
     });
-    const data = outs.map((t) => t.dataSync() as Float32Array);
-    tf.dispose(outs);
-    return data;
+    try {
+      return await Promise.all(outs.map(async (t) => (await t.data()) as Float32Array));
+    } finally {
+      tf.dispose(outs);
+    }
   } finally {
     await tf.setBackend("cpu");
   }

@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { parseArgs } from "node:util";
-import { type BackendName, parseBackendName, selectBackend } from "../backend.ts";
+import { backendLabel, type BackendName, parseBackendName, selectBackend } from "../backend.ts";
 import { Rng } from "../random.ts";
 
 const { values } = parseArgs({
@@ -21,7 +21,6 @@ const { values } = parseArgs({
     shape: { type: "string", default: "2,8,8,16,16" },
     repeat: { type: "string", default: "1" },
     "stdin-binary": { type: "string" },
-    "allow-software-adapter": { type: "boolean", default: false },
   },
 });
 const [n, h, w, cin, cout] = values.shape.split(",").map(Number);
@@ -39,7 +38,6 @@ const choice = await selectBackend({
     : {}),
   ...(values.threads !== undefined ? { threads: Number(values.threads) } : {}),
   ...(binaries ? { wasm: { binaries } } : {}),
-  allowSoftwareAdapter: values["allow-software-adapter"],
   env: {},
 });
 
@@ -61,6 +59,8 @@ for (const v of out) sum += v;
 console.log(JSON.stringify({
   backend: choice.name,
   reason: choice.reason,
+  label: backendLabel(choice),
+  softwareAdapter: choice.softwareAdapter ?? false,
   adapter: choice.adapter,
   threads: choice.threads,
   simd: choice.simd,
