@@ -145,7 +145,7 @@ function howToGet(dataset: CifarDataset): string {
   const spec = cifarSpec(dataset);
   return `Download it with \`deno task data download --dataset ${dataset}\` (or ensureCifar()), ` +
     `or place ${spec.archiveName} (md5 ${spec.archiveMd5}, from ${spec.url}) in the data folder ` +
-    `and extract it there, or unpack ../shared/data with unpack.sh`;
+    `and extract it there`;
 }
 
 function assemble(

@@ -7,7 +7,7 @@
  * import * as tf from "@tensorflow/tfjs";
  * import { batches, loadCifar } from "@mfi/data";
  * await tf.setBackend("cpu");
- * const dir = "../shared/data"; // any folder containing cifar-10-batches-bin/ (unpacked)
+ * const dir = Deno.env.get("MFI_DATA_DIR") ?? "data-dir"; // holds cifar-10-batches-bin/ (unpacked)
  * if (await Deno.stat(`${dir}/cifar-10-batches-bin/test_batch.bin`).catch(() => null)) {
  *   const test = await loadCifar({ dataset: "cifar10", split: "test", dir });
  *   for (const { images, labels } of batches(test, { batchSize: 128 })) tf.dispose([images, labels]);

@@ -6,7 +6,7 @@ import { MeanFlowStage } from "./meanflow_stage.ts";
 
 await tf.setBackend("cpu");
 
-// METHOD.md section 2: ResNet-50 (CIFAR-10) has 23,520,842 parameters, 14,964,736 of them in
+// docs/method.md section 2: ResNet-50 (CIFAR-10) has 23,520,842 parameters, 14,964,736 of them in
 // stage 4. The paper's -46.28 % leaves 23,520,842 * (1 - 0.4628) for MFI-ResNet-50, so the
 // MeanFlow stage 4 (1024 -> 2048, stride 2) gets that minus the 8,556,106 kept parameters.
 const RESNET50_C10 = 23_520_842;

@@ -1,6 +1,6 @@
 /**
  * A MeanFlow stage: the replacement of a residual stage by dimension alignment and one MeanFlow
- * step per module (METHOD.md sections 4-5).
+ * step per module (docs/method.md sections 4-5).
  *
  * ```
  * z_align = ReLU(BN(Conv1x1(down(X(l-1)))))                 (x1, at t = 1)

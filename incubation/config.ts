@@ -1,6 +1,6 @@
 /**
  * The pipeline config: one typed, validated, frozen object (from a YAML preset, a YAML file and
- * `--set key=value` overrides) that fixes every choice of a run. Defaults are METHOD.md's
+ * `--set key=value` overrides) that fixes every choice of a run. Defaults are docs/method.md's
  * (section 7 for optimisers and schedules; "ours" choices are options with the stated default).
  *
  * @module
@@ -100,7 +100,7 @@ export interface AlignConfig {
   readonly prefitEpochs: number;
 }
 
-/** MeanFlow stages and their objective (METHOD.md sections 4-5). */
+/** MeanFlow stages and their objective (docs/method.md sections 4-5). */
 export interface MeanFlowConfig {
   /** MeanFlow modules of stages 1-4 (stage 4: "two-layer MeanFlow"). */
   readonly modules: readonly [number, number, number, number];
@@ -132,7 +132,7 @@ export interface MeanFlowConfig {
   readonly endpointNorm: EndpointNorm;
 }
 
-/** The assembled model's fine-tune (METHOD.md section 6). */
+/** The assembled model's fine-tune (docs/method.md section 7). */
 export interface FinetuneConfig extends TrainConfig {
   /**
    * Training batches run through the assembled MFI-ResNet in training mode (no weight update)
@@ -152,7 +152,7 @@ export interface MatchedConfig {
   readonly epochs: number | "auto";
 }
 
-/** Selective incubation (METHOD.md section 6). */
+/** Selective incubation (docs/method.md section 7). */
 export interface IncubateConfig extends TrainConfig {
   /** 1-based stages to incubate (stage 4 stays MeanFlow in MFI-ResNet). */
   readonly stages: readonly number[];
@@ -167,7 +167,7 @@ export interface BaselineConfig extends TrainConfig {
 }
 
 /**
- * A stage-fit ablation variant (METHOD.md section 5): the four stage fits again, from the run's
+ * A stage-fit ablation variant (docs/method.md section 5): the four stage fits again, from the run's
  * baseline, with another objective. `meanflow-only`: the MeanFlow loss alone, alignment joint;
  * `meanflow-prefit`: the MeanFlow loss alone, alignment prefitted and frozen; `endpoint-only`:
  * one-step endpoint regression alone; `both`: the MeanFlow loss + lambda x the balanced endpoint
@@ -236,10 +236,10 @@ const sgd = (lr: number, epochs: number): TrainConfig => ({
   warmupEpochs: 0,
 });
 
-/** METHOD.md's defaults (paper scale: full width, full data, 200-epoch ResNet-50 on CIFAR-10). */
+/** docs/method.md's defaults (paper scale: full width, full data, 200-epoch ResNet-50 on CIFAR-10). */
 export const DEFAULT_CONFIG: PipelineConfig = deepFreeze({
   name: "default",
-  description: "METHOD.md defaults: ResNet-50, CIFAR-10, full width and data",
+  description: "the documented defaults: ResNet-50, CIFAR-10, full width and data",
   seed: 0,
   data: {
     dataset: "cifar10",
@@ -279,7 +279,7 @@ export const DEFAULT_CONFIG: PipelineConfig = deepFreeze({
   ablation: [],
 } as PipelineConfig);
 
-/** The paper's parameter reductions of MFI-ResNet-50 (METHOD.md section 1). */
+/** The paper's parameter reductions of MFI-ResNet-50 (docs/method.md section 1). */
 export const PAPER_REDUCTION: Readonly<Record<DataConfig["dataset"], number>> = Object.freeze({
   cifar10: 0.4628,
   cifar100: 0.4559,

@@ -8,7 +8,7 @@ import {
   validatePipelineConfig,
 } from "./config.ts";
 
-Deno.test("validatePipelineConfig: defaults are METHOD.md section 7", () => {
+Deno.test("validatePipelineConfig: defaults are docs/method.md section 8", () => {
   const c = validatePipelineConfig(structuredClone(DEFAULT_CONFIG));
   assert.equal(c.baseline.lr, 0.1);
   assert.equal(c.baseline.epochs, 200);

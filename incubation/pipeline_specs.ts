@@ -183,7 +183,7 @@ export function pipelineSpecs(config: PipelineConfig): PipelineSpecs {
 }
 
 /**
- * The specs of a run with METHOD.md's defaults for one architecture, class count and width:
+ * The specs of a run with docs/method.md's defaults for one architecture, class count and width:
  * what `deno task params --model mfi-resnet50` counts.
  *
  * @param arch Architecture name.

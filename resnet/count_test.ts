@@ -7,7 +7,7 @@ import type { ResNetArchName } from "./arch.ts";
 
 await tf.setBackend("cpu");
 
-// /work/shared/METHOD.md section 2 (stem 1,856 in every model).
+// docs/method.md section 2 (stem 1,856 in every model).
 const TABLE: Array<[ResNetArchName, number, number, number[], number]> = [
   ["resnet18", 10, 11_173_962, [147_968, 525_568, 2_099_712, 8_393_728], 5_130],
   ["resnet34", 10, 21_282_122, [221_952, 1_116_416, 6_822_400, 13_114_368], 5_130],
@@ -15,13 +15,13 @@ const TABLE: Array<[ResNetArchName, number, number, number[], number]> = [
   ["resnet50", 10, 23_520_842, [215_808, 1_219_584, 7_098_368, 14_964_736], 20_490],
   ["resnet50", 100, 23_705_252, [215_808, 1_219_584, 7_098_368, 14_964_736], 204_900],
   ["resnet101", 10, 42_512_970, [215_808, 1_219_584, 26_090_496, 14_964_736], 20_490],
-  // Not in METHOD.md: its 10-class totals with the 100-class head (512 * 100 + 100 or 2048 * 100 + 100).
+  // Not in docs/method.md: its 10-class totals with the 100-class head (512 * 100 + 100 or 2048 * 100 + 100).
   ["resnet18", 100, 11_220_132, [147_968, 525_568, 2_099_712, 8_393_728], 51_300],
   ["resnet101", 100, 42_697_380, [215_808, 1_219_584, 26_090_496, 14_964_736], 204_900],
 ];
 
 for (const [arch, classes, total, stages, head] of TABLE) {
-  Deno.test(`countResNetParameters matches METHOD.md: ${arch}, ${classes} classes`, () => {
+  Deno.test(`countResNetParameters matches docs/method.md: ${arch}, ${classes} classes`, () => {
     assert.deepEqual(countResNetParameters(arch, { classes }), {
       total,
       stem: 1_856,

@@ -11,7 +11,7 @@ import { type ApplyOptions, type Module, type NamedVariables, prefixed } from "@
 
 /** Metadata of one stage. */
 export interface StageInfo {
-  /** 0-based position in {@linkcode StagedModel.stages} (METHOD.md's stage `index + 1`). */
+  /** 0-based position in {@linkcode StagedModel.stages} (the paper's stage `index + 1`). */
   readonly index: number;
   /** Human-readable name, e.g. `"stage1"` for index 0. */
   readonly name: string;
