@@ -496,8 +496,7 @@ export const BACKEND_FLAGS: Readonly<
   "allow-software-adapter": {
     type: "boolean",
     defaultText: "MFI_ALLOW_SOFTWARE_ADAPTER, else off",
-    doc: "testing only: with --backend webgpu, run on a software adapter (Mesa llvmpipe; far " +
-      "slower than wasm; recorded in every result)",
+    doc: "testing only: let --backend webgpu use a software adapter (llvmpipe)",
   },
 });
 
