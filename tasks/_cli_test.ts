@@ -136,7 +136,10 @@ Deno.test("helpText lists every flag with its type, default and an example", () 
       l.includes(`--${name} `) || l.includes(`]${name}`)
     );
     assert.ok(line >= 0, `--${name} missing from the help`);
-    const entry = text.split("\n").slice(line, line + 2).join(" ");
+    // The entry runs to the next flag (a long flag name stands on a line of its own).
+    const rest = text.split("\n").slice(line + 1);
+    const end = rest.findIndex((l) => /^ {2}-/.test(l) || l.trim() === "");
+    const entry = [text.split("\n")[line], ...rest.slice(0, end < 0 ? rest.length : end)].join(" ");
     assert.match(entry, /e\.g\. --/, `--${name} has no example`);
   }
   assert.match(
