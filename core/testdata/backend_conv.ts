@@ -21,6 +21,7 @@ const { values } = parseArgs({
     shape: { type: "string", default: "2,8,8,16,16" },
     repeat: { type: "string", default: "1" },
     "stdin-binary": { type: "string" },
+    "allow-software-adapter": { type: "boolean" },
   },
 });
 const [n, h, w, cin, cout] = values.shape.split(",").map(Number);
@@ -38,6 +39,7 @@ const choice = await selectBackend({
     : {}),
   ...(values.threads !== undefined ? { threads: Number(values.threads) } : {}),
   ...(binaries ? { wasm: { binaries } } : {}),
+  ...(values["allow-software-adapter"] ? { allowSoftwareAdapter: true } : {}),
   env: {},
 });
 
