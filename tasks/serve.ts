@@ -75,7 +75,7 @@ async function main(args: string[]): Promise<void> {
     return;
   }
   if (!values.model) throw new TypeError(`--model is required\n${USAGE}`);
-  const { backend, threads } = backendOptionsFromValues(values);
+  const { backend, threads, allowSoftwareAdapter } = backendOptionsFromValues(values);
   if (/^http:\/\//i.test(values.model) && !values["allow-http"]) {
     throw new TypeError(
       `--model ${values.model} is plain http:, which anyone on the path can replace; ` +
@@ -89,6 +89,7 @@ async function main(args: string[]): Promise<void> {
   const classifier = await loadClassifier(source, {
     backend,
     threads,
+    ...(allowSoftwareAdapter ? { allowSoftwareAdapter } : {}),
     wasm: wasmDir === undefined ? undefined : { paths: wasmDir },
     maxBatch: int("max-batch", values["max-batch"]),
     allowHttp: values["allow-http"],
