@@ -26,7 +26,7 @@ import {
   softmaxCrossEntropy,
   type TrainOptions,
 } from "@mfi/core";
-import { batchCount, batches, type CifarSplit } from "@mfi/data";
+import { batchCount, batches } from "@mfi/data";
 import { importTorchStateDict, loadStateDict, type StagedModel } from "@mfi/resnet";
 import type { PipelineConfig, TrainConfig } from "./config.ts";
 import { PhaseNotReadyError } from "./errors.ts";
@@ -103,8 +103,8 @@ export function phaseContext(inputs: PhaseContextInputs): PhaseContext {
     dir,
     seed,
     stepsPerEpoch,
-    trainBatches: (epoch: number, split: CifarSplit = data.train) =>
-      batches(split, {
+    trainBatches: (epoch: number) =>
+      batches(data.train, {
         batchSize: train.batchSize,
         shuffle: true,
         augment: config.data.augment,
