@@ -10,9 +10,9 @@
  */
 import type { AblationVariant, PipelineConfig, TrainConfig } from "./config.ts";
 import { UnknownPhaseError } from "./errors.ts";
-import { type ModelSpec, replaceStages } from "./model_spec.ts";
+import { type ModelSpec, replaceStages, resnetSpec } from "./model_spec.ts";
 import { planVariants, type StageObjective, stageObjective } from "./objective.ts";
-import { type PipelineSpecs, pipelineSpecs } from "./pipeline_specs.ts";
+import { datasetClasses, type PipelineSpecs, pipelineSpecs } from "./pipeline_specs.ts";
 
 /** Variables a phase takes from an earlier phase's checkpoint. */
 export interface PhaseSource {
@@ -188,6 +188,39 @@ const trainOf = (t: TrainConfig): TrainConfig => ({
 });
 
 /**
+ * The baseline phase of a run alone: what {@linkcode planPhases} plans first, without sizing
+ * the MeanFlow stages (so it plans at any model width). `deno task train` runs it.
+ *
+ * @param config The validated pipeline config.
+ * @returns The baseline phase.
+ * @example
+ * ```ts
+ * import { DEFAULT_CONFIG, mergeConfig, planBaseline, planPhases } from "@mfi/incubation";
+ * import assert from "node:assert/strict";
+ * assert.deepEqual(planBaseline(DEFAULT_CONFIG), planPhases(DEFAULT_CONFIG)[0]);
+ * // At width 1/16 the paper-sized stage 4 cannot be planned; the baseline can.
+ * const narrow = mergeConfig(DEFAULT_CONFIG, { model: { width: 0.0625 } });
+ * assert.throws(() => planPhases(narrow), /Cannot size stage 4/);
+ * assert.equal(planBaseline(narrow).spec.width, 0.0625);
+ * ```
+ */
+export function planBaseline(config: PipelineConfig): BaselinePhase {
+  const { arch, width } = config.model;
+  return {
+    id: "baseline",
+    kind: "baseline",
+    checkpoint: config.baseline.checkpoint,
+    dependsOn: [],
+    sources: [],
+    trainable: ["*"],
+    saves: ["*"],
+    output: phaseFolder("baseline"),
+    train: trainOf(config.baseline),
+    spec: resnetSpec(arch, datasetClasses(config.data.dataset), width),
+  };
+}
+
+/**
  * Plans the phases of a run. Order is a valid execution order; phases with no path between
  * them in `dependsOn` (the compressions, the incubations, the matched baseline, the ablation's
  * fits) are independent jobs.
@@ -211,18 +244,7 @@ export function planPhases(config: PipelineConfig): Phase[] {
   const specs = pipelineSpecs(config);
   const phases: Phase[] = [];
   const all = [1, 2, 3, 4];
-  phases.push({
-    id: "baseline",
-    kind: "baseline",
-    checkpoint: config.baseline.checkpoint,
-    dependsOn: [],
-    sources: [],
-    trainable: ["*"],
-    saves: ["*"],
-    output: phaseFolder("baseline"),
-    train: trainOf(config.baseline),
-    spec: specs.baseline,
-  });
+  phases.push(planBaseline(config));
   if (config.matched.enabled) {
     phases.push({
       id: "matched",

@@ -38,6 +38,11 @@ export interface RunPipelineOptions {
   /** The run's data. */
   readonly data: PipelineData;
   /**
+   * The phases to execute (default: `planPhases(config)`), e.g. `[planBaseline(config)]` to
+   * train the baseline alone without sizing the MeanFlow stages (`deno task train`).
+   */
+  readonly plan?: readonly Phase[];
+  /**
    * Run only these phases (their dependencies must be complete): plan ids, or an ablation
    * variant's name for all of its fits; default: all.
    */
@@ -176,7 +181,7 @@ export async function runPipeline(
   options: RunPipelineOptions,
 ): Promise<PipelineOutcome> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const phases = planPhases(config);
+  const phases = options.plan ?? planPhases(config);
   const selected = new Set(
     options.only === undefined ? phases.map((p) => p.id) : selectPhases(phases, options.only),
   );
