@@ -10,7 +10,6 @@ export * from "./backend.ts";
 export * from "./batch.ts";
 export * from "./batch_norm.ts";
 export * from "./checkpoint.ts";
-export * from "./config.ts";
 export * from "./conv2d.ts";
 export * from "./evaluate.ts";
 export * from "./kernels/mod.ts";

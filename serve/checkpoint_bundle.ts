@@ -7,7 +7,8 @@
  *
  * Where things are found (first hit wins; every one can be overridden by an option):
  * - spec: `extra.spec` (the pipeline's phase result), `config.spec`, `config.model.spec`, else a
- *   baseline ResNet from `config.model`, `config.width`, `config.dataset` (`deno task train`);
+ *   baseline ResNet from `config.model`, `config.width`, `config.dataset` (checkpoints of the old
+ *   `deno task train`, before it ran the pipeline's baseline phase);
  * - dataset: `config.data.dataset`, `config.dataset`, else CIFAR-10/100 by class count;
  * - accuracy: `extra.testAccuracy`, else the last `testAccuracy` in `history`; the test examples
  *   from `config.data.testPerClass` (first n per class), `config.limitTest` (first n), else the
@@ -86,7 +87,7 @@ function findSpec(checkpoint: LoadedCheckpoint): ModelSpec {
       }
     }
   }
-  // `deno task train` checkpoints record the ResNet's name, width and dataset instead of a spec;
+  // Old `deno task train` checkpoints record the ResNet's name, width and dataset, not a spec;
   // buildModel(resnetSpec(...)) names variables exactly as buildResNet does.
   const arch = get(checkpoint.sidecar, ["config", "model"]);
   const width = get(checkpoint.sidecar, ["config", "width"]);

@@ -132,7 +132,7 @@ Deno.test({
   },
 });
 
-Deno.test("a `deno task train` checkpoint (no spec, ResNet name and width) exports too", async () => {
+Deno.test("an old `deno task train` checkpoint (no spec, ResNet name and width) exports too", async () => {
   let model!: StagedModel;
   tf.tidy(() => {
     model = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 32, seed: 5 });

@@ -1,555 +1,476 @@
 /**
- * `deno task train`: trains a CIFAR ResNet with the core training engine.
+ * `deno task train`: trains the baseline ResNet alone. It is the pipeline's `baseline` phase
+ * (`deno task reproduce --phase baseline`): the same config (docs/method.md's config reference,
+ * validated by `@mfi/incubation`'s one validator), the same runner, optimizer factory, seeds and
+ * run-folder layout, so a finished `train` run is the baseline of a pipeline run in that folder.
  *
  * ```
  * deno task train --model resnet18 --dataset cifar10 --width 0.25 --epochs 30 --train-per-class 500 \
  *   --batch-size 128 --lr 0.1 --seed 0 --out runs/r18 [--resume] [--config run.yaml] \
- *   [--backend wasm|cpu|webgpu] [--data-dir D] [--limit-test N] [--max-steps N]
+ *   [--set baseline.warmupEpochs=1] [--backend wasm|cpu|webgpu] [--data-dir D]
  * ```
  *
- * Every option can also come from a YAML file (`--config`) under its camelCase key (`batchSize`,
- * as in the pipeline's YAML); flags are kebab-case (`--batch-size`); flags override the file;
- * unknown keys are errors, and old spellings (`batch-size:` in YAML, `--subset`) name the new
- * one. Writes into `--out`: `config.json` (resolved), `metrics.jsonl` (one line per epoch),
- * `checkpoints/` (atomic, resumable with `--resume`) and `test_accuracy.svg`; every file is
- * written atomically, and never over an input.
+ * Config = docs/method.md defaults <- `--config FILE` (the pipeline's YAML, e.g. `baseline:
+ * { batchSize: 64 }`) <- the flags (each one a pipeline key: `--batch-size` is
+ * `baseline.batchSize`) <- each `--set key.path=value`. The keys of the old train config
+ * (`batchSize:` at the top of the file, `batch-size:`, `--limit-test`, ...) are migration errors
+ * naming the new key.
+ *
+ * Writes into `--out`: `config.json` (the resolved pipeline config; `deno task reproduce
+ * --config <out>/config.json --out <out>` continues the pipeline from this baseline),
+ * `phases/baseline/log.jsonl` (one record per epoch), `phases/baseline/train/` (epoch
+ * checkpoints, removed once the output is committed), `phases/baseline/output/` (the weights
+ * and the result) and `test_accuracy.svg`. Every file is written atomically, and never over an
+ * input.
  *
  * Safety: the folder is locked while a run uses it (`<out>/.lock` names the holder; a lock left
- * by a dead process on this host is removed with a message). A fresh run or probe into a folder
- * that holds a run is refused; `--resume` without a checkpoint is an error; a refused run writes
- * nothing. {@linkcode RESUME_SAFE_KEYS} may change on `--resume` (recorded in `metrics.jsonl`
- * and `config_history.jsonl`); other changes are refused naming the key.
- *
- * `--max-steps N` makes a probe: the same run (same data order, initial weights and learning-rate
- * schedule of the full `--epochs`) stopped after N optimizer steps, printing the loss of every
- * step and writing it to `steps.jsonl`. A probe evaluates nothing and writes no checkpoint (a
- * partial epoch is not resumable); `metrics.jsonl` holds its (possibly partial) epochs' training
- * records. Use it to compare backends on the first steps of a run too slow to finish.
+ * by a dead process on this host is removed with a message). A fresh run into a folder that
+ * holds a run is refused; `--resume` continues from the newest epoch checkpoint (bit-identical
+ * to an uninterrupted run) and needs the run's own config: a changed key is refused, naming it.
+ * A refused run writes nothing.
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
 import {
   acquireRunLock,
-  AdamW,
   assertNotInput,
-  type Batch,
-  type BatchSource,
-  classificationLoss,
-  type ConfigOf,
-  cosineSchedule,
-  deriveSeed,
   type EpochRecord,
-  type FieldSpec,
-  flagName,
+  latestCheckpoint,
   linePlotSvg,
   listCheckpoints,
-  loadYamlConfig,
-  type LossFn,
-  type NamedVariables,
   NonFiniteLossError,
-  type Optimizer,
-  resolveConfig,
+  readCheckpoint,
   selectBackend,
-  Sgd,
-  trainModel,
-  type TrainStart,
   writeTextFileAtomic,
 } from "@mfi/core";
 import {
-  batchCount,
-  batches,
-  type CifarSplit,
-  defaultDataDir,
-  loadCifar,
-  subsetPerClass,
-} from "@mfi/data";
-import { buildResNet, RESNET_ARCHS } from "@mfi/resnet";
+  DataCheckError,
+  DEFAULT_CONFIG,
+  givenCheckpointDigest,
+  loadPipelineData,
+  mergeConfig,
+  parseConfigYaml,
+  parseOverrides,
+  type Phase,
+  phaseFingerprint,
+  type PipelineConfig,
+  type PipelineData,
+  planBaseline,
+  readPhaseOutput,
+  runPipeline,
+} from "@mfi/incubation";
 import {
   BACKEND_FLAGS,
+  backendOptions,
   type CliSpec,
   type FlagSpec,
+  type FlagValue,
   helpText,
   parseCli,
   reportError,
   UsageError,
 } from "./_cli.ts";
 
-/** Every option of `deno task train`, with types, ranges and defaults (docs/method.md). */
-export const TRAIN_SCHEMA = {
+/** A flag that sets one key of the pipeline config. */
+interface KeyFlag {
+  /** The dotted pipeline key, e.g. `baseline.batchSize`. */
+  readonly key: string;
+  /** Value type. */
+  readonly type: "string" | "number" | "integer" | "boolean";
+  /** One line. */
+  readonly doc: string;
+  /** An example value for the help. */
+  readonly example?: string;
+}
+
+/**
+ * The flags of `deno task train` that set a pipeline key (kebab-case flag -> dotted key). Values
+ * are checked by the pipeline config's validator, whose errors name the key and the flag.
+ */
+export const TRAIN_KEY_FLAGS: Readonly<Record<string, KeyFlag>> = Object.freeze({
   model: {
+    key: "model.arch",
     type: "string",
-    choices: Object.keys(RESNET_ARCHS) as (keyof typeof RESNET_ARCHS)[],
-    default: "resnet18",
-    doc: "architecture",
+    doc: "architecture: resnet18, resnet34, resnet50 or resnet101",
+    example: "resnet18",
   },
-  dataset: { type: "string", choices: ["cifar10", "cifar100"], default: "cifar10" },
-  width: { type: "number", min: 0.01, max: 4, default: 1, doc: "channel width multiplier" },
-  epochs: { type: "number", integer: true, min: 1, default: 200 },
-  trainPerClass: {
+  dataset: { key: "data.dataset", type: "string", doc: "cifar10 or cifar100", example: "cifar100" },
+  width: { key: "model.width", type: "number", doc: "channel width multiplier", example: "0.25" },
+  epochs: { key: "baseline.epochs", type: "number", doc: "training epochs", example: "30" },
+  "train-per-class": {
+    key: "data.trainPerClass",
+    type: "integer",
+    doc: "training images per class (stratified)",
+    example: "500",
+  },
+  "test-per-class": {
+    key: "data.testPerClass",
+    type: "integer",
+    doc: "test images per class",
+    example: "100",
+  },
+  "batch-size": { key: "baseline.batchSize", type: "integer", doc: "batch size", example: "64" },
+  optimizer: { key: "baseline.optimizer", type: "string", doc: "sgd or adamw", example: "adamw" },
+  lr: { key: "baseline.lr", type: "number", doc: "peak learning rate (cosine)", example: "0.05" },
+  "warmup-epochs": {
+    key: "baseline.warmupEpochs",
     type: "number",
-    integer: true,
-    min: 1,
-    doc: "training images per class (stratified); default all",
+    doc: "linear warm-up (epochs)",
+    example: "1",
   },
-  limitTest: { type: "number", integer: true, min: 1, doc: "evaluate on the first N test images" },
-  batchSize: { type: "number", integer: true, min: 1, max: 65536, default: 128 },
-  optimizer: { type: "string", choices: ["sgd", "adamw"], default: "sgd" },
-  lr: { type: "number", min: 0, default: 0.1, doc: "peak learning rate" },
-  minLr: { type: "number", min: 0, default: 0, doc: "learning rate at the last step" },
-  warmupEpochs: { type: "number", min: 0, default: 0, doc: "linear warm-up (epochs)" },
-  momentum: { type: "number", min: 0, max: 0.999, default: 0.9 },
-  nesterov: { type: "boolean", default: true },
-  weightDecay: { type: "number", min: 0, default: 5e-4 },
-  weightDecayFilter: { type: "string", choices: ["all", "exclude-1d"], default: "all" },
-  labelSmoothing: { type: "number", min: 0, max: 0.99, default: 0 },
-  augment: { type: "boolean", default: true, doc: "random crop (pad 4) and flip" },
-  seed: { type: "number", integer: true, min: 0, default: 0 },
-  evalEvery: { type: "number", integer: true, min: 1, default: 1, doc: "epochs between tests" },
-  checkpointEvery: { type: "number", integer: true, min: 1, default: 1 },
-  out: { type: "string", default: "runs/train", doc: "output directory" },
-  dataDir: { type: "string", doc: "CIFAR folder or official .tar.gz (default: data cache)" },
-  backend: { type: "string", choices: ["webgpu", "wasm", "cpu"], doc: BACKEND_FLAGS.backend.doc },
-  threads: { type: "number", integer: true, min: 1, max: 64, doc: BACKEND_FLAGS.threads.doc },
-  maxSteps: {
+  momentum: { key: "baseline.momentum", type: "number", doc: "SGD momentum", example: "0.8" },
+  nesterov: { key: "baseline.nesterov", type: "boolean", doc: "Nesterov momentum (SGD)" },
+  "weight-decay": {
+    key: "baseline.weightDecay",
     type: "number",
-    integer: true,
-    min: 1,
-    doc: "probe: stop after N steps, log each step's loss, no evaluation or checkpoint",
+    doc: "weight decay (SGD: L2; AdamW: decoupled)",
+    example: "1e-4",
   },
-} as const satisfies Record<string, FieldSpec>;
-
-/** The resolved options of a training run. */
-export type TrainConfig = ConfigOf<typeof TRAIN_SCHEMA>;
-
-/** Keys that may change between a run and its resume (where and how it runs, not what). */
-const RUNTIME_KEYS = ["out", "dataDir", "backend", "threads"] as const;
+  augment: { key: "data.augment", type: "boolean", doc: "random crop (pad 4) and flip" },
+  seed: { key: "seed", type: "integer", doc: "base seed of every random draw", example: "1" },
+});
 
 /**
- * Keys that may change on `--resume` and are recorded (`metrics.jsonl`, `config_history.jsonl`,
- * the checkpoints): they change the learning-rate schedule's values or how often the run tests
- * and saves, never what the saved weights, optimizer buffers, RNG state and step count mean.
- * Everything else (model, width, data, batch size, optimizer and its hyperparameters, loss,
- * augmentation, seed) is refused on resume, naming the key.
+ * What became of each key of the old train config (its flat YAML keys and flags), by camelCase
+ * name: `is now ...` names the pipeline key (or flag) to use, `was removed: ...` says why.
  */
-export const RESUME_SAFE_KEYS: readonly string[] = Object.freeze([
-  "lr",
-  "minLr",
-  "epochs",
-  "evalEvery",
-  "checkpointEvery",
-]);
+export const OLD_TRAIN_KEYS: Readonly<Record<string, string>> = Object.freeze({
+  model: "is now `model.arch` (model: { arch: resnet18 })",
+  dataset: "is now `data.dataset`",
+  width: "is now `model.width`",
+  epochs: "is now `baseline.epochs`",
+  trainPerClass: "is now `data.trainPerClass`",
+  subset: "is now `data.trainPerClass` (flag --train-per-class)",
+  limitTest: "is now `data.testPerClass` (flag --test-per-class): test images per class, " +
+    "not a total",
+  batchSize: "is now `baseline.batchSize`",
+  optimizer: "is now `baseline.optimizer`",
+  lr: "is now `baseline.lr`",
+  momentum: "is now `baseline.momentum`",
+  nesterov: "is now `baseline.nesterov`",
+  weightDecay: "is now `baseline.weightDecay`",
+  warmupEpochs: "is now `baseline.warmupEpochs`",
+  augment: "is now `data.augment`",
+  minLr: "was removed: the cosine schedule decays to 0, as in every pipeline phase",
+  weightDecayFilter: "was removed: weight decay applies to every parameter (the old `all`)",
+  labelSmoothing: "was removed: the baseline trains with plain cross-entropy",
+  evalEvery: "was removed: every epoch is evaluated",
+  checkpointEvery: "was removed: every epoch is checkpointed",
+  maxSteps: "was removed (the step probe): `deno task reproduce` times a few steps of each " +
+    "phase before a run, and `deno task bench` compares backends",
+  out: "is not a config key: use the flag --out",
+  dataDir: "is not a config key: use the flag --data-dir",
+  backend: "is not a config key: use the flag --backend",
+  threads: "is not a config key: use the flag --threads",
+});
 
-/** What {@linkcode runTrain} returns. */
-export interface TrainSummary {
-  /** The resolved config. */
-  readonly config: TrainConfig;
-  /** The backend that ran. */
-  readonly backend: string;
-  /** Epoch records. */
-  readonly history: readonly EpochRecord[];
-  /** Final test accuracy, or null. */
-  readonly testAccuracy: number | null;
-  /** Training images per epoch. */
-  readonly trainImages: number;
-  /** Test images. */
-  readonly testImages: number;
-  /** With `--max-steps`: the loss of every step taken, in order; otherwise empty. */
-  readonly stepLosses: readonly number[];
+const camel = (key: string): string =>
+  key.replace(/[-_]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+
+/** The value of a dotted key of a config. */
+function valueAt(config: unknown, key: string): unknown {
+  return key.split(".").reduce((node, k) => (node as Record<string, unknown>)?.[k], config);
 }
 
-/** Old spellings of train options, with the migration message. */
-const RENAMED: Readonly<Record<string, string>> = {
-  subset:
-    "trainPerClass (flag --train-per-class), the pipeline's name for training images per class",
-};
-
-const NUMBER_EXAMPLES: Readonly<Record<string, string>> = {
-  width: "0.25",
-  lr: "0.05",
-  trainPerClass: "500",
-  limitTest: "1000",
-  warmupEpochs: "1",
-  labelSmoothing: "0.1",
-  threads: "2",
-  maxSteps: "10",
-  evalEvery: "5",
-  checkpointEvery: "5",
-};
-
-function flagSpec(key: string, field: FieldSpec): FlagSpec {
-  const doc = field.doc ?? key.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`);
-  const defaultText = field.default !== undefined ? String(field.default) : undefined;
-  switch (field.type) {
-    case "boolean":
-      return { type: "boolean", doc, defaultText };
-    case "string":
-      return {
-        type: "string",
-        doc,
-        defaultText,
-        choices: field.choices,
-        example: key === "out" ? "runs/r18" : key === "dataDir" ? "/data/cifar" : undefined,
-        placeholder: key === "out" || key === "dataDir" ? "DIR" : undefined,
-      };
-    case "number":
-      return {
-        type: field.integer ? "integer" : "number",
-        doc,
-        defaultText,
-        min: field.min,
-        max: field.max,
-        example: NUMBER_EXAMPLES[key],
-      };
-    default:
-      throw new TypeError(`train: no flag form for ${field.type} key ${key}`);
-  }
+/** `{ a: { b: value } }` for `a.b`. */
+function patchOf(key: string, value: unknown): Record<string, unknown> {
+  return key.split(".").reduceRight<Record<string, unknown>>(
+    (inner, k) => ({ [k]: inner }),
+    value as Record<string, unknown>,
+  );
 }
 
-/**
- * `deno task train`'s command line: one flag per {@linkcode TRAIN_SCHEMA} key (kebab-case; no
- * default is filled in by the parser, so a YAML value is overridden only by a flag given), plus
- * `--config` and `--resume`.
- */
+function keyFlagSpec(flag: KeyFlag): FlagSpec {
+  const def = valueAt(DEFAULT_CONFIG, flag.key);
+  return {
+    type: flag.type,
+    doc: `${flag.doc} (${flag.key})`,
+    defaultText: def === null ? "all" : String(def),
+    example: flag.example,
+  };
+}
+
+/** Old flags: a migration error each (the ones whose key moved under a new flag or was removed). */
+const OLD_FLAGS: Readonly<Record<string, string>> = Object.freeze(
+  Object.fromEntries(
+    Object.entries(OLD_TRAIN_KEYS)
+      .filter(([key]) => !(kebab(key) in TRAIN_KEY_FLAGS) && !(kebab(key) in BACKEND_FLAGS))
+      .filter(([key]) => !["out", "dataDir"].includes(key))
+      .map(([key, what]) => [kebab(key), `--${kebab(key)} ${what}`]),
+  ),
+);
+
+/** `deno task train`'s command line. */
 export const TRAIN_CLI: CliSpec = {
   name: "train",
-  summary: "train a CIFAR ResNet with the core training engine (checkpoints, resume, metrics, " +
-    "accuracy plot)",
+  summary: "train the baseline ResNet alone: the pipeline's baseline phase (checkpoints, " +
+    "resume, per-epoch log, accuracy plot)",
   flags: {
     ...Object.fromEntries(
-      Object.entries(TRAIN_SCHEMA).map(([k, f]) => [flagName(k), flagSpec(k, f)]),
+      Object.entries(TRAIN_KEY_FLAGS).map(([name, flag]) => [name, keyFlagSpec(flag)]),
     ),
     config: {
       type: "string",
       placeholder: "FILE",
       example: "run.yaml",
-      doc:
-        "read options from YAML (camelCase keys: batchSize, trainPerClass, ...); flags override it",
+      doc: "the pipeline's YAML (docs/method.md's config reference; e.g. baseline: " +
+        "{ batchSize: 64 }), applied before the flags",
+    },
+    set: {
+      type: "string",
+      multiple: true,
+      placeholder: "KEY=VALUE",
+      example: "baseline.warmupEpochs=1",
+      doc: "override one config key (value read as YAML), applied last",
+    },
+    out: {
+      type: "string",
+      placeholder: "DIR",
+      default: "runs/train",
+      example: "runs/r18",
+      doc: "run folder (the pipeline's layout; reproduce continues from it)",
+    },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      defaultText: "MFI_DATA_DIR, else the data cache",
+      example: "/data/cifar",
+      doc: "CIFAR folder or official .tar.gz",
     },
     resume: {
       type: "boolean",
       default: false,
-      doc:
-        "continue from the newest complete checkpoint (all values finite) in <out>/checkpoints; " +
-        `an error when there is none; ${RESUME_SAFE_KEYS.join(", ")} may change on resume ` +
-        "(recorded in metrics.jsonl and config_history.jsonl), other keys may not",
+      doc: "continue the run in --out from its newest epoch checkpoint (its config unchanged); " +
+        "an error when there is none",
     },
+    ...BACKEND_FLAGS,
   },
-  renamed: Object.fromEntries(
-    Object.entries(RENAMED).map(([old, now]) => [old, `--${old} was renamed: use ${now}`]),
-  ),
-  notes: "Every option is also a YAML key under --config, camelCase as in the pipeline's YAML\n" +
-    "(batchSize: 64, trainPerClass: 500); flags are kebab-case (--batch-size 64).\n" +
+  renamed: OLD_FLAGS,
+  notes: "Config = docs/method.md defaults <- --config FILE <- the flags <- each --set.\n" +
+    "Each flag is a pipeline key (--batch-size is baseline.batchSize); YAML keys are the\n" +
+    "pipeline's (baseline: { batchSize: 64 }), as `deno task reproduce --config` reads them.\n" +
     "The run folder is locked while a run uses it (<out>/.lock); a lock left by a dead process on\n" +
     "this host is removed with a message. A refused run writes nothing.",
   examples: [
     "--model resnet18 --width 0.25 --epochs 30 --train-per-class 500 --out runs/r18",
-    "--config run.yaml --epochs 1 --no-augment",
+    "--config configs/train/cpu-small.yaml --epochs 1 --no-augment",
     "--out runs/r18 --resume",
   ],
 };
 
-/** Rejects YAML keys in another spelling than the schema's camelCase (and renamed keys). */
-function checkYamlKeys(file: string, values: Readonly<Record<string, unknown>>): void {
-  for (const key of Object.keys(values)) {
-    if (key in RENAMED) {
-      throw new UsageError(`${file}: key "${key}" was renamed: use ${RENAMED[key]}`);
-    }
-    if (/[-_]/.test(key)) {
-      const camel = key.replace(/[-_]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-      throw new UsageError(
-        `${file}: key "${key}" is spelled "${camel}" (camelCase YAML keys, as in the pipeline's ` +
-          "presets); rename it",
-      );
-    }
-  }
-}
-
-async function loadSplit(config: TrainConfig, split: "train" | "test"): Promise<CifarSplit> {
-  const source = config.dataDir ?? defaultDataDir();
-  const where = source.endsWith(".tar.gz") ? { archive: source } : { dir: source };
-  return await loadCifar({ dataset: config.dataset, split, ...where });
-}
-
-function firstImages(split: CifarSplit, n: number): CifarSplit {
-  if (n >= split.count) return split;
-  return Object.freeze({
-    ...split,
-    count: n,
-    images: split.images.slice(0, n * 32 * 32 * 3),
-    labels: split.labels.slice(0, n),
+/** Rejects the old train config's flat keys, naming the new key of each. */
+function checkOldKeys(file: string, values: Readonly<Record<string, unknown>>): void {
+  const found = Object.entries(values).flatMap(([key, value]) => {
+    const old = camel(key);
+    if (!Object.hasOwn(OLD_TRAIN_KEYS, old)) return []; // a pipeline key (or an unknown one)
+    const section = typeof value === "object" && value !== null && !Array.isArray(value);
+    if (key === "model" && section) return []; // the pipeline's model: { arch, width }
+    return [`\`${key}\` ${OLD_TRAIN_KEYS[old]}`];
   });
-}
-
-function buildOptimizer(
-  config: TrainConfig,
-  variables: NamedVariables,
-): Optimizer {
-  if (config.optimizer === "adamw") {
-    return new AdamW(variables, {
-      weightDecay: config.weightDecay,
-      weightDecayFilter: config.weightDecayFilter,
-    });
-  }
-  return new Sgd(variables, {
-    momentum: config.momentum,
-    nesterov: config.nesterov && config.momentum > 0,
-    weightDecay: config.weightDecay,
-    weightDecayFilter: config.weightDecayFilter,
-  });
-}
-
-/**
- * The `--max-steps` probe: caps the batch sources at `maxSteps` batches in all and records each
- * step's loss. The loss is kept (a clone, inside the tape) when computed and read when the loop
- * asks for the next batch, that is after the step's update, so every step is printed as it ends.
- */
-class StepProbe {
-  readonly losses: number[] = [];
-  #taken = 0;
-  #held: tf.Tensor[] = [];
-
-  constructor(readonly maxSteps: number, readonly file: string) {}
-
-  wrap(lossFn: LossFn): LossFn {
-    return (batch, context) => {
-      const out = lossFn(batch, context);
-      const loss = out instanceof tf.Tensor ? out : out.loss;
-      this.#held.push(tf.keep(loss.clone()));
-      return out;
-    };
-  }
-
-  async *limit(source: BatchSource): AsyncGenerator<Batch> {
-    for await (const batch of source) {
-      await this.#drain();
-      if (this.#taken >= this.maxSteps) {
-        tf.dispose([batch.images, batch.labels]);
-        return;
-      }
-      this.#taken++;
-      yield batch;
-    }
-    await this.#drain();
-  }
-
-  async #drain(): Promise<void> {
-    while (this.#held.length > 0) {
-      const t = this.#held.shift()!;
-      const value = (await t.data())[0];
-      t.dispose();
-      const step = this.losses.length;
-      this.losses.push(value);
-      console.log(`step ${step + 1}/${this.maxSteps}: loss ${value}`);
-      await Deno.writeTextFile(this.file, JSON.stringify({ step, loss: value }) + "\n", {
-        append: true, // the file was created (atomically, empty) before the run started
-      });
-    }
-  }
-
-  dispose(): void {
-    tf.dispose(this.#held);
-    this.#held = [];
+  if (found.length > 0) {
+    throw new UsageError(
+      `${file}: keys of the old train config: ${found.join("; ")}. Train reads the pipeline ` +
+        "config (docs/method.md's config reference), as `deno task reproduce --config` does",
+    );
   }
 }
 
-/**
- * Runs `deno task train` with the given arguments.
- *
- * @param args Command-line arguments.
- * @returns The run summary, or undefined after `--help`.
- * @throws {Error} On invalid options, missing data, a NaN loss or a failed resume.
- */
-export async function runTrain(args: readonly string[]): Promise<TrainSummary | undefined> {
-  const parsed = parseCli(TRAIN_CLI, args);
-  if (parsed.help) {
-    console.log(helpText(TRAIN_CLI));
-    return undefined;
-  }
-  const resume = parsed.values.resume === true;
-  const configFile = typeof parsed.values.config === "string" ? parsed.values.config : undefined;
-  const layers = [];
-  if (configFile !== undefined) {
-    let values;
-    try {
-      values = await loadYamlConfig(configFile);
-    } catch (e) {
-      throw new UsageError(`--config: ${(e as Error).message}`);
-    }
-    checkYamlKeys(configFile, values);
-    layers.push({ source: configFile, values });
-  }
-  const fromFlags: Record<string, unknown> = {};
-  for (const key of Object.keys(TRAIN_SCHEMA)) {
-    const name = flagName(key);
-    if (parsed.given.has(name)) fromFlags[key] = parsed.values[name];
-  }
-  layers.push({ source: "the command line", values: fromFlags });
-  let config: TrainConfig;
+async function readConfigFile(file: string): Promise<Record<string, unknown>> {
+  let text: string;
   try {
-    config = resolveConfig(TRAIN_SCHEMA, layers);
+    text = await Deno.readTextFile(file);
   } catch (e) {
-    throw new UsageError((e as Error).message);
+    throw new UsageError(`--config ${file}: cannot read it (${(e as Error).message})`);
   }
-  if (config.maxSteps !== undefined && resume) {
-    throw new UsageError(
-      `"maxSteps" cannot be combined with --resume: a probe writes no checkpoint; drop one of them`,
-    );
-  }
-  const inputs = [
-    ...(configFile !== undefined ? [configFile] : []),
-    ...(config.dataDir !== undefined ? [config.dataDir] : []),
-  ];
-  await checkRunFolder(config, resume, inputs);
-
-  const backend = await selectBackend({ backend: config.backend, threads: config.threads });
-  console.log(`backend: ${backend.name} (${backend.reason})`);
-
-  const fullTrain = await loadSplit(config, "train");
-  const train = config.trainPerClass ? subsetPerClass(fullTrain, config.trainPerClass) : fullTrain;
-  const fullTest = await loadSplit(config, "test");
-  const test = config.limitTest ? firstImages(fullTest, config.limitTest) : fullTest;
-  const classes = train.classNames.length;
-  const stepsPerEpoch = batchCount(train.count, { batchSize: config.batchSize });
-  const totalSteps = stepsPerEpoch * config.epochs;
-  const warmupSteps = Math.min(Math.round(config.warmupEpochs * stepsPerEpoch), totalSteps - 1);
-  const maxSteps = config.maxSteps;
-  if (maxSteps !== undefined && maxSteps > totalSteps) {
-    throw new UsageError(
-      `"maxSteps" (${maxSteps}) exceeds the run's ${totalSteps} steps (${config.epochs} epochs of ` +
-        `${stepsPerEpoch}); lower --max-steps or drop it to train the whole run`,
-    );
-  }
-  console.log(
-    `data: ${config.dataset} train ${train.count} images (${stepsPerEpoch} batches of ` +
-      `${config.batchSize}), test ${test.count}`,
-  );
-
-  const model = buildResNet({
-    arch: config.model,
-    classes,
-    width: config.width,
-    seed: config.seed,
-  });
-  const trainable = model.namedVariables().filter(([, v]) => v.trainable);
-  const optimizer = buildOptimizer(config, trainable);
-  const lossFn = classificationLoss(model, { labelSmoothing: config.labelSmoothing });
-  const runConfig = Object.fromEntries(
-    Object.entries(config).filter(([k]) => !(RUNTIME_KEYS as readonly string[]).includes(k)),
-  );
-  const dataSeed = deriveSeed(config.seed, "data");
-  const probe = maxSteps === undefined
-    ? undefined
-    : new StepProbe(maxSteps, `${config.out}/steps.jsonl`);
-  const created = !(await exists(config.out));
-  await Deno.mkdir(config.out, { recursive: true });
-  let started = false;
-  const lock = await acquireRunLock(config.out, {
-    command: ["deno task train", ...args].join(" "),
-    onStale: (m) => console.warn(`train: ${m}`),
-  }).catch((e) => {
-    optimizer.dispose();
-    for (const [, v] of model.namedVariables()) v.dispose();
-    throw e;
-  });
-  // Written only once every check has passed (in beforeStart), so a refused run touches nothing.
-  const beforeStart = async (start: TrainStart): Promise<void> => {
-    started = true;
-    for (const path of start.skippedNonFinite) {
-      console.warn(`train: skipping checkpoint ${path}: it holds NaN/Inf values`);
-    }
-    if (start.resumedFrom !== null) console.log(`resuming from ${start.resumedFrom}`);
-    for (const c of start.configChanges) {
-      console.log(
-        `resume: ${c.key} changed from ${JSON.stringify(c.from)} to ${JSON.stringify(c.to)} ` +
-          `(recorded in metrics.jsonl and config_history.jsonl)`,
-      );
-    }
-    await writeTextFileAtomic(`${config.out}/config.json`, JSON.stringify(config, null, 2) + "\n", {
-      inputs,
-    });
-    if (start.configHistory.length > 0) {
-      await writeTextFileAtomic(
-        `${config.out}/config_history.jsonl`,
-        start.configHistory.map((h) => JSON.stringify(h) + "\n").join(""),
-        { inputs },
-      );
-    }
-    if (probe) await writeTextFileAtomic(probe.file, "", { inputs });
-  };
   try {
-    await checkRunFolder(config, resume, inputs); // again, now that the folder is ours
-    const result = await trainModel(model, {
-      optimizer,
-      schedule: cosineSchedule({
-        baseLr: config.lr,
-        minLr: Math.min(config.minLr, config.lr),
-        totalSteps,
-        warmupSteps,
-      }),
-      epochs: probe ? Math.ceil(probe.maxSteps / stepsPerEpoch) : config.epochs,
-      trainData: (epoch) => {
-        const source = batches(train, {
-          batchSize: config.batchSize,
-          shuffle: true,
-          augment: config.augment,
-          seed: dataSeed,
-          epoch,
-        });
-        return probe ? probe.limit(source) : source;
-      },
-      testData: probe
-        ? undefined
-        : () => batches(test, { batchSize: Math.max(config.batchSize, 256) }),
-      evalEvery: config.evalEvery,
-      lossFn: probe ? probe.wrap(lossFn) : lossFn,
-      seed: config.seed,
-      stepsPerEpoch,
-      checkpointDir: probe ? undefined : `${config.out}/checkpoints`,
-      checkpointEvery: config.checkpointEvery,
-      resume,
-      config: runConfig,
-      safeToChange: RESUME_SAFE_KEYS,
-      beforeStart,
-      logFile: `${config.out}/metrics.jsonl`,
+    return parseConfigYaml(text, file);
+  } catch (e) {
+    throw new UsageError(`--config ${file}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The pipeline config of a `deno task train` command line: defaults <- `--config` <- the flags
+ * <- `--set`, validated once.
+ *
+ * @param args Command-line arguments (`--help` is not expected).
+ * @returns The validated, frozen config.
+ * @throws {UsageError} On a bad flag, an old train key (naming the new key), an unreadable
+ *   file, or a value the pipeline config refuses (naming the key and the flag that set it).
+ */
+export async function trainConfig(args: readonly string[]): Promise<PipelineConfig> {
+  const parsed = parseCli(TRAIN_CLI, args);
+  return await configOf(parsed.values, parsed.given);
+}
+
+async function configOf(
+  values: Readonly<Record<string, FlagValue>>,
+  given: ReadonlySet<string>,
+): Promise<PipelineConfig> {
+  const patches: unknown[] = [];
+  if (typeof values.config === "string") {
+    const file = await readConfigFile(values.config);
+    checkOldKeys(values.config, file);
+    patches.push(file);
+  }
+  const fromFlags = Object.entries(TRAIN_KEY_FLAGS).filter(([name]) => given.has(name));
+  for (const [name, flag] of fromFlags) patches.push(patchOf(flag.key, values[name]));
+  try {
+    patches.push(parseOverrides(values.set as string[]));
+    return mergeConfig(DEFAULT_CONFIG, ...patches);
+  } catch (e) {
+    const message = (e as Error).message;
+    const culprit = fromFlags.find(([, flag]) => message.includes(`"${flag.key}"`));
+    const prefix = culprit ? `--${culprit[0]} ${JSON.stringify(values[culprit[0]])}: ` : "";
+    throw new UsageError(`${prefix}${message}; see docs/method.md's config reference`);
+  }
+}
+
+/** What {@linkcode runTrain} returns. */
+export interface TrainSummary {
+  /** The resolved pipeline config. */
+  readonly config: PipelineConfig;
+  /** The run folder. */
+  readonly out: string;
+  /** The backend that ran. */
+  readonly backend: string;
+  /** Why that backend (and any ignored setting). */
+  readonly backendReason: string;
+  /** Epoch records of the baseline's training. */
+  readonly history: readonly EpochRecord[];
+  /** Final test accuracy of the baseline, or null. */
+  readonly testAccuracy: number | null;
+  /** Training images per epoch. */
+  readonly trainImages: number;
+  /** Test images. */
+  readonly testImages: number;
+  /** Whether this call trained (false: the folder held the finished baseline already). */
+  readonly ran: boolean;
+}
+
+/**
+ * A file `train` writes into the run folder besides the baseline phase's and `config.json`
+ * (written only when it changes, so a run's own config.json may be its `--config`).
+ */
+const PLOT_FILE = "test_accuracy.svg";
+
+/** Where a folder's run stands: a finished baseline, epoch checkpoints, an old train run. */
+interface FolderState {
+  readonly finished: boolean;
+  readonly checkpoints: number;
+  readonly oldTrainCheckpoints: number;
+}
+
+async function folderState(out: string, phase: Phase): Promise<FolderState> {
+  return {
+    finished: (await readPhaseOutput(out, phase)) !== undefined,
+    checkpoints: (await listCheckpoints(`${out}/${phase.output}/train`)).length,
+    oldTrainCheckpoints: (await listCheckpoints(`${out}/checkpoints`)).length,
+  };
+}
+
+/** The fingerprint the runner stores with the phase's checkpoints and output. */
+async function fingerprintOf(phase: Phase, config: PipelineConfig): Promise<unknown> {
+  return phaseFingerprint(phase, config, await givenCheckpointDigest(phase));
+}
+
+/** The config keys behind a fingerprint path (`phase.train.lr` is `baseline.lr`). */
+function keyOf(path: string): string {
+  if (path.startsWith("phase.train.")) return `baseline.${path.slice("phase.train.".length)}`;
+  if (path.startsWith("phase.spec")) return "the model (model.arch, model.width, data.dataset)";
+  if (path.startsWith("phase.checkpoint")) return "baseline.checkpoint";
+  return path;
+}
+
+/** Differences between a saved and a wanted fingerprint, as `key: saved X, now Y`. */
+function differences(saved: unknown, now: unknown, path = ""): string[] {
+  const isMap = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+  if (isMap(saved) && isMap(now)) {
+    const a = saved as Record<string, unknown>;
+    const b = now as Record<string, unknown>;
+    const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])];
+    const found = keys.flatMap((k) => differences(a[k], b[k], path ? `${path}.${k}` : k));
+    return [...new Set(found)];
+  }
+  if (JSON.stringify(saved) === JSON.stringify(now)) return [];
+  const key = keyOf(path);
+  return [key.startsWith("the model") ? key : `${key}: saved ${saved}, now ${now}`];
+}
+
+/** The saved fingerprint of the run to resume (its output's, or its newest checkpoint's). */
+async function savedFingerprint(out: string, phase: Phase): Promise<unknown> {
+  const output = await readPhaseOutput(out, phase);
+  if (output !== undefined) return output.fingerprint;
+  const path = await latestCheckpoint(`${out}/${phase.output}/train`);
+  if (path === undefined) return undefined;
+  const { inputs: _, ...saved } = (await readCheckpoint(path)).sidecar.config as Record<
+    string,
+    unknown
+  >;
+  return saved;
+}
+
+/**
+ * Refuses, before anything is loaded or written, a run that would damage what `out` holds: a
+ * fresh run over a folder that holds a run, `--resume` with nothing to resume or with another
+ * config, a folder of the old train layout, and an output file that is one of the inputs.
+ */
+async function checkRunFolder(
+  out: string,
+  config: PipelineConfig,
+  resume: boolean,
+  inputs: readonly string[],
+): Promise<void> {
+  const phase = planBaseline(config);
+  await assertNotInput(`${out}/${PLOT_FILE}`, inputs);
+  const state = await folderState(out, phase);
+  if (state.oldTrainCheckpoints > 0) {
+    throw new UsageError(
+      `${out} holds a run of the old \`deno task train\` (${out}/checkpoints), which this ` +
+        "version cannot resume: its checkpoints still load (`deno task export`); start the " +
+        "run again in another --out",
+    );
+  }
+  const holds = state.finished ? "its finished baseline" : `${state.checkpoints} checkpoint(s)`;
+  if (!resume) {
+    if (!state.finished && state.checkpoints === 0) return;
+    throw new Error(
+      `${out} already holds a training run (${holds}): pass --resume to continue it, or ` +
+        "choose another --out. Nothing was written.",
+    );
+  }
+  const saved = await savedFingerprint(out, phase);
+  if (saved === undefined) {
+    throw new Error(
+      `Cannot resume: ${out}/${phase.output}/train holds no complete checkpoint. Drop --resume ` +
+        "to start a fresh run, or pass the --out of the run to continue.",
+    );
+  }
+  const changed = differences(saved, await fingerprintOf(phase, config));
+  if (changed.length > 0) {
+    throw new UsageError(
+      `Cannot resume ${out}: its config differs (${changed.join("; ")}). A run keeps its ` +
+        `config: resume with the saved one (--config ${out}/config.json), or choose another --out`,
+    );
+  }
+}
+
+async function loadData(
+  config: PipelineConfig,
+  dataDir: string | undefined,
+): Promise<PipelineData> {
+  const where = dataDir?.endsWith(".tar.gz")
+    ? { archive: dataDir }
+    : { dir: dataDir ?? Deno.env.get("MFI_DATA_DIR") };
+  try {
+    return await loadPipelineData(config.data, {
+      ...where,
+      onFallback: (m) => console.log(`data: not from ${m.split("\n")[0]}`),
     });
-    const points = result.history
-      .filter((r) => r.testAccuracy !== null)
-      .map((r) => [r.epoch, 100 * r.testAccuracy!] as const);
-    const trainPoints = result.history
-      .filter((r) => r.trainAccuracy !== null)
-      .map((r) => [r.epoch, 100 * r.trainAccuracy!] as const);
-    if (points.length + trainPoints.length > 0) {
-      await writeTextFileAtomic(
-        `${config.out}/test_accuracy.svg`,
-        linePlotSvg([
-          { name: "test top-1 (%)", points },
-          { name: "train top-1 (%)", points: trainPoints },
-        ], {
-          title: `${config.model} x${config.width} on ${config.dataset}`,
-          xLabel: "epoch",
-          yLabel: "accuracy (%)",
-        }),
-        { inputs },
-      );
-    }
-    const last = result.history.at(-1);
-    return {
-      config,
-      backend: backend.name,
-      history: result.history,
-      testAccuracy: last?.testAccuracy ?? null,
-      trainImages: train.count,
-      testImages: test.count,
-      stepLosses: probe?.losses ?? [],
-    };
-  } finally {
-    probe?.dispose();
-    optimizer.dispose();
-    for (const [, v] of model.namedVariables()) v.dispose();
-    await lock.release();
-    // A run refused before it started leaves no empty folder behind it.
-    if (!started && created) await Deno.remove(config.out).catch(() => {});
+  } catch (e) {
+    if (e instanceof DataCheckError) throw new UsageError(e.message);
+    throw e;
   }
 }
 
@@ -563,56 +484,113 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** The files a run writes into its folder (besides `checkpoints/` and `.lock`). */
-const RUN_FILES = [
-  "config.json",
-  "metrics.jsonl",
-  "config_history.jsonl",
-  "steps.jsonl",
-  "test_accuracy.svg",
-];
+/** Writes a text file unless it already holds exactly `text` (so an input may be re-read). */
+async function writeIfChanged(path: string, text: string, inputs: readonly string[]) {
+  const now = await Deno.readTextFile(path).catch(() => undefined);
+  if (now === text) return;
+  await assertNotInput(path, inputs);
+  await writeTextFileAtomic(path, text, { inputs });
+}
+
+async function writePlot(out: string, config: PipelineConfig, history: readonly EpochRecord[]) {
+  const series = (key: "testAccuracy" | "trainAccuracy") =>
+    history.filter((r) => r[key] !== null).map((r) => [r.epoch, 100 * r[key]!] as const);
+  const test = series("testAccuracy");
+  const train = series("trainAccuracy");
+  if (test.length + train.length === 0) return;
+  await writeTextFileAtomic(
+    `${out}/${PLOT_FILE}`,
+    linePlotSvg([
+      { name: "test top-1 (%)", points: test },
+      { name: "train top-1 (%)", points: train },
+    ], {
+      title: `${config.model.arch} x${config.model.width} on ${config.data.dataset}`,
+      xLabel: "epoch",
+      yLabel: "accuracy (%)",
+    }),
+  );
+}
+
+/** Locks `out` (created if needed) for `run`; a refused run leaves no empty folder behind. */
+async function withRunFolder<T>(
+  out: string,
+  command: string,
+  run: (started: () => void) => Promise<T>,
+): Promise<T> {
+  const created = !(await exists(out));
+  await Deno.mkdir(out, { recursive: true });
+  let started = false;
+  const cleanUp = async () => {
+    if (!started && created) await Deno.remove(out, { recursive: true }).catch(() => {});
+  };
+  const lock = await acquireRunLock(out, {
+    command,
+    onStale: (m) => console.warn(`train: ${m}`),
+  }).catch(async (e) => {
+    await cleanUp();
+    throw e;
+  });
+  try {
+    return await run(() => started = true);
+  } finally {
+    await lock.release();
+    await cleanUp();
+  }
+}
 
 /**
- * Refuses, before anything is loaded or written, a run that would damage what `out` holds: a
- * fresh run or probe over a folder that holds a run (checkpoints, or the epoch records of a full
- * run; a previous probe's files are replaced), `--resume` with no checkpoint to resume from, and
- * an output file that is one of the inputs.
+ * Runs `deno task train` with the given arguments: the pipeline's baseline phase in `--out`.
+ *
+ * @param args Command-line arguments.
+ * @returns The run summary, or undefined after `--help`.
+ * @throws {UsageError} On invalid options (old train keys name the new key) or a resume with
+ *   another config.
+ * @throws {Error} On missing data, a NaN loss, or a folder that holds another run.
  */
-async function checkRunFolder(
-  config: TrainConfig,
-  resume: boolean,
-  inputs: readonly string[],
-): Promise<void> {
-  const out = config.out;
-  for (const name of RUN_FILES) await assertNotInput(`${out}/${name}`, inputs);
-  const checkpoints = await listCheckpoints(`${out}/checkpoints`);
-  if (resume) {
-    if (checkpoints.length === 0) {
-      throw new Error(
-        `Cannot resume: ${out}/checkpoints holds no complete checkpoint. Drop --resume to ` +
-          `start a fresh run, or pass the --out of the run to continue.`,
-      );
-    }
-    return;
+export async function runTrain(args: readonly string[]): Promise<TrainSummary | undefined> {
+  const parsed = parseCli(TRAIN_CLI, args);
+  if (parsed.help) {
+    console.log(helpText(TRAIN_CLI));
+    return undefined;
   }
-  let previous: Record<string, unknown> | undefined;
-  try {
-    previous = JSON.parse(await Deno.readTextFile(`${out}/config.json`));
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound) && !(e instanceof SyntaxError)) throw e;
-  }
-  const logged = await Deno.stat(`${out}/metrics.jsonl`).then((s) => s.size > 0, () => false);
-  // Worth protecting: checkpoints, or the epoch records of a full run (not a probe's). A run that
-  // stopped before its first epoch ended (e.g. a NaN at step 1) may be started again in place.
-  const holdsRun = checkpoints.length > 0 ||
-    (logged && previous !== undefined && previous.maxSteps === undefined);
-  if (holdsRun) {
-    throw new Error(
-      `${out} already holds a training run (${
-        checkpoints.length > 0 ? `${checkpoints.length} checkpoint(s)` : "its metrics.jsonl"
-      }): pass --resume to continue it, or choose another --out. Nothing was written.`,
-    );
-  }
+  const { values } = parsed;
+  const config = await configOf(values, parsed.given);
+  const out = values.out as string;
+  const resume = values.resume === true;
+  const dataDir = values["data-dir"] as string | undefined;
+  const inputs = [values.config, dataDir].filter((p): p is string => typeof p === "string");
+  await checkRunFolder(out, config, resume, inputs);
+  const backend = await selectBackend(backendOptions(values));
+  console.log(`backend: ${backend.name} (${backend.reason})`);
+  const data = await loadData(config, dataDir);
+  console.log(
+    `data: ${data.source.description}: ${data.train.count} training / ${data.test.count} test ` +
+      "images",
+  );
+  return await withRunFolder(out, ["deno task train", ...args].join(" "), async (started) => {
+    await checkRunFolder(out, config, resume, inputs); // again, now that the folder is ours
+    await writeIfChanged(`${out}/config.json`, JSON.stringify(config, null, 2) + "\n", inputs);
+    started();
+    const outcome = await runPipeline(config, {
+      runDir: out,
+      data,
+      plan: [planBaseline(config)],
+      progress: {},
+    });
+    const result = outcome.results.baseline;
+    await writePlot(out, config, result.history);
+    return {
+      config,
+      out,
+      backend: backend.name,
+      backendReason: backend.reason,
+      history: result.history,
+      testAccuracy: result.testAccuracy,
+      trainImages: data.train.count,
+      testImages: data.test.count,
+      ran: outcome.ran.includes("baseline"),
+    };
+  });
 }
 
 if (import.meta.main) {
@@ -620,17 +598,19 @@ if (import.meta.main) {
     const summary = await runTrain(Deno.args);
     if (summary) {
       console.log(JSON.stringify({
-        out: summary.config.out,
+        out: summary.out,
         epochs: summary.history.length,
         testAccuracy: summary.testAccuracy,
         backend: summary.backend,
       }));
+      console.log(
+        `continue the pipeline from this baseline: deno task reproduce --config ` +
+          `${summary.out}/config.json --out ${summary.out}`,
+      );
     }
   } catch (e) {
     const advice = e instanceof NonFiniteLossError
-      ? e.checkpoint
-        ? "Continue with the same command plus --resume and a lower --lr (e.g. half)."
-        : "Run the same command again with a lower --lr."
+      ? "Run it again with a lower --lr (e.g. half) and another --out: a run keeps its config."
       : "";
     Deno.exit(reportError("train", advice ? new Error(`${(e as Error).message} ${advice}`) : e));
   }

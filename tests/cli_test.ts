@@ -51,8 +51,21 @@ const TASKS: [string, string[], RegExp][] = [
     ["--dir", "x"],
     /^reproduce: unknown flag --dir; did you mean --data-dir\?/,
   ],
-  ["tasks/train.ts", ["--epochs", "-1"], /^train: --epochs must be a whole number >= 1; got -1$/],
-  ["tasks/train.ts", ["--subset", "5"], /^train: --subset was renamed: use trainPerClass/],
+  [
+    "tasks/train.ts",
+    ["--epochs", "-1"],
+    /^train: --epochs -1: Invalid pipeline config: "baseline\.epochs" must be >= 0, got -1; see /,
+  ],
+  [
+    "tasks/train.ts",
+    ["--subset", "5"],
+    /^train: --subset is now `data\.trainPerClass` \(flag --train-per-class\)$/,
+  ],
+  [
+    "tasks/train.ts",
+    ["--limit-test", "100"],
+    /^train: --limit-test is now `data\.testPerClass` \(flag --test-per-class\): test images/,
+  ],
   ["tasks/data.ts", ["check", "--dir", "x"], /^data: --dir was renamed --data-dir/],
   ["tasks/data.ts", ["fetch"], /^data: unknown command "fetch"; expected one of check, download$/],
   ["tasks/bench.ts", ["--threads", "0,1"], /^bench: --threads must be a comma-separated list/],
