@@ -11,6 +11,7 @@ import {
   type SelectBackendOptions,
 } from "./backend.ts";
 import { wasmPackageRoot } from "./_wasm_init.ts";
+import { assertNoLeak } from "./testing.ts";
 import { probeWebGpuGate, webgpuTestDefinition } from "./gpu_gate.ts";
 
 const GATE = await probeWebGpuGate();
@@ -145,10 +146,8 @@ Deno.test("selectBackend: wasm (SIMD, 1 thread) from the npm package matches cpu
     assert.equal(choice.simd, true);
     assert.match(choice.wasmSource ?? "", /tfjs-backend-wasm-simd\.wasm$/);
     assert.equal(describeBackend(choice), "wasm (SIMD, 1 thread): requested (backend=wasm)");
-    const before = tf.memory().numTensors;
-    const got = await run();
-    await run();
-    assert.equal(tf.memory().numTensors, before);
+    let got: Awaited<ReturnType<typeof run>> = new Float32Array();
+    await assertNoLeak(async () => void (got = await run()), { steps: 1, label: "a conv run" });
     for (let i = 0; i < got.length; i++) {
       assert.ok(Math.abs(got[i] - expected[i]) < 1e-5, `at ${i}`);
     }

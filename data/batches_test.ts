@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { assertNoLeak } from "@mfi/core/testing";
 import * as tf from "@tensorflow/tfjs";
 import { deriveSeed, Rng } from "@mfi/core";
 import { drawCropFlip } from "./augment.ts";
@@ -112,14 +113,17 @@ Deno.test("batches: no tensors leak across epochs or when stopping early", async
   await tf.setBackend("cpu");
   const split = fixtureSplit(9);
   const options = { batchSize: 4, shuffle: true, augment: true, seed: 1 };
-  collect(split, { ...options, epoch: 0 });
-  const before = tf.memory().numTensors;
-  for (let epoch = 1; epoch < 4; epoch++) collect(split, { ...options, epoch });
-  for (const b of batches(split, options)) {
-    tf.dispose([b.images, b.labels]);
-    break;
-  }
-  assert.equal(tf.memory().numTensors, before);
+  let epoch = 0;
+  await assertNoLeak(() => collect(split, { ...options, epoch: epoch++ }), {
+    steps: 3,
+    label: "an epoch of batches",
+  });
+  await assertNoLeak(() => {
+    for (const b of batches(split, options)) {
+      tf.dispose([b.images, b.labels]);
+      break;
+    }
+  }, { label: "stopping after one batch" });
 });
 
 Deno.test("batches: invalid options are rejected eagerly, naming the key", () => {
