@@ -8,6 +8,8 @@ import { parseCli } from "./_cli.ts";
 
 const SAMPLE = new URL("../data/sample/cifar-10-sample.tar.gz", import.meta.url).pathname;
 const BASELINE = { id: "baseline", output: "phases/baseline" };
+/** The embedded sample on wasm, for every run here. */
+const ON_SAMPLE = ["--data-dir", SAMPLE, "--backend", "wasm"];
 
 const usage = (pattern: RegExp) => (e: Error) => e.name === "UsageError" && pattern.test(e.message);
 
@@ -130,10 +132,7 @@ Deno.test("train runs the baseline phase end to end on the embedded sample and w
     "1",
     "--test-per-class",
     "2",
-    "--data-dir",
-    SAMPLE,
-    "--backend",
-    "wasm",
+    ...ON_SAMPLE,
     "--out",
     out,
   ];
@@ -195,17 +194,8 @@ Deno.test("train runs the baseline phase end to end on the embedded sample and w
   await untouched();
   await Deno.remove(`${out}/.lock`);
   // The run's own config.json resumes it (it is read, and not written over).
-  const viaConfig = (await runTrain([
-    "--config",
-    `${out}/config.json`,
-    "--resume",
-    "--data-dir",
-    SAMPLE,
-    "--backend",
-    "wasm",
-    "--out",
-    out,
-  ]))!;
+  const viaConfig =
+    (await runTrain(["--config", `${out}/config.json`, "--resume", ...ON_SAMPLE, "--out", out]))!;
   assert.equal(viaConfig.ran, false);
   await untouched();
   // Never over an input: a config.json that the run would change is refused.
@@ -217,10 +207,7 @@ Deno.test("train runs the baseline phase end to end on the embedded sample and w
       `${root}/fresh/config.json`,
       "--epochs",
       "2",
-      "--data-dir",
-      SAMPLE,
-      "--backend",
-      "wasm",
+      ...ON_SAMPLE,
       "--out",
       `${root}/fresh`,
     ]),
@@ -233,7 +220,7 @@ Deno.test("train runs the baseline phase end to end on the embedded sample and w
 
 Deno.test("train --resume with no checkpoint is an error, and creates nothing; an old train folder is named", async () => {
   const root = await Deno.makeTempDir();
-  const common = ["--width", "0.0625", "--data-dir", SAMPLE, "--backend", "wasm"];
+  const common = ["--width", "0.0625", ...ON_SAMPLE];
   await assert.rejects(
     runTrain([...common, "--resume", "--out", `${root}/new`]),
     /Cannot resume: .*new\/phases\/baseline\/train holds no complete checkpoint\. Drop --resume/,
@@ -289,10 +276,7 @@ Deno.test("train --resume from an epoch checkpoint reproduces the uninterrupted 
     "5",
     "--test-per-class",
     "1",
-    "--data-dir",
-    SAMPLE,
-    "--backend",
-    "wasm",
+    ...ON_SAMPLE,
     "--seed",
     "3",
   ];
