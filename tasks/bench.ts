@@ -22,6 +22,7 @@ import * as tf from "@tensorflow/tfjs";
 import {
   backendLabel,
   type BackendName,
+  type FilterKernelChoice,
   type KernelProfileRow,
   measureSimdRoof,
   profileKernels,
@@ -67,6 +68,12 @@ export const BENCH_CLI: CliSpec = {
       type: "boolean",
       default: false,
       doc: "also run the measurements in PyTorch (tasks/bench_torch.py) and print the ratio",
+    },
+    "filter-kernel": {
+      type: "string",
+      choices: ["xnnpack", "own"],
+      default: "xnnpack",
+      doc: "Conv2DBackpropFilter for --profile: XNNPACK-based or our own WASM SIMD kernel",
     },
     python: {
       type: "string",
@@ -122,6 +129,9 @@ interface ChildReport {
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
 
+/** The row of the backward-filter on our own kernel. */
+const OWN_FILTER_ROW = "conv3x3 backward-filter (own kernel)";
+
 /** The roof row's name. */
 const ROOF = "WASM SIMD roof";
 
@@ -147,6 +157,7 @@ function parse(values: Readonly<Record<string, unknown>>) {
     profile: values.profile === true,
     torch: values.torch === true,
     python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
+    filterKernel: (values["filter-kernel"] as FilterKernelChoice | undefined) ?? "xnnpack",
     backend,
     allowSoftwareAdapter: values["allow-software-adapter"] === true,
   };
@@ -241,6 +252,23 @@ async function benchConv(quick: boolean, asynchronous: boolean): Promise<Row[]> 
       gflops: (gflop * repeats) / wall,
     });
   }
+  if (tf.getBackend() === "wasm") {
+    // The same backward-filter on our own WASM SIMD kernel (single-threaded), then back.
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
+    try {
+      const fn = run["conv3x3 backward-filter"];
+      const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
+      rows.push({
+        name: OWN_FILTER_ROW,
+        value: (gflop * repeats) / wall,
+        perCpu: (gflop * repeats) / cpu,
+        unit: "GFLOP/s",
+        gflops: (gflop * repeats) / wall,
+      });
+    } finally {
+      registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    }
+  }
   tf.dispose([x, w, dy]);
   return rows;
 }
@@ -314,10 +342,29 @@ async function benchModel(
       gflops: (steps * stepFlops) / wall / 1e9,
       ...(onWasm ? { heapMiB: wasmHeapBytes().heapBytes / 2 ** 20 } : {}),
     };
+    const rows = [train];
+    if (onWasm && arch === "resnet18") {
+      // The same training step with our own backward-filter kernel (single-threaded).
+      registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
+      try {
+        await step(); // warm-up
+        const own = await measure(step, steps, undefined, 1);
+        rows.push({
+          ...train,
+          name: `${arch} train (batch ${batch}, own backward-filter kernel)`,
+          value: (steps * batch) / own.wall,
+          perCpu: (steps * batch) / own.cpu,
+          gflops: (steps * stepFlops) / own.wall / 1e9,
+          heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
+        });
+      } finally {
+        registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+      }
+    }
     const inferFlops = await countFlops(infer);
     const batches = quick ? 3 : 10;
     const inference = await measure(infer, batches, undefined, 1);
-    return [train, {
+    return [...rows, {
       name: `${arch} inference (batch ${batch})`,
       value: (batches * batch) / inference.wall,
       perCpu: (batches * batch) / inference.cpu,
@@ -369,6 +416,7 @@ async function child(
   threads: number,
   backend: BackendName,
   allowSoftwareAdapter: boolean,
+  filterKernel: FilterKernelChoice,
 ): Promise<ChildReport> {
   if (only === "roof") {
     return {
@@ -385,7 +433,10 @@ async function child(
   const onWasm = choice.name === "wasm";
   if (onWasm) {
     if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
-    registerWasmTrainingKernels();
+    // The table measures both backward-filter kernels itself; --profile takes one.
+    registerWasmTrainingKernels({
+      conv2dBackpropFilter: only === "profile" ? filterKernel : "xnnpack",
+    });
   }
   const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
   switch (only) {
@@ -444,6 +495,7 @@ function table(
 
 function profileTable(
   threads: number,
+  filterKernel: FilterKernelChoice,
   profile: NonNullable<ChildReport["profile"]>,
   roof: number | undefined,
 ): string {
@@ -451,7 +503,8 @@ function profileTable(
     g === undefined || roof === undefined ? "" : (100 * g / roof).toFixed(0);
   const stepGflops = profile.stepFlops / profile.stepMs / 1e6;
   const lines = [
-    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s): ` +
+    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${filterKernel} ` +
+    "backward-filter: " +
     `${profile.stepMs.toFixed(1)} ms, ${stepGflops.toFixed(1)} GFLOP/s` +
     (roof === undefined ? "" : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof)`),
     "",
@@ -485,6 +538,7 @@ async function runChild(
   args.push("--backend", opts.backend);
   if (opts.backend === "wasm") args.push("--threads", String(threads));
   if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
+  if (opts.profile) args.push("--filter-kernel", opts.filterKernel);
   const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
   if (!out.success) {
     throw new Error(`bench ${only} (${threads} threads) failed (exit ${out.code})`);
@@ -536,6 +590,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       opts.threads[0],
       opts.backend,
       opts.allowSoftwareAdapter,
+      opts.filterKernel,
     );
     console.log(JSON.stringify(report));
     return;
@@ -603,7 +658,9 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     console.log(
       `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
     );
-    for (const [threads, p] of profiles) console.log(profileTable(threads, p, roof.get(threads)));
+    for (const [threads, p] of profiles) {
+      console.log(profileTable(threads, opts.filterKernel, p, roof.get(threads)));
+    }
     console.log(
       "Self time per kernel (kernels that run others through the engine are charged their own " +
         "time only); (between kernels) is the rest of the step's wall time: JavaScript, the " +
