@@ -31,7 +31,7 @@ export const BUILD_KERNELS_CLI: CliSpec = {
       doc: "the clang to build with (it needs wasm-ld from lld next to it)",
     },
   },
-  examples: ["", "--check"],
+  examples: ["--check", "--clang /usr/bin/clang"],
 };
 
 const KERNELS = new URL("../core/kernels/", import.meta.url);
