@@ -1,15 +1,20 @@
 /**
- * Training benchmark: GFLOP/s of a 3x3 convolution's forward pass and both gradients, and the
- * training and inference throughput (images/s) of the CIFAR ResNet-18 and ResNet-50 layouts at
- * width 0.25 (16-32-64-128 stage widths), with the peak wasm heap on WASM. Each measurement runs
- * in its own process, so each peak heap is its own.
+ * Training benchmark: the machine's WASM SIMD roof (GFLOP/s of pure 128-bit multiply-adds), the
+ * GFLOP/s of a 3x3 convolution's forward pass and both gradients, and the training and inference
+ * throughput (images/s, and the GFLOP/s that makes) of the CIFAR ResNet-18 and ResNet-50 layouts at
+ * width 0.25 (16-32-64-128 stage widths), with the peak wasm heap on WASM. Every GFLOP/s figure is
+ * also printed as a percentage of the roof on the same number of threads. Each measurement runs in
+ * its own process, so each peak heap is its own.
  *
- * Usage: `deno task bench [--quick] [--json] [--threads LIST] [--backend wasm|webgpu|cpu]
- * [--allow-software-adapter]`. LIST is a comma-separated list of WASM thread counts (default
- * `1,<all cores>`): every WASM measurement runs once per thread count. `--backend webgpu` runs the
- * same table on WebGPU (timed to the end of the device's work: each timed block ends with an
- * awaited read); on a software adapter (testing only) the table says that its numbers mean
- * nothing.
+ * Usage: `deno task bench [--quick] [--json] [--threads LIST] [--profile] [--torch [--python P]]
+ * [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a comma-separated list of WASM
+ * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
+ * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
+ * per kernel. `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
+ * `torch.set_num_threads`) in the same run and prints the ratio; without PyTorch it says so.
+ * `--backend webgpu` runs the same table on WebGPU (timed to the end of the device's work: each
+ * timed block ends with an awaited read); on a software adapter (testing only) the table says that
+ * its numbers mean nothing.
  *
  * @module
  */
@@ -17,21 +22,33 @@ import * as tf from "@tensorflow/tfjs";
 import {
   backendLabel,
   type BackendName,
+  type FilterKernelChoice,
+  type KernelProfileRow,
+  measureSimdRoof,
+  profileKernels,
   registerWasmTrainingKernels,
   selectBackend,
   Sgd,
   softmaxCrossEntropy,
+  summarizeKernelProfile,
   wasmHeapBytes,
   withWasmHeapContext,
 } from "@mfi/core";
 import { buildResNet } from "@mfi/resnet";
 import { BACKEND_FLAGS, type CliSpec, runCli, UsageError } from "./_cli.ts";
+import { DEFAULT_PYTHON, runTorchBench, type TorchReport } from "./_torch_bench.ts";
+
+/** Measurements a child process runs (`--only`). */
+const MEASUREMENTS = ["roof", "conv", "resnet18", "resnet50", "profile"] as const;
+type Measurement = typeof MEASUREMENTS[number];
 
 /** `deno task bench`'s command line. */
 export const BENCH_CLI: CliSpec = {
   name: "bench",
-  summary: "WASM training benchmark: conv GFLOP/s (forward and both gradients) and ResNet-18/50 " +
-    "training images/s and peak heap, one process per measurement and thread count",
+  summary:
+    "WASM training benchmark: the SIMD roof, conv GFLOP/s (forward and both gradients) and " +
+    "ResNet-18/50 training images/s and peak heap, as % of the roof; one process per measurement " +
+    "and thread count; --profile: time per kernel of a training step; --torch: PyTorch alongside",
   flags: {
     quick: { type: "boolean", default: false, doc: "fewer repetitions (a rough figure)" },
     json: { type: "boolean", default: false, doc: "print JSON instead of a table" },
@@ -42,15 +59,38 @@ export const BENCH_CLI: CliSpec = {
       example: "1,2",
       doc: "comma-separated WASM thread counts; every measurement runs once per count",
     },
+    profile: {
+      type: "boolean",
+      default: false,
+      doc: "print the time per kernel of one ResNet-18 x0.25 training step (batch 64) instead",
+    },
+    torch: {
+      type: "boolean",
+      default: false,
+      doc: "also run the measurements in PyTorch (tasks/bench_torch.py) and print the ratio",
+    },
+    "filter-kernel": {
+      type: "string",
+      choices: ["xnnpack", "own"],
+      default: "xnnpack",
+      doc: "Conv2DBackpropFilter for --profile: XNNPACK-based or our own WASM SIMD kernel",
+    },
+    python: {
+      type: "string",
+      placeholder: "PATH",
+      default: DEFAULT_PYTHON,
+      example: "/usr/bin/python3",
+      doc: "the Python interpreter for --torch (Debian's, where python3-torch installs)",
+    },
     only: {
       type: "string",
-      choices: ["conv", "resnet18", "resnet50"],
+      choices: [...MEASUREMENTS],
       doc: "run one measurement in this process (what the parent runs in each child)",
     },
     backend: { ...BACKEND_FLAGS.backend, defaultText: "wasm" },
     "allow-software-adapter": BACKEND_FLAGS["allow-software-adapter"],
   },
-  examples: ["--quick", "--threads 1,2 --json"],
+  examples: ["--quick", "--threads 1,2 --json", "--profile --threads 1,2", "--torch"],
 };
 
 /** One row of the result table. */
@@ -58,12 +98,17 @@ interface Row {
   readonly name: string;
   readonly value: number;
   /** The same rate per CPU-second of this process: less sensitive to a loaded machine. */
-  readonly perCpu: number;
+  readonly perCpu?: number;
   readonly unit: string;
+  /** Achieved GFLOP/s (for images/s rows: images/s x flops per image). */
+  readonly gflops?: number;
   /** WASM threads of the run (set by the parent process). */
   readonly threads?: number;
   readonly heapMiB?: number;
-  readonly reference?: string;
+  /** `gflops` as a percentage of the roof on the same thread count (set by the parent). */
+  readonly roofPercent?: number;
+  /** PyTorch's figure for the same row and thread count (set by the parent). */
+  readonly torch?: number;
 }
 
 /** What a child process reports: its rows and the backend they ran on. */
@@ -71,19 +116,24 @@ interface ChildReport {
   readonly backend: string;
   readonly softwareAdapter: boolean;
   readonly rows: Row[];
+  /** `--only profile`: per-step rows by kernel name and by convolution geometry. */
+  readonly profile?: {
+    readonly stepMs: number;
+    readonly stepFlops: number;
+    readonly byName: KernelProfileRow[];
+    readonly byConv: KernelProfileRow[];
+  };
 }
 
 /** Printed with every table measured on a software adapter. */
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
 
-const REFERENCE: Record<string, string> = {
-  "conv3x3 forward": "straightforward 16-20; PyTorch ~48 per thread",
-  "conv3x3 backward-input": "straightforward 15-20; PyTorch ~48 per thread",
-  "conv3x3 backward-filter": "straightforward 11-14; PyTorch ~48 per thread",
-  "resnet18 train (batch 64)": "straightforward ~35; PyTorch ~155",
-  "resnet50 train (batch 32)": "straightforward ~8 (2.3 GiB heap); PyTorch ~46",
-};
+/** The row of the backward-filter on our own kernel. */
+const OWN_FILTER_ROW = "conv3x3 backward-filter (own kernel)";
+
+/** The roof row's name. */
+const ROOF = "WASM SIMD roof";
 
 function parse(values: Readonly<Record<string, unknown>>) {
   const backend = (values.backend as BackendName | undefined) ?? "wasm";
@@ -95,12 +145,19 @@ function parse(values: Readonly<Record<string, unknown>>) {
       `--threads must be a comma-separated list of whole numbers >= 1 (e.g. 1,2); got ${list}`,
     );
   }
+  if (values.profile === true && values.torch === true) {
+    throw new UsageError("--profile and --torch do not go together; run them one after the other");
+  }
   return {
     quick: values.quick as boolean,
     json: values.json as boolean,
     // Thread counts only mean something on WASM.
     threads: backend === "wasm" ? threads : [1],
-    only: values.only as string | undefined,
+    only: values.only as Measurement | undefined,
+    profile: values.profile === true,
+    torch: values.torch === true,
+    python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
+    filterKernel: (values["filter-kernel"] as FilterKernelChoice | undefined) ?? "xnnpack",
     backend,
     allowSoftwareAdapter: values["allow-software-adapter"] === true,
   };
@@ -192,18 +249,32 @@ async function benchConv(quick: boolean, asynchronous: boolean): Promise<Row[]> 
       value: (gflop * repeats) / wall,
       perCpu: (gflop * repeats) / cpu,
       unit: "GFLOP/s",
+      gflops: (gflop * repeats) / wall,
     });
+  }
+  if (tf.getBackend() === "wasm") {
+    // The same backward-filter on our own WASM SIMD kernel (single-threaded), then back.
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
+    try {
+      const fn = run["conv3x3 backward-filter"];
+      const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
+      rows.push({
+        name: OWN_FILTER_ROW,
+        value: (gflop * repeats) / wall,
+        perCpu: (gflop * repeats) / cpu,
+        unit: "GFLOP/s",
+        gflops: (gflop * repeats) / wall,
+      });
+    } finally {
+      registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    }
   }
   tf.dispose([x, w, dy]);
   return rows;
 }
 
-async function benchModel(
-  arch: "resnet18" | "resnet50",
-  batch: number,
-  quick: boolean,
-  onWasm: boolean,
-): Promise<Row[]> {
+/** A ResNet x0.25 with an SGD optimizer, a batch, and one training step that reads its loss. */
+function trainingSetup(arch: "resnet18" | "resnet50", batch: number, onWasm: boolean) {
   const model = buildResNet({ arch, classes: 10, width: 0.25, seed: 7 });
   const trainable = model.namedVariables().filter(([, v]) => v.trainable);
   const opt = new Sgd(trainable, { momentum: 0.9 });
@@ -229,15 +300,6 @@ async function benchModel(
       value.dispose();
     }
   };
-  const steps = quick ? 3 : 8;
-  const { wall, cpu } = await measure(step, steps);
-  const train: Row = {
-    name: `${arch} train (batch ${batch})`,
-    value: (steps * batch) / wall,
-    perCpu: (steps * batch) / cpu,
-    unit: "images/s",
-    ...(onWasm ? { heapMiB: wasmHeapBytes().heapBytes / 2 ** 20 } : {}),
-  };
   // Inference: class probabilities of a batch, read back as a server would.
   const infer = async () => {
     const probabilities = tf.tidy(() => tf.softmax(model.apply(x, { training: false })));
@@ -247,25 +309,122 @@ async function benchModel(
       probabilities.dispose();
     }
   };
-  const batches = quick ? 3 : 10;
-  const inference = await measure(infer, batches);
-  tf.dispose([x, labels]);
-  opt.dispose();
-  return [train, {
-    name: `${arch} inference (batch ${batch})`,
-    value: (batches * batch) / inference.wall,
-    perCpu: (batches * batch) / inference.cpu,
-    unit: "images/s",
+  const dispose = () => {
+    tf.dispose([x, labels]);
+    opt.dispose();
+  };
+  return { step, infer, dispose };
+}
+
+/** Flops of one call of `fn`, counted from the shapes of the kernels it runs. */
+async function countFlops(fn: () => Promise<void>): Promise<number> {
+  const { calls } = await profileKernels(tf.getBackend(), fn);
+  return calls.reduce((a, c) => a + c.flops, 0);
+}
+
+async function benchModel(
+  arch: "resnet18" | "resnet50",
+  batch: number,
+  quick: boolean,
+  onWasm: boolean,
+): Promise<Row[]> {
+  const { step, infer, dispose } = trainingSetup(arch, batch, onWasm);
+  try {
+    // One extra step (it also warms up) counts the flops: convolutions and matrix products.
+    const stepFlops = await countFlops(step);
+    const steps = quick ? 3 : 8;
+    const { wall, cpu } = await measure(step, steps, undefined, 1);
+    const train: Row = {
+      name: `${arch} train (batch ${batch})`,
+      value: (steps * batch) / wall,
+      perCpu: (steps * batch) / cpu,
+      unit: "images/s",
+      gflops: (steps * stepFlops) / wall / 1e9,
+      ...(onWasm ? { heapMiB: wasmHeapBytes().heapBytes / 2 ** 20 } : {}),
+    };
+    const rows = [train];
+    if (onWasm && arch === "resnet18") {
+      // The same training step with our own backward-filter kernel (single-threaded).
+      registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
+      try {
+        await step(); // warm-up
+        const own = await measure(step, steps, undefined, 1);
+        rows.push({
+          ...train,
+          name: `${arch} train (batch ${batch}, own backward-filter kernel)`,
+          value: (steps * batch) / own.wall,
+          perCpu: (steps * batch) / own.cpu,
+          gflops: (steps * stepFlops) / own.wall / 1e9,
+          heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
+        });
+      } finally {
+        registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+      }
+    }
+    const inferFlops = await countFlops(infer);
+    const batches = quick ? 3 : 10;
+    const inference = await measure(infer, batches, undefined, 1);
+    return [...rows, {
+      name: `${arch} inference (batch ${batch})`,
+      value: (batches * batch) / inference.wall,
+      perCpu: (batches * batch) / inference.cpu,
+      unit: "images/s",
+      gflops: (batches * inferFlops) / inference.wall / 1e9,
+    }];
+  } finally {
+    dispose();
+  }
+}
+
+async function benchRoof(threads: number, quick: boolean): Promise<Row[]> {
+  const roof = await measureSimdRoof({ threads, seconds: quick ? 0.1 : 0.3, repeats: 3 });
+  // A best-of-repeats rate of busy threads: no per-CPU-second figure.
+  return [{
+    name: `${ROOF} (${roof.relaxed ? "f32x4.relaxed_madd" : "f32x4.mul + f32x4.add"})`,
+    value: roof.gflops,
+    unit: "GFLOP/s",
+    gflops: roof.gflops,
   }];
 }
 
+/** Where one ResNet-18 x0.25 training step (batch 64) spends its time, per kernel. */
+async function benchProfile(quick: boolean, onWasm: boolean): Promise<ChildReport["profile"]> {
+  const { step, dispose } = trainingSetup("resnet18", 64, onWasm);
+  try {
+    for (let i = 0; i < 2; i++) await step(); // XNNPACK builds and caches its operators
+    const steps = quick ? 1 : 3;
+    const { calls, wallMs } = await profileKernels(tf.getBackend(), async () => {
+      for (let i = 0; i < steps; i++) await step();
+    });
+    const byName = summarizeKernelProfile(calls, wallMs, { steps });
+    const convs = calls.filter((c) => c.label !== c.name && c.name.includes("Conv"));
+    const byConv = summarizeKernelProfile(convs, wallMs, { steps, by: "label" }).slice(0, -1);
+    return {
+      stepMs: wallMs / steps,
+      stepFlops: calls.reduce((a, c) => a + c.flops, 0) / steps,
+      byName,
+      byConv,
+    };
+  } finally {
+    dispose();
+  }
+}
+
 async function child(
-  only: string,
+  only: Measurement,
   quick: boolean,
   threads: number,
   backend: BackendName,
   allowSoftwareAdapter: boolean,
+  filterKernel: FilterKernelChoice,
 ): Promise<ChildReport> {
+  if (only === "roof") {
+    return {
+      backend: `WASM SIMD, ${threads} workers`,
+      softwareAdapter: false,
+      rows: await benchRoof(threads, quick),
+    };
+  }
   const choice = await selectBackend({
     backend,
     ...(backend === "wasm" ? { threads } : {}),
@@ -274,45 +433,152 @@ async function child(
   const onWasm = choice.name === "wasm";
   if (onWasm) {
     if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
-    registerWasmTrainingKernels();
+    // The table measures both backward-filter kernels itself; --profile takes one.
+    registerWasmTrainingKernels({
+      conv2dBackpropFilter: only === "profile" ? filterKernel : "xnnpack",
+    });
   }
-  const rows = only === "conv"
-    ? await benchConv(quick, choice.name === "webgpu")
-    : only === "resnet18"
-    ? await benchModel("resnet18", 64, quick, onWasm)
-    : await benchModel("resnet50", 32, quick, onWasm);
-  return {
-    backend: backendLabel(choice),
-    softwareAdapter: choice.softwareAdapter === true,
-    rows,
-  };
+  const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
+  switch (only) {
+    case "conv":
+      return { ...base, rows: await benchConv(quick, choice.name === "webgpu") };
+    case "resnet18":
+      return { ...base, rows: await benchModel("resnet18", 64, quick, onWasm) };
+    case "resnet50":
+      return { ...base, rows: await benchModel("resnet50", 32, quick, onWasm) };
+    case "profile":
+      return { ...base, rows: [], profile: await benchProfile(quick, onWasm) };
+  }
 }
 
-function table(rows: Row[], load: string, backend: string, software: boolean): string {
+const fixed = (v: number | undefined, digits = 1) => v === undefined ? "" : v.toFixed(digits);
+
+function table(
+  rows: Row[],
+  head: { load: string; backend: string; software: boolean; torch?: string },
+): string {
+  const withTorch = rows.some((r) => r.torch !== undefined);
   const lines = [
-    ...(software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
-    `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}`,
+    ...(head.software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
+    `Backend: ${head.backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${head.load}`,
     "",
-    "| measurement | threads | wall-clock rate | per CPU-second | unit | peak wasm heap | reference (not measured here) |",
-    "| --- | ---: | ---: | ---: | --- | ---: | --- |",
+    "| measurement | threads | wall-clock rate | per CPU-second | unit | GFLOP/s | % of roof | peak wasm heap |" +
+    (withTorch ? " PyTorch | ours / PyTorch |" : ""),
+    "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |" + (withTorch ? " ---: | ---: |" : ""),
   ];
   for (const r of rows) {
     const heap = r.heapMiB === undefined ? "" : `${(r.heapMiB / 1024).toFixed(2)} GiB`;
+    const torch = withTorch
+      ? ` ${fixed(r.torch)} | ${
+        r.torch === undefined ? "" : `${(r.value / r.torch).toFixed(2)}x`
+      } |`
+      : "";
     lines.push(
-      `| ${r.name} | ${r.threads ?? ""} | ${r.value.toFixed(1)} | ${
-        r.perCpu.toFixed(1)
-      } | ${r.unit} | ${heap} | ${REFERENCE[r.name] ?? ""} |`,
+      `| ${r.name} | ${r.threads ?? ""} | ${fixed(r.value)} | ${fixed(r.perCpu)} | ${r.unit} | ` +
+        `${fixed(r.gflops)} | ${fixed(r.roofPercent, 0)} | ${heap} |${torch}`,
     );
   }
   lines.push(
     "",
-    "PyTorch is not installed here (`import torch` fails); its figures are reference numbers, not",
-    "measurements. Per CPU-second = the rate over this process's user+system CPU time, which a",
-    "shared, loaded machine distorts less than wall-clock time (on WebGPU the device's time is",
-    "not CPU time: read the wall-clock rate). The references are WASM and PyTorch CPU figures.",
-    ...(software ? ["", `**${SOFTWARE_NOTE}**`] : []),
+    "GFLOP/s of a model row = images/s x the flops per image of its convolutions and matrix",
+    "products (counted from the kernels' shapes; multiply and add counted apart, backward included",
+    "for training). % of roof = GFLOP/s over the WASM SIMD roof measured on the same number of",
+    "threads (each thread a worker running 12 independent f32x4 multiply-add chains). Per",
+    "CPU-second = the rate over this process's user+system CPU time, which a shared, loaded machine",
+    "distorts less than wall-clock time (on WebGPU the device's time is not CPU time: read the",
+    "wall-clock rate).",
+    ...(head.torch ? ["", head.torch] : []),
+    ...(head.software ? ["", `**${SOFTWARE_NOTE}**`] : []),
   );
   return lines.join("\n");
+}
+
+function profileTable(
+  threads: number,
+  filterKernel: FilterKernelChoice,
+  profile: NonNullable<ChildReport["profile"]>,
+  roof: number | undefined,
+): string {
+  const pct = (g: number | undefined) =>
+    g === undefined || roof === undefined ? "" : (100 * g / roof).toFixed(0);
+  const stepGflops = profile.stepFlops / profile.stepMs / 1e6;
+  const lines = [
+    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${filterKernel} ` +
+    "backward-filter: " +
+    `${profile.stepMs.toFixed(1)} ms, ${stepGflops.toFixed(1)} GFLOP/s` +
+    (roof === undefined ? "" : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof)`),
+    "",
+  ];
+  const rows = (title: string, rs: KernelProfileRow[]) => {
+    lines.push(
+      `| ${title} | count | ms | share | GFLOP/s | % of roof |`,
+      "| --- | ---: | ---: | ---: | ---: | ---: |",
+    );
+    for (const r of rs) {
+      lines.push(
+        `| ${r.name} | ${r.count === 0 ? "" : fixed(r.count, 0)} | ${fixed(r.ms, 2)} | ` +
+          `${(100 * r.share).toFixed(1)} % | ${fixed(r.gflops)} | ${pct(r.gflops)} |`,
+      );
+    }
+    lines.push("");
+  };
+  rows("kernel", profile.byName);
+  rows("convolution (kernel, filter, channels, stride)", profile.byConv);
+  return lines.join("\n");
+}
+
+/** Runs one measurement in a child process and returns its report. */
+async function runChild(
+  only: Measurement,
+  threads: number,
+  opts: ReturnType<typeof parse>,
+): Promise<ChildReport> {
+  const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
+  if (opts.quick) args.push("--quick");
+  args.push("--backend", opts.backend);
+  if (opts.backend === "wasm") args.push("--threads", String(threads));
+  if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
+  if (opts.profile) args.push("--filter-kernel", opts.filterKernel);
+  const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+  if (!out.success) {
+    throw new Error(`bench ${only} (${threads} threads) failed (exit ${out.code})`);
+  }
+  const text = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) =>
+    l.startsWith("{")
+  ).pop();
+  if (text === undefined) throw new Error(`bench ${only} printed no result`);
+  return JSON.parse(text) as ChildReport;
+}
+
+/** The roof (GFLOP/s) per thread count, from the roof rows. */
+function roofs(rows: readonly Row[]): Map<number, number> {
+  return new Map(
+    rows.filter((r) => r.name.startsWith(ROOF)).map((r) => [r.threads ?? 1, r.value]),
+  );
+}
+
+/** Pairs each row with PyTorch's figure for the same name and thread count. */
+function withTorch(rows: Row[], reports: ReadonlyMap<number, TorchReport>): Row[] {
+  return rows.map((r) => {
+    const report = reports.get(r.threads ?? 1);
+    if (report?.kind !== "measured") return r;
+    const t = report.rows.find((x) => x.name === r.name && x.unit === r.unit);
+    return t === undefined ? r : { ...r, torch: t.value };
+  });
+}
+
+function torchNote(reports: ReadonlyMap<number, TorchReport>, python: string): string {
+  const all = [...reports.values()];
+  const missing = all.find((r) => r.kind === "missing");
+  if (missing?.kind === "missing") {
+    return `PyTorch is not available to ${python} (${missing.reason}): no PyTorch figures. ` +
+      "On Debian: apt-get install python3-torch.";
+  }
+  const measured = all.find((r) => r.kind === "measured");
+  return measured?.kind === "measured"
+    ? `PyTorch ${measured.version} (${python}, torch.set_num_threads per row's threads, NCHW, ` +
+      "the same layouts, batch sizes and steps; tasks/bench_torch.py) ran in the same run."
+    : "";
 }
 
 async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
@@ -324,6 +590,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       opts.threads[0],
       opts.backend,
       opts.allowSoftwareAdapter,
+      opts.filterKernel,
     );
     console.log(JSON.stringify(report));
     return;
@@ -331,33 +598,51 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
   const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "unknown")).split(" ")
     .slice(0, 3).join(" ");
   const rows: Row[] = [];
+  const profiles = new Map<number, NonNullable<ChildReport["profile"]>>();
   let backend = opts.backend as string;
   let software = false;
-  for (const only of ["conv", "resnet18", "resnet50"]) {
+  const measurements: Measurement[] = [
+    ...(opts.backend === "wasm" ? ["roof" as const] : []),
+    ...(opts.profile
+      ? ["profile" as const]
+      : ["conv" as const, "resnet18" as const, "resnet50" as const]),
+  ];
+  for (const only of measurements) {
     for (const threads of opts.threads) {
-      const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
-      if (opts.quick) args.push("--quick");
-      args.push("--backend", opts.backend);
-      if (opts.backend === "wasm") args.push("--threads", String(threads));
-      if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
-      const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
-      if (!out.success) {
-        throw new Error(`bench ${only} (${threads} threads) failed (exit ${out.code})`);
+      const report = await runChild(only, threads, opts);
+      if (only !== "roof") {
+        // The thread count is a column of its own.
+        backend = report.backend.replace(/, \d+ threads?\)$/, ")");
+        software ||= report.softwareAdapter;
       }
-      const text = new TextDecoder().decode(out.stdout).trim().split("\n").filter((l) =>
-        l.startsWith("{")
-      ).pop();
-      if (text === undefined) throw new Error(`bench ${only} printed no result`);
-      const report = JSON.parse(text) as ChildReport;
-      // The thread count is a column of its own.
-      backend = report.backend.replace(/, \d+ threads?\)$/, ")");
-      software ||= report.softwareAdapter;
+      if (report.profile) profiles.set(threads, report.profile);
       rows.push(
         ...report.rows.map((r) => (opts.backend === "wasm" ? { ...r, threads } : r)),
       );
     }
   }
-  const withRefs = rows.map((r) => ({ ...r, reference: REFERENCE[r.name] }));
+  const roof = roofs(rows);
+  const torchReports = new Map<number, TorchReport>();
+  if (opts.torch) {
+    for (const threads of opts.threads) {
+      torchReports.set(
+        threads,
+        await runTorchBench({
+          python: opts.python,
+          threads,
+          quick: opts.quick,
+          only: ["conv", "resnet18", "resnet50"],
+        }),
+      );
+    }
+  }
+  const done = withTorch(rows, torchReports).map((r): Row => {
+    const top = roof.get(r.threads ?? 1);
+    return r.gflops === undefined || top === undefined || r.name.startsWith(ROOF)
+      ? r
+      : { ...r, roofPercent: (100 * r.gflops) / top };
+  });
+  const torch = opts.torch ? torchNote(torchReports, opts.python) : undefined;
   if (opts.json) {
     console.log(JSON.stringify({
       backend,
@@ -365,9 +650,23 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       ...(software ? { note: SOFTWARE_NOTE } : {}),
       threads: opts.threads,
       load,
-      rows: withRefs,
+      rows: done,
+      ...(opts.profile ? { profiles: Object.fromEntries(profiles) } : {}),
+      ...(opts.torch ? { torch: Object.fromEntries(torchReports), torchNote: torch } : {}),
     }));
-  } else console.log(table(withRefs, load, backend, software));
+  } else if (opts.profile) {
+    console.log(
+      `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
+    );
+    for (const [threads, p] of profiles) {
+      console.log(profileTable(threads, opts.filterKernel, p, roof.get(threads)));
+    }
+    console.log(
+      "Self time per kernel (kernels that run others through the engine are charged their own " +
+        "time only); (between kernels) is the rest of the step's wall time: JavaScript, the " +
+        "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps.",
+    );
+  } else console.log(table(done, { load, backend, software, torch }));
   if (software) console.error(`bench: ${SOFTWARE_NOTE}`);
 }
 

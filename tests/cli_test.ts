@@ -69,6 +69,13 @@ const TASKS: [string, string[], RegExp][] = [
   ["tasks/data.ts", ["check", "--dir", "x"], /^data: --dir was renamed --data-dir/],
   ["tasks/data.ts", ["fetch"], /^data: unknown command "fetch"; expected one of check, download$/],
   ["tasks/bench.ts", ["--threads", "0,1"], /^bench: --threads must be a comma-separated list/],
+  ["tasks/bench.ts", ["--profile", "--torch"], /^bench: --profile and --torch do not go together/],
+  ["tasks/bench.ts", ["--filter-kernel", "fast"], /^bench: --filter-kernel must be one of/],
+  [
+    "tasks/build_kernels.ts",
+    ["--chek"],
+    /^build:kernels: unknown flag --chek; did you mean --check\?/,
+  ],
   ["tasks/bench_data.ts", ["--batches", "0"], /^bench:data: --batches must be a whole number >= 1/],
   ["tasks/params.ts", ["--model", "resnet18", "--classes", "-3"], /^params: --classes must be/],
   [

@@ -2,7 +2,14 @@
 // @mfi/resnet's one builder (core may not import @mfi/resnet, so this test lives in tests/).
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
-import { disposeModule, registerWasmTrainingKernels, Rng, selectBackend } from "@mfi/core";
+import {
+  disposeModule,
+  type FilterKernelChoice,
+  registerWasmTrainingKernels,
+  Rng,
+  selectBackend,
+  wasmFilterKernel,
+} from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";
 import { buildResNet, type ResNet, type ResNetArch } from "@mfi/resnet";
 
@@ -37,19 +44,31 @@ function lossOf(model: ResNet, x: tf.Tensor, y: tf.Tensor): tf.Scalar {
   return tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) as tf.Scalar;
 }
 
-async function useBackend(backend: "cpu" | "wasm"): Promise<void> {
+/** How the wasm side runs: threads and the Conv2DBackpropFilter implementation. */
+interface WasmRun {
+  readonly threads: number;
+  readonly filter: FilterKernelChoice;
+}
+
+async function useBackend(
+  backend: "cpu" | "wasm",
+  run: WasmRun = { threads: 1, filter: "xnnpack" },
+): Promise<void> {
   if (backend === "cpu") await tf.setBackend("cpu");
   else {
-    await selectBackend({ backend: "wasm", threads: 1, env: {} });
-    registerWasmTrainingKernels();
+    const choice = await selectBackend({ backend: "wasm", threads: run.threads, env: {} });
+    assert.equal(choice.threads, run.threads);
+    registerWasmTrainingKernels({ conv2dBackpropFilter: run.filter });
+    assert.equal(wasmFilterKernel(), run.filter);
   }
 }
 
 async function gradients(
   backend: "cpu" | "wasm",
   arch: ResNetArch,
+  run?: WasmRun,
 ): Promise<Map<string, Float32Array>> {
-  await useBackend(backend);
+  await useBackend(backend, run);
   const model = buildResNet({ arch, classes: 10, seed: 5 });
   try {
     const named = model.namedVariables();
@@ -72,28 +91,57 @@ async function gradients(
   }
 }
 
+const runs: [string, WasmRun][] = [
+  ["", { threads: 1, filter: "xnnpack" }],
+  [" (own backward-filter kernel)", { threads: 1, filter: "own" }],
+  [" (own backward-filter kernel, 2 threads: shared memory)", { threads: 2, filter: "own" }],
+];
+
 for (const block of ["basic", "bottleneck"] as const) {
-  Deno.test(`a small ${block} ResNet's training gradients on wasm match the cpu backend`, async () => {
-    const arch = tinyArch(block, [4, 8, 8]);
-    const cpu = await gradients("cpu", arch);
-    const wasm = await gradients("wasm", arch);
-    assert.equal(wasm.size, cpu.size);
-    let worst = 0;
-    let worstName = "";
-    for (const [name, c] of cpu) {
-      const e = relativeError(wasm.get(name)!, c);
-      if (e > worst) [worst, worstName] = [e, name];
-    }
-    assert.ok(
-      cpu.has("stages.1.blocks.0.shortcut.conv.weight"),
-      "the network has a projection shortcut",
-    );
-    assert.ok(worst <= 1e-5, `worst relative error ${worst} at ${worstName}`);
-  });
+  for (const [what, run] of runs) {
+    Deno.test(`a small ${block} ResNet's training gradients on wasm${what} match the cpu backend`, async () => {
+      const arch = tinyArch(block, [4, 8, 8]);
+      const cpu = await gradients("cpu", arch);
+      const wasm = await gradients("wasm", arch, run);
+      assert.equal(wasm.size, cpu.size);
+      let worst = 0;
+      let worstName = "";
+      for (const [name, c] of cpu) {
+        const e = relativeError(wasm.get(name)!, c);
+        if (e > worst) [worst, worstName] = [e, name];
+      }
+      assert.ok(
+        cpu.has("stages.1.blocks.0.shortcut.conv.weight"),
+        "the network has a projection shortcut",
+      );
+      assert.ok(worst <= 1e-5, `worst relative error ${worst} at ${worstName}`);
+    });
+  }
 }
 
 Deno.test("wasm training steps do not leak tensors", async () => {
   await useBackend("wasm");
+  const model = buildResNet({ arch: tinyArch("basic", [4, 8]), classes: 10, seed: 6 });
+  const vars = model.namedVariables().filter(([, v]) => v.trainable).map(([, v]) => v);
+  const step = () =>
+    tf.tidy(() => {
+      const x = tf.tensor4d(xv, [BATCH, 12, 12, 3]);
+      const y = tf.oneHot(tf.tensor1d(labels, "int32"), 10);
+      const { grads, value } = tf.variableGrads(() => lossOf(model, x, y), vars);
+      for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
+      const loss = value.dataSync()[0];
+      assert.ok(Number.isFinite(loss));
+    });
+  try {
+    await assertNoLeak(step, { steps: 3, bytes: true, label: "wasm training step" });
+  } finally {
+    disposeModule(model);
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("wasm training steps (own backward-filter kernel) do not leak tensors", async () => {
+  await useBackend("wasm", { threads: 1, filter: "own" });
   const model = buildResNet({ arch: tinyArch("basic", [4, 8]), classes: 10, seed: 6 });
   const vars = model.namedVariables().filter(([, v]) => v.trainable).map(([, v]) => v);
   const step = () =>

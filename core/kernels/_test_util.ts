@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
 import { Rng } from "../random.ts";
-import { registerWasmTrainingKernels } from "./register.ts";
+import { registerWasmTrainingKernels, type WasmTrainingKernelOptions } from "./register.ts";
 
 /** Deterministic normal values. */
 export function values(n: number, seed: number): Float32Array {
@@ -32,9 +32,10 @@ export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): numbe
 export async function runOn(
   backend: "cpu" | "wasm",
   fn: () => tf.Tensor | tf.Tensor[],
+  kernels: WasmTrainingKernelOptions = {},
 ): Promise<Float32Array[]> {
   await tf.setBackend(backend);
-  if (backend === "wasm") registerWasmTrainingKernels();
+  if (backend === "wasm") registerWasmTrainingKernels(kernels);
   try {
     const outs = tf.tidy(() => {
       const r = fn();
@@ -50,9 +51,15 @@ export async function runOn(
   }
 }
 
-/** Runs `fn` on cpu and on wasm and returns the relative error of each output. */
-export async function compareBackends(fn: () => tf.Tensor | tf.Tensor[]): Promise<number[]> {
+/**
+ * Runs `fn` on cpu and on wasm (with the given kernel choices) and returns the relative error of
+ * each output.
+ */
+export async function compareBackends(
+  fn: () => tf.Tensor | tf.Tensor[],
+  kernels: WasmTrainingKernelOptions = {},
+): Promise<number[]> {
   const cpu = await runOn("cpu", fn);
-  const wasm = await runOn("wasm", fn);
+  const wasm = await runOn("wasm", fn, kernels);
   return cpu.map((c, i) => relativeError(wasm[i], c));
 }

@@ -5,10 +5,15 @@
  * `dW[i, j, ci, co] = sum x[b, o_y s + i - p, o_x s + j - p, ci] dy[b, o_y, o_x, co]` is a
  * stride-1 convolution with dilation = stride, of output `[cin, kh, kw, cout]`, then transposed.
  *
+ * {@linkcode conv2dBackpropFilterOwnWasm} computes the same with our own WASM SIMD kernel
+ * (`src/conv2d_backprop_filter.c`), in place on the backend's heap (1x1 filters without padding
+ * still go to XNNPACK's matrix product).
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
 import { type ConvGradAttrs, convGradGeometry } from "./_conv_geometry.ts";
+import { ownKernels } from "./_own_kernels.ts";
 import { type HeapTensor, Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {
@@ -96,6 +101,57 @@ export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
         }
       }
     }
+    return out;
+  } finally {
+    scratch.release();
+  }
+}
+
+/**
+ * The same kernel function on our own WASM SIMD kernel (single-threaded; 1x1 filters without
+ * padding go to {@linkcode conv2dBackpropFilterWasm}'s matrix product).
+ *
+ * @param args As for {@linkcode conv2dBackpropFilterWasm}.
+ * @returns dW, `filterShape` (HWIO).
+ * @throws {Error} On NCHW data or non-float32 inputs.
+ */
+export function conv2dBackpropFilterOwnWasm(args: Args): tf.TensorInfo {
+  const { x, dy } = args.inputs;
+  const backend = args.backend as WasmBackend;
+  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = convGradGeometry(
+    "Conv2DBackpropFilter",
+    x.shape as [number, number, number, number],
+    args.attrs.filterShape,
+    dy,
+    [x, dy],
+    args.attrs,
+  );
+  if (kh === 1 && kw === 1 && pt === 0 && pl === 0) return conv2dBackpropFilterWasm(args);
+  const kernels = ownKernels(backend.wasm);
+  const scratch = new Scratch(backend);
+  try {
+    const [out, outT] = scratch.output([kh, kw, cin, cout]);
+    if (outT.size === 0) return out;
+    const xT = scratch.of(x);
+    const dyT = scratch.of(dy);
+    kernels.conv2d_backprop_filter_f32(
+      xT.offset,
+      dyT.offset,
+      outT.offset,
+      n,
+      h,
+      w,
+      cin,
+      ho,
+      wo,
+      cout,
+      kh,
+      kw,
+      sh,
+      sw,
+      pt,
+      pl,
+    );
     return out;
   } finally {
     scratch.release();

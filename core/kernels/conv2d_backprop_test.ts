@@ -26,6 +26,11 @@ const table: [number[], number, number, number, Pad][] = [
   [[1, 14, 14, 2], 7, 2, 4, 3],
   [[1, 6, 6, 2], 3, 2, 1, 2],
   [[1, 7, 7, 2], 1, 2, 2, 1],
+  // Wide enough for the own kernel's vector tiles (4 x 8 channels) and their tails.
+  [[2, 8, 8, 6], 3, 20, 1, "same"],
+  [[1, 9, 9, 8], 3, 16, 2, 1],
+  [[2, 7, 7, 16], 3, 12, 1, "valid"],
+  [[1, 10, 9, 5], 1, 9, 1, 1],
 ];
 
 function padArg(p: Pad): "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]] {
@@ -34,28 +39,51 @@ function padArg(p: Pad): "same" | "valid" | [[0, 0], [number, number], [number, 
 
 for (const [xShape, k, cout, s, p] of table) {
   const name = `[${xShape}] k${k} cout${cout} s${s} pad ${p}`;
+  const cin = xShape[3];
+  const xv = values(xShape.reduce((a, b) => a * b), 1);
+  const wv = values(k * k * cin * cout, 2);
+  const yShape = compareShape(xShape, k, cout, s, p);
+  const dyv = values(yShape.reduce((a, b) => a * b), 3);
+  const x = () => tf.tensor4d(xv, xShape as [number, number, number, number]);
+  const dy = () => tf.tensor4d(dyv, yShape as [number, number, number, number]);
   Deno.test(`Conv2DBackpropInput/Filter on wasm match cpu: ${name}`, async () => {
-    const cin = xShape[3];
-    const xv = values(xShape.reduce((a, b) => a * b), 1);
-    const wv = values(k * k * cin * cout, 2);
-    const yShape = compareShape(xShape, k, cout, s, p);
-    const dyv = values(yShape.reduce((a, b) => a * b), 3);
     const errs = await compareBackends(() => {
-      const x = tf.tensor4d(xv, xShape as [number, number, number, number]);
       const w = tf.tensor4d(wv, [k, k, cin, cout]);
-      const dy = tf.tensor4d(dyv, yShape as [number, number, number, number]);
-      const dx = tf.conv2dTranspose(dy, w, x.shape, s, padArg(p));
-      const dw = tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-        strides: [s, s],
-        pad: padArg(p),
-        dataFormat: "NHWC",
-        filterShape: [k, k, cin, cout],
-      }) as tf.Tensor;
-      return [dx, dw];
-    });
+      const dx = tf.conv2dTranspose(
+        dy(),
+        w,
+        xShape as [number, number, number, number],
+        s,
+        padArg(p),
+      );
+      return [dx, backpropFilter(x(), dy(), k, cout, s, p)];
+    }, { conv2dBackpropFilter: "xnnpack" });
     assert.ok(errs[0] <= 1e-5, `dx relative error ${errs[0]}`);
     assert.ok(errs[1] <= 1e-5, `dW relative error ${errs[1]}`);
   });
+  Deno.test(`Conv2DBackpropFilter on wasm, own SIMD kernel, matches cpu: ${name}`, async () => {
+    const errs = await compareBackends(
+      () => backpropFilter(x(), dy(), k, cout, s, p),
+      { conv2dBackpropFilter: "own" },
+    );
+    assert.ok(errs[0] <= 1e-5, `dW relative error ${errs[0]}`);
+  });
+}
+
+function backpropFilter(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  k: number,
+  cout: number,
+  s: number,
+  p: Pad,
+): tf.Tensor {
+  return tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+    strides: [s, s],
+    pad: padArg(p),
+    dataFormat: "NHWC",
+    filterShape: [k, k, x.shape[3], cout],
+  }) as tf.Tensor;
 }
 
 function compareShape(xShape: number[], k: number, cout: number, s: number, p: Pad): number[] {

@@ -1,6 +1,7 @@
 /**
  * Training kernels for tfjs-backend-wasm (convolution gradients from XNNPACK's forward
- * convolution, batched/transposed matmul on the fast path, segment sums) and the wasm heap helpers.
+ * convolution, batched/transposed matmul on the fast path, segment sums), the wasm heap helpers, a per-kernel profiler and the machine's WASM SIMD
+ * roof.
  *
  * @module
  */
@@ -11,4 +12,6 @@ export {
   channelMoments,
 } from "./channel_stats.ts";
 export * from "./heap.ts";
+export * from "./kernel_profile.ts";
 export * from "./register.ts";
+export * from "./simd_roof.ts";

@@ -13,7 +13,7 @@ import {
   channelGradSumsWasm,
   channelMomentsWasm,
 } from "./channel_stats.ts";
-import { conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
+import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
 import { conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
 import { unsortedSegmentSumWasm } from "./unsorted_segment_sum.ts";
 
@@ -37,6 +37,20 @@ const kernelFuncs: Record<string, tf.KernelFunc> = {
 };
 
 let registered = false;
+let filterChoice: FilterKernelChoice = "xnnpack";
+
+/** Which implementation computes `Conv2DBackpropFilter` on wasm. */
+export type FilterKernelChoice = "xnnpack" | "own";
+
+/** Options of {@linkcode registerWasmTrainingKernels}. */
+export interface WasmTrainingKernelOptions {
+  /**
+   * `Conv2DBackpropFilter` from XNNPACK's forward convolution (`"xnnpack"`, the default, threaded)
+   * or from our own WASM SIMD kernel (`"own"`, `src/conv2d_backprop_filter.c`, single-threaded).
+   * Omitted: keep the current choice.
+   */
+  readonly conv2dBackpropFilter?: FilterKernelChoice;
+}
 
 /**
  * Installs fast training kernels on the wasm backend, replacing tfjs-backend-wasm's own where it
@@ -45,28 +59,66 @@ let registered = false;
  * single-pass per-channel reductions batch norm uses (`channelMoments`, `channelGradSums`).
  * If the wasm backend is already initialised it also guards its allocator so that an exhausted
  * heap throws a {@linkcode WasmHeapError} (the kernels install the guard on first use otherwise).
- * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does).
+ * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does). A call with
+ * `conv2dBackpropFilter` switches that kernel's implementation (both match the cpu backend).
  *
+ * @param options Which `Conv2DBackpropFilter` to use (default: keep the current one, XNNPACK at
+ *   first).
+ * @throws {RangeError} If `conv2dBackpropFilter` is neither "xnnpack" nor "own".
  * @example
  * ```ts
- * import { registerWasmTrainingKernels } from "@mfi/core";
+ * import { registerWasmTrainingKernels, wasmFilterKernel } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs";
  * import assert from "node:assert/strict";
  * registerWasmTrainingKernels();
  * registerWasmTrainingKernels();
  * assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm") !== undefined);
+ * registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
+ * assert.equal(wasmFilterKernel(), "own");
+ * registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
  * ```
  */
-export function registerWasmTrainingKernels(): void {
-  if (!registered) {
+export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): void {
+  const choice = options.conv2dBackpropFilter ?? filterChoice;
+  if (choice !== "xnnpack" && choice !== "own") {
+    throw new RangeError(
+      `registerWasmTrainingKernels: conv2dBackpropFilter must be "xnnpack" or "own", got ${
+        JSON.stringify(choice)
+      }`,
+    );
+  }
+  if (!registered || choice !== filterChoice) {
     registered = true;
+    filterChoice = choice;
+    const funcs: Record<string, tf.KernelFunc> = {
+      ...kernelFuncs,
+      ...(choice === "own"
+        ? { Conv2DBackpropFilter: conv2dBackpropFilterOwnWasm as unknown as tf.KernelFunc }
+        : {}),
+    };
     for (const kernelName of WASM_TRAINING_KERNELS) {
       if (tf.getKernel(kernelName, "wasm") !== undefined) tf.unregisterKernel(kernelName, "wasm");
-      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: kernelFuncs[kernelName] });
+      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: funcs[kernelName] });
     }
   }
   const registry = (tf.engine() as unknown as { registry: Record<string, { wasm?: WasmModule }> })
     .registry;
   const wasm = registry["wasm"]?.wasm;
   if (wasm) installHeapGuard(wasm);
+}
+
+/**
+ * The implementation {@linkcode registerWasmTrainingKernels} last registered for
+ * `Conv2DBackpropFilter`.
+ *
+ * @returns "xnnpack" or "own".
+ * @example
+ * ```ts
+ * import { wasmFilterKernel } from "@mfi/core";
+ * import assert from "node:assert/strict";
+ * assert.ok(["xnnpack", "own"].includes(wasmFilterKernel()));
+ * ```
+ */
+export function wasmFilterKernel(): FilterKernelChoice {
+  return filterChoice;
 }

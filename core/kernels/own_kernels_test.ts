@@ -1,0 +1,78 @@
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import assert from "node:assert/strict";
+import { ownKernelBytes, ownKernels } from "./_own_kernels.ts";
+import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
+import { registerWasmTrainingKernels, wasmFilterKernel } from "./register.ts";
+
+Deno.test("the kernel binaries import one memory and export the backward-filter kernel", () => {
+  for (const shared of [false, true]) {
+    const module = new WebAssembly.Module(ownKernelBytes(shared));
+    assert.deepEqual(WebAssembly.Module.imports(module), [
+      { module: "env", name: "memory", kind: "memory" },
+    ]);
+    assert.deepEqual(WebAssembly.Module.exports(module), [
+      { name: "conv2d_backprop_filter_f32", kind: "function" },
+    ]);
+  }
+  // A plain memory does not satisfy the shared binary's import, nor the reverse.
+  const plain = new WebAssembly.Memory({ initial: 1 });
+  assert.throws(
+    () =>
+      new WebAssembly.Instance(new WebAssembly.Module(ownKernelBytes(true)), {
+        env: { memory: plain },
+      }),
+    WebAssembly.LinkError,
+  );
+});
+
+Deno.test("the kernels load from the module graph's bytes with no permission at all", async () => {
+  const script = new URL("./testdata/own_kernels_no_permission.ts", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--no-config", script.pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const m = text.match(/^ok (\S+)$/);
+  assert.ok(m, text);
+  assert.ok(Number(m[1]) <= 1e-5, `relative error ${m[1]}`);
+});
+
+Deno.test("registerWasmTrainingKernels switches Conv2DBackpropFilter between XNNPACK and our own", async () => {
+  await tf.setBackend("wasm");
+  try {
+    const fn = () => tf.getKernel("Conv2DBackpropFilter", "wasm")!.kernelFunc;
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
+    assert.equal(fn(), conv2dBackpropFilterOwnWasm);
+    assert.equal(wasmFilterKernel(), "own");
+    registerWasmTrainingKernels(); // keeps the choice
+    assert.equal(fn(), conv2dBackpropFilterOwnWasm);
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    assert.equal(fn(), conv2dBackpropFilterWasm);
+    assert.equal(wasmFilterKernel(), "xnnpack");
+    assert.throws(
+      // deno-lint-ignore no-explicit-any
+      () => registerWasmTrainingKernels({ conv2dBackpropFilter: "fast" as any }),
+      /conv2dBackpropFilter must be "xnnpack" or "own", got "fast"/,
+    );
+    assert.equal(fn(), conv2dBackpropFilterWasm);
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("ownKernels runs on the wasm backend's own memory, once per memory", async () => {
+  await tf.setBackend("wasm");
+  try {
+    const wasm = (tf.backend() as unknown as { wasm: object }).wasm;
+    assert.equal(ownKernels(wasm), ownKernels(wasm));
+    assert.throws(
+      () => ownKernels({}),
+      /exposes no WebAssembly.Memory .* conv2dBackpropFilter: "xnnpack"/,
+    );
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});

@@ -1,0 +1,114 @@
+// Conv2DBackpropFilter (NHWC input, HWIO filter) in WebAssembly SIMD, for tfjs-backend-wasm.
+//
+//   dw[i, j, ci, co] = sum over b, oy, ox of  x[b, oy*sh + i - pt, ox*sw + j - pl, ci] * dy[b, oy, ox, co]
+//
+// For each image and each filter tap (i, j), dw[i, j] ([cin, cout]) accumulates x_tap^T dy over the
+// tap's valid output pixels: a register tile of 4 input channels x 8 output channels (8 f32x4
+// accumulators) is loaded from dw, updated over all those pixels (two f32x4 loads of dy and four
+// broadcasts of x per pixel) and stored back. Tails: 1 input channel at a time, 4 output channels
+// (one vector), then scalars.
+//
+// Built by `deno task build:kernels` (clang/lld --target=wasm32 -msimd128 -O3 -nostdlib). The module
+// imports tfjs-backend-wasm's own memory and works on its tensors in place. It must not use the
+// linear-memory stack (that memory belongs to tfjs): no arrays or address-taken locals here.
+
+#include <wasm_simd128.h>
+
+#define INLINE static inline __attribute__((always_inline))
+
+// First and one-past-last output index whose input index o*s + k - p lies in [0, n).
+INLINE int first_valid(int k, int p, int s) {
+  int d = p - k;  // need o*s >= d
+  return d <= 0 ? 0 : (d + s - 1) / s;
+}
+INLINE int end_valid(int k, int p, int s, int n, int no) {
+  int d = n - 1 + p - k;  // need o*s <= d
+  if (d < 0) return 0;
+  int e = d / s + 1;
+  return e < no ? e : no;
+}
+
+struct geometry {
+  const float* x;   // this image, [h, w, cin]
+  const float* dy;  // this image, [ho, wo, cout]
+  int w, cin, wo, cout, sh, sw;
+  int oy0, oy1, ox0, ox1;  // valid output rows/columns of this tap
+  int iy0, ix0;            // input row/column of output (oy0, ox0)
+};
+
+// A tile of CI input channels x (4 * CV) output channels.
+#define TILE(CI, CV)                                                                        \
+  static void tile_##CI##_##CV(const struct geometry* g, float* dw, int ci0, int co0) {     \
+    v128_t acc[CI][CV];                                                                     \
+    for (int r = 0; r < CI; r++)                                                            \
+      for (int c = 0; c < CV; c++) acc[r][c] = wasm_v128_load(dw + (ci0 + r) * g->cout + co0 + 4 * c); \
+    const int xstep = g->sw * g->cin;                                                       \
+    for (int oy = g->oy0, iy = g->iy0; oy < g->oy1; oy++, iy += g->sh) {                    \
+      const float* xp = g->x + (iy * g->w + g->ix0) * g->cin + ci0;                          \
+      const float* dp = g->dy + (oy * g->wo + g->ox0) * g->cout + co0;                       \
+      for (int ox = g->ox0; ox < g->ox1; ox++, xp += xstep, dp += g->cout) {                \
+        v128_t d[CV];                                                                       \
+        for (int c = 0; c < CV; c++) d[c] = wasm_v128_load(dp + 4 * c);                     \
+        for (int r = 0; r < CI; r++) {                                                      \
+          v128_t xv = wasm_v128_load32_splat(xp + r);                                       \
+          for (int c = 0; c < CV; c++) acc[r][c] = wasm_f32x4_add(acc[r][c], wasm_f32x4_mul(xv, d[c])); \
+        }                                                                                   \
+      }                                                                                     \
+    }                                                                                       \
+    for (int r = 0; r < CI; r++)                                                            \
+      for (int c = 0; c < CV; c++) wasm_v128_store(dw + (ci0 + r) * g->cout + co0 + 4 * c, acc[r][c]); \
+  }
+
+TILE(4, 2)
+TILE(1, 2)
+TILE(4, 1)
+TILE(1, 1)
+
+// Output channels co0.. (fewer than 4): plain scalars.
+static void tile_scalar(const struct geometry* g, float* dw, int ci, int co) {
+  float acc = dw[ci * g->cout + co];
+  const int xstep = g->sw * g->cin;
+  for (int oy = g->oy0, iy = g->iy0; oy < g->oy1; oy++, iy += g->sh) {
+    const float* xp = g->x + (iy * g->w + g->ix0) * g->cin + ci;
+    const float* dp = g->dy + (oy * g->wo + g->ox0) * g->cout + co;
+    for (int ox = g->ox0; ox < g->ox1; ox++, xp += xstep, dp += g->cout) acc += *xp * *dp;
+  }
+  dw[ci * g->cout + co] = acc;
+}
+
+__attribute__((export_name("conv2d_backprop_filter_f32")))
+void conv2d_backprop_filter_f32(const float* x, const float* dy, float* dw, int n, int h, int w,
+                                int cin, int ho, int wo, int cout, int kh, int kw, int sh, int sw,
+                                int pt, int pl) {
+  const int taps = kh * kw * cin * cout;
+  for (int k = 0; k < taps; k++) dw[k] = 0.0f;
+  for (int b = 0; b < n; b++) {
+    struct geometry g = {x + b * h * w * cin, dy + b * ho * wo * cout, w, cin, wo, cout, sh, sw};
+    for (int i = 0; i < kh; i++) {
+      g.oy0 = first_valid(i, pt, sh);
+      g.oy1 = end_valid(i, pt, sh, h, ho);
+      if (g.oy0 >= g.oy1) continue;
+      g.iy0 = g.oy0 * sh + i - pt;
+      for (int j = 0; j < kw; j++) {
+        g.ox0 = first_valid(j, pl, sw);
+        g.ox1 = end_valid(j, pl, sw, w, wo);
+        if (g.ox0 >= g.ox1) continue;
+        g.ix0 = g.ox0 * sw + j - pl;
+        float* t = dw + (i * kw + j) * cin * cout;
+        int co = 0;
+        for (; co + 8 <= cout; co += 8) {
+          int ci = 0;
+          for (; ci + 4 <= cin; ci += 4) tile_4_2(&g, t, ci, co);
+          for (; ci < cin; ci++) tile_1_2(&g, t, ci, co);
+        }
+        for (; co + 4 <= cout; co += 4) {
+          int ci = 0;
+          for (; ci + 4 <= cin; ci += 4) tile_4_1(&g, t, ci, co);
+          for (; ci < cin; ci++) tile_1_1(&g, t, ci, co);
+        }
+        for (; co < cout; co++)
+          for (int ci = 0; ci < cin; ci++) tile_scalar(&g, t, ci, co);
+      }
+    }
+  }
+}
