@@ -62,9 +62,13 @@ export interface SeedSummary {
   readonly stageFits: ReadonlyArray<{
     readonly variant: string;
     readonly objective: string;
+    /** The seeds whose runs fitted this objective (ablation variants may run on fewer). */
+    readonly seeds: readonly number[];
     readonly fitRelative: readonly (number | null)[];
     readonly inSitu: readonly (number | null)[];
   }>;
+  /** Provenance notes (e.g. a baseline loaded from a checkpoint instead of trained in the run). */
+  readonly notes: readonly string[];
 }
 
 function stat(values: number[]): SeedStat {
@@ -75,9 +79,30 @@ function stat(values: number[]): SeedStat {
   return { mean, std: Math.sqrt(variance), values };
 }
 
-function withoutSeed(report: RunReport): string {
-  const { seed: _seed, ...rest } = report.config;
-  return JSON.stringify(rest);
+/**
+ * Config keys that may differ between the runs of one aggregate: the seed; `ablation` (which
+ * extra stage-fit variants ran; the main pipeline does not read it); `baseline.checkpoint` (where
+ * the baseline's weights came from: a run that loads a baseline trained with the same config
+ * instead of training it; reported as a note).
+ */
+const FREE_KEYS = new Set(["seed", "ablation", "baseline.checkpoint"]);
+
+function flatConfig(value: unknown, prefix = ""): Map<string, string> {
+  const out = new Map<string, string>();
+  if (value !== null && typeof value === "object" && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) {
+      for (const [kk, vv] of flatConfig(v, prefix === "" ? k : `${prefix}.${k}`)) out.set(kk, vv);
+    }
+  } else out.set(prefix, JSON.stringify(value));
+  return out;
+}
+
+function configDifferences(a: RunReport, b: RunReport): string[] {
+  const fa = flatConfig(a.config);
+  const fb = flatConfig(b.config);
+  return [...new Set([...fa.keys(), ...fb.keys()])]
+    .filter((k) => !FREE_KEYS.has(k) && fa.get(k) !== fb.get(k))
+    .sort();
 }
 
 function meanOrNull(values: ReadonlyArray<number | null>): number | null {
@@ -112,10 +137,12 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
     throw new Error(`aggregateReports: seeds repeat (${seeds.join(", ")}); give one run per seed`);
   }
   for (const r of reports) {
-    if (withoutSeed(r) !== withoutSeed(first)) {
+    const differ = configDifferences(first, r);
+    if (differ.length > 0) {
       throw new Error(
         `aggregateReports: run with seed ${r.config.seed} has another config than seed ` +
-          `${first.config.seed} (beyond the seed); aggregate runs of one config only`,
+          `${first.config.seed} (beyond the seed) at ${differ.join(", ")}; aggregate runs of ` +
+          "one config only",
       );
     }
     if (r.sample !== first.sample || r.testImages !== first.testImages) {
@@ -162,20 +189,31 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
     }];
   });
   const decisive = comparisons.find((c) => c.against === "matched") ?? comparisons[0];
-  const stageFits = first.stageFits.map((row, i) => {
-    const rows = reports.map((r) => r.stageFits[i]);
-    if (rows.some((x) => x?.variant !== row.variant)) {
+  // Stage-fit objectives: the runs' own (`main`) in every run; ablation variants in the runs
+  // that ran them (each row says over which seeds it is averaged).
+  const variants = [...new Set(reports.flatMap((r) => r.stageFits.map((f) => f.variant)))];
+  const stageFits = variants.map((variant) => {
+    const having = reports.filter((r) => r.stageFits.some((f) => f.variant === variant));
+    const rows = having.map((r) => r.stageFits.find((f) => f.variant === variant)!);
+    if (new Set(rows.map((x) => x.objective)).size > 1) {
       throw new Error(
-        `aggregateReports: the runs do not have the same stage-fit objectives (${row.variant})`,
+        `aggregateReports: stage-fit variant ${variant} has different objectives across the runs`,
       );
     }
     return {
-      variant: row.variant,
-      objective: row.objective,
+      variant,
+      objective: rows[0].objective,
+      seeds: having.map((r) => r.config.seed),
       fitRelative: [0, 1, 2, 3].map((l) => meanOrNull(rows.map((x) => x.fitRelative[l]))),
       inSitu: [0, 1, 2, 3].map((l) => meanOrNull(rows.map((x) => x.inSitu[l]))),
     };
   });
+  const notes = reports.flatMap((r) =>
+    (r.config.baseline?.checkpoint ?? null) === null ? [] : [
+      `seed ${r.config.seed}: the baseline was trained in its own run with the same config and ` +
+      "loaded (`baseline.checkpoint`), not trained inside this run",
+    ]
+  );
   return {
     name: first.config.name,
     seeds,
@@ -186,6 +224,7 @@ export function aggregateReports(reports: readonly RunReport[]): SeedSummary {
     decisive: decisive.against,
     claimHolds: decisive.withinSpread,
     stageFits,
+    notes,
   };
 }
 
@@ -235,6 +274,8 @@ export function summaryJson(s: SeedSummary): unknown {
       s.stageFits.map((f) => [f.variant, f.inSitu.map((a) => (a === null ? null : 100 * a))]),
     ),
     objectives: Object.fromEntries(s.stageFits.map((f) => [f.variant, f.objective])),
+    inSituSeeds: Object.fromEntries(s.stageFits.map((f) => [f.variant, f.seeds])),
+    notes: s.notes,
   };
 }
 
@@ -249,7 +290,7 @@ export function summaryJson(s: SeedSummary): unknown {
  * import assert from "node:assert/strict";
  * const md = aggregateMarkdown({
  *   name: "x", seeds: [0], scale: "reduced", testImages: 10, models: [], comparisons: [],
- *   decisive: "baseline", claimHolds: true, stageFits: [],
+ *   decisive: "baseline", claimHolds: true, stageFits: [], notes: [],
  * } as SeedSummary);
  * assert.match(md, /^# x: 1 seed/);
  * ```
@@ -294,11 +335,16 @@ export function aggregateMarkdown(s: SeedSummary): string {
       "| objective | one-step error (stages 1-4) | in-situ top-1 % (stages 1-4) |",
       "| --- | --- | --- |",
       ...s.stageFits.map((f) =>
-        `| ${f.variant === "main" ? "**runs' own**" : f.variant}: ${f.objective} | ${
-          f.fitRelative.map((x) => (x === null ? "-" : x.toFixed(3))).join(" / ")
-        } | ${f.inSitu.map((x) => (x === null ? "-" : (100 * x).toFixed(1))).join(" / ")} |`
+        `| ${f.variant === "main" ? "**runs' own**" : f.variant}: ${f.objective}${
+          f.seeds.length === s.seeds.length
+            ? ""
+            : ` (seed${f.seeds.length > 1 ? "s" : ""} ${f.seeds.join(", ")} only)`
+        } | ${f.fitRelative.map((x) => (x === null ? "-" : x.toFixed(3))).join(" / ")} | ${
+          f.inSitu.map((x) => (x === null ? "-" : (100 * x).toFixed(1))).join(" / ")
+        } |`
       ),
       "",
     ]),
+    ...(s.notes.length === 0 ? [] : ["Notes:", "", ...s.notes.map((n) => `- ${n}`), ""]),
   ].join("\n");
 }

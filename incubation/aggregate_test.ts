@@ -78,7 +78,16 @@ Deno.test("aggregateReports: mean, sample std, both comparisons, pooled McNemar,
   const j = summaryJson(s) as Record<string, any>;
   assert.deepEqual(
     Object.keys(j).filter((k) =>
-      !["scale", "unit", "meta", "claimHolds", "decisiveComparison", "objectives"].includes(k)
+      ![
+        "scale",
+        "unit",
+        "meta",
+        "claimHolds",
+        "decisiveComparison",
+        "objectives",
+        "inSituSeeds",
+        "notes",
+      ].includes(k)
     ),
     [
       "preset",
@@ -117,4 +126,32 @@ Deno.test("aggregateReports rejects mixed configs, repeated seeds, other test se
   assert.throws(() => aggregateReports([old]), /regenerate the report/);
   const fewer = { ...run(1, 0.8, 0.8, 0.8), testImages: 500 } as unknown as RunReport;
   assert.throws(() => aggregateReports([run(0, 0.8, 0.8, 0.8), fewer]), /different test sets/);
+});
+
+Deno.test("aggregateReports: ablation variants averaged over the runs that have them; free keys", () => {
+  const withAblation = run(0, 0.8, 0.8, 0.78, {
+    ablation: ["legacy"],
+    baseline: { checkpoint: "runs/base/phases/baseline/output/output.json" },
+  });
+  const plain = run(1, 0.8, 0.8, 0.78, { ablation: [], baseline: { checkpoint: null } });
+  const onlyMain = { ...plain, stageFits: plain.stageFits.filter((f) => f.variant === "main") };
+  const s = aggregateReports([withAblation, onlyMain as RunReport]);
+  assert.deepEqual(s.stageFits.map((f) => [f.variant, f.seeds]), [["main", [0, 1]], [
+    "legacy",
+    [0],
+  ]]);
+  assert.equal(s.stageFits[0].inSitu[3], (0.2 + 0.21) / 2);
+  assert.equal(s.stageFits[1].inSitu[0], 0.25);
+  assert.equal(s.notes.length, 1);
+  assert.match(s.notes[0], /seed 0: the baseline was trained in its own run/);
+  const md = aggregateMarkdown(s);
+  assert.match(md, /legacy: old \(seed 0 only\)/);
+  assert.match(md, /Notes:/);
+  const j = summaryJson(s) as { inSituSeeds: Record<string, number[]>; notes: string[] };
+  assert.deepEqual(j.inSituSeeds, { main: [0, 1], legacy: [0] });
+  // Any other key still has to agree, and the error names it.
+  assert.throws(
+    () => aggregateReports([run(0, 0.8, 0.8, 0.8, { lr: 1 }), run(1, 0.8, 0.8, 0.8, { lr: 2 })]),
+    /another config than seed 0 \(beyond the seed\) at lr;/,
+  );
 });
