@@ -25,11 +25,13 @@ import {
   DEFAULT_CONFIG,
   estimateRun,
   ForeignRunError,
+  givenCheckpointDigest,
   loadPipelineData,
   mergeConfig,
   objectiveName,
   parseConfigYaml,
   parseOverrides,
+  phaseFingerprint,
   PhaseNotReadyError,
   type PipelineConfig,
   type PipelineData,
@@ -66,7 +68,7 @@ export const REPRODUCE_CLI: CliSpec = {
       default: "quick",
       placeholder: "NAME",
       example: "smoke",
-      doc: "configs/presets/NAME.yaml: smoke (about a minute), quick (about an hour on 2 cores), " +
+      doc: "configs/presets/NAME.yaml: smoke (about a minute), quick (about 1.5 h on 2 cores), " +
         "paper-r50-c10, paper-r50-c100, paper-r34-c10, paper-r34-c100",
     },
     config: {
@@ -335,9 +337,21 @@ async function main(values: Values): Promise<void> {
   let whole = 0;
   const etas: Record<string, number> = {};
   for (const p of phases) {
-    const done = (await readPhaseOutput(out, p)) !== undefined;
+    const existing = await readPhaseOutput(out, p);
+    // A complete output made with another config is not skipped: the run refuses it
+    // (ForeignRunError), so the plan says so instead of "complete".
+    const foreign = existing !== undefined &&
+      JSON.stringify(existing.fingerprint) !==
+        JSON.stringify(phaseFingerprint(p, config, await givenCheckpointDigest(p)));
+    const done = existing !== undefined && !foreign;
     const chosen = !only || only.includes(p.id);
-    const status = done ? "complete, skipped" : chosen ? "to run" : "not selected";
+    const status = foreign
+      ? "made with another config: the run refuses this folder"
+      : done
+      ? "complete, skipped"
+      : chosen
+      ? "to run"
+      : "not selected";
     const eta = estimate?.phases[p.id];
     if (eta !== undefined) {
       whole += eta;

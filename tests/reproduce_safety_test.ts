@@ -94,3 +94,28 @@ Deno.test("reproduce refuses a run folder locked by a live run, naming it, and t
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("reproduce --dry-run marks a complete phase made with another config as refused, not complete", async () => {
+  const tmp = await Deno.makeTempDir({ prefix: "mfi-repro-foreign-" });
+  try {
+    const run = ["--out", `${tmp}/run`, "--yes"];
+    const trained = await reproduce([...run, "--phase", "baseline"]);
+    assert.equal(trained.code, 0, trained.stderr);
+    const same = await reproduce([...run, "--dry-run"]);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stdout, /baseline .*\[complete, skipped\]/);
+    const other = await reproduce([...run, "--dry-run", "--set", "baseline.lr=0.0123"]);
+    assert.equal(other.code, 0, other.stderr);
+    assert.match(
+      other.stdout,
+      /baseline .*\[made with another config: the run refuses this folder\]/,
+    );
+    assert.doesNotMatch(other.stdout, /baseline .*\[complete, skipped\]/);
+    // The plan tells the truth: the run itself refuses the folder.
+    const refused = await reproduce([...run, "--set", "baseline.lr=0.0123"]);
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /another config/i);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
