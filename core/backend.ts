@@ -702,6 +702,27 @@ export function backendLabel(choice: BackendChoice): string {
 }
 
 /**
+ * Whether a recorded backend label (from {@linkcode backendLabel}) says the work ran on a
+ * software WebGPU adapter, for readers of results that kept only the label (phase results, bundle
+ * metadata, reports).
+ *
+ * @param label A label as {@linkcode backendLabel} writes it.
+ * @returns True for `webgpu (software adapter...)`.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { labelSaysSoftwareAdapter } from "@mfi/core";
+ *
+ * assert.equal(labelSaysSoftwareAdapter("webgpu (software adapter: llvmpipe, vendor 65541)"), true);
+ * assert.equal(labelSaysSoftwareAdapter("webgpu (NVIDIA H100, vendor nvidia, hopper)"), false);
+ * assert.equal(labelSaysSoftwareAdapter("wasm (SIMD, 2 threads)"), false);
+ * ```
+ */
+export function labelSaysSoftwareAdapter(label: string): boolean {
+  return /^webgpu \(software adapter\b/.test(label);
+}
+
+/**
  * The backend {@linkcode selectBackend} chose last, if it is still tfjs's active backend.
  *
  * @returns The choice, or undefined (nothing selected yet, or the backend was changed since).

@@ -6,6 +6,7 @@ import {
   backendLabel,
   describeBackend,
   isSoftwareAdapter,
+  labelSaysSoftwareAdapter,
   parseBackendName,
   selectBackend,
   type SelectBackendOptions,
@@ -507,6 +508,12 @@ Deno.test("backendLabel says software adapter, so results and reports carry it",
     backendLabel({ name: "webgpu", reason: "r", threads: 1, simd: false, softwareAdapter: true }),
     "webgpu (software adapter)",
   );
+  // Readers that kept only the label (bundles, reports) find the software adapter in it.
+  assert.equal(labelSaysSoftwareAdapter(backendLabel({ ...base, softwareAdapter: true })), true);
+  assert.equal(labelSaysSoftwareAdapter(backendLabel(base)), false);
+  for (const label of ["wasm (SIMD, 2 threads)", "cpu", "", "software adapter", "webgpu"]) {
+    assert.equal(labelSaysSoftwareAdapter(label), false, label);
+  }
 });
 
 Deno.test("wasm from bytes needs no file-system permission (single thread)", async () => {

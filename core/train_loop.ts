@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { Scalar, Tensor } from "./tf_types.ts";
 import type { Batch, BatchSource } from "./batch.ts";
 import { writeTextFileAtomic } from "./atomic_file.ts";
+import { activeBackend, backendLabel } from "./backend.ts";
 import {
   latestFiniteCheckpoint,
   listCheckpoints,
@@ -628,6 +629,13 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
     ) {
       // A step's loss is read before its update: the last update may still have produced NaN.
       if (!(await variablesFinite(model))) throw await stopNonFinite(step, epoch, NaN, "weights");
+      // The backend that computed the latest epochs (when selectBackend chose it), so that a
+      // bundle exported from this checkpoint can say what produced its weights.
+      const choice = activeBackend();
+      const extra = {
+        ...(choice !== undefined ? { backend: backendLabel(choice) } : {}),
+        ...(configHistory.length > 0 ? { configHistory } : {}),
+      };
       lastCheckpoint = await saveCheckpoint(options.checkpointDir, model.namedVariables(), {
         epoch: epoch + 1,
         step,
@@ -635,7 +643,7 @@ export async function trainModel(model: Module, options: TrainOptions): Promise<
         optimizer: await optimizer.getState(),
         rng: rng.state(),
         history,
-        ...(configHistory.length > 0 ? { extra: { configHistory } } : {}),
+        ...(Object.keys(extra).length > 0 ? { extra } : {}),
       }, { keep: options.keepCheckpoints });
     }
   }

@@ -1,6 +1,7 @@
 import * as tf from "@tensorflow/tfjs";
 import assert from "node:assert/strict";
 import { BatchNorm } from "./batch_norm.ts";
+import { backendLabel, selectBackend } from "./backend.ts";
 import type { Batch } from "./batch.ts";
 import {
   latestCheckpoint,
@@ -510,4 +511,28 @@ Deno.test("trainModel: a metric may be the loss itself; a non-scalar metric is a
   assert.equal(tf.memory().numTensors, before);
   sgd.dispose();
   model.dispose();
+});
+
+Deno.test("checkpoints record the backend selectBackend chose (what an exported bundle reports)", async () => {
+  const dir = await Deno.makeTempDir();
+  const model = new TinyNet(13);
+  const sgd = sgdFor(model);
+  const base = { optimizer: sgd, schedule: () => 0.01, trainData, progress: false as const };
+  try {
+    // Backend set behind selectBackend's back: nothing is claimed.
+    await tf.setBackend("cpu");
+    await trainModel(model, { ...base, epochs: 1, checkpointDir: `${dir}/a` });
+    const a = await readCheckpoint((await latestCheckpoint(`${dir}/a`))!);
+    assert.equal(a.sidecar.extra?.backend, undefined);
+
+    const choice = await selectBackend({ backend: "cpu", env: {} });
+    await trainModel(model, { ...base, epochs: 1, checkpointDir: `${dir}/b` });
+    const b = await readCheckpoint((await latestCheckpoint(`${dir}/b`))!);
+    assert.equal(b.sidecar.extra?.backend, backendLabel(choice));
+    assert.equal(b.sidecar.extra?.backend, "cpu");
+  } finally {
+    sgd.dispose();
+    model.dispose();
+    await Deno.remove(dir, { recursive: true });
+  }
 });

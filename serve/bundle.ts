@@ -13,6 +13,7 @@
  * | `parameters` | trainable parameter count, decimal |
  * | `accuracy` | JSON `{ "top1", "dataset", "split", "examples", "subset"? }` recorded at export, or `null` |
  * | `name` | free text describing the model |
+ * | `backend` | JSON `{ "label", "softwareAdapter" }`: the backend that produced the weights, or `null` if unknown (optional: bundles written before it existed lack it) |
  * | `tensor_sha256` | hex SHA-256 of the tensor data section (every byte after the header) |
  * | `header_sha256` | hex SHA-256 of the canonical header: the other metadata and the tensor table |
  *
@@ -25,9 +26,12 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import {
+  activeBackend,
+  backendLabel,
   countParameters,
   decodeSafetensors,
   encodeSafetensors,
+  labelSaysSoftwareAdapter,
   type Module,
   type SafetensorsTensor,
   sha256Hex,
@@ -69,6 +73,20 @@ export interface BundleAccuracy {
   readonly subset?: "all" | "first" | "first-per-class";
 }
 
+/** The backend that produced a bundle's weights (trained them), as recorded in the bundle. */
+export interface BundleBackend {
+  /**
+   * The backend as results record it (`backendLabel` in `@mfi/core`), e.g.
+   * `wasm (SIMD, 2 threads)` or `webgpu (software adapter: llvmpipe ..., vendor 65541, device 0)`.
+   */
+  readonly label: string;
+  /**
+   * True when the weights were made with WebGPU on a software adapter, which only
+   * `--allow-software-adapter` (`MFI_ALLOW_SOFTWARE_ADAPTER=1`) allows: a test run, not a model.
+   */
+  readonly softwareAdapter: boolean;
+}
+
 /** What a caller supplies besides the model and its spec. */
 export interface BundleMeta {
   /** One label per class, in class-index order. */
@@ -79,6 +97,12 @@ export interface BundleMeta {
   readonly accuracy?: BundleAccuracy | null;
   /** Free-text name (default: `"<family> <arch> x<width>"`). */
   readonly name?: string;
+  /**
+   * The backend that produced the weights; `null` records "unknown". Default: the backend
+   * `selectBackend` chose, if it is still the active one (the weights were trained in this
+   * process), else `null`. Pass it when the weights come from elsewhere (a checkpoint).
+   */
+  readonly backend?: BundleBackend | null;
 }
 
 /** The validated description of a bundle. */
@@ -97,6 +121,11 @@ export interface BundleInfo {
   readonly accuracy: BundleAccuracy | null;
   /** Free-text name. */
   readonly name: string;
+  /**
+   * The backend that produced the weights, or `null` when the bundle does not say (unknown, or
+   * written before bundles recorded it).
+   */
+  readonly backend: BundleBackend | null;
   /** Hex SHA-256 of the tensor data. */
   readonly tensorSha256: string;
 }
@@ -265,6 +294,8 @@ const META_KEYS = [
   "tensor_sha256",
   "header_sha256",
 ] as const;
+/** Metadata a bundle may lack: added after bundles existed, so older bundles still load. */
+const OPTIONAL_META_KEYS = ["backend"] as const;
 const HASH_KEYS = new Set(["tensor_sha256", "header_sha256"]);
 
 type TableEntry = readonly [name: string, dtype: string, shape: readonly number[], begin: number];
@@ -309,7 +340,10 @@ function checkKeys(what: string, value: Record<string, unknown>, keys: readonly 
 function validateMeta(
   raw: BundleMeta,
   classes: number,
-): Required<Omit<BundleMeta, "name">> & { name: string | undefined } {
+): Required<Omit<BundleMeta, "name" | "backend">> & {
+  name: string | undefined;
+  backend: BundleBackend | null | undefined;
+} {
   const names = raw.classNames;
   if (!Array.isArray(names) || !names.every((n) => typeof n === "string" && n.length > 0)) {
     throw new TypeError(`Bundle meta: classNames must be an array of non-empty strings`);
@@ -363,6 +397,7 @@ function validateMeta(
   if (raw.name !== undefined && typeof raw.name !== "string") {
     throw new TypeError(`Bundle meta: name must be a string`);
   }
+  const backend = raw.backend === undefined ? undefined : validateBackend(raw.backend);
   const n = norm as unknown as Normalization;
   return Object.freeze({
     classNames: Object.freeze([...names]),
@@ -372,7 +407,54 @@ function validateMeta(
     }),
     accuracy: acc === null ? null : Object.freeze({ ...acc }) as unknown as BundleAccuracy,
     name: raw.name,
+    backend,
   });
+}
+
+/**
+ * Validates a recorded backend: `null`, or a non-empty label and a software-adapter flag that
+ * agree (only a WebGPU label can be a software adapter, and a label naming one needs the flag).
+ */
+function validateBackend(raw: unknown): BundleBackend | null {
+  if (raw === null) return null;
+  if (!isRecord(raw)) {
+    throw new TypeError(`Bundle meta: backend must be { label, softwareAdapter } or null`);
+  }
+  checkKeys("Bundle meta backend", raw, ["label", "softwareAdapter"]);
+  const { label, softwareAdapter } = raw;
+  if (typeof label !== "string" || label.trim() === "") {
+    throw new TypeError(
+      `Bundle meta: backend.label must be a non-empty string, got ${JSON.stringify(label)}`,
+    );
+  }
+  if (typeof softwareAdapter !== "boolean") {
+    throw new TypeError(
+      `Bundle meta: backend.softwareAdapter must be true or false, got ${
+        JSON.stringify(softwareAdapter)
+      }`,
+    );
+  }
+  if (softwareAdapter && !label.startsWith("webgpu")) {
+    throw new RangeError(
+      `Bundle meta: backend.softwareAdapter is true but the backend is ${JSON.stringify(label)}; ` +
+        `only webgpu runs on a software adapter`,
+    );
+  }
+  if (!softwareAdapter && labelSaysSoftwareAdapter(label)) {
+    throw new RangeError(
+      `Bundle meta: backend.label ${JSON.stringify(label)} names a software adapter but ` +
+        `backend.softwareAdapter is false`,
+    );
+  }
+  return Object.freeze({ label, softwareAdapter });
+}
+
+/** The backend that made the weights in this process: the one selectBackend chose, if active. */
+function currentBackend(): BundleBackend | null {
+  const choice = activeBackend();
+  return choice === undefined
+    ? null
+    : { label: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
 }
 
 function defaultName(spec: ModelSpec): string {
@@ -383,12 +465,13 @@ function defaultName(spec: ModelSpec): string {
 /**
  * Serialises a model into a bundle (see the module doc for the layout): every named variable
  * (weights and batch-norm running statistics) as float32, plus the spec, labels, normalisation,
- * parameter count, recorded accuracy and two SHA-256 digests. Reads variables asynchronously, so
- * it works on every backend. Returns bytes (write them with `Deno.writeFile` where allowed).
+ * parameter count, recorded accuracy, the backend that produced the weights and two SHA-256
+ * digests. Reads variables asynchronously, so it works on every backend. Returns bytes (write them
+ * with `Deno.writeFile` where allowed).
  *
  * @param model The trained model, e.g. from {@linkcode buildModel}.
  * @param spec The spec the model was built from.
- * @param meta Labels, normalisation, accuracy and name.
+ * @param meta Labels, normalisation, accuracy, name and backend.
  * @returns The bundle's bytes.
  * @throws {BundleError} If the model's variables do not match what `spec` builds (names, shapes)
  *   or the parameter counts disagree.
@@ -406,9 +489,11 @@ function defaultName(spec: ModelSpec): string {
  * const bytes = await writeBundle(model, spec, {
  *   classNames: ["cat", "dog"],
  *   normalization: { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] },
+ *   backend: { label: "cpu", softwareAdapter: false },
  * });
  * const bundle = await readBundle(bytes);
  * assert.deepEqual(bundle.info.classNames, ["cat", "dog"]);
+ * assert.deepEqual(bundle.info.backend, { label: "cpu", softwareAdapter: false });
  * disposeModule(model);
  * ```
  */
@@ -448,6 +533,7 @@ export async function writeBundle(
     parameters: String(actual),
     accuracy: JSON.stringify(m.accuracy),
     name: m.name ?? defaultName(s),
+    backend: JSON.stringify(m.backend === undefined ? currentBackend() : m.backend),
   };
   const dataBytes = new Uint8Array(offset);
   let pos = 0;
@@ -509,8 +595,9 @@ export async function readBundle(
         `(is this a training checkpoint? convert it with \`deno task export\`)`,
     );
   }
+  const known: readonly string[] = [...META_KEYS, ...OPTIONAL_META_KEYS];
   for (const k of Object.keys(md)) {
-    if (!(META_KEYS as readonly string[]).includes(k)) bad(`unknown metadata key "${k}"`);
+    if (!known.includes(k)) bad(`unknown metadata key "${k}"`);
   }
   for (const k of META_KEYS) if (md[k] === undefined) bad(`metadata "${k}" is missing`);
   // Hashes first: a tampered file is reported as tampered, not as whatever it now looks like.
@@ -551,6 +638,10 @@ export async function readBundle(
       normalization: parseJson(source, "normalization", md.normalization) as Normalization,
       accuracy: parseJson(source, "accuracy", md.accuracy) as BundleAccuracy | null,
       name: md.name,
+      // Absent in bundles written before the field existed: unknown.
+      backend: md.backend === undefined
+        ? null
+        : parseJson(source, "backend", md.backend) as BundleBackend | null,
     }, spec.classes);
   } catch (e) {
     if (e instanceof BundleError) throw e;
@@ -574,6 +665,7 @@ export async function readBundle(
       parameters,
       accuracy: meta.accuracy,
       name: meta.name ?? defaultName(spec),
+      backend: meta.backend ?? null,
       tensorSha256: md.tensor_sha256,
     }),
     tensors: file.tensors,

@@ -6,6 +6,7 @@ import {
   disposeModule,
   encodeSafetensors,
   Rng,
+  selectBackend,
 } from "@mfi/core";
 import {
   type Bundle,
@@ -429,4 +430,80 @@ Deno.test("bundle limits can be raised; custom architectures load when allowed",
     () => checkBundleSpec({ ...SPEC, width: 8 }, bundle.tensors, { source: "x" }),
     /Cannot load x: width 8 exceeds the limit of 4/,
   );
+});
+
+Deno.test("a bundle records the backend that produced it; old bundles without it still load", async () => {
+  const model = build(SPEC, 6);
+  try {
+    // Given explicitly: as recorded, a software adapter included.
+    for (
+      const backend of [
+        { label: "wasm (SIMD, 2 threads)", softwareAdapter: false },
+        {
+          label: "webgpu (software adapter: llvmpipe, vendor 65541, device 0)",
+          softwareAdapter: true,
+        },
+        null,
+      ]
+    ) {
+      const bundle = await readBundle(await writeBundle(model, SPEC, { ...META, backend }));
+      assert.deepEqual(bundle.info.backend, backend);
+    }
+    // By default: the backend selectBackend chose, if it is the active one; else unknown.
+    const unknown = await readBundle(await writeBundle(model, SPEC, META));
+    assert.equal(unknown.info.backend, null);
+    await selectBackend({ backend: "cpu", env: {} });
+    const bytes = await writeBundle(model, SPEC, META);
+    assert.deepEqual((await readBundle(bytes)).info.backend, {
+      label: "cpu",
+      softwareAdapter: false,
+    });
+    assert.equal(
+      decodeSafetensors(bytes).metadata.backend,
+      '{"label":"cpu","softwareAdapter":false}',
+    );
+
+    // A bundle written before the field existed (no "backend" key) loads, backend unknown.
+    const old = await resignBundle(bytes, (metadata) => {
+      delete metadata.backend;
+    });
+    assert.equal(decodeSafetensors(old).metadata.backend, undefined);
+    const oldBundle = await readBundle(old, { source: "old.mfi" });
+    assert.equal(oldBundle.info.backend, null);
+    assert.equal(oldBundle.info.parameters, countParameters(model));
+
+    // A recorded backend is validated like every other field.
+    const bad: [unknown, RegExp][] = [
+      [{ label: "cpu" }, /backend: "softwareAdapter" is missing/],
+      [{ label: "cpu", softwareAdapter: false, gpu: 1 }, /unknown key "gpu"/],
+      [{ label: "", softwareAdapter: false }, /backend.label must be a non-empty string/],
+      [{ label: "cpu", softwareAdapter: "no" }, /backend.softwareAdapter must be true or false/],
+      [{ label: "wasm (SIMD, 1 thread)", softwareAdapter: true }, /only webgpu runs on a software/],
+      [
+        { label: "webgpu (software adapter: llvmpipe)", softwareAdapter: false },
+        /names a software adapter but backend.softwareAdapter is false/,
+      ],
+      ["wasm", /backend must be \{ label, softwareAdapter \} or null/],
+    ];
+    for (const [backend, message] of bad) {
+      await assert.rejects(
+        writeBundle(model, SPEC, { ...META, backend: backend as BundleMeta["backend"] }),
+        message,
+      );
+      const forged = await resignBundle(bytes, (metadata) => {
+        metadata.backend = JSON.stringify(backend);
+      });
+      await assert.rejects(
+        readBundle(forged, { source: "forged.mfi" }),
+        (e: Error) =>
+          e instanceof BundleError && /forged\.mfi/.test(e.message) && message.test(e.message),
+      );
+    }
+    const notJson = await resignBundle(bytes, (metadata) => {
+      metadata.backend = "wasm";
+    });
+    await assert.rejects(readBundle(notJson), /metadata "backend" is not valid JSON/);
+  } finally {
+    disposeModule(model);
+  }
 });

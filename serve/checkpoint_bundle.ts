@@ -12,16 +12,25 @@
  * - dataset: `config.data.dataset`, `config.dataset`, else CIFAR-10/100 by class count;
  * - accuracy: `extra.testAccuracy`, else the last `testAccuracy` in `history`; the test examples
  *   from `config.data.testPerClass` (first n per class), `config.limitTest` (first n), else the
- *   full test set (10,000).
+ *   full test set (10,000);
+ * - backend that produced the weights: `extra.backend` (the label a phase result or a training
+ *   checkpoint records, e.g. `wasm (SIMD, 2 threads)`; a software WebGPU adapter is recorded as
+ *   such), else unknown (`null`). Never the backend that runs the export.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { disposeModule, type LoadedCheckpoint, restoreVariables } from "@mfi/core";
+import {
+  disposeModule,
+  labelSaysSoftwareAdapter,
+  type LoadedCheckpoint,
+  restoreVariables,
+} from "@mfi/core";
 import type { ResNetArchName, StagedModel } from "@mfi/resnet";
 import { CLASS_NAMES, NORMALIZATION } from "./_cifar_labels.ts";
 import {
   type BundleAccuracy,
+  type BundleBackend,
   BundleError,
   type BundleInfo,
   type Normalization,
@@ -50,6 +59,11 @@ export interface BundleFromCheckpointOptions {
   readonly accuracy?: BundleAccuracy | null;
   /** Free-text name (default: describes the spec and the checkpoint). */
   readonly name?: string;
+  /**
+   * The backend that produced the weights (default: found in the sidecar; `null` records
+   * "unknown").
+   */
+  readonly backend?: BundleBackend | null;
 }
 
 /** A bundle made from a checkpoint. */
@@ -155,6 +169,12 @@ function findAccuracy(
   return { top1, dataset, split: "test", examples: 10_000, subset: "all" };
 }
 
+function findBackend(checkpoint: LoadedCheckpoint): BundleBackend | null {
+  const label = get(checkpoint.sidecar, ["extra", "backend"]);
+  if (typeof label !== "string" || label.trim() === "") return null;
+  return { label, softwareAdapter: labelSaysSoftwareAdapter(label) };
+}
+
 /**
  * Builds an inference bundle from a loaded training checkpoint (see the module doc for where the
  * spec, labels and accuracy come from). The model is rebuilt from the spec and every one of its
@@ -186,6 +206,7 @@ function findAccuracy(
  * const { info } = await bundleFromCheckpoint(await readCheckpoint(path));
  * assert.equal(info.classNames[0], "airplane");
  * assert.equal(info.accuracy?.top1, 0.42);
+ * assert.equal(info.backend, null); // the sidecar does not say (a phase result does)
  * disposeModule(model);
  * await Deno.remove(dir, { recursive: true });
  * ```
@@ -225,6 +246,7 @@ export async function bundleFromCheckpoint(
       classNames,
       normalization,
       accuracy,
+      backend: options.backend !== undefined ? options.backend : findBackend(checkpoint),
       name: options.name ??
         `${spec.family} ${
           typeof spec.arch === "string" ? spec.arch : "custom"

@@ -34,7 +34,7 @@ Deno.test("a pipeline-style checkpoint exports to a bundle without optimizer sta
       step: 30,
       config: { phase: "baseline", spec, data: { dataset: "cifar10", testPerClass: 20 } },
       optimizer: { kind: "sgd", iterations: 30, tensors: momentum },
-      extra: { phase: "baseline", spec, testAccuracy: 0.615 },
+      extra: { phase: "baseline", spec, testAccuracy: 0.615, backend: "wasm (SIMD, 2 threads)" },
     }, { name: "output" });
     const checkpoint = await readCheckpoint(path);
     const { bytes, info } = await bundleFromCheckpoint(checkpoint);
@@ -49,6 +49,8 @@ Deno.test("a pipeline-style checkpoint exports to a bundle without optimizer sta
       subset: "first-per-class",
     });
     assert.match(info.name, /from output, epoch 3/);
+    // The backend the phase ran on, not the one exporting (cpu here).
+    assert.deepEqual(info.backend, { label: "wasm (SIMD, 2 threads)", softwareAdapter: false });
     const bundle = await readBundle(bytes);
     assert.ok(![...bundle.tensors.keys()].some((k) => k.includes("momentum")));
     assert.equal(bundle.tensors.size, model.namedVariables().length);
@@ -67,8 +69,10 @@ Deno.test("a pipeline-style checkpoint exports to a bundle without optimizer sta
       classNames: Array.from({ length: 10 }, (_, i) => `c${i}`),
       accuracy: null,
       name: "custom",
+      backend: null,
     });
     assert.equal(over.info.classNames[9], "c9");
+    assert.equal(over.info.backend, null);
     assert.equal(over.info.accuracy, null);
     assert.equal(over.info.name, "custom");
   } finally {
@@ -147,6 +151,7 @@ Deno.test("an old `deno task train` checkpoint (no spec, ResNet name and width) 
     });
     const { bytes, info } = await bundleFromCheckpoint(await readCheckpoint(path));
     assert.deepEqual(info.spec, resnetSpec("resnet18", 10, 1 / 32));
+    assert.equal(info.backend, null, "the sidecar records no backend: unknown, not cpu");
     assert.deepEqual(info.accuracy, {
       top1: 0.3,
       dataset: "cifar10",
@@ -163,6 +168,38 @@ Deno.test("an old `deno task train` checkpoint (no spec, ResNet name and width) 
     assert.deepEqual(await b.data(), await a.data());
     tf.dispose([x, a, b]);
     disposeModule(copy);
+  } finally {
+    disposeModule(model);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a checkpoint made on a software WebGPU adapter exports a bundle that says so", async () => {
+  const spec = resnetSpec("resnet18", 10, 1 / 32);
+  const model = build(spec, 4);
+  const dir = await Deno.makeTempDir();
+  try {
+    const label =
+      "webgpu (software adapter: llvmpipe (LLVM 15.0.6, 256 bits), vendor 65541, device 0)";
+    const path = await saveCheckpoint(dir, model.namedVariables(), {
+      epoch: 1,
+      step: 1,
+      config: { spec, data: { dataset: "cifar10" } },
+      extra: { backend: label },
+    });
+    const { bytes, info } = await bundleFromCheckpoint(await readCheckpoint(path));
+    assert.deepEqual(info.backend, { label, softwareAdapter: true });
+    assert.deepEqual((await readBundle(bytes)).info.backend, { label, softwareAdapter: true });
+    // A hardware adapter's label is not a software adapter.
+    const gpu = "webgpu (NVIDIA H200, vendor nvidia, hopper)";
+    const path2 = await saveCheckpoint(`${dir}/gpu`, model.namedVariables(), {
+      epoch: 1,
+      step: 1,
+      config: { spec, data: { dataset: "cifar10" } },
+      extra: { backend: gpu },
+    });
+    const onGpu = await bundleFromCheckpoint(await readCheckpoint(path2));
+    assert.deepEqual(onGpu.info.backend, { label: gpu, softwareAdapter: false });
   } finally {
     disposeModule(model);
     await Deno.remove(dir, { recursive: true });

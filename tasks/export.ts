@@ -1,7 +1,7 @@
 /**
  * `deno task export --checkpoint DIR --out model.mfi`: turns a training checkpoint into a
  * single-file inference bundle (weights + batch-norm statistics, spec, labels, normalisation,
- * parameter count, recorded accuracy, SHA-256s; no optimizer state). See `bundleFromCheckpoint`
+ * parameter count, recorded accuracy, the backend that trained it, SHA-256s; no optimizer state). See `bundleFromCheckpoint`
  * in `@mfi/serve` for where each field comes from.
  *
  * `--checkpoint` takes a sidecar (`.../output.json`), a checkpoint directory (its newest complete
@@ -172,9 +172,16 @@ async function main(args: string[]): Promise<void> {
       `  parameters: ${info.parameters}`,
       `  classes: ${info.classNames.length} (${info.classNames.slice(0, 3).join(", ")}, ...)`,
       `  accuracy: ${acc}`,
+      `  trained on: ${info.backend?.label ?? "unknown (the checkpoint does not record it)"}`,
       `  tensor sha-256: ${info.tensorSha256}`,
     ].join("\n"),
   );
+  if (info.backend?.softwareAdapter) {
+    console.warn(
+      `export: WARNING: this model was trained on a SOFTWARE WebGPU adapter ` +
+        `(--allow-software-adapter): a test run; the bundle records it.`,
+    );
+  }
 }
 
 if (import.meta.main) {

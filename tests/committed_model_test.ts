@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { loadCifar } from "@mfi/data";
-import { loadClassifier } from "@mfi/serve";
+import { loadClassifier, readBundle } from "@mfi/serve";
 
 const ROOT = new URL("..", import.meta.url);
 
@@ -27,4 +27,12 @@ Deno.test("model.mfi: the committed MFI-ResNet bundle loads and classifies CIFAR
   } finally {
     classifier.dispose();
   }
+});
+
+Deno.test("model.mfi: written before bundles recorded their backend, it still reads (backend unknown)", async () => {
+  const bundle = await readBundle(await Deno.readFile(new URL("model.mfi", ROOT)), {
+    source: "model.mfi",
+  });
+  assert.equal(bundle.info.backend, null);
+  assert.equal(bundle.info.accuracy?.top1, 0.475);
 });

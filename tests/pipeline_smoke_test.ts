@@ -102,6 +102,10 @@ Deno.test("smoke preset: whole pipeline, report, resume after killed, deleted an
     const ckpt0 = await readCheckpoint(`${runDir}/phases/finetune/output/output.json`);
     // (the bundle reads the run's own checkpoint; its result is bound to its weights)
     const bundle = await bundleFromCheckpoint(ckpt0);
+    // The bundle says which backend made it: the run's wasm, not a software adapter.
+    assert.equal(bundle.info.backend?.label, second.results.finetune.backend);
+    assert.match(bundle.info.backend!.label, /^wasm \((no )?SIMD, 1 thread\)$/);
+    assert.equal(bundle.info.backend!.softwareAdapter, false);
     const classifier = await loadClassifier(bundle.bytes, { backend: "wasm", threads: 1 });
     try {
       const predictions = await classifier.classify(data.test.images, { topK: 1 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { disposeModule, Rng, saveCheckpoint } from "@mfi/core";
 import type { StagedModel } from "@mfi/resnet";
 import { buildModel, resnetSpec } from "@mfi/incubation";
-import { loadClassifier } from "@mfi/serve";
+import { loadClassifier, readBundle } from "@mfi/serve";
 
 await tf.setBackend("cpu");
 
@@ -51,7 +51,7 @@ Deno.test("export: phase directory -> .mfi bundle that classifies like the model
       step: 20,
       config: { phase: "baseline", spec, data: { dataset: "cifar10", testPerClass: null } },
       optimizer: { kind: "sgd", iterations: 20, tensors: momentum },
-      extra: { phase: "baseline", spec, testAccuracy: 0.25 },
+      extra: { phase: "baseline", spec, testAccuracy: 0.25, backend: "wasm (SIMD, 1 thread)" },
     }, { name: "output" });
 
     const { code, text } = await runExport(dir, [
@@ -63,9 +63,15 @@ Deno.test("export: phase directory -> .mfi bundle that classifies like the model
     assert.equal(code, 0, text);
     assert.match(text, /parameters: \d+/);
     assert.match(text, /accuracy: 25\.00 % on 10000 cifar10 test images/);
+    assert.match(text, /trained on: wasm \(SIMD, 1 thread\)\n/);
+    assert.doesNotMatch(text, /SOFTWARE/);
 
     const classifier = await loadClassifier(new URL(`file://${dir}/model.mfi`), { backend: "cpu" });
     assert.equal(classifier.info.accuracy?.top1, 0.25);
+    assert.deepEqual(classifier.info.backend, {
+      label: "wasm (SIMD, 1 thread)",
+      softwareAdapter: false,
+    });
     const rng = new Rng(5);
     const images = Uint8Array.from({ length: 4 * 3072 }, () => rng.int(256));
     const answers = await classifier.classify(images, { topK: 1 });
@@ -76,6 +82,21 @@ Deno.test("export: phase directory -> .mfi bundle that classifies like the model
     });
     assert.deepEqual(answers.map((a) => a[0].index), expected);
     classifier.dispose();
+
+    // A phase run on a software WebGPU adapter (--allow-software-adapter): said loudly, recorded.
+    const software = "webgpu (software adapter: llvmpipe (LLVM 15.0.6, 256 bits), vendor 65541)";
+    await saveCheckpoint(`${dir}/sw/output`, model.namedVariables(), {
+      epoch: 1,
+      step: 1,
+      config: { phase: "baseline", spec, data: { dataset: "cifar10", testPerClass: null } },
+      extra: { phase: "baseline", spec, testAccuracy: 0.1, backend: software },
+    }, { name: "output" });
+    const sw = await runExport(dir, ["--checkpoint", `${dir}/sw`, "--out", `${dir}/sw.mfi`]);
+    assert.equal(sw.code, 0, sw.text);
+    assert.ok(sw.text.includes(`trained on: ${software}\n`), sw.text);
+    assert.match(sw.text, /WARNING: this model was trained on a SOFTWARE WebGPU adapter/);
+    const swBundle = await readBundle(await Deno.readFile(`${dir}/sw.mfi`));
+    assert.deepEqual(swBundle.info.backend, { label: software, softwareAdapter: true });
 
     const missing = await runExport(dir, ["--checkpoint", `${dir}/nothing`, "--out", `${dir}/x`]);
     assert.equal(missing.code, 1);
