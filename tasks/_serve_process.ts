@@ -67,7 +67,8 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
       "127.0.0.1",
       "--port",
       "0",
-      "--allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES,MFI_BACKEND,MFI_THREADS,MFI_ALLOW_HTTP",
+      "--allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES,MFI_BACKEND,MFI_THREADS," +
+      "MFI_ALLOW_HTTP,MFI_ALLOW_SOFTWARE_ADAPTER",
       ...permissions,
       new URL("./serve_deploy.ts", import.meta.url).pathname,
     ]
@@ -96,6 +97,7 @@ export async function startServer(options: StartServerOptions): Promise<ServerPr
         MFI_MAX_BODY_BYTES: "",
         MFI_BACKEND: "",
         MFI_THREADS: "",
+        MFI_ALLOW_SOFTWARE_ADAPTER: "",
         ...options.env,
       }
       : {},

@@ -1,8 +1,10 @@
 /**
- * `deno task bench:data [--data-dir D] [--archive F] [--batches N] [--backend wasm|cpu]`: data
- * pipeline speed.
+ * `deno task bench:data [--data-dir D] [--archive F] [--batches N] [--backend wasm|webgpu|cpu]
+ * [--allow-software-adapter]`: data pipeline speed.
  *
- * Measures (default backend wasm, via `selectBackend`): reading and decoding all 60,000 CIFAR-10
+ * Measures (default backend wasm, via `selectBackend`; `--allow-software-adapter` or
+ * `MFI_ALLOW_SOFTWARE_ADAPTER=1` lets `--backend webgpu` run on a software adapter, for testing
+ * only, and the table then says its numbers mean nothing): reading and decoding all 60,000 CIFAR-10
  * images from the binary files (and from an archive with `--archive`), turning them into normalised
  * tensors (in chunks of 10,000), and
  * batches per second of batch 128 with and without augmentation. It also times three ways to
@@ -13,7 +15,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
-import { type BackendName, deriveSeed, Rng, selectBackend } from "@mfi/core";
+import { backendLabel, type BackendName, deriveSeed, Rng, selectBackend } from "@mfi/core";
 import {
   assembleBatch,
   batches,
@@ -27,7 +29,15 @@ import {
   normalizePixels,
   toBatch,
 } from "@mfi/data";
-import { BACKEND_FLAGS, type CliSpec, parseCliOrExit } from "./_cli.ts";
+import {
+  BACKEND_FLAGS,
+  backendOptions,
+  type CliSpec,
+  type FlagValue,
+  parseCliOrExit,
+  reportError,
+  UsageError,
+} from "./_cli.ts";
 
 /** `deno task bench:data`'s command line. */
 export const BENCH_DATA_CLI: CliSpec = {
@@ -50,20 +60,40 @@ export const BENCH_DATA_CLI: CliSpec = {
     },
     batches: { type: "integer", min: 1, default: 100, doc: "batches per measured rate" },
     backend: { ...BACKEND_FLAGS.backend, default: "wasm", defaultText: undefined },
+    "allow-software-adapter": BACKEND_FLAGS["allow-software-adapter"],
   },
   renamed: { dir: "--dir was renamed --data-dir (one spelling across tasks); use --data-dir DIR" },
-  examples: ["--batches 20", "--data-dir /data/cifar-10-batches-bin --backend cpu"],
+  examples: [
+    "--batches 20",
+    "--data-dir /data/cifar-10-batches-bin --backend cpu",
+    "--backend webgpu --allow-software-adapter --batches 2",
+  ],
 };
 
 const values = parseCliOrExit(BENCH_DATA_CLI).values as {
   "data-dir"?: string;
   archive?: string;
   batches: number;
-  backend: string;
+  backend: BackendName;
+  "allow-software-adapter"?: boolean;
 };
 const dataDir = values["data-dir"] ?? defaultDataDir();
 const nBatches = values.batches;
-const backend = await selectBackend({ backend: values.backend as BackendName });
+let backend;
+try {
+  if (values["allow-software-adapter"] === true && values.backend !== "webgpu") {
+    throw new UsageError(
+      `--allow-software-adapter only applies with --backend webgpu (the backend is ` +
+        `${values.backend}); add --backend webgpu to test WebGPU on a software adapter, or drop it`,
+    );
+  }
+  backend = await selectBackend(backendOptions(values as Record<string, FlagValue>));
+} catch (e) {
+  Deno.exit(reportError("bench:data", e));
+}
+/** Printed with a table measured on a software adapter. */
+const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
+  "they test that the data pipeline runs on WebGPU. Run on a GPU machine for real figures.";
 const rows: [string, string, string][] = [];
 const ms = (t0: number) => performance.now() - t0;
 
@@ -119,19 +149,20 @@ rows.push([
 ]);
 
 // 3. Batches per second, batch 128.
-function timeBatches(augment: boolean): number {
+async function timeBatches(augment: boolean): Promise<number> {
   const start = performance.now();
   let n = 0;
   for (const b of batches(train, { batchSize: 128, shuffle: true, augment, seed: 1 })) {
-    b.images.dataSync(); // make sure the work is done (sync backends are anyway)
+    // Make sure the work is done (sync backends are anyway); awaited, as WebGPU needs.
+    await b.images.data();
     tf.dispose([b.images, b.labels]);
     if (++n === nBatches) break;
   }
   return n / (ms(start) / 1000);
 }
-timeBatches(true); // warm-up
+await timeBatches(true); // warm-up
 for (const augment of [false, true]) {
-  const rate = timeBatches(augment);
+  const rate = await timeBatches(augment);
   rows.push([
     `batches(batchSize 128, shuffle${augment ? ", augment" : ""})`,
     `${rate.toFixed(1)} batch/s`,
@@ -207,7 +238,7 @@ for (const [name, run] of variants) {
     const p = drawCropFlip(new Rng(deriveSeed(1, "bench", r)), 128);
     const start = performance.now();
     const y = run(idx, p);
-    y.dataSync();
+    await y.data();
     if (r >= 0) total += ms(start);
     y.dispose();
   }
@@ -220,7 +251,13 @@ for (const [name, run] of variants) {
 
 const widths = [0, 1, 2].map((c) => Math.max(...rows.map((r) => r[c].length), 7));
 const line = (r: string[]) => `| ${r.map((v, c) => v.padEnd(widths[c])).join(" | ")} |`;
-console.log(`backend: ${backend.name}; data: ${dataDir}; ${nBatches} batches per rate\n`);
+const software = backend.softwareAdapter === true;
+if (software) console.log(`**${SOFTWARE_NOTE}**\n`);
+console.log(`backend: ${backendLabel(backend)}; data: ${dataDir}; ${nBatches} batches per rate\n`);
 console.log(line(["measure", "time", "rate"]));
 console.log(line(widths.map((w) => "-".repeat(w))));
 for (const row of rows) console.log(line(row));
+if (software) {
+  console.log(`\n**${SOFTWARE_NOTE}**`);
+  console.error(`bench:data: ${SOFTWARE_NOTE}`);
+}

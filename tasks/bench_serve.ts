@@ -15,7 +15,10 @@
  * folder (latency depends on the architecture, not on the weights' values).
  * Options: `--model PATH`, `--arch resnet18`, `--width 0.25`, `--requests 2000`,
  * `--concurrency 8`, `--rounds 2`, `--input png|raw`, `--image-size 64`, `--cold-starts 3`, `--threads 1`,
- * `--backend wasm`, `--json FILE` (write the results).
+ * `--backend wasm`, `--allow-software-adapter` (testing only: with `--backend webgpu`, the server
+ * may run on a software adapter, and the output then says its numbers mean nothing; a flag only:
+ * the server runs without environment access, so `MFI_ALLOW_SOFTWARE_ADAPTER` does not reach it),
+ * `--json FILE` (write the results).
  *
  * @module
  */
@@ -133,6 +136,7 @@ async function main(args: string[]): Promise<void> {
       rounds: { type: "string", default: "2" },
       threads: { type: "string", default: "1" },
       backend: { type: "string", default: "wasm" },
+      "allow-software-adapter": { type: "boolean", default: false },
       json: { type: "string" },
     },
     strict: true,
@@ -149,6 +153,13 @@ async function main(args: string[]): Promise<void> {
   const size = num("image-size");
   if (values.input !== "png" && values.input !== "raw") {
     throw new TypeError("--input must be png or raw");
+  }
+  const allowSoftwareAdapter = values["allow-software-adapter"] === true;
+  if (allowSoftwareAdapter && values.backend !== "webgpu") {
+    throw new TypeError(
+      `--allow-software-adapter only applies with --backend webgpu (the backend is ` +
+        `${values.backend}); add --backend webgpu to test WebGPU on a software adapter, or drop it`,
+    );
   }
   const dir = await Deno.makeTempDir({ prefix: "mfi-bench-serve-" });
   try {
@@ -171,6 +182,7 @@ async function main(args: string[]): Promise<void> {
       values.threads!,
       "--wasm-dir",
       wasmDir(),
+      ...(allowSoftwareAdapter ? ["--allow-software-adapter"] : []),
     ];
 
     // 1. Cold starts.
@@ -237,6 +249,8 @@ async function main(args: string[]): Promise<void> {
         rssGrowthSecondHalfMB: (last.rssBytes - half.rssBytes) / 1e6,
         imagesPerBatch: (last.images - h0.images) / Math.max(1, last.batches - h0.batches),
         machine: `${navigator.hardwareConcurrency} logical CPUs (shared with other jobs)`,
+        // selectBackend warns on the server's stderr when WebGPU runs on a software adapter.
+        softwareAdapter: /WARNING: WebGPU runs on a SOFTWARE adapter/.test(server.output()),
       };
     } finally {
       await server.close();
@@ -270,6 +284,12 @@ async function main(args: string[]): Promise<void> {
         } MB; images per forward pass: ${results.imagesPerBatch.toFixed(2)}`,
       ].join("\n"),
     );
+    if (results.softwareAdapter) {
+      const note = "SOFTWARE ADAPTER (--allow-software-adapter): the server ran WebGPU on a " +
+        "software adapter; these numbers mean nothing, they test that serving runs on WebGPU.";
+      console.log(`**${note}**`);
+      console.error(`bench:serve: ${note}`);
+    }
     if (!results.tensorsFlat || results.rounds.some((r) => r.non200 > 0)) Deno.exitCode = 1;
   } finally {
     await Deno.remove(dir, { recursive: true });

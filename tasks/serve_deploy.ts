@@ -10,10 +10,12 @@
  * - `MFI_BACKEND` (optional): `wasm`, `cpu` or `webgpu` (default: the best available).
  * - `MFI_THREADS` (optional): WASM threads (default 1: a request-serving process shares its host,
  *   and one thread per process scales by running more processes).
+ * - `MFI_ALLOW_SOFTWARE_ADAPTER` (optional, testing only): `1` lets `MFI_BACKEND=webgpu` run on a
+ *   software adapter (Mesa's llvmpipe), as `--allow-software-adapter` does for `deno task serve`.
  *
  * ```sh
  * MFI_MODEL_URL=file:///srv/model.mfi deno serve --port 8080 \
- *   --allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES,MFI_BACKEND,MFI_THREADS,MFI_ALLOW_HTTP \
+ *   --allow-env=MFI_MODEL_URL,MFI_WASM_URL,MFI_MAX_BODY_BYTES,MFI_BACKEND,MFI_THREADS,MFI_ALLOW_HTTP,MFI_ALLOW_SOFTWARE_ADAPTER \
  *   --allow-read=/srv/model.mfi,$WASM_DIR tasks/serve_deploy.ts
  * ```
  *
@@ -49,7 +51,11 @@ async function load(): Promise<Handler> {
     wasm: wasmUrl === undefined ? undefined : { paths: wasmUrl },
     // Read here, not by selectBackend, so that the thread count defaults to 1 (selectBackend's
     // own default is every core).
-    env: { MFI_BACKEND: env("MFI_BACKEND"), MFI_THREADS: env("MFI_THREADS") ?? "1" },
+    env: {
+      MFI_BACKEND: env("MFI_BACKEND"),
+      MFI_THREADS: env("MFI_THREADS") ?? "1",
+      MFI_ALLOW_SOFTWARE_ADAPTER: env("MFI_ALLOW_SOFTWARE_ADAPTER"),
+    },
     allowHttp: env("MFI_ALLOW_HTTP") === "1",
   });
   return createHandler(classifier, {

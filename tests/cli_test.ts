@@ -77,6 +77,11 @@ const TASKS: [string, string[], RegExp][] = [
     /^build:kernels: unknown flag --chek; did you mean --check\?/,
   ],
   ["tasks/bench_data.ts", ["--batches", "0"], /^bench:data: --batches must be a whole number >= 1/],
+  [
+    "tasks/bench_data.ts",
+    ["--allow-software-adapter", "--data-dir", "/nonexistent"],
+    /^bench:data: --allow-software-adapter only applies with --backend webgpu \(the backend is wasm\); add --backend webgpu/,
+  ],
   ["tasks/params.ts", ["--model", "resnet18", "--classes", "-3"], /^params: --classes must be/],
   [
     "tasks/params_report.ts",

@@ -42,6 +42,12 @@ Deno.test("deno serve: the deploy entry loads MFI_MODEL_URL and answers", async 
     assert.equal(res.status, 200);
     const { predictions } = await res.json();
     assert.deepEqual(predictions.map((p: { label: string }) => p.label).sort(), ["no", "yes"]);
+
+    // MFI_ALLOW_SOFTWARE_ADAPTER reaches selectBackend: a bad value stops the start, naming it.
+    await assert.rejects(
+      startServer({ model: path, entry: "deploy", env: { MFI_ALLOW_SOFTWARE_ADAPTER: "maybe" } }),
+      /Server did not start \(exit [1-9]\d*\)[^]*MFI_ALLOW_SOFTWARE_ADAPTER/,
+    );
   } finally {
     await server.close();
     await Deno.remove(dir, { recursive: true });
