@@ -7,7 +7,12 @@
  *
  * @module
  */
-import { type LinePlotOptions, linePlotSvg, type PlotSeries } from "@mfi/core";
+import {
+  labelSaysSoftwareAdapter,
+  type LinePlotOptions,
+  linePlotSvg,
+  type PlotSeries,
+} from "@mfi/core";
 import type { AblationVariant, PipelineConfig } from "./config.ts";
 import { countSpecParameters } from "./model_spec.ts";
 import { objectiveName } from "./objective.ts";
@@ -394,9 +399,19 @@ function stageFitSection(report: RunReport): string[] {
 export function reportMarkdown(report: RunReport): string {
   const c = report.config;
   const matched = report.phases.find((p) => p.phase === "matched");
+  const software = labelSaysSoftwareAdapter(report.backend) ||
+    report.phases.some((p) => p.backend !== null && labelSaysSoftwareAdapter(p.backend));
   const lines = [
     `# MFI-ResNet run: ${c.name}`,
     "",
+    ...(software
+      ? [
+        "> **WARNING: phases of this run ran on a SOFTWARE WebGPU adapter**",
+        "> (`--allow-software-adapter`, testing only): it shows that the pipeline runs on WebGPU;",
+        "> its wall times mean nothing.",
+        "",
+      ]
+      : []),
     ...(report.sample
       ? [
         "> **WARNING: this run used the embedded 2,000-image CIFAR-10 SAMPLE** (no dataset and no",

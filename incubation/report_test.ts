@@ -136,6 +136,24 @@ Deno.test("the report's backend is the phases' own when they recorded it", () =>
   });
   assert.match(mixed.backend, /the phases ran on several, see the phase table/);
   assert.match(buildReport({ ...inputs, results: {} }).backend, /no phase has run yet/);
+  assert.doesNotMatch(reportMarkdown(same), /SOFTWARE/);
+
+  // A phase on a software WebGPU adapter (--allow-software-adapter) makes the report say so.
+  const software = "webgpu (software adapter: llvmpipe (LLVM 15.0.6, 256 bits), vendor 65541)";
+  for (
+    const results of [
+      { baseline: on("baseline", 0.5, software) } as Record<string, PhaseResult>,
+      { baseline: on("baseline", 0.5, "wasm (SIMD, 2 threads)"), meta: on("meta", 0.3, software) },
+    ]
+  ) {
+    const md = reportMarkdown(buildReport({ ...inputs, results }));
+    assert.match(md, /^> \*\*WARNING: phases of this run ran on a SOFTWARE WebGPU adapter\*\*$/m);
+  }
+  const gpu = buildReport({
+    ...inputs,
+    results: { baseline: on("baseline", 0.5, "webgpu (NVIDIA H200, vendor nvidia, hopper)") },
+  });
+  assert.doesNotMatch(reportMarkdown(gpu), /SOFTWARE/);
 });
 
 Deno.test("a run on the embedded sample says so; plots only with data; ablation rows per variant", async () => {
