@@ -6,7 +6,7 @@
  * also printed as a percentage of the roof on the same number of threads. Each measurement runs in
  * its own process, so each peak heap is its own.
  *
- * Usage: `deno task bench [--quick] [--json] [--threads LIST] [--profile] [--torch [--python P]]
+ * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--profile] [--torch [--python P]]
  * [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a comma-separated list of WASM
  * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
@@ -14,7 +14,9 @@
  * `torch.set_num_threads`) in the same run and prints the ratio; without PyTorch it says so.
  * `--backend webgpu` runs the same table on WebGPU (timed to the end of the device's work: each
  * timed block ends with an awaited read); on a software adapter (testing only) the table says that
- * its numbers mean nothing.
+ * its numbers mean nothing. `--tiny` runs the same rows at the smallest shapes (batch 2, one timed
+ * repetition): it checks that every measurement runs (e.g. WebGPU on a software adapter, where the
+ * standard shapes take hours), and its figures compare with nothing.
  *
  * @module
  */
@@ -51,6 +53,11 @@ export const BENCH_CLI: CliSpec = {
     "and thread count; --profile: time per kernel of a training step; --torch: PyTorch alongside",
   flags: {
     quick: { type: "boolean", default: false, doc: "fewer repetitions (a rough figure)" },
+    tiny: {
+      type: "boolean",
+      default: false,
+      doc: "same rows at the smallest shapes (batch 2), one repetition: checks that the table runs",
+    },
     json: { type: "boolean", default: false, doc: "print JSON instead of a table" },
     threads: {
       type: "string",
@@ -90,7 +97,13 @@ export const BENCH_CLI: CliSpec = {
     backend: { ...BACKEND_FLAGS.backend, defaultText: "wasm" },
     "allow-software-adapter": BACKEND_FLAGS["allow-software-adapter"],
   },
-  examples: ["--quick", "--threads 1,2 --json", "--profile --threads 1,2", "--torch"],
+  examples: [
+    "--quick",
+    "--threads 1,2 --json",
+    "--profile --threads 1,2",
+    "--torch",
+    "--backend webgpu --allow-software-adapter --tiny",
+  ],
 };
 
 /** One row of the result table. */
@@ -126,6 +139,10 @@ interface ChildReport {
 }
 
 /** Printed with every table measured on a software adapter. */
+/** Printed with every table measured at the `--tiny` shapes. */
+const TINY_NOTE = "TINY shapes (--tiny: conv 2x8x8x16, batch 2, one timed repetition): this run " +
+  "checks that every measurement runs; its figures compare with nothing.";
+
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
 
@@ -145,11 +162,18 @@ function parse(values: Readonly<Record<string, unknown>>) {
       `--threads must be a comma-separated list of whole numbers >= 1 (e.g. 1,2); got ${list}`,
     );
   }
+  if (values["allow-software-adapter"] === true && backend !== "webgpu") {
+    throw new UsageError(
+      `--allow-software-adapter only applies with --backend webgpu (the backend is ${backend}); ` +
+        `add --backend webgpu to test WebGPU on a software adapter, or drop it`,
+    );
+  }
   if (values.profile === true && values.torch === true) {
     throw new UsageError("--profile and --torch do not go together; run them one after the other");
   }
   return {
     quick: values.quick as boolean,
+    tiny: values.tiny === true,
     json: values.json as boolean,
     // Thread counts only mean something on WASM.
     threads: backend === "wasm" ? threads : [1],
@@ -218,14 +242,15 @@ class Settler {
   };
 }
 
-async function benchConv(quick: boolean, asynchronous: boolean): Promise<Row[]> {
-  const [n, hw, c] = [64, 16, 128];
+async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): Promise<Row[]> {
+  const [n, hw, c] = tiny ? [2, 8, 16] : [64, 16, 128];
   const pad: [[0, 0], [1, 1], [1, 1], [0, 0]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
   const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D;
   const dy = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3) as tf.Tensor4D;
   const gflop = (2 * n * hw * hw * c * c * 9) / 1e9;
-  const repeats = quick ? 3 : 10;
+  const repeats = tiny ? 1 : quick ? 3 : 10;
+  const warmup = tiny ? 1 : 2;
   const run = {
     "conv3x3 forward": () => tf.conv2d(x, w, 1, pad),
     "conv3x3 backward-input": () => tf.conv2dTranspose(dy, w, x.shape, 1, pad),
@@ -243,7 +268,12 @@ async function benchConv(quick: boolean, asynchronous: boolean): Promise<Row[]> 
   const settler = new Settler(asynchronous);
   const rows: Row[] = [];
   for (const [name, fn] of Object.entries(run)) {
-    const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats, settler.settle);
+    const { wall, cpu } = await measure(
+      () => settler.take(tf.tidy(fn)),
+      repeats,
+      settler.settle,
+      warmup,
+    );
     rows.push({
       name,
       value: (gflop * repeats) / wall,
@@ -327,12 +357,13 @@ async function benchModel(
   batch: number,
   quick: boolean,
   onWasm: boolean,
+  tiny: boolean,
 ): Promise<Row[]> {
   const { step, infer, dispose } = trainingSetup(arch, batch, onWasm);
   try {
     // One extra step (it also warms up) counts the flops: convolutions and matrix products.
     const stepFlops = await countFlops(step);
-    const steps = quick ? 3 : 8;
+    const steps = tiny ? 1 : quick ? 3 : 8;
     const { wall, cpu } = await measure(step, steps, undefined, 1);
     const train: Row = {
       name: `${arch} train (batch ${batch})`,
@@ -362,7 +393,7 @@ async function benchModel(
       }
     }
     const inferFlops = await countFlops(infer);
-    const batches = quick ? 3 : 10;
+    const batches = tiny ? 1 : quick ? 3 : 10;
     const inference = await measure(infer, batches, undefined, 1);
     return [...rows, {
       name: `${arch} inference (batch ${batch})`,
@@ -417,6 +448,7 @@ async function child(
   backend: BackendName,
   allowSoftwareAdapter: boolean,
   filterKernel: FilterKernelChoice,
+  tiny: boolean,
 ): Promise<ChildReport> {
   if (only === "roof") {
     return {
@@ -441,25 +473,38 @@ async function child(
   const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
   switch (only) {
     case "conv":
-      return { ...base, rows: await benchConv(quick, choice.name === "webgpu") };
+      return { ...base, rows: await benchConv(quick, choice.name === "webgpu", tiny) };
     case "resnet18":
-      return { ...base, rows: await benchModel("resnet18", 64, quick, onWasm) };
+      return { ...base, rows: await benchModel("resnet18", tiny ? 2 : 64, quick, onWasm, tiny) };
     case "resnet50":
-      return { ...base, rows: await benchModel("resnet50", 32, quick, onWasm) };
+      return { ...base, rows: await benchModel("resnet50", tiny ? 2 : 32, quick, onWasm, tiny) };
     case "profile":
       return { ...base, rows: [], profile: await benchProfile(quick, onWasm) };
   }
 }
 
-const fixed = (v: number | undefined, digits = 1) => v === undefined ? "" : v.toFixed(digits);
+/**
+ * A figure for the table: "" when absent, "-" when not finite (a block too short for the CPU
+ * clock's 10 ms ticks has an infinite rate per CPU-second, null through JSON), two significant
+ * digits below 1 (the tiny shapes), else `digits` decimals.
+ */
+const fixed = (v: number | null | undefined, digits = 1): string =>
+  v === undefined
+    ? ""
+    : typeof v !== "number" || !Number.isFinite(v)
+    ? "-"
+    : Math.abs(v) < 1 && v !== 0
+    ? v.toPrecision(2)
+    : v.toFixed(digits);
 
 function table(
   rows: Row[],
-  head: { load: string; backend: string; software: boolean; torch?: string },
+  head: { load: string; backend: string; software: boolean; torch?: string; tiny?: boolean },
 ): string {
   const withTorch = rows.some((r) => r.torch !== undefined);
   const lines = [
     ...(head.software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
+    ...(head.tiny ? [`**${TINY_NOTE}**`, ""] : []),
     `Backend: ${head.backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${head.load}`,
     "",
     "| measurement | threads | wall-clock rate | per CPU-second | unit | GFLOP/s | % of roof | peak wasm heap |" +
@@ -535,6 +580,7 @@ async function runChild(
 ): Promise<ChildReport> {
   const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
   if (opts.quick) args.push("--quick");
+  if (opts.tiny) args.push("--tiny");
   args.push("--backend", opts.backend);
   if (opts.backend === "wasm") args.push("--threads", String(threads));
   if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
@@ -591,6 +637,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       opts.backend,
       opts.allowSoftwareAdapter,
       opts.filterKernel,
+      opts.tiny,
     );
     console.log(JSON.stringify(report));
     return;
@@ -648,6 +695,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       backend,
       softwareAdapter: software,
       ...(software ? { note: SOFTWARE_NOTE } : {}),
+      tiny: opts.tiny,
       threads: opts.threads,
       load,
       rows: done,
@@ -666,7 +714,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
         "time only); (between kernels) is the rest of the step's wall time: JavaScript, the " +
         "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps.",
     );
-  } else console.log(table(done, { load, backend, software, torch }));
+  } else console.log(table(done, { load, backend, software, torch, tiny: opts.tiny }));
   if (software) console.error(`bench: ${SOFTWARE_NOTE}`);
 }
 
