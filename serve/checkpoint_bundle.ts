@@ -16,7 +16,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { disposeModule, type LoadedCheckpoint, restoreVariables } from "@mfi/core";
 import type { ResNetArchName, StagedModel } from "@mfi/resnet";
 import { CLASS_NAMES, NORMALIZATION } from "./_cifar_labels.ts";
@@ -171,7 +171,7 @@ function findAccuracy(
  * import { buildModel, resnetSpec } from "@mfi/incubation";
  * import { bundleFromCheckpoint } from "@mfi/serve";
  * import { disposeModule, readCheckpoint, saveCheckpoint } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 10, 1 / 32);

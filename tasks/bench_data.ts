@@ -12,7 +12,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { type BackendName, deriveSeed, Rng, selectBackend } from "@mfi/core";
 import {
   assembleBatch,

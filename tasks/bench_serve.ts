@@ -19,7 +19,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { encode as encodePng } from "fast-png";
 import { Rng, selectBackend } from "@mfi/core";
 import { CIFAR_CLASS_NAMES } from "@mfi/data";

@@ -18,7 +18,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "@mfi/core";
 import { buildModel, countSpecParameters, resnetSpec, validateModelSpec } from "@mfi/incubation";
 import { RESNET_ARCHS, type StagedModel } from "@mfi/resnet";

@@ -2,7 +2,7 @@
  * `deno serve tasks/serve_deploy.ts`: the handler as a default `fetch` export, configured by
  * environment variables, with read permission for the bundle and WASM files only.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import type { StagedModel } from "@mfi/resnet";
 import { buildModel, resnetSpec } from "@mfi/incubation";

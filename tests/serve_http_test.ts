@@ -3,7 +3,7 @@
  * `--allow-net=127.0.0.1` and `--allow-read` of the bundle and the WASM binaries, on the WASM
  * backend, and answers good and bad requests.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { channelGradSums, channelMoments } from "./channel_stats.ts";
 import { compareBackends, values } from "./_test_util.ts";

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
 import { ownKernelBytes, ownKernels } from "./_own_kernels.ts";
