@@ -7,6 +7,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
+import "./backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 
 export {
   type GpuLike,

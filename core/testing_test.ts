@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import "./backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import * as tf from "@tensorflow/tfjs-core";
 import { assertNoLeak, TensorLeakError } from "./testing.ts";
 
