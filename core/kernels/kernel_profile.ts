@@ -119,7 +119,7 @@ export function kernelFlops(
  * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
- * const { calls } = await profileKernels("cpu", () => tf.tidy(() => tf.relu(tf.ones([4])).sum()).dispose());
+ * const { calls } = await profileKernels("cpu", () => tf.tidy(() => tf.sum(tf.relu(tf.ones([4])))).dispose());
  * assert.deepEqual(calls.map((c) => c.name).filter((n) => n === "Relu"), ["Relu"]);
  * ```
  */
