@@ -21,7 +21,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-// The packages depend on tfjs-core, not on the umbrella `@tensorflow/tfjs-core` (which adds the webgl
+// The packages depend on tfjs-core, not on the umbrella `@tensorflow/tfjs` (which adds the webgl
 // backend, converter, data and 140 MB of bundles). What the umbrella registered as side effects is
 // registered here, once, by the module every entry point and package imports:
 // - the cpu backend (`backend: "cpu"`, doc examples' `tf.setBackend("cpu")`, wasm's fallbacks);
