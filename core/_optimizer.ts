@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { OptimizerState, WeightDecayFilter } from "./optimizer.ts";

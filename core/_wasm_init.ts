@@ -25,7 +25,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker as NodeWorker } from "node:worker_threads";
@@ -66,7 +66,7 @@ type Factory = (config: Record<string, unknown>) => Promise<any>;
 
 /**
  * The tfjs-backend-wasm package, by a full specifier (keep the version equal to
- * `@tensorflow/tfjs`'s in the import maps).
+ * `@tensorflow/tfjs-core`'s in the import maps).
  */
 export const WASM_PACKAGE = "npm:@tensorflow/tfjs-backend-wasm@4.22.0";
 

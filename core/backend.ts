@@ -20,7 +20,17 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+// The packages depend on tfjs-core, not on the umbrella `@tensorflow/tfjs` (which adds the webgl
+// backend, converter, data and 140 MB of bundles). What the umbrella registered as side effects is
+// registered here, once, by the module every entry point and package imports:
+// - the cpu backend (`backend: "cpu"`, doc examples' `tf.setBackend("cpu")`, wasm's fallbacks);
+// - every kernel's gradient. tfjs-core's own `dist/register_all_gradients` is ES modules with
+//   extensionless imports, meant for bundlers, which Deno cannot load; tfjs-layers' bundle
+//   registers the same set (into tfjs-core's global registry) and is the smallest package that
+//   does. Chained ops (`x.add(y)`) are not registered: call the functions (`tf.add(x, y)`).
+import "@tensorflow/tfjs-backend-cpu";
+import "@tensorflow/tfjs-layers";
 import { hasWasmSimd, hasWasmThreads, initWasmBackend, MAX_WASM_THREADS } from "./_wasm_init.ts";
 
 /**

@@ -6,7 +6,7 @@
  *
  * The machine's load decides the result: on a shared machine run it a few times.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "./backend.ts";
 import { Rng } from "./random.ts";
 

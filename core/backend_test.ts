@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   type AdapterInfoLike,
   BACKEND_NAMES,
@@ -208,12 +208,16 @@ Deno.test("selectBackend: a bad wasm.paths is an error in the automatic choice t
   }
 });
 
-Deno.test("importing @mfi/core silences tfjs-backend-cpu's Node.js banner, not real warnings", async () => {
+Deno.test("importing @mfi/core registers cpu and every gradient, silences tfjs-backend-cpu's Node.js banner, not real warnings", async () => {
+  // tfjs-core alone registers neither the cpu backend nor any gradient (the umbrella package did).
   const code = [
-    'import * as tf from "@tensorflow/tfjs";',
+    'import * as tf from "@tensorflow/tfjs-core";',
     `import "${new URL("./mod.ts", import.meta.url).href}";`,
     'await tf.setBackend("cpu");',
     "tf.tensor([1, 2]).print();",
+    "const w = tf.tensor4d([1, 2, 3, 4], [2, 2, 1, 1]);",
+    "const loss = (x: tf.Tensor) => tf.mean(tf.square(tf.conv2d(x as tf.Tensor4D, w, 1, 'same')));",
+    "console.log('grad', Array.from(tf.grad(loss)(tf.ones([1, 2, 2, 1])).dataSync()).join(','));",
     'console.warn("a real warning");',
   ].join("\n");
   const out = await new Deno.Command(Deno.execPath(), {
@@ -227,6 +231,9 @@ Deno.test("importing @mfi/core silences tfjs-backend-cpu's Node.js banner, not r
   assert.doesNotMatch(text, /running TensorFlow\.js in Node\.js/);
   assert.match(text, /a real warning/);
   assert.match(text, /\[1, 2\]/);
+  // A gradient through conv2d, square and mean computes (tfjs-core alone throws "gradient
+  // function not found for Mean").
+  assert.match(text, /^grad [\d.]+,[\d.]+,[\d.]+,[\d.]+$/m);
 });
 
 Deno.test("selectBackend: wasm.paths as an http URL prefix (fetched), 404 is a clear error", async () => {
@@ -545,7 +552,7 @@ Deno.test("wasm starts in a consumer outside the workspace whose import map lack
     await Deno.writeTextFile(
       `${dir}/main.ts`,
       [
-        'import * as tf from "@tensorflow/tfjs";',
+        'import * as tf from "@tensorflow/tfjs-core";',
         `import { selectBackend } from "${new URL("./mod.ts", import.meta.url).href}";`,
         'const choice = await selectBackend({ backend: "wasm", threads: 1, env: {} });',
         "const y = tf.add(tf.tensor([1, 2]), tf.tensor([3, 4]));",

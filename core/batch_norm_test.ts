@@ -1,4 +1,5 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import "./backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import assert from "node:assert/strict";
 import { BatchNorm } from "./batch_norm.ts";
 import { Rng } from "./random.ts";

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { NamedVariables } from "./module.ts";
 import type { OptimizerState } from "./optimizer.ts";
 import type { RngState } from "./random.ts";
@@ -160,7 +160,7 @@ export async function variablesToTensors(
  * @example
  * ```ts
  * import { restoreVariables } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const w = tf.variable(tf.zeros([2]));
@@ -218,7 +218,7 @@ export function restoreVariables(
  * @example
  * ```ts
  * import { latestCheckpoint, readCheckpoint, saveCheckpoint } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const dir = await Deno.makeTempDir();
@@ -477,7 +477,7 @@ export interface FiniteCheckpointSearch {
  * @example
  * ```ts
  * import { latestFiniteCheckpoint, saveCheckpoint } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const dir = await Deno.makeTempDir();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor4D, Variable } from "./tf_types.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 import { Rng } from "./random.ts";
@@ -42,7 +42,7 @@ function checkPositiveInt(what: string, value: unknown): void {
  * @example
  * ```ts
  * import { Conv2d } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const conv = new Conv2d({ inChannels: 3, outChannels: 8, kernelSize: 3, stride: 2, seed: 1 });

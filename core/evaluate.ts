@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "./tf_types.ts";
 import type { BatchSource } from "./batch.ts";
 import { countCorrect, softmaxCrossEntropy } from "./loss.ts";
@@ -30,7 +30,7 @@ export interface EvalResult {
  * @example
  * ```ts
  * import { evaluate, Linear } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const fc = new Linear({ inFeatures: 2, outFeatures: 2, seed: 0 });

@@ -1,4 +1,5 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import "./backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import assert from "node:assert/strict";
 import type { Batch } from "./batch.ts";
 import { evaluate } from "./evaluate.ts";
@@ -12,7 +13,7 @@ const modes: boolean[] = [];
 const identity: Module = {
   apply: (x, { training }) => {
     modes.push(training);
-    return x.reshape([x.shape[0], -1]);
+    return tf.reshape(x, [x.shape[0], -1]);
   },
   namedVariables: () => [],
 };

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor2D, Variable } from "./tf_types.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 import { Rng } from "./random.ts";
@@ -29,7 +29,7 @@ export interface LinearOptions {
  * @example
  * ```ts
  * import { Linear } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const fc = new Linear({ inFeatures: 4, outFeatures: 10, seed: 0 });

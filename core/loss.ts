@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Scalar, Tensor } from "./tf_types.ts";
 
 /** Options of {@linkcode softmaxCrossEntropy}. */
@@ -28,7 +28,7 @@ export interface CrossEntropyOptions {
  * @example
  * ```ts
  * import { softmaxCrossEntropy } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const loss = tf.tidy(() =>
@@ -55,7 +55,7 @@ export function softmaxCrossEntropy(
   const classes = logits.shape[1] as number;
   return tf.tidy(() => {
     const logp = tf.logSoftmax(logits);
-    const onehot = tf.oneHot(tf.cast(labels, "int32"), classes).toFloat();
+    const onehot = tf.cast(tf.oneHot(tf.cast(labels, "int32"), classes), "float32");
     const target = eps === 0 ? onehot : tf.add(tf.mul(onehot, 1 - eps), eps / classes);
     return tf.neg(tf.mean(tf.sum(tf.mul(target, logp), 1))) as Scalar;
   });
@@ -70,7 +70,7 @@ export function softmaxCrossEntropy(
  * @example
  * ```ts
  * import { countCorrect } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const n = tf.tidy(() =>

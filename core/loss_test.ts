@@ -1,4 +1,5 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import "./backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import assert from "node:assert/strict";
 import { countCorrect, softmaxCrossEntropy } from "./loss.ts";
 

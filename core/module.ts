@@ -46,7 +46,7 @@ export interface Module {
  * @example
  * ```ts
  * import { prefixed } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const w = tf.variable(tf.zeros([2]));
@@ -77,7 +77,7 @@ export function trainableVariables(variables: NamedVariables): Variable[] {
  * @example
  * ```ts
  * import { countParameters } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const w = tf.variable(tf.zeros([3, 4]));

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Variable } from "./tf_types.ts";
 import type { NamedVariables } from "./module.ts";
 import type { Optimizer, OptimizerState, WeightDecayFilter } from "./optimizer.ts";
@@ -40,7 +40,7 @@ export interface SgdOptions {
  * @example
  * ```ts
  * import { Sgd } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const w = tf.variable(tf.tensor1d([1]));

@@ -6,7 +6,8 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import "./backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 
 export {
   type GpuLike,
@@ -63,10 +64,10 @@ export class TensorLeakError extends Error {
  * @example
  * ```ts
  * import { assertNoLeak, TensorLeakError } from "@mfi/core/testing";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
- * await assertNoLeak(() => tf.tidy(() => tf.ones([2]).add(1).dataSync()));
+ * await assertNoLeak(() => tf.tidy(() => tf.add(tf.ones([2]), 1).dataSync()));
  * const kept: tf.Tensor[] = [];
  * await assert.rejects(assertNoLeak(() => kept.push(tf.ones([2]))), TensorLeakError);
  * tf.dispose(kept);

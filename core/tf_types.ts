@@ -3,7 +3,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs-core";
 
 /** A tfjs tensor. */
 export type Tensor = tf.Tensor;

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Scalar, Tensor } from "./tf_types.ts";
 import type { Batch, BatchSource } from "./batch.ts";
 import { writeTextFileAtomic } from "./atomic_file.ts";
@@ -260,7 +260,7 @@ export interface TrainResult {
  * @example
  * ```ts
  * import { classificationLoss, Linear, Rng } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const fc = new Linear({ inFeatures: 2, outFeatures: 3, seed: 0, init: "zeros" });
@@ -344,7 +344,7 @@ function disposeBatch(batch: Batch): void {
  * @example
  * ```ts
  * import { constantSchedule, Linear, Sgd, trainModel } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const fc = new Linear({ inFeatures: 2, outFeatures: 2, seed: 0 });

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@mfi/core";
 import { assembleBatch, normalizationTable } from "./assemble.ts";
 import { cropFlip, type CropFlipParams } from "./augment.ts";

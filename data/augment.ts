@@ -19,7 +19,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor4D } from "@mfi/core";
 import type { Rng } from "@mfi/core";
 
@@ -82,7 +82,7 @@ export function drawCropFlip(rng: Rng, count: number, padding = 4): CropFlipPara
  * @throws {RangeError} If the parameters do not match the batch or an offset is out of range.
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import { cropFlip } from "@mfi/data";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
@@ -122,9 +122,9 @@ export function cropFlip(pixels: Tensor4D, params: CropFlipParams, padding = 4):
     const top = tf.tensor3d(params.top, [n, 1, 1], "int32");
     const left = tf.tensor3d(params.left, [n, 1, 1], "int32");
     const flip = tf.tensor3d(Int32Array.from(params.flip), [n, 1, 1], "int32");
-    const image = tf.range(0, n * ph * pw, ph * pw, "int32").reshape([n, 1, 1]);
-    const y = tf.range(0, h, 1, "int32").reshape([1, h, 1]);
-    const x = tf.range(0, w, 1, "int32").reshape([1, 1, w]);
+    const image = tf.reshape(tf.range(0, n * ph * pw, ph * pw, "int32"), [n, 1, 1]);
+    const y = tf.reshape(tf.range(0, h, 1, "int32"), [1, h, 1]);
+    const x = tf.reshape(tf.range(0, w, 1, "int32"), [1, 1, w]);
     const column = tf.add(
       x,
       tf.mul(flip, tf.sub(tf.scalar(w - 1, "int32"), tf.mul(x, tf.scalar(2, "int32")))),

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { type Batch, deriveSeed, Rng } from "@mfi/core";
 import { assembleBatch } from "./assemble.ts";
 import { drawCropFlip } from "./augment.ts";
@@ -142,7 +142,7 @@ export function epochOrder(count: number, seed: number | undefined, epoch: numbe
  * @throws {RangeError} If `batchSize`, `epoch` or `startBatch` is out of range.
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import { batches, type CifarSplit } from "@mfi/data";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { assertNoLeak } from "@mfi/core/testing";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { deriveSeed, Rng } from "@mfi/core";
 import { drawCropFlip } from "./augment.ts";
 import { referenceCropFlip } from "./testdata/fixtures.ts";

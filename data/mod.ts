@@ -4,7 +4,7 @@
  * normalisation and augmentation, and seeded, leak-free batching into `Batch`es of `@mfi/core`.
  *
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import { batches, loadCifar } from "@mfi/data";
  * await tf.setBackend("cpu");
  * const dir = Deno.env.get("MFI_DATA_DIR") ?? "data-dir"; // holds cifar-10-batches-bin/ (unpacked)

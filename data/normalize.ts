@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor4D } from "@mfi/core";
 import type { Batch } from "@mfi/core";
 import { assembleBatch } from "./assemble.ts";
@@ -26,7 +26,7 @@ import {
  * @returns Normalised float32 images of the same shape (the caller disposes).
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import { normalizePixels } from "@mfi/data";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
@@ -85,7 +85,7 @@ export function gatherImages(split: CifarSplit, indices: ArrayLike<number>): Uin
  * @throws {RangeError} If an index is out of range.
  * @example
  * ```ts
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import { toBatch, type CifarSplit } from "@mfi/data";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");

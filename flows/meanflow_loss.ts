@@ -11,7 +11,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Scalar, Tensor } from "@mfi/core";
 import type { Rng } from "@mfi/core";
 import { SAMPLER_OPTION_KEYS, sampleTimes, type TimeSamplerOptions } from "./time_sampler.ts";
@@ -63,7 +63,7 @@ function repeatEach(values: Float32Array, times: number): Float32Array {
  * ```ts
  * import { meanFlowLoss, VelocityNetwork } from "@mfi/flows";
  * import { Rng } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const net = new VelocityNetwork({ channels: 2, hidden: 8, seed: 0 });
@@ -71,7 +71,7 @@ function repeatEach(values: Float32Array, times: number): Float32Array {
  * const x1 = tf.randomNormal([16, 2], 0, 1, "float32", 2);
  * const { loss, err } = tf.tidy(() => meanFlowLoss(net, x0, x1, { rng: new Rng(0) }));
  * // An untrained net predicts u = 0 and the target is v, so err = mean ||x1 - x0||^2.
- * const v2 = tf.tidy(() => x1.sub(x0).square().sum(1).mean());
+ * const v2 = tf.tidy(() => tf.mean(tf.sum(tf.square(tf.sub(x1, x0)), 1)));
  * assert.ok(Math.abs(err.dataSync()[0] - v2.dataSync()[0]) < 1e-4);
  * tf.dispose([x0, x1, loss, err, v2]);
  * net.dispose();

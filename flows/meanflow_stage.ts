@@ -14,7 +14,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor4D } from "@mfi/core";
 import {
   type ApplyOptions,
@@ -71,7 +71,7 @@ function spaceToDepth(x: Tensor4D): Tensor4D {
  * ```ts
  * import { MeanFlowStage } from "@mfi/flows";
  * import { countParameters } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stage = new MeanFlowStage({

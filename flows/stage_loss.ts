@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Scalar, Tensor, TfjsOptimizer, Variable } from "@mfi/core";
 import { Rng, trainableVariables } from "@mfi/core";
 import { meanFlowLoss } from "./meanflow_loss.ts";
@@ -118,7 +118,7 @@ function checkOptions(options: StageLossOptions): void {
  * ```ts
  * import { MeanFlowStage, meanFlowStageLoss } from "@mfi/flows";
  * import { Rng } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stage = new MeanFlowStage({
@@ -196,7 +196,7 @@ export function meanFlowStageLoss(
  * ```ts
  * import { MeanFlowStage, trainStageStep } from "@mfi/flows";
  * import { Rng } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stage = new MeanFlowStage({
@@ -249,7 +249,7 @@ export async function trainStageStep(
  * @example
  * ```ts
  * import { endpointError } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const target = tf.randomNormal([4, 2, 2, 3], 0, 5, "float32", 1);
@@ -300,7 +300,7 @@ export function endpointError(
  * @example
  * ```ts
  * import { alignmentLoss, MeanFlowStage } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stage = new MeanFlowStage({ inChannels: 4, outChannels: 6, stride: 2, hidden: 8, modules: 1, seed: 0 });
@@ -350,7 +350,7 @@ export interface StageGradNorms {
  * ```ts
  * import { MeanFlowStage, stageGradNorms } from "@mfi/flows";
  * import { Rng, trainableVariables } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stage = new MeanFlowStage({ inChannels: 4, outChannels: 6, stride: 1, hidden: 8, modules: 1, seed: 0 });

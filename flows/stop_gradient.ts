@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "@mfi/core";
 
 /**
@@ -21,7 +21,7 @@ import type { Tensor } from "@mfi/core";
  * @example
  * ```ts
  * import { detached } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const x = tf.scalar(3);
@@ -56,7 +56,7 @@ export function detached<T extends Tensor>(fn: () => T, inputs: readonly Tensor[
  * @example
  * ```ts
  * import { stopGradient } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const x = tf.scalar(2);

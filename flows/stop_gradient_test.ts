@@ -1,4 +1,5 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import "@mfi/core"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import assert from "node:assert/strict";
 import { assertNoLeak } from "@mfi/core/testing";
 import { detached, stopGradient } from "./stop_gradient.ts";

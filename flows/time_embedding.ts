@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor2D } from "@mfi/core";
 
 /**
@@ -62,7 +62,7 @@ export type EmbeddingWithTangent = {
  * @example
  * ```ts
  * import { sinusoidalEmbedding } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const { value, tangent } = tf.tidy(() =>

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor2D, TfjsOptimizer } from "@mfi/core";
 import { Rng } from "@mfi/core";
 import { meanFlowLoss, type MeanFlowLossOptions } from "./meanflow_loss.ts";
@@ -33,7 +33,7 @@ export const TOY_MODE_STD = 0.2;
  * ```ts
  * import { toyPairs } from "@mfi/flows";
  * import { Rng } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const { x0, x1 } = toyPairs(8, new Rng(0));
@@ -63,7 +63,7 @@ export function toyPairs(n: number, rng: Rng): { x0: Tensor2D; x1: Tensor2D } {
  * @example
  * ```ts
  * import { fractionNearModes } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const p = tf.tensor2d([[3, 3.1], [0, 0]]);
@@ -102,7 +102,7 @@ export interface FitToyOptions extends Omit<MeanFlowLossOptions, "interval"> {
  * ```ts
  * import { fitToy, VelocityNetwork } from "@mfi/flows";
  * import { Rng } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const net = new VelocityNetwork({ channels: 2, hidden: 8, seed: 0 });

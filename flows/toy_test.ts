@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { Rng } from "@mfi/core";
 import { fitToy, fractionNearModes, toyPairs } from "./toy.ts";

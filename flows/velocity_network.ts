@@ -18,7 +18,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor1D, Tensor2D } from "@mfi/core";
 import { deriveSeed, Linear, type NamedVariables, prefixed } from "@mfi/core";
 import { sinusoidalEmbedding } from "./time_embedding.ts";
@@ -129,13 +129,13 @@ function timeTensor(what: string, value: TimeInput, rows: number): Tensor1D {
  * @example
  * ```ts
  * import { VelocityNetwork } from "@mfi/flows";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const net = new VelocityNetwork({ channels: 4, hidden: 8, seed: 1 });
  * const u = tf.tidy(() => net.velocity(tf.ones([3, 4]), 0, 1));
  * assert.deepEqual(u.shape, [3, 4]);
- * assert.deepEqual(u.abs().max().dataSync()[0], 0); // zero-initialised output layer
+ * assert.deepEqual(tf.max(tf.abs(u)).dataSync()[0], 0); // zero-initialised output layer
  * u.dispose();
  * net.dispose();
  * ```
@@ -249,7 +249,7 @@ export class VelocityNetwork implements AverageVelocityField {
    * @example
    * ```ts
    * import { VelocityNetwork } from "@mfi/flows";
-   * import * as tf from "@tensorflow/tfjs";
+   * import * as tf from "@tensorflow/tfjs-core";
    * import assert from "node:assert/strict";
    * await tf.setBackend("cpu");
    * const net = new VelocityNetwork({ channels: 2, hidden: 4, seed: 3 });

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 
 /** Runs a constructor-like function in `tf.tidy` and returns its (non-tensor) result. */
 export function tidyBuild<T>(build: () => T): T {

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { deriveSeed, disposeModule, type Optimizer, Rng, softmaxCrossEntropy } from "@mfi/core";
 import { batchCount } from "@mfi/data";
 import { meanFlowStageLoss } from "@mfi/flows";
@@ -91,7 +91,7 @@ function trainStep(model: StagedModel, x: tf.Tensor, y: tf.Tensor, from: number,
  * @example
  * ```ts
  * import { DEFAULT_CONFIG, mergeConfig, probeTimings } from "@mfi/incubation";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const tiny = mergeConfig(DEFAULT_CONFIG, {

@@ -346,7 +346,7 @@ const SPECS = new WeakMap<StagedModel, ModelSpec>();
  * ```ts
  * import { buildModel, resnetSpec, specOf } from "@mfi/incubation";
  * import { countParameters, disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 10, 1 / 16);
@@ -391,7 +391,7 @@ function buildUntidy(spec: ModelSpec, options: BuildModelOptions): StagedModel {
  * ```ts
  * import { buildModel, resnetSpec, specOf } from "@mfi/incubation";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const model = buildModel(resnetSpec("resnet18", 10, 1 / 16), { seed: 0 });

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { deriveSeed, type EpochRecord, type NamedVariables, trainModel } from "@mfi/core";
 import { batches } from "@mfi/data";
 import type { StagedModel } from "@mfi/resnet";

@@ -265,7 +265,7 @@ export async function readPhaseOutput(
  * @example
  * ```ts
  * import { DEFAULT_CONFIG, planPhases, readPhaseOutput, writePhaseOutput } from "@mfi/incubation";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const dir = await Deno.makeTempDir();

@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { decodeSafetensors, type Module, type SafetensorsFile, variableMap } from "@mfi/core";
 
 /** OIHW (PyTorch conv) values to HWIO (tfjs). */

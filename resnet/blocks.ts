@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
@@ -39,7 +39,7 @@ export interface BlockOptions {
  * @example
  * ```ts
  * import { Projection } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const p = new Projection({ inChannels: 4, outChannels: 8, stride: 2, seed: 0 });
@@ -121,7 +121,7 @@ function conv(cin: number, cout: number, k: number, stride: number, seed: number
  * @example
  * ```ts
  * import { BasicBlock } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const block = new BasicBlock({ inChannels: 4, width: 8, stride: 2, seed: 0 });
@@ -202,7 +202,7 @@ export class BasicBlock implements Module {
  * @example
  * ```ts
  * import { Bottleneck } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const block = new Bottleneck({ inChannels: 16, width: 4, stride: 1, seed: 0 });

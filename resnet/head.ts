@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
@@ -31,7 +31,7 @@ export interface ClassifierHeadOptions {
  * @example
  * ```ts
  * import { ClassifierHead } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const head = new ClassifierHead({ inChannels: 8, classes: 10, seed: 0 });

@@ -159,7 +159,7 @@ export class ResNet extends StagedModel {
  * ```ts
  * import { buildResNet } from "@mfi/resnet";
  * import { countParameters, disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const model = buildResNet({ arch: "resnet50", classes: 100, width: 0.25, seed: 0 });

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { BatchNorm, countParameters, deriveSeed, disposeModule, type Module } from "@mfi/core";
 import type { ResidualStage } from "./stage.ts";
@@ -66,7 +66,7 @@ for (const arch of ARCHS) {
         const g = grads[v.name];
         assert.ok(g !== undefined, `no gradient for ${name}`);
         assert.deepEqual(g.shape, v.shape, name);
-        assert.ok(tf.tidy(() => g.abs().max().dataSync()[0]) > 0, `zero gradient for ${name}`);
+        assert.ok(tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0, `zero gradient for ${name}`);
       }
       tf.dispose([value, grads]);
       const opt = tf.train.sgd(0.01);

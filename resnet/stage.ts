@@ -29,7 +29,7 @@ import type { StageInfo } from "./staged_model.ts";
  * @example
  * ```ts
  * import { BasicBlock, ResidualStage } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stage = new ResidualStage([
@@ -154,7 +154,7 @@ export interface ResidualStageOptions {
  * @example
  * ```ts
  * import { residualStage } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const { module, info } = residualStage("resnet18", 2, { width: 1 / 16, seed: 0 });

@@ -82,7 +82,7 @@ function checkStage(stage: Stage, position: number): void {
  * @example
  * ```ts
  * import { buildResNet } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const model = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 16, seed: 0 });

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   encodeSafetensors,
   type Module,
@@ -33,7 +33,7 @@ export interface ExportStateDictOptions {
  * ```ts
  * import { buildResNet, exportStateDict, loadStateDict } from "@mfi/resnet";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const a = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 16, seed: 1 });
@@ -85,7 +85,7 @@ export interface LoadReport {
  * ```ts
  * import { buildResNet, exportStateDict, loadStateDict } from "@mfi/resnet";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const small = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 16, seed: 1 });

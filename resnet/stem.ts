@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
@@ -32,7 +32,7 @@ export interface ResNetStemOptions {
  * @example
  * ```ts
  * import { ResNetStem } from "@mfi/resnet";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const stem = new ResNetStem({ inChannels: 3, outChannels: 8, seed: 0 });

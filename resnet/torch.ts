@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   encodeSafetensors,
   type Module,
@@ -146,7 +146,7 @@ function toOurLayout(t: SafetensorsTensor, key: string, source: string): [number
  * ```ts
  * import { buildResNet, exportTorchStateDict, importTorchStateDict } from "@mfi/resnet";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const a = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 16, seed: 1 });
@@ -245,7 +245,7 @@ export interface ExportTorchOptions {
  * ```ts
  * import { buildResNet, exportTorchStateDict } from "@mfi/resnet";
  * import { decodeSafetensors, disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const model = buildResNet({ arch: "resnet18", classes: 10, width: 1 / 16, seed: 1 });

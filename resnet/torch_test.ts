@@ -4,7 +4,7 @@
  * trees, and the expected logits come from a plain-JS NCHW forward pass with PyTorch's
  * conv / batch-norm / pooling arithmetic (float64), sharing no code with the model.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import {
   decodeSafetensors,

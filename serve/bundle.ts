@@ -24,7 +24,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   activeBackend,
   backendLabel,
@@ -481,7 +481,7 @@ function defaultName(spec: ModelSpec): string {
  * import { buildModel, resnetSpec } from "@mfi/incubation";
  * import { readBundle, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 2, 1 / 32);
@@ -696,7 +696,7 @@ export interface InstantiateBundleOptions {
  * import { buildModel, resnetSpec } from "@mfi/incubation";
  * import { instantiateBundle, readBundle, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 2, 1 / 32);

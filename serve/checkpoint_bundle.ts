@@ -19,7 +19,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   disposeModule,
   labelSaysSoftwareAdapter,
@@ -191,7 +191,7 @@ function findBackend(checkpoint: LoadedCheckpoint): BundleBackend | null {
  * import { buildModel, resnetSpec } from "@mfi/incubation";
  * import { bundleFromCheckpoint } from "@mfi/serve";
  * import { disposeModule, readCheckpoint, saveCheckpoint } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 10, 1 / 32);

@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { disposeModule, readCheckpoint, saveCheckpoint } from "@mfi/core";
 import { buildResNet, type StagedModel } from "@mfi/resnet";

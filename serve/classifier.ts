@@ -11,7 +11,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   type BackendChoice,
   disposeModule,
@@ -470,7 +470,7 @@ class BundleClassifier implements Classifier {
  * import { buildModel, resnetSpec } from "@mfi/incubation";
  * import { loadClassifier, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 3, 1 / 32);

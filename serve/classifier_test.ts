@@ -1,4 +1,4 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { disposeModule, Rng } from "@mfi/core";
 import { resizeCenterCrop } from "./image.ts";
@@ -32,9 +32,13 @@ function randomImages(n: number, seed: number): Uint8Array {
 function reference(model: StagedModel, images: Uint8Array): Float32Array {
   return tf.tidy(() => {
     const n = images.length / INPUT_BYTES;
-    const x = tf.tensor4d(Float32Array.from(images), [n, 32, 32, 3]).div(255)
-      .sub(tf.tensor1d([...META.normalization.mean]))
-      .div(tf.tensor1d([...META.normalization.std]));
+    const x = tf.div(
+      tf.sub(
+        tf.div(tf.tensor4d(Float32Array.from(images), [n, 32, 32, 3]), 255),
+        tf.tensor1d([...META.normalization.mean]),
+      ),
+      tf.tensor1d([...META.normalization.std]),
+    );
     return tf.softmax(model.apply(x, { training: false }) as tf.Tensor2D)
       .dataSync() as Float32Array;
   });

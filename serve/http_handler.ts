@@ -121,7 +121,7 @@ function positiveInt(name: string, value: number | undefined, fallback: number):
  * import { buildModel, resnetSpec } from "@mfi/incubation";
  * import { createHandler, loadClassifier, writeBundle } from "@mfi/serve";
  * import { disposeModule } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const spec = resnetSpec("resnet18", 2, 1 / 32);

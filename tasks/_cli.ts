@@ -50,6 +50,11 @@ export interface FlagSpec {
 export interface CliSpec {
   /** The task name as in `deno task NAME` (also the prefix of error lines). */
   readonly name: string;
+  /**
+   * How the task is started, for the help and error hints (default `deno task NAME`), e.g.
+   * `deno serve tasks/serve_deploy.ts` for an entry point that has no `deno task`.
+   */
+  readonly command?: string;
   /** One line: what the task does. */
   readonly summary: string;
   /** The usage line after `deno task NAME` (default `[options]`). */
@@ -73,7 +78,7 @@ export interface CliSpec {
   readonly renamed?: Readonly<Record<string, string>>;
   /** Extra paragraphs after the flag list. */
   readonly notes?: string;
-  /** Whole example command lines (after `deno task NAME`). */
+  /** Whole example command lines (after `deno task NAME`); none: no Examples section. */
   readonly examples: readonly string[];
 }
 
@@ -162,8 +167,9 @@ function exampleOf(name: string, spec: FlagSpec): string {
  */
 export function helpText(spec: CliSpec): string {
   const lines: string[] = [];
-  lines.push(...wrap(`deno task ${spec.name}: ${spec.summary}`, HELP_WIDTH), "");
-  lines.push(`Usage: deno task ${spec.name} ${spec.usage ?? "[options]"}`, "");
+  const command = commandOf(spec);
+  lines.push(...wrap(`${command}: ${spec.summary}`, HELP_WIDTH), "");
+  lines.push(`Usage: ${command} ${spec.usage ?? "[options]"}`, "");
   if (spec.positionals) lines.push(`  ${spec.positionals.name}  ${spec.positionals.doc}`, "");
   lines.push("Options:");
   const entries = Object.entries(spec.flags);
@@ -186,12 +192,13 @@ export function helpText(spec: CliSpec): string {
     lines.push(...body.map((l) => `  ${" ".repeat(width)}${l}`));
   });
   lines.push(`  ${"-h, --help".padEnd(width)}show this help and exit`);
-  if (spec.notes) lines.push("", spec.notes);
-  lines.push(
-    "",
-    "Examples:",
-    ...spec.examples.map((e) => `  deno task ${spec.name} ${e}`.trimEnd()),
-  );
+  if (spec.notes) {
+    const long = (l: string) => (l.length > HELP_WIDTH ? wrap(l, HELP_WIDTH) : [l]);
+    lines.push("", ...spec.notes.split("\n").flatMap(long));
+  }
+  if (spec.examples.length > 0) {
+    lines.push("", "Examples:", ...spec.examples.map((e) => `  ${command} ${e}`.trimEnd()));
+  }
   return lines.join("\n");
 }
 
@@ -241,8 +248,12 @@ function suggestion(name: string, spec: CliSpec): string {
   return close ? `did you mean --${close.n}? ` : "";
 }
 
+function commandOf(spec: CliSpec): string {
+  return spec.command ?? `deno task ${spec.name}`;
+}
+
 function helpHint(spec: CliSpec): string {
-  return `deno task ${spec.name} --help lists the flags`;
+  return `${commandOf(spec)} --help lists the flags`;
 }
 
 function convert(name: string, spec: FlagSpec, text: string): string | number {
@@ -555,55 +566,6 @@ export function backendOptionsFromArgs(args: readonly string[]): BackendCliOptio
   return backendOptions(
     parseCli({ name: "backend", summary: "", flags: BACKEND_FLAGS, examples: [] }, picked).values,
   );
-}
-
-/**
- * `node:util` `parseArgs` option specs of `--backend` and `--threads`, for tasks not yet on
- * {@linkcode runCli} (serve); read the values with {@linkcode backendOptionsFromValues}.
- *
- * @deprecated Use {@linkcode BACKEND_FLAGS} with {@linkcode runCli}.
- */
-export const BACKEND_ARG_OPTIONS: {
-  readonly backend: { readonly type: "string" };
-  readonly threads: { readonly type: "string" };
-  readonly "allow-software-adapter": { readonly type: "boolean" };
-} = Object.freeze({
-  backend: Object.freeze({ type: "string" as const }),
-  threads: Object.freeze({ type: "string" as const }),
-  "allow-software-adapter": Object.freeze({ type: "boolean" as const }),
-});
-
-/**
- * Help lines of `--backend` and `--threads`, for tasks not yet on {@linkcode runCli}.
- *
- * @deprecated Use {@linkcode BACKEND_FLAGS} with {@linkcode runCli}, which writes the help.
- */
-export const BACKEND_ARG_HELP: string = [
-  "  --backend webgpu|wasm|cpu  force a backend (default: MFI_BACKEND, else best available)",
-  `  --threads N                WASM threads (default: MFI_THREADS, else all cores, max ${WASM_THREAD_LIMIT})`,
-  "  --allow-software-adapter   testing only: with --backend webgpu, run on a software adapter",
-].join("\n");
-
-/**
- * Validates `--backend` / `--threads` as `node:util` `parseArgs` returned them (strings).
- *
- * @param values `parseArgs(...).values` (other keys are ignored).
- * @returns `{ backend?, threads? }`.
- * @throws {UsageError} If either has a bad or missing value.
- * @deprecated Use {@linkcode BACKEND_FLAGS} with {@linkcode runCli}.
- */
-export function backendOptionsFromValues(
-  values: Readonly<Record<string, unknown>>,
-): BackendCliOptions {
-  const args: string[] = [];
-  for (const name of ["backend", "threads"]) {
-    const v = values[name];
-    if (v === undefined) continue;
-    if (typeof v !== "string") throw new UsageError(`--${name} needs a value`);
-    args.push(`--${name}=${v}`);
-  }
-  if (values["allow-software-adapter"] === true) args.push("--allow-software-adapter");
-  return backendOptionsFromArgs(args);
 }
 
 /**

@@ -1,18 +1,14 @@
 import assert from "node:assert/strict";
 import {
-  BACKEND_ARG_HELP,
-  BACKEND_ARG_OPTIONS,
   BACKEND_FLAGS,
   backendOptions,
   backendOptionsFromArgs,
-  backendOptionsFromValues,
   type CliSpec,
   helpText,
   parseCli,
   reportError,
   UsageError,
 } from "./_cli.ts";
-import { parseArgs } from "node:util";
 
 const SPEC: CliSpec = {
   name: "demo",
@@ -165,7 +161,7 @@ Deno.test("reportError: one line, exit 2 for usage errors and 1 otherwise", () =
   assert.deepEqual(lines, ["demo: bad flag", "demo: two lines"]);
 });
 
-Deno.test("backend flags: parsed values, args scanning, and the parseArgs form for serve", () => {
+Deno.test("backend flags: parsed values and args scanning", () => {
   const spec: CliSpec = { name: "b", summary: "b", flags: BACKEND_FLAGS, examples: [] };
   assert.deepEqual(backendOptions(parseCli(spec, ["--threads", "4"]).values), { threads: 4 });
   assert.deepEqual(backendOptionsFromArgs([]), {});
@@ -185,12 +181,33 @@ Deno.test("backend flags: parsed values, args scanning, and the parseArgs form f
     );
   }
   assert.throws(() => backendOptionsFromArgs(["--backend"]), /--backend needs a value/);
-  const { values } = parseArgs({
-    args: ["--backend", "wasm", "--threads", "2", "--steps", "10"],
-    options: { ...BACKEND_ARG_OPTIONS, steps: { type: "string" } },
+});
+
+Deno.test("helpText: an entry point without a deno task, long notes wrapped, no examples", () => {
+  const text = helpText({
+    name: "deploy",
+    command: "deno serve tasks/x.ts",
+    summary: "a module",
+    flags: {},
+    notes: `Environment:\n  MFI_X  one variable\n${"word ".repeat(40).trim()}`,
+    examples: [],
   });
-  assert.deepEqual(backendOptionsFromValues(values), { backend: "wasm", threads: 2 });
-  assert.throws(() => backendOptionsFromValues({ backend: true }), /--backend needs a value/);
-  assert.throws(() => backendOptionsFromValues({ backend: "gpu" }), /webgpu, wasm, cpu/);
-  assert.match(BACKEND_ARG_HELP, /--threads N/);
+  assert.match(
+    text,
+    /^deno serve tasks\/x\.ts: a module\n\nUsage: deno serve tasks\/x\.ts \[options\]/,
+  );
+  assert.match(text, /\n {2}MFI_X {2}one variable\n/, "short note lines keep their indentation");
+  for (const line of text.split("\n")) assert.ok(line.length <= 100, line);
+  assert.doesNotMatch(text, /Examples:/);
+  assert.throws(
+    () =>
+      parseCli({
+        name: "deploy",
+        command: "deno serve tasks/x.ts",
+        summary: "",
+        flags: {},
+        examples: [],
+      }, ["--port", "1"]),
+    /^UsageError: unknown flag --port; deno serve tasks\/x\.ts --help lists the flags$/,
+  );
 });

@@ -14,7 +14,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { backendLabel, type BackendName, deriveSeed, Rng, selectBackend } from "@mfi/core";
 import {
   assembleBatch,

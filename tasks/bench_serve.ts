@@ -15,22 +15,19 @@
  * folder (latency depends on the architecture, not on the weights' values).
  * Options: `--model PATH`, `--arch resnet18`, `--width 0.25`, `--requests 2000`,
  * `--concurrency 8`, `--rounds 2`, `--input png|raw`, `--image-size 64`, `--cold-starts 3`, `--threads 1`,
- * `--backend wasm`, `--allow-software-adapter` (testing only: with `--backend webgpu`, the server
- * may run on a software adapter, and the output then says its numbers mean nothing; a flag only:
- * the server runs without environment access, so `MFI_ALLOW_SOFTWARE_ADAPTER` does not reach it),
- * `--json FILE` (write the results).
+ * `--backend wasm`, `--out FILE` (write the results as JSON); `--help` lists them.
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
+import * as tf from "@tensorflow/tfjs-core";
 import { encode as encodePng } from "fast-png";
 import { Rng, selectBackend } from "@mfi/core";
 import { CIFAR_CLASS_NAMES } from "@mfi/data";
-import type { ResNetArchName, StagedModel } from "@mfi/resnet";
+import { RESNET_ARCHS, type ResNetArchName, type StagedModel } from "@mfi/resnet";
 import { buildModel, resnetSpec } from "@mfi/incubation";
 import { writeBundle } from "@mfi/serve";
 import { startServer, wasmDir } from "./_serve_process.ts";
+import { BACKEND_FLAGS, type CliSpec, type FlagValue, runCli } from "./_cli.ts";
 
 interface Health {
   numTensors: number;
@@ -121,50 +118,87 @@ async function round(
   };
 }
 
-async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      model: { type: "string" },
-      arch: { type: "string", default: "resnet18" },
-      width: { type: "string", default: "0.25" },
-      requests: { type: "string", default: "2000" },
-      concurrency: { type: "string", default: "8" },
-      input: { type: "string", default: "png" },
-      "image-size": { type: "string", default: "64" },
-      "cold-starts": { type: "string", default: "3" },
-      rounds: { type: "string", default: "2" },
-      threads: { type: "string", default: "1" },
-      backend: { type: "string", default: "wasm" },
-      "allow-software-adapter": { type: "boolean", default: false },
-      json: { type: "string" },
+/** `deno task bench:serve`'s command line. */
+export const BENCH_SERVE_CLI: CliSpec = {
+  name: "bench:serve",
+  summary: "a bounded load test of the classifier server on 127.0.0.1: cold starts, request " +
+    "rounds (throughput, latency percentiles), and a tensor and memory leak check",
+  flags: {
+    model: {
+      type: "string",
+      placeholder: "PATH",
+      defaultText: "a randomly initialised bundle of --arch and --width",
+      example: "model.mfi",
+      doc: "the .mfi bundle to serve",
     },
-    strict: true,
-  });
-  const num = (k: keyof typeof values): number => {
-    const v = Number(values[k]);
-    if (!Number.isFinite(v) || v <= 0) throw new RangeError(`--${k} must be a positive number`);
-    return v;
-  };
-  const requests = num("requests");
-  const concurrency = num("concurrency");
-  const coldStarts = num("cold-starts");
-  const roundCount = num("rounds");
-  const size = num("image-size");
-  if (values.input !== "png" && values.input !== "raw") {
-    throw new TypeError("--input must be png or raw");
-  }
-  const allowSoftwareAdapter = values["allow-software-adapter"] === true;
-  if (allowSoftwareAdapter && values.backend !== "webgpu") {
-    throw new TypeError(
-      `--allow-software-adapter only applies with --backend webgpu (the backend is ` +
-        `${values.backend}); add --backend webgpu to test WebGPU on a software adapter, or drop it`,
-    );
-  }
+    arch: {
+      type: "string",
+      choices: Object.keys(RESNET_ARCHS),
+      default: "resnet18",
+      doc: "architecture of the generated bundle (without --model)",
+    },
+    width: {
+      type: "number",
+      above: 0,
+      default: 0.25,
+      example: "0.0625",
+      doc: "width multiplier of the generated bundle (without --model)",
+    },
+    requests: { type: "integer", min: 1, default: 2000, example: "200", doc: "requests per round" },
+    concurrency: { type: "integer", min: 1, default: 8, example: "2", doc: "concurrent clients" },
+    rounds: {
+      type: "integer",
+      min: 1,
+      default: 2,
+      example: "10",
+      doc: "load rounds (10 or more show where memory settles)",
+    },
+    input: {
+      type: "string",
+      choices: ["png", "raw"],
+      default: "png",
+      doc: "request body: a PNG of --image-size pixels square, or raw 3,072 bytes",
+    },
+    "image-size": {
+      type: "integer",
+      min: 1,
+      default: 64,
+      example: "32",
+      doc: "side of the PNG input in pixels",
+    },
+    "cold-starts": {
+      type: "integer",
+      min: 1,
+      default: 3,
+      example: "1",
+      doc: "server starts to time before the load rounds",
+    },
+    backend: { ...BACKEND_FLAGS.backend, default: "wasm", defaultText: undefined, example: "cpu" },
+    threads: { ...BACKEND_FLAGS.threads, default: 1, defaultText: undefined },
+    "allow-software-adapter": BACKEND_FLAGS["allow-software-adapter"],
+    out: {
+      type: "string",
+      placeholder: "FILE",
+      example: "bench-serve.json",
+      doc: "also write the results as JSON here",
+    },
+  },
+  renamed: { json: "--json FILE was renamed --out FILE (--json is a switch in other tasks)" },
+  notes: "Permissions: --allow-net=127.0.0.1, --allow-read, --allow-write (a temporary folder, " +
+    "--out), --allow-run (the servers).",
+  examples: ["", "--requests 200 --concurrency 2 --cold-starts 1 --input raw --out bench.json"],
+};
+
+async function main(values: Readonly<Record<string, FlagValue>>): Promise<void> {
+  const requests = values.requests as number;
+  const concurrency = values.concurrency as number;
+  const coldStarts = values["cold-starts"] as number;
+  const roundCount = values.rounds as number;
+  const size = values["image-size"] as number;
   const dir = await Deno.makeTempDir({ prefix: "mfi-bench-serve-" });
   try {
-    const model = values.model ??
-      await makeBundle(dir, values.arch as ResNetArchName, num("width"));
+    const model = (values.model as string | undefined) ??
+      await makeBundle(dir, values.arch as ResNetArchName, values.width as number);
     const rng = new Rng(7);
     const body = values.input === "raw"
       ? Uint8Array.from({ length: 3072 }, () => rng.int(256))
@@ -177,12 +211,12 @@ async function main(args: string[]): Promise<void> {
     const contentType = values.input === "raw" ? "application/octet-stream" : "image/png";
     const serverArgs = [
       "--backend",
-      values.backend!,
+      String(values.backend),
       "--threads",
-      values.threads!,
+      String(values.threads),
       "--wasm-dir",
       wasmDir(),
-      ...(allowSoftwareAdapter ? ["--allow-software-adapter"] : []),
+      ...(values["allow-software-adapter"] === true ? ["--allow-software-adapter"] : []),
     ];
 
     // 1. Cold starts.
@@ -249,13 +283,13 @@ async function main(args: string[]): Promise<void> {
         rssGrowthSecondHalfMB: (last.rssBytes - half.rssBytes) / 1e6,
         imagesPerBatch: (last.images - h0.images) / Math.max(1, last.batches - h0.batches),
         machine: `${navigator.hardwareConcurrency} logical CPUs (shared with other jobs)`,
-        // selectBackend warns on the server's stderr when WebGPU runs on a software adapter.
-        softwareAdapter: /WARNING: WebGPU runs on a SOFTWARE adapter/.test(server.output()),
       };
     } finally {
       await server.close();
     }
-    if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(results, null, 2) + "\n");
+    if (typeof values.out === "string") {
+      await Deno.writeTextFile(values.out, JSON.stringify(results, null, 2) + "\n");
+    }
     const f = (x: number) => x.toFixed(1);
     console.log(
       [
@@ -284,23 +318,10 @@ async function main(args: string[]): Promise<void> {
         } MB; images per forward pass: ${results.imagesPerBatch.toFixed(2)}`,
       ].join("\n"),
     );
-    if (results.softwareAdapter) {
-      const note = "SOFTWARE ADAPTER (--allow-software-adapter): the server ran WebGPU on a " +
-        "software adapter; these numbers mean nothing, they test that serving runs on WebGPU.";
-      console.log(`**${note}**`);
-      console.error(`bench:serve: ${note}`);
-    }
     if (!results.tensorsFlat || results.rounds.some((r) => r.non200 > 0)) Deno.exitCode = 1;
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`bench:serve: ${(e as Error).stack ?? e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(BENCH_SERVE_CLI, ({ values }) => main(values));

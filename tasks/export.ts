@@ -6,21 +6,19 @@
  *
  * `--checkpoint` takes a sidecar (`.../output.json`), a checkpoint directory (its newest complete
  * checkpoint is used) or a pipeline phase directory (its `output/` checkpoint).
- * Options: `--spec FILE.json`, `--dataset cifar10|cifar100`, `--class-names FILE` (one per line,
- * as CIFAR's `batches.meta.txt`), `--name TEXT`, `--no-accuracy`.
+ * Options (`--help` lists them): `--spec FILE.json`, `--dataset cifar10|cifar100`,
+ * `--class-names FILE` (one per line, as CIFAR's `batches.meta.txt`), `--name TEXT`,
+ * `--no-accuracy`.
  * Permissions: `--allow-read` (checkpoint, spec, names) and `--allow-write` (the bundle).
  * `--out` must not be one of the inputs (the checkpoint's sidecar or weights, the spec, the names,
  * also through a symlink or a hard link): the export refuses before writing anything.
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { latestCheckpoint, readCheckpoint, selectBackend, writeFileAtomic } from "@mfi/core";
 import type { ModelSpec } from "@mfi/incubation";
 import { bundleFromCheckpoint } from "@mfi/serve";
-
-const USAGE = "usage: deno task export --checkpoint DIR|SIDECAR.json --out model.mfi " +
-  "[--spec spec.json] [--dataset cifar10|cifar100] [--class-names FILE] [--name TEXT] [--no-accuracy]";
+import { type CliSpec, type FlagValue, runCli, UsageError } from "./_cli.ts";
 
 async function isDir(path: string): Promise<boolean> {
   try {
@@ -104,51 +102,96 @@ async function refuseOverwritingInput(
   }
 }
 
-async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      checkpoint: { type: "string" },
-      out: { type: "string" },
-      spec: { type: "string" },
-      dataset: { type: "string" },
-      "class-names": { type: "string" },
-      name: { type: "string" },
-      "no-accuracy": { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+/** `deno task export`'s command line. */
+export const EXPORT_CLI: CliSpec = {
+  name: "export",
+  summary: "turn a training checkpoint into a single-file inference bundle (.mfi): weights, " +
+    "batch-norm statistics, spec, labels, normalisation, accuracy, SHA-256s",
+  usage: "--checkpoint DIR|SIDECAR.json --out model.mfi [options]",
+  flags: {
+    checkpoint: {
+      type: "string",
+      placeholder: "PATH",
+      defaultText: "required",
+      example: "runs/quick-seed0/phases/finetune",
+      doc: "a checkpoint sidecar (.json), a checkpoint folder (its newest complete checkpoint) " +
+        "or a pipeline phase folder (its output/ checkpoint)",
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
+    out: {
+      type: "string",
+      placeholder: "FILE",
+      defaultText: "required",
+      example: "model.mfi",
+      doc: "the bundle to write (never one of the inputs)",
+    },
+    spec: {
+      type: "string",
+      placeholder: "FILE",
+      defaultText: "the checkpoint's recorded spec",
+      example: "spec.json",
+      doc: "the model spec as JSON",
+    },
+    dataset: {
+      type: "string",
+      choices: ["cifar10", "cifar100"],
+      defaultText: "the checkpoint's recorded dataset, else by class count",
+      doc: "dataset whose class names and normalisation the bundle gets",
+    },
+    "class-names": {
+      type: "string",
+      placeholder: "FILE",
+      defaultText: "the dataset's",
+      example: "batches.meta.txt",
+      doc: "class names, one per line (as CIFAR's batches.meta.txt)",
+    },
+    name: {
+      type: "string",
+      placeholder: "TEXT",
+      defaultText: "describes the spec and the checkpoint",
+      example: "mfi-resnet18-cifar10",
+      doc: "the model's display name",
+    },
+    accuracy: {
+      type: "boolean",
+      default: true,
+      doc: "record the checkpoint's measured test accuracy in the bundle",
+    },
+  },
+  notes: "Permissions: --allow-read (checkpoint, spec, names) and --allow-write (the bundle).",
+  examples: [
+    "--checkpoint runs/quick-seed0/phases/finetune --out model.mfi",
+    "--checkpoint runs/r18/checkpoints --out r18.mfi --dataset cifar10 --no-accuracy",
+  ],
+};
+
+async function main(values: Readonly<Record<string, FlagValue>>): Promise<void> {
+  const checkpointArg = values.checkpoint as string | undefined;
+  const outArg = values.out as string | undefined;
+  if (checkpointArg === undefined || outArg === undefined) {
+    throw new UsageError(
+      "--checkpoint and --out are required, e.g. --checkpoint runs/quick-seed0/phases/finetune " +
+        "--out model.mfi",
+    );
   }
-  if (!values.checkpoint || !values.out) {
-    throw new TypeError(`--checkpoint and --out are required\n${USAGE}`);
-  }
-  const dataset = values.dataset;
-  if (dataset !== undefined && dataset !== "cifar10" && dataset !== "cifar100") {
-    throw new TypeError(`--dataset must be cifar10 or cifar100, got "${dataset}"`);
-  }
+  const dataset = values.dataset as "cifar10" | "cifar100" | undefined;
+  const specFile = values.spec as string | undefined;
+  const namesFile = values["class-names"] as string | undefined;
   await selectBackend({ backend: "cpu" });
-  const sidecar = await resolveCheckpoint(values.checkpoint);
+  const sidecar = await resolveCheckpoint(checkpointArg);
   const inputs: [string, string | undefined][] = [
-    ["the checkpoint", values.checkpoint],
+    ["the checkpoint", checkpointArg],
     ["the checkpoint's sidecar", sidecar],
-    ["the spec file", values.spec],
-    ["the class names file", values["class-names"]],
+    ["the spec file", specFile],
+    ["the class names file", namesFile],
   ];
-  await refuseOverwritingInput(values.out, inputs);
+  await refuseOverwritingInput(outArg, inputs);
   const checkpoint = await readCheckpoint(sidecar);
   const slash = sidecar.lastIndexOf("/");
   const weights = `${slash < 0 ? "." : sidecar.slice(0, slash)}/${checkpoint.sidecar.weightsFile}`;
-  await refuseOverwritingInput(values.out, [["the checkpoint's weights", weights]]);
-  const spec = values.spec
-    ? JSON.parse(await Deno.readTextFile(values.spec)) as ModelSpec
-    : undefined;
-  const classNames = values["class-names"]
-    ? (await Deno.readTextFile(values["class-names"])).split("\n").map((s) => s.trim()).filter(
+  await refuseOverwritingInput(outArg, [["the checkpoint's weights", weights]]);
+  const spec = specFile ? JSON.parse(await Deno.readTextFile(specFile)) as ModelSpec : undefined;
+  const classNames = namesFile
+    ? (await Deno.readTextFile(namesFile)).split("\n").map((s) => s.trim()).filter(
       Boolean,
     )
     : undefined;
@@ -156,10 +199,10 @@ async function main(args: string[]): Promise<void> {
     spec,
     dataset,
     classNames,
-    name: values.name,
-    accuracy: values["no-accuracy"] ? null : undefined,
+    name: values.name as string | undefined,
+    accuracy: values.accuracy === false ? null : undefined,
   });
-  await writeFileAtomic(values.out, bytes);
+  await writeFileAtomic(outArg, bytes);
   const acc = info.accuracy
     ? `${
       (100 * info.accuracy.top1).toFixed(2)
@@ -167,7 +210,7 @@ async function main(args: string[]): Promise<void> {
     : "not recorded";
   console.log(
     [
-      `wrote ${values.out} (${(bytes.length / 1e6).toFixed(2)} MB) from ${sidecar}`,
+      `wrote ${outArg} (${(bytes.length / 1e6).toFixed(2)} MB) from ${sidecar}`,
       `  model: ${info.name}`,
       `  parameters: ${info.parameters}`,
       `  classes: ${info.classNames.length} (${info.classNames.slice(0, 3).join(", ")}, ...)`,
@@ -184,11 +227,4 @@ async function main(args: string[]): Promise<void> {
   }
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`export: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(EXPORT_CLI, ({ values }) => main(values));

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { Conv2d, deriveSeed, Rng } from "@mfi/core";
 import {
   fitToy,

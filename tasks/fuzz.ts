@@ -18,8 +18,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
-import { parseArgs } from "node:util";
+import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "@mfi/core";
 import { buildModel, countSpecParameters, resnetSpec, validateModelSpec } from "@mfi/incubation";
 import { RESNET_ARCHS, type StagedModel } from "@mfi/resnet";
@@ -45,8 +44,7 @@ import {
   smallJpeg,
   smallPng,
 } from "../serve/testdata/hostile.ts";
-
-const USAGE = "usage: deno task fuzz [--cases N] [--seconds S] [--bomb-mib M] [--seed N]";
+import { type CliSpec, runCli } from "./_cli.ts";
 
 /** Outcome counts of one target. */
 export interface FuzzRow {
@@ -418,52 +416,55 @@ export function formatFuzzTable(rows: readonly FuzzRow[]): string {
   return lines.join("\n");
 }
 
-function count(name: string, value: string, min: number): number {
-  if (!/^\d+$/.test(value) || Number(value) < min) {
-    throw new RangeError(`--${name} must be an integer >= ${min}, got "${value}"\n${USAGE}`);
-  }
-  return Number(value);
-}
-
-async function main(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      cases: { type: "string", default: "200" },
-      seconds: { type: "string", default: "60" },
-      "bomb-mib": { type: "string", default: "2048" },
-      seed: { type: "string", default: "0" },
-      help: { type: "boolean", short: "h" },
+/** `deno task fuzz`'s command line. */
+export const FUZZ_CLI: CliSpec = {
+  name: "fuzz",
+  summary: "a bounded, seeded fuzz run of the serving path (image decoders, bundle loader, HTTP " +
+    "server on 127.0.0.1); one table row per target; exit 1 if any case was unexpected",
+  flags: {
+    cases: {
+      type: "integer",
+      min: 0,
+      default: 200,
+      example: "20",
+      doc: "corruptions per seed input",
     },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return 0;
-  }
-  const options: FuzzOptions = {
-    cases: count("cases", values.cases, 0),
-    seconds: count("seconds", values.seconds, 1),
-    bombMiB: count("bomb-mib", values["bomb-mib"], 1),
-    seed: count("seed", values.seed, 0),
-  };
-  const t0 = performance.now();
-  const rows = await runFuzz(options);
-  console.log(formatFuzzTable(rows));
-  console.log(
-    `(${((performance.now() - t0) / 1000).toFixed(1)} s; --cases ${options.cases} ` +
-      `--bomb-mib ${options.bombMiB} --seed ${options.seed}; Deno ${Deno.version.deno}, ` +
-      `${Deno.build.os}/${Deno.build.arch})`,
-  );
-  return rows.some((r) => r.unexpected > 0) ? 1 : 0;
-}
+    seconds: {
+      type: "integer",
+      min: 1,
+      default: 60,
+      example: "10",
+      doc: "stop starting new cases after this many seconds per target",
+    },
+    "bomb-mib": {
+      type: "integer",
+      min: 1,
+      default: 2048,
+      example: "64",
+      doc: "what the largest decompression bombs inflate to, in MiB",
+    },
+    seed: { type: "integer", min: 0, default: 0, example: "3", doc: "base seed of every case" },
+  },
+  notes: "Permissions: --allow-net=127.0.0.1 only.",
+  examples: ["", "--cases 20 --bomb-mib 64 --seed 3"],
+};
 
 if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    console.error(`fuzz: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
+  await runCli(FUZZ_CLI, async ({ values }) => {
+    const options: FuzzOptions = {
+      cases: values.cases as number,
+      seconds: values.seconds as number,
+      bombMiB: values["bomb-mib"] as number,
+      seed: values.seed as number,
+    };
+    const t0 = performance.now();
+    const rows = await runFuzz(options);
+    console.log(formatFuzzTable(rows));
+    console.log(
+      `(${((performance.now() - t0) / 1000).toFixed(1)} s; --cases ${options.cases} ` +
+        `--bomb-mib ${options.bombMiB} --seed ${options.seed}; Deno ${Deno.version.deno}, ` +
+        `${Deno.build.os}/${Deno.build.arch})`,
+    );
+    return rows.some((r) => r.unexpected > 0) ? 1 : 0;
+  });
 }

@@ -10,7 +10,7 @@
  * `deno run` line of their own, e.g.
  * `deno run --allow-net=127.0.0.1 --allow-read=model.mfi,$WASM_DIR tasks/serve.ts --model model.mfi --backend wasm --threads 1 --wasm-dir $WASM_DIR`.
  *
- * Options:
+ * Options (`--help` lists each with its type, default and an example):
  * - `--model PATH|URL` (required): the `.mfi` bundle (a path, a `file:` or an `https:` URL;
  *   a plain `http:` URL only with `--allow-http`).
  * - `--port N` (default 8080; 0 picks a free port), `--hostname H` (default 127.0.0.1).
@@ -26,94 +26,151 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { BACKEND_ARG_HELP, BACKEND_ARG_OPTIONS, backendOptionsFromValues } from "./_cli.ts";
+import {
+  BACKEND_FLAGS,
+  backendOptions,
+  type CliSpec,
+  type FlagSpec,
+  type FlagValue,
+  reportError,
+  runCli,
+  UsageError,
+} from "./_cli.ts";
+import { WASM_THREAD_LIMIT } from "@mfi/core";
 import { createHandler, loadClassifier, startHttpServer } from "@mfi/serve";
 
-const USAGE = "usage: deno task serve --model model.mfi [--port 8080] [--hostname 127.0.0.1] " +
-  "[--max-body-bytes N] [--max-pixels N] [--max-batch N] [--topk K] [--allow-http] " +
-  "[--header-timeout-ms N] [--body-timeout-ms N] [--idle-timeout-ms N] [--max-connections N] " +
-  "[--backend webgpu|wasm|cpu] [--threads N] [--wasm-dir DIR|URL]";
-
-function int(name: string, value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) {
-    throw new RangeError(`--${name} must be a non-negative integer, got "${value}"\n${USAGE}`);
-  }
-  return Number(value);
+function positive(doc: string, defaultText: string, example: string): FlagSpec {
+  return { type: "integer", min: 1, defaultText, example, doc };
 }
+
+/** `deno task serve`'s command line. */
+export const SERVE_CLI: CliSpec = {
+  name: "serve",
+  summary: "serve a bundle's classifier over HTTP: POST /classify, GET /healthz, GET /model",
+  usage: "--model model.mfi [options]",
+  flags: {
+    model: {
+      type: "string",
+      placeholder: "PATH|URL",
+      defaultText: "required",
+      example: "model.mfi",
+      doc: "the .mfi bundle: a path, a file: or an https: URL (http: only with --allow-http)",
+    },
+    port: {
+      type: "integer",
+      min: 0,
+      max: 65535,
+      default: 8080,
+      example: "9000",
+      doc: "port to listen on (0 picks a free one)",
+    },
+    hostname: {
+      type: "string",
+      placeholder: "HOST",
+      default: "127.0.0.1",
+      example: "0.0.0.0",
+      doc: "address to listen on",
+    },
+    "max-body-bytes": positive("largest request body", "5 MiB", "1048576"),
+    "max-pixels": positive("largest decoded image, in pixels", "25000000", "4000000"),
+    "max-batch": positive("most images per forward pass (micro-batching)", "32", "8"),
+    topk: positive("labels per answer when ?topk= is absent", "5, at most the classes", "3"),
+    "allow-http": {
+      type: "boolean",
+      default: false,
+      doc: "accept a plain http: --model URL (anyone on the path can replace it)",
+    },
+    "header-timeout-ms": positive("a request's head must arrive within this", "10000", "5000"),
+    "body-timeout-ms": positive("a request's body must arrive within this", "30000", "10000"),
+    "idle-timeout-ms": positive("close a kept-alive connection idle this long", "5000", "2000"),
+    "max-connections": positive("open connections at most (more get 503)", "256", "64"),
+    // The server reads no environment: its backend comes from these flags alone.
+    backend: {
+      ...BACKEND_FLAGS.backend,
+      defaultText: "the best available: webgpu on a GPU, wasm, cpu",
+    },
+    threads: { ...BACKEND_FLAGS.threads, defaultText: `all cores, at most ${WASM_THREAD_LIMIT}` },
+    "allow-software-adapter": { ...BACKEND_FLAGS["allow-software-adapter"], defaultText: "off" },
+    "wasm-dir": {
+      type: "string",
+      placeholder: "DIR|URL",
+      defaultText: "the installed tfjs-backend-wasm package's",
+      example: "/srv/wasm",
+      doc: "folder or URL prefix holding tfjs-backend-wasm's .wasm files; one that does not " +
+        "work is an error, never a cpu fallback",
+    },
+  },
+  notes: "Permissions: --allow-net for the listening address (and an https: bundle's host), " +
+    "--allow-read of the bundle and the WASM binaries; nothing else. `deno task serve` grants " +
+    "exactly --allow-net=127.0.0.1:8080 --allow-read=model.mfi,<WASM dir>.",
+  examples: [
+    "--model model.mfi",
+    "--model model.mfi --port 9000 --backend wasm --threads 1",
+  ],
+};
 
 function isUrl(value: string): boolean {
   return /^(https?|file):\/\//i.test(value);
 }
 
-async function main(args: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      model: { type: "string" },
-      port: { type: "string", default: "8080" },
-      hostname: { type: "string", default: "127.0.0.1" },
-      "max-body-bytes": { type: "string" },
-      "max-pixels": { type: "string" },
-      "max-batch": { type: "string" },
-      topk: { type: "string" },
-      "allow-http": { type: "boolean", default: false },
-      "header-timeout-ms": { type: "string" },
-      "body-timeout-ms": { type: "string" },
-      "idle-timeout-ms": { type: "string" },
-      "max-connections": { type: "string" },
-      ...BACKEND_ARG_OPTIONS,
-      "wasm-dir": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-    allowPositionals: false,
-  });
-  if (values.help) {
-    console.log(`${USAGE}\n${BACKEND_ARG_HELP}`);
-    return;
+function optional(values: Readonly<Record<string, FlagValue>>, name: string): number | undefined {
+  return values[name] as number | undefined;
+}
+
+async function main(values: Readonly<Record<string, FlagValue>>): Promise<void> {
+  const model = values.model as string | undefined;
+  if (model === undefined) {
+    throw new UsageError("--model is required, e.g. --model model.mfi");
   }
-  if (!values.model) throw new TypeError(`--model is required\n${USAGE}`);
-  const { backend, threads, allowSoftwareAdapter } = backendOptionsFromValues(values);
-  if (/^http:\/\//i.test(values.model) && !values["allow-http"]) {
-    throw new TypeError(
-      `--model ${values.model} is plain http:, which anyone on the path can replace; ` +
+  const { backend, threads, allowSoftwareAdapter } = backendOptions(values);
+  if (/^http:\/\//i.test(model) && values["allow-http"] !== true) {
+    throw new UsageError(
+      `--model ${model} is plain http:, which anyone on the path can replace; ` +
         `use https: or pass --allow-http`,
     );
   }
-  const wasmDir = values["wasm-dir"];
+  const wasmDir = values["wasm-dir"] as string | undefined;
   // Paths are read here, not turned into file: URLs: resolving a relative path needs Deno.cwd(),
   // which needs read permission on the working directory.
-  const source = isUrl(values.model) ? new URL(values.model) : await Deno.readFile(values.model);
-  const classifier = await loadClassifier(source, {
-    backend,
-    threads,
-    ...(allowSoftwareAdapter ? { allowSoftwareAdapter } : {}),
-    wasm: wasmDir === undefined ? undefined : { paths: wasmDir },
-    maxBatch: int("max-batch", values["max-batch"]),
-    allowHttp: values["allow-http"],
-    env: {},
-  });
-  const maxBodyBytes = int("max-body-bytes", values["max-body-bytes"]);
+  const source = isUrl(model) ? new URL(model) : await Deno.readFile(model);
+  let classifier;
+  try {
+    classifier = await loadClassifier(source, {
+      backend,
+      threads,
+      ...(allowSoftwareAdapter ? { allowSoftwareAdapter } : {}),
+      wasm: wasmDir === undefined ? undefined : { paths: wasmDir },
+      maxBatch: optional(values, "max-batch"),
+      allowHttp: values["allow-http"] === true,
+      env: {},
+    });
+  } catch (e) {
+    // selectBackend names its option; the user gave a flag.
+    const message = (e as Error).message;
+    if (wasmDir !== undefined && message.includes("wasm.paths")) {
+      throw new Error(`--wasm-dir ${wasmDir} does not work: ${message}`, { cause: e });
+    }
+    throw e;
+  }
+  const maxBodyBytes = optional(values, "max-body-bytes");
   // The server is started after the handler; its refusals are counted in /healthz.
   const front = { refused: () => 0 };
   const handler = createHandler(classifier, {
     serverRefusals: () => front.refused(),
     maxBodyBytes,
-    maxPixels: int("max-pixels", values["max-pixels"]),
-    defaultTopK: int("topk", values.topk) ??
+    maxPixels: optional(values, "max-pixels"),
+    defaultTopK: optional(values, "topk") ??
       Math.min(5, classifier.info.classNames.length),
   });
   const controller = new AbortController();
   const running = startHttpServer(handler, {
-    hostname: values.hostname,
-    port: int("port", values.port),
+    hostname: values.hostname as string,
+    port: values.port as number,
     maxBodyBytes,
-    headerTimeoutMs: int("header-timeout-ms", values["header-timeout-ms"]),
-    bodyTimeoutMs: int("body-timeout-ms", values["body-timeout-ms"]),
-    idleTimeoutMs: int("idle-timeout-ms", values["idle-timeout-ms"]),
-    maxConnections: int("max-connections", values["max-connections"]),
+    headerTimeoutMs: optional(values, "header-timeout-ms"),
+    bodyTimeoutMs: optional(values, "body-timeout-ms"),
+    idleTimeoutMs: optional(values, "idle-timeout-ms"),
+    maxConnections: optional(values, "max-connections"),
     signal: controller.signal,
     onError: (e) => console.error("serve:", e),
     onListen({ hostname, port }) {
@@ -145,18 +202,21 @@ async function main(args: string[]): Promise<void> {
 }
 
 if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`serve: ${(e as Error).message}`);
-    if (e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied) {
+  await runCli(SERVE_CLI, async ({ values }) => {
+    try {
+      await main(values);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotCapable || e instanceof Deno.errors.PermissionDenied)) {
+        throw e;
+      }
+      reportError("serve", e);
       console.error(
         "serve: `deno task serve` may only read ./model.mfi (and the WASM binaries) and listen on " +
           "127.0.0.1:8080. For another bundle, address or model host, grant exactly those:\n" +
           "  deno run --allow-net=HOST:PORT[,MODEL_HOST] --allow-read=BUNDLE,$(deno run tasks/_wasm_dir.ts) " +
           "tasks/serve.ts --model BUNDLE --hostname HOST --port PORT",
       );
+      return 1;
     }
-    Deno.exit(1);
-  }
+  });
 }

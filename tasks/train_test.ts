@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { saveCheckpoint } from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";
 import { readPhaseOutput } from "@mfi/incubation";

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { selectBackend } from "@mfi/core";
 import {
   DEFAULT_CONFIG,

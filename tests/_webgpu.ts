@@ -11,7 +11,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { type BackendChoice, selectBackend } from "@mfi/core";
 import { probeWebGpuGate, webgpuTestDefinition } from "@mfi/core/testing";

@@ -95,6 +95,52 @@ const TASKS: [string, string[], RegExp][] = [
     /^flows_demo: --steps must be a whole number >= 1/,
   ],
   ["tasks/make_sample.ts", ["--from", "/tmp"], /^make_sample: --from was renamed --data-dir/],
+  [
+    "tasks/export.ts",
+    ["--checkpoint", "runs/x", "--out", "m.mfi", "--dataset", "cifar1000"],
+    /^export: --dataset must be one of cifar10, cifar100; got "cifar1000"$/,
+  ],
+  ["tasks/export.ts", ["--out", "m.mfi"], /^export: --checkpoint and --out are required, e\.g\./],
+  ["tasks/export.ts", ["--accuracy=maybe"], /^export: --accuracy takes no value.*--no-accuracy$/],
+  [
+    "tasks/serve.ts",
+    ["--model", "model.mfi", "--port", "-1"],
+    /^serve: --port must be a whole number >= 0, <= 65535; got -1$/,
+  ],
+  ["tasks/serve.ts", ["--port", "9000"], /^serve: --model is required, e\.g\. --model model\.mfi$/],
+  [
+    "tasks/serve.ts",
+    ["--model", "http://models.example.com/m.mfi"],
+    /^serve: --model http:\/\/models\.example\.com\/m\.mfi is plain http:.*--allow-http$/,
+  ],
+  [
+    "tasks/serve.ts",
+    ["--model", "m.mfi", "--max-batch", "0"],
+    /^serve: --max-batch must be a whole number >= 1; got 0$/,
+  ],
+  [
+    "tasks/serve.ts",
+    ["--model", "m.mfi", "--wasm-dri", "x"],
+    /^serve: unknown flag --wasm-dri; did you mean --wasm-dir\?/,
+  ],
+  ["tasks/fuzz.ts", ["--cases", "-1"], /^fuzz: --cases must be a whole number >= 0; got -1$/],
+  ["tasks/fuzz.ts", ["--seeds", "3"], /^fuzz: unknown flag --seeds; did you mean --seed\?/],
+  [
+    "tasks/bench_serve.ts",
+    ["--json", "bench.json"],
+    /^bench:serve: --json FILE was renamed --out FILE/,
+  ],
+  ["tasks/bench_serve.ts", ["--width", "0"], /^bench:serve: --width must be a number > 0; got 0$/],
+  [
+    "tasks/bench_serve.ts",
+    ["--input", "jpeg"],
+    /^bench:serve: --input must be one of png, raw; got "jpeg"$/,
+  ],
+  [
+    "tasks/bench_serve.ts",
+    ["--backend", "tpu"],
+    /^bench:serve: --backend must be one of webgpu, wasm, cpu/,
+  ],
 ];
 
 for (const file of new Set(TASKS.map(([f]) => f))) {

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import {
   batches,
   CifarFileMissingError,
@@ -126,7 +126,7 @@ Deno.test({
       for (const b of batches(test, { batchSize: 256, shuffle: true, augment, seed: 3 })) {
         assert.deepEqual(b.images.shape, [256, 32, 32, 3]);
         const [s, q] = tf.tidy(
-          () => [b.images.sum().dataSync()[0], b.images.square().sum().dataSync()[0]],
+          () => [tf.sum(b.images).dataSync()[0], tf.sum(tf.square(b.images)).dataSync()[0]],
         );
         sum += s;
         squares += q;

@@ -1,7 +1,7 @@
 // Table-driven over every model kind of a run (baseline, meta, each incubation hybrid, MFI-ResNet),
 // built as the pipeline builds them: pipelineSpecs + buildModel (= buildResNet + withStage).
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { disposeModule, sha256Hex } from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";
 import { buildResNet, residualStageInfo, type StagedModel } from "@mfi/resnet";
@@ -123,7 +123,7 @@ for (const [kind, spec] of KINDS) {
           const g = grads[v.name];
           assert.ok(g !== undefined, `${kind}: no gradient for ${name}`);
           assert.ok(
-            tf.tidy(() => g.abs().max().dataSync()[0]) > 0,
+            tf.tidy(() => tf.max(tf.abs(g)).dataSync()[0]) > 0,
             `${kind}: zero gradient for ${name}`,
           );
         }

@@ -4,7 +4,7 @@
  * outputs were deleted or corrupted, or whose inputs changed.
  */
 import assert from "node:assert/strict";
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { readCheckpoint } from "@mfi/core";
 import {
   buildReport,

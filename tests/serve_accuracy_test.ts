@@ -16,7 +16,7 @@
  * `batches` from `@mfi/data`) of the bundle's model, and `classifier.classify` on the raw uint8
  * images; and the first 100 images sent as PNG files to the HTTP handler answer as `classify`.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { evaluate, latestCheckpoint, readCheckpoint, selectBackend } from "@mfi/core";
 import { batches, type CifarSplit, loadCifar, subsetPerClass } from "@mfi/data";

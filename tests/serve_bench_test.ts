@@ -27,7 +27,7 @@ Deno.test("bench:serve runs end to end and reports flat tensors", async () => {
         "0.0625",
         "--input",
         "raw",
-        "--json",
+        "--out",
         `${dir}/bench.json`,
       ],
       stdout: "piped",

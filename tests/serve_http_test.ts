@@ -3,7 +3,7 @@
  * `--allow-net=127.0.0.1` and `--allow-read` of the bundle and the WASM binaries, on the WASM
  * backend, and answers good and bad requests.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { encode as encodePng } from "fast-png";
 import jpeg from "jpeg-js";
@@ -337,4 +337,23 @@ Deno.test("serve: a plain http: model URL is refused without --allow-http", asyn
     }),
     /plain http:.*use https: or pass --allow-http/,
   );
+});
+
+Deno.test("serve: a --wasm-dir that does not work is an error naming the flag, never a cpu fallback", async () => {
+  const empty = await Deno.makeTempDir({ prefix: "mfi-no-wasm-" });
+  const model = new URL("../model.mfi", import.meta.url).pathname;
+  try {
+    // No --backend: the automatic choice used to fall back to cpu when the binaries were missing.
+    await assert.rejects(
+      startServer({
+        model,
+        permissions: ["--allow-net=127.0.0.1", `--allow-read=${model},${empty}`],
+        args: ["--wasm-dir", empty],
+        timeoutMs: 60_000,
+      }),
+      new RegExp(`exit 1\\):\\nserve: --wasm-dir ${empty} does not work: .*tfjs-backend-wasm`),
+    );
+  } finally {
+    await Deno.remove(empty, { recursive: true });
+  }
 });

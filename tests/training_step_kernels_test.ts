@@ -1,6 +1,6 @@
 // The wasm training kernels of @mfi/core checked on a real model: a tiny ResNet built by
 // @mfi/resnet's one builder (core may not import @mfi/resnet, so this test lives in tests/).
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import {
   disposeModule,

@@ -1,6 +1,6 @@
 // Inference through the serving API (`loadClassifier`/`classify`) on tfjs-backend-webgpu gives
 // the same top-1 as on wasm, and classifying does not grow tensors on WebGPU.
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { Rng } from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";

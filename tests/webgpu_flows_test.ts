@@ -1,7 +1,7 @@
 // MeanFlow on tfjs-backend-webgpu against the cpu backend: the exact forward-mode JVP, the loss
 // (whose target is that JVP, off the tape) with its gradients, and a MeanFlow stage's forward in
 // one and in k steps per module.
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { Rng } from "@mfi/core";
 import { meanFlowLoss, MeanFlowStage, VelocityNetwork } from "@mfi/flows";
 import { assertSameOnWebGpu, webgpuTest } from "./_webgpu.ts";

@@ -3,7 +3,7 @@
 // core's BatchNorm in training mode (forward, gradients, running statistics), the matmul variants
 // (transposes, batched, a dense layer's gradients), unsortedSegmentSum (and gather's gradient,
 // which uses it). Small shapes: on Mesa's software adapter the whole file takes seconds.
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { BatchNorm, disposeModule, Rng } from "@mfi/core";
 import { assertSameOnWebGpu, webgpuTest } from "./_webgpu.ts";
 

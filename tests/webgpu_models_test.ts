@@ -2,7 +2,7 @@
 // ResNet-50 at width 1/16, batch 2: the loss, every gradient and the running statistics the step
 // moved (ResNet-18 within 1e-4 relative; ResNet-50's tolerance is explained at its check); and no
 // tensor growth across WebGPU training steps.
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import { disposeModule, Rng } from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";

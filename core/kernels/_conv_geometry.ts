@@ -4,7 +4,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 
 /** Attributes of a convolution-gradient kernel (those of the forward convolution). */
 export interface ConvGradAttrs {

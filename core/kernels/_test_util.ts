@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
 import { Rng } from "../random.ts";
 import { registerWasmTrainingKernels, type WasmTrainingKernelOptions } from "./register.ts";

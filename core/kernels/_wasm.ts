@@ -5,7 +5,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { installHeapGuard } from "./_heap.ts";
 
 /** The parts of the emscripten module of tfjs-backend-wasm that the kernels use. */

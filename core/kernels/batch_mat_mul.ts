@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { type HeapTensor, Scratch, sizeOf, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor1D } from "../tf_types.ts";
 import { Scratch, type WasmBackend } from "./_wasm.ts";
 
@@ -31,7 +31,7 @@ function onWasm(kernel: string): boolean {
  * @example
  * ```ts
  * import { channelMoments } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const { mean, variance } = channelMoments(tf.tensor2d([1, 10, 3, 30], [2, 2]));
@@ -63,7 +63,7 @@ export function channelMoments(x: Tensor): { mean: Tensor1D; variance: Tensor1D 
  * @example
  * ```ts
  * import { channelGradSums } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const r = channelGradSums(tf.tensor2d([1, 2, 3, 4], [2, 2]), tf.tensor2d([1, 1, 2, 0], [2, 2]));

@@ -11,7 +11,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { type ConvGradAttrs, convGradGeometry } from "./_conv_geometry.ts";
 import { ownKernels } from "./_own_kernels.ts";
 import { type HeapTensor, Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";

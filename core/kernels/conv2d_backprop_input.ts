@@ -6,7 +6,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { type ConvGradAttrs, convGradGeometry, phases } from "./_conv_geometry.ts";
 import { Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 

@@ -1,4 +1,5 @@
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
+import "../backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import assert from "node:assert/strict";
 import { compareBackends, values } from "./_test_util.ts";
 import { convGradGeometry } from "./_conv_geometry.ts";
@@ -104,8 +105,11 @@ Deno.test("conv2d gradients through tf.grads on wasm match cpu (explicit padding
     const x = tf.tensor4d(xv, [2, 9, 9, 4]);
     const w = tf.tensor4d(wv, [3, 3, 4, 6]);
     const f = (a: tf.Tensor, b: tf.Tensor) =>
-      tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]).square()
-        .sum();
+      tf.sum(
+        tf.square(
+          tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]),
+        ),
+      );
     return tf.grads(f)([x, w]);
   });
   assert.ok(Math.max(...errs) <= 1e-5, `errors ${errs}`);

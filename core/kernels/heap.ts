@@ -8,7 +8,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 
 /** Largest heap a wasm32 instance can have (65536 pages of 64 KiB). */
 export const WASM_HEAP_LIMIT_BYTES: number = 4 * 1024 ** 3;
@@ -103,7 +103,7 @@ function wasmBackendIfReady(): HeapOwner | undefined {
  * @example
  * ```ts
  * import { wasmHeapBytes } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const { heapBytes, limitBytes } = wasmHeapBytes();

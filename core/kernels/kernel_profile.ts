@@ -10,7 +10,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 
 /** One kernel call. */
 export interface KernelCall {
@@ -116,10 +116,10 @@ export function kernelFlops(
  * @example
  * ```ts
  * import { profileKernels } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
- * const { calls } = await profileKernels("cpu", () => tf.tidy(() => tf.relu(tf.ones([4])).sum()).dispose());
+ * const { calls } = await profileKernels("cpu", () => tf.tidy(() => tf.sum(tf.relu(tf.ones([4])))).dispose());
  * assert.deepEqual(calls.map((c) => c.name).filter((n) => n === "Relu"), ["Relu"]);
  * ```
  */

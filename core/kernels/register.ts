@@ -3,7 +3,7 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { installHeapGuard } from "./_heap.ts";
 import type { WasmModule } from "./_wasm.ts";
 import { batchMatMulWasm } from "./batch_mat_mul.ts";
@@ -68,7 +68,7 @@ export interface WasmTrainingKernelOptions {
  * @example
  * ```ts
  * import { registerWasmTrainingKernels, wasmFilterKernel } from "@mfi/core";
- * import * as tf from "@tensorflow/tfjs";
+ * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * registerWasmTrainingKernels();
  * registerWasmTrainingKernels();

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs";
+import type * as tf from "@tensorflow/tfjs-core";
 import { Scratch, sizeOf, type WasmBackend } from "./_wasm.ts";
 
 interface Args {

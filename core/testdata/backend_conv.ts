@@ -8,7 +8,7 @@
  *
  * With `--stdin-binary simd|threadedSimd` the wasm binary is read from stdin and passed as bytes.
  */
-import * as tf from "@tensorflow/tfjs";
+import * as tf from "@tensorflow/tfjs-core";
 import { parseArgs } from "node:util";
 import { backendLabel, type BackendName, parseBackendName, selectBackend } from "../backend.ts";
 import { Rng } from "../random.ts";
