@@ -22,6 +22,19 @@ interface Args {
   attrs: ConvGradAttrs & { filterShape: [number, number, number, number] };
 }
 
+/** The shapes, strides and padding of a backward-filter call (validated; shared by both kernels). */
+function filterGradGeometry(args: Args): ReturnType<typeof convGradGeometry> {
+  const { x, dy } = args.inputs;
+  return convGradGeometry(
+    "Conv2DBackpropFilter",
+    x.shape as [number, number, number, number],
+    args.attrs.filterShape,
+    dy,
+    [x, dy],
+    args.attrs,
+  );
+}
+
 /**
  * The kernel function (registered by {@linkcode registerWasmTrainingKernels}).
  *
@@ -33,14 +46,7 @@ interface Args {
 export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
   const { x, dy } = args.inputs;
   const backend = args.backend as WasmBackend;
-  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = convGradGeometry(
-    "Conv2DBackpropFilter",
-    x.shape as [number, number, number, number],
-    args.attrs.filterShape,
-    dy,
-    [x, dy],
-    args.attrs,
-  );
+  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = filterGradGeometry(args);
   const ops = wasmOps(backend);
   const scratch = new Scratch(backend);
   try {
@@ -118,14 +124,7 @@ export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
 export function conv2dBackpropFilterOwnWasm(args: Args): tf.TensorInfo {
   const { x, dy } = args.inputs;
   const backend = args.backend as WasmBackend;
-  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = convGradGeometry(
-    "Conv2DBackpropFilter",
-    x.shape as [number, number, number, number],
-    args.attrs.filterShape,
-    dy,
-    [x, dy],
-    args.attrs,
-  );
+  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = filterGradGeometry(args);
   if (kh === 1 && kw === 1 && pt === 0 && pl === 0) return conv2dBackpropFilterWasm(args);
   const kernels = ownKernels(backend.wasm);
   const scratch = new Scratch(backend);
