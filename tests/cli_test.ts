@@ -3,21 +3,9 @@
  * and a usage error is one line on stderr with exit code 2 (no stack trace).
  */
 import assert from "node:assert/strict";
+import { runDeno } from "./_run_deno.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function run(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = (args: string[]) => runDeno(args);
 
 /** Task file, a usage error's arguments, and the one line it must print. */
 const TASKS: [string, string[], RegExp][] = [

@@ -4,15 +4,12 @@
  * held by another run is refused naming the holder, before anything is trained or written.
  */
 import assert from "node:assert/strict";
+import { runDeno } from "./_run_deno.ts";
 import { fixtureFiles, writeFiles } from "../data/testdata/fixtures.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function reproduce(args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
+function reproduce(args: string[]) {
+  return runDeno(
+    [
       "tasks/reproduce.ts",
       "--preset",
       "smoke",
@@ -24,14 +21,8 @@ async function reproduce(args: string[]) {
       "--no-probe",
       ...args,
     ],
-    cwd: ROOT,
-    env: { NO_COLOR: "1", CI: "true" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+    { CI: "true" },
+  );
 }
 
 Deno.test("reproduce refuses data that fails the check, and warns loudly with --allow-bad-data", async () => {

@@ -10,9 +10,8 @@
  * measurement's code path on WebGPU.
  */
 import assert from "node:assert/strict";
+import { runDeno } from "./_run_deno.ts";
 import { webgpuTest } from "./_webgpu.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 /** The rows of the table at the `--tiny` shapes, in order. */
 const ROWS = [
@@ -25,18 +24,7 @@ const ROWS = [
   "resnet50 inference (batch 2)",
 ];
 
-async function bench(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "tasks/bench.ts", ...args],
-    cwd: ROOT,
-    env: { NO_COLOR: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const bench = (args: string[]) => runDeno(["tasks/bench.ts", ...args]);
 
 webgpuTest(
   "webgpu bench: bench --backend webgpu --allow-software-adapter --tiny prints the WASM table's rows",

@@ -10,46 +10,34 @@
  * trains and evaluates, through the same command and `runPipeline` call.
  */
 import assert from "node:assert/strict";
+import { runDeno } from "./_run_deno.ts";
 import { webgpuTest } from "./_webgpu.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
 
 webgpuTest(
   "webgpu pipeline: reproduce --preset smoke --backend webgpu --allow-software-adapter, end to end",
   async () => {
     const out = await Deno.makeTempDir({ prefix: "mfi-smoke-webgpu-" });
     try {
-      const run = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          "tasks/reproduce.ts",
-          "--preset",
-          "smoke",
-          "--backend",
-          "webgpu",
-          "--allow-software-adapter",
-          "--out",
-          out,
-          "--archive",
-          "data/sample/cifar-10-sample.tar.gz",
-          "--no-download",
-          "--no-probe",
-          "--yes",
-          "--set",
-          "data.trainPerClass=5",
-          "--set",
-          "data.testPerClass=5",
-        ],
-        cwd: ROOT,
-        env: { NO_COLOR: "1" },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      const dec = new TextDecoder();
-      const stdout = dec.decode(run.stdout);
-      const stderr = dec.decode(run.stderr);
+      const run = await runDeno([
+        "tasks/reproduce.ts",
+        "--preset",
+        "smoke",
+        "--backend",
+        "webgpu",
+        "--allow-software-adapter",
+        "--out",
+        out,
+        "--archive",
+        "data/sample/cifar-10-sample.tar.gz",
+        "--no-download",
+        "--no-probe",
+        "--yes",
+        "--set",
+        "data.trainPerClass=5",
+        "--set",
+        "data.testPerClass=5",
+      ]);
+      const { stdout, stderr } = run;
       assert.equal(
         run.code,
         0,
