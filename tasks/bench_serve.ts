@@ -283,6 +283,8 @@ async function main(values: Readonly<Record<string, FlagValue>>): Promise<void> 
         rssGrowthSecondHalfMB: (last.rssBytes - half.rssBytes) / 1e6,
         imagesPerBatch: (last.images - h0.images) / Math.max(1, last.batches - h0.batches),
         machine: `${navigator.hardwareConcurrency} logical CPUs (shared with other jobs)`,
+        // selectBackend warns on the server's stderr when WebGPU runs on a software adapter.
+        softwareAdapter: /WARNING: WebGPU runs on a SOFTWARE adapter/.test(server.output()),
       };
     } finally {
       await server.close();
@@ -318,6 +320,12 @@ async function main(values: Readonly<Record<string, FlagValue>>): Promise<void> 
         } MB; images per forward pass: ${results.imagesPerBatch.toFixed(2)}`,
       ].join("\n"),
     );
+    if (results.softwareAdapter) {
+      const note = "SOFTWARE ADAPTER (--allow-software-adapter): the server ran WebGPU on a " +
+        "software adapter; these numbers mean nothing, they test that serving runs on WebGPU.";
+      console.log(`**${note}**`);
+      console.error(`bench:serve: ${note}`);
+    }
     if (!results.tensorsFlat || results.rounds.some((r) => r.non200 > 0)) Deno.exitCode = 1;
   } finally {
     await Deno.remove(dir, { recursive: true });
