@@ -1,8 +1,10 @@
 /**
  * `deno task build:kernels`: compiles our own WASM SIMD kernels (`core/kernels/src/*.c`) with
- * clang/lld (Debian: `apt-get install clang lld`) into two binaries, one importing a plain memory
- * (tfjs-backend-wasm's single-threaded builds) and one importing a shared memory (its threaded
- * build), and writes them as `core/kernels/mfi_kernels{,_shared}.wasm` and, base64-encoded, as
+ * clang 19 and its lld (Debian: `apt-get install clang-19 lld-19`) into four binaries: importing a
+ * plain memory (tfjs-backend-wasm's single-threaded builds) or a shared one (its threaded build),
+ * each with relaxed SIMD (`f32x4.relaxed_madd`, fused on CPUs with FMA) and without it (for
+ * runtimes that do not validate relaxed SIMD). It writes them as
+ * `core/kernels/mfi_kernels{,_shared,_relaxed,_relaxed_shared}.wasm` and, base64-encoded, as
  * `core/kernels/_mfi_kernels_bytes.ts`, which the library imports: loading the kernels needs no
  * permission and users need no toolchain.
  *
@@ -26,12 +28,12 @@ export const BUILD_KERNELS_CLI: CliSpec = {
     clang: {
       type: "string",
       placeholder: "PATH",
-      default: "clang",
-      example: "/usr/bin/clang",
-      doc: "the clang to build with (it needs wasm-ld from lld next to it)",
+      default: "clang-19",
+      example: "/usr/bin/clang-19",
+      doc: "the clang to build with, 16 or newer for relaxed SIMD (it needs its wasm-ld, from lld)",
     },
   },
-  examples: ["--check", "--clang /usr/bin/clang"],
+  examples: ["--check", "--clang /usr/bin/clang-19"],
 };
 
 const KERNELS = new URL("../core/kernels/", import.meta.url);
@@ -39,14 +41,35 @@ const KERNELS = new URL("../core/kernels/", import.meta.url);
 /** The C sources, in link order. */
 export const KERNEL_SOURCES: readonly string[] = ["src/conv2d_backprop_filter.c"];
 
+/** The four binaries: memory kind (plain or shared) x instruction set (SIMD or relaxed SIMD). */
+export type KernelVariant = "plain" | "shared" | "relaxed" | "relaxedShared";
+
+/** The variants, in the order the generated module lists them. */
+export const KERNEL_VARIANTS: readonly KernelVariant[] = [
+  "plain",
+  "shared",
+  "relaxed",
+  "relaxedShared",
+];
+
 /** The committed outputs. */
 export const KERNEL_OUTPUTS = {
   plain: new URL("mfi_kernels.wasm", KERNELS),
   shared: new URL("mfi_kernels_shared.wasm", KERNELS),
+  relaxed: new URL("mfi_kernels_relaxed.wasm", KERNELS),
+  relaxedShared: new URL("mfi_kernels_relaxed_shared.wasm", KERNELS),
   module: new URL("_mfi_kernels_bytes.ts", KERNELS),
 } as const;
 
-/** clang flags common to both binaries (besides the output and the sources). */
+/** The constant of `_mfi_kernels_bytes.ts` that holds each variant. */
+const CONSTANTS: Record<KernelVariant, string> = {
+  plain: "MFI_KERNELS_PLAIN",
+  shared: "MFI_KERNELS_SHARED",
+  relaxed: "MFI_KERNELS_RELAXED",
+  relaxedShared: "MFI_KERNELS_RELAXED_SHARED",
+};
+
+/** clang flags common to all binaries (besides the output and the sources). */
 export const CLANG_FLAGS: readonly string[] = [
   "--target=wasm32",
   "-msimd128",
@@ -61,15 +84,23 @@ export const CLANG_FLAGS: readonly string[] = [
   "-Wl,--strip-all",
 ];
 
-/** Extra flags of the shared-memory binary (tfjs's threaded build has a shared 4 GiB memory). */
+/** Extra flags of the shared-memory binaries (tfjs's threaded build has a shared 4 GiB memory). */
 export const SHARED_FLAGS: readonly string[] = [
   "-matomics",
   "-Wl,--shared-memory",
   "-Wl,--max-memory=4294967296",
 ];
 
+/** Extra flags of each variant. */
+export const VARIANT_FLAGS: Record<KernelVariant, readonly string[]> = {
+  plain: [],
+  shared: SHARED_FLAGS,
+  relaxed: ["-mrelaxed-simd"],
+  relaxedShared: ["-mrelaxed-simd", ...SHARED_FLAGS],
+};
+
 /** The first line of `clang --version`, or undefined when clang cannot run. */
-export async function clangVersion(clang = "clang"): Promise<string | undefined> {
+export async function clangVersion(clang = "clang-19"): Promise<string | undefined> {
   try {
     const out = await new Deno.Command(clang, {
       args: ["--version"],
@@ -110,8 +141,8 @@ async function compile(clang: string, flags: readonly string[]): Promise<Uint8Ar
 
 /** What {@linkcode buildKernels} produced. */
 export interface BuiltKernels {
-  readonly plain: Uint8Array;
-  readonly shared: Uint8Array;
+  /** Each variant's binary. */
+  readonly binaries: Readonly<Record<KernelVariant, Uint8Array>>;
   /** The text of `_mfi_kernels_bytes.ts`. */
   readonly module: string;
 }
@@ -135,15 +166,16 @@ function chunks(text: string): string {
  * @returns The bytes and the module text.
  * @throws {Error} When clang is missing or the build fails (with clang's message).
  */
-export async function buildKernels(clang = "clang"): Promise<BuiltKernels> {
+export async function buildKernels(clang = "clang-19"): Promise<BuiltKernels> {
   const version = await clangVersion(clang);
   if (version === undefined) {
     throw new Error(
-      `${clang} cannot run; install clang and lld (Debian: apt-get install clang lld) or pass --clang PATH`,
+      `${clang} cannot run; install clang 19 and its lld (Debian: apt-get install clang-19 lld-19) ` +
+        "or pass --clang PATH",
     );
   }
-  const plain = await compile(clang, []);
-  const shared = await compile(clang, SHARED_FLAGS);
+  const binaries = {} as Record<KernelVariant, Uint8Array>;
+  for (const v of KERNEL_VARIANTS) binaries[v] = await compile(clang, VARIANT_FLAGS[v]);
   const module = [
     "// Generated by `deno task build:kernels` from core/kernels/src/*.c: do not edit.",
     "// deno-fmt-ignore-file",
@@ -151,14 +183,13 @@ export async function buildKernels(clang = "clang"): Promise<BuiltKernels> {
     `/** The clang that built the binaries below. */`,
     `export const MFI_KERNELS_CLANG = ${JSON.stringify(version)};`,
     "",
-    "/** mfi_kernels.wasm (imports a plain memory), base64. */",
-    `export const MFI_KERNELS_PLAIN =\n${chunks(base64(plain))};`,
-    "",
-    "/** mfi_kernels_shared.wasm (imports a shared memory), base64. */",
-    `export const MFI_KERNELS_SHARED =\n${chunks(base64(shared))};`,
-    "",
+    ...KERNEL_VARIANTS.flatMap((v) => [
+      `/** ${KERNEL_OUTPUTS[v].pathname.split("/").pop()}, base64. */`,
+      `export const ${CONSTANTS[v]} =\n${chunks(base64(binaries[v]))};`,
+      "",
+    ]),
   ].join("\n");
-  return { plain, shared, module };
+  return { binaries, module };
 }
 
 function same(a: Uint8Array, b: Uint8Array): boolean {
@@ -170,9 +201,10 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
   if (values.check) {
     const stale: string[] = [];
     const read = (u: URL) => Deno.readFile(u).catch(() => new Uint8Array());
-    if (!same(await read(KERNEL_OUTPUTS.plain), built.plain)) stale.push("mfi_kernels.wasm");
-    if (!same(await read(KERNEL_OUTPUTS.shared), built.shared)) {
-      stale.push("mfi_kernels_shared.wasm");
+    for (const v of KERNEL_VARIANTS) {
+      if (!same(await read(KERNEL_OUTPUTS[v]), built.binaries[v])) {
+        stale.push(KERNEL_OUTPUTS[v].pathname.split("/").pop()!);
+      }
     }
     const text = await Deno.readTextFile(KERNEL_OUTPUTS.module).catch(() => "");
     if (text !== built.module) stale.push("_mfi_kernels_bytes.ts");
@@ -182,13 +214,13 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     console.log("build:kernels: the committed binaries are what the sources build");
     return;
   }
-  await Deno.writeFile(KERNEL_OUTPUTS.plain, built.plain);
-  await Deno.writeFile(KERNEL_OUTPUTS.shared, built.shared);
+  const wrote: string[] = [];
+  for (const v of KERNEL_VARIANTS) {
+    await Deno.writeFile(KERNEL_OUTPUTS[v], built.binaries[v]);
+    wrote.push(`${KERNEL_OUTPUTS[v].pathname.split("/").pop()} (${built.binaries[v].length} B)`);
+  }
   await Deno.writeTextFile(KERNEL_OUTPUTS.module, built.module);
-  console.log(
-    `build:kernels: wrote mfi_kernels.wasm (${built.plain.length} B), mfi_kernels_shared.wasm ` +
-      `(${built.shared.length} B) and _mfi_kernels_bytes.ts`,
-  );
+  console.log(`build:kernels: wrote ${wrote.join(", ")} and _mfi_kernels_bytes.ts`);
 }
 
 if (import.meta.main) await runCli(BUILD_KERNELS_CLI, ({ values }) => main(values));

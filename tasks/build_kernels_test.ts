@@ -1,16 +1,18 @@
 import assert from "node:assert/strict";
 import { MFI_KERNELS_CLANG } from "../core/kernels/_mfi_kernels_bytes.ts";
 import { ownKernelBytes } from "../core/kernels/_own_kernels.ts";
-import { buildKernels, clangVersion, KERNEL_OUTPUTS } from "./build_kernels.ts";
+import { buildKernels, clangVersion, KERNEL_OUTPUTS, KERNEL_VARIANTS } from "./build_kernels.ts";
 
 Deno.test("the embedded kernel bytes are the committed .wasm files", async () => {
   assert.deepEqual(ownKernelBytes(false), await Deno.readFile(KERNEL_OUTPUTS.plain));
   assert.deepEqual(ownKernelBytes(true), await Deno.readFile(KERNEL_OUTPUTS.shared));
+  assert.deepEqual(ownKernelBytes(false, true), await Deno.readFile(KERNEL_OUTPUTS.relaxed));
+  assert.deepEqual(ownKernelBytes(true, true), await Deno.readFile(KERNEL_OUTPUTS.relaxedShared));
 });
 
 const clang = await clangVersion();
 const why = clang === undefined
-  ? "clang is not installed (apt-get install clang lld)"
+  ? "clang 19 is not installed (apt-get install clang-19 lld-19)"
   : clang !== MFI_KERNELS_CLANG
   ? `clang is "${clang}", the binaries were built by "${MFI_KERNELS_CLANG}"`
   : "";
@@ -22,13 +24,15 @@ Deno.test({
   ignore: why !== "",
   async fn() {
     const built = await buildKernels();
-    assert.deepEqual(built.plain, await Deno.readFile(KERNEL_OUTPUTS.plain));
-    assert.deepEqual(built.shared, await Deno.readFile(KERNEL_OUTPUTS.shared));
+    for (const v of KERNEL_VARIANTS) {
+      assert.deepEqual(built.binaries[v], await Deno.readFile(KERNEL_OUTPUTS[v]), v);
+    }
     assert.equal(built.module, await Deno.readTextFile(KERNEL_OUTPUTS.module));
   },
 });
 
-const objdump = await new Deno.Command("llvm-objdump", {
+// LLVM 19's objdump: older ones cannot decode relaxed SIMD.
+const objdump = await new Deno.Command("llvm-objdump-19", {
   args: ["--version"],
   stdout: "null",
   stderr: "null",
@@ -37,18 +41,21 @@ const objdump = await new Deno.Command("llvm-objdump", {
 
 Deno.test({
   name: `the kernels never touch a global (no linear-memory stack in tfjs's heap)${
-    objdump ? "" : " (skipped: llvm-objdump is not installed)"
+    objdump ? "" : " (skipped: llvm-objdump-19 is not installed)"
   }`,
   ignore: !objdump,
   async fn() {
-    for (const file of [KERNEL_OUTPUTS.plain, KERNEL_OUTPUTS.shared]) {
-      const out = await new Deno.Command("llvm-objdump", {
-        args: ["-d", file.pathname],
+    for (const v of KERNEL_VARIANTS) {
+      const out = await new Deno.Command("llvm-objdump-19", {
+        args: ["-d", KERNEL_OUTPUTS[v].pathname],
         stdout: "piped",
       })
         .output();
       const text = new TextDecoder().decode(out.stdout);
-      assert.ok(out.success && /f32x4\.mul/.test(text), "disassembly with SIMD multiplies");
+      // objdump 19 prints relaxed SIMD as <unknown> with its bytes: fd 85 02 = f32x4.relaxed_madd.
+      const madd = v.startsWith("relaxed") ? /fd 85 02\s+<unknown>/ : /f32x4\.mul/;
+      assert.ok(out.success && madd.test(text), `${v}: disassembly with SIMD multiply-adds`);
+      if (!v.startsWith("relaxed")) assert.doesNotMatch(text, /<unknown>/, v);
       assert.doesNotMatch(text, /global\.(get|set)/);
       assert.doesNotMatch(text, /\bcall\b/); // everything inlined: no stack frames
     }
@@ -58,6 +65,6 @@ Deno.test({
 Deno.test("buildKernels fails, naming the fix, without clang", async () => {
   await assert.rejects(
     () => buildKernels("/nonexistent/clang"),
-    /cannot run; install clang and lld/,
+    /cannot run; install clang 19 and its lld/,
   );
 });

@@ -2,12 +2,21 @@
  * Our own WASM SIMD kernels (`src/*.c`, built by `deno task build:kernels` into
  * `_mfi_kernels_bytes.ts`), instantiated on tfjs-backend-wasm's own memory so that they read and
  * write its tensors in place: the binary importing a shared memory for the threaded build, the
- * one importing a plain memory otherwise. The bytes are part of the module graph: loading them
- * needs no permission.
+ * one importing a plain memory otherwise; each in its relaxed-SIMD build (`f32x4.relaxed_madd`)
+ * where the runtime validates it, else in the plain-SIMD one. The bytes are part of the module
+ * graph: loading them needs no permission.
+ *
+ * Every kernel export ends with `(part, parts)` and computes only that share of its work (see
+ * `src/simd.h`); {@linkcode callOwnKernel} is the one place that calls them.
  *
  * @module
  */
-import { MFI_KERNELS_PLAIN, MFI_KERNELS_SHARED } from "./_mfi_kernels_bytes.ts";
+import {
+  MFI_KERNELS_PLAIN,
+  MFI_KERNELS_RELAXED,
+  MFI_KERNELS_RELAXED_SHARED,
+  MFI_KERNELS_SHARED,
+} from "./_mfi_kernels_bytes.ts";
 
 /** The exports of the kernel binary (pointers are byte offsets into the backend's heap). */
 export interface OwnKernels {
@@ -29,8 +38,17 @@ export interface OwnKernels {
     sw: number,
     pt: number,
     pl: number,
+    part: number,
+    parts: number,
   ): void;
 }
+
+/** The name of a kernel export. */
+export type OwnKernelName = keyof OwnKernels;
+
+/** An export's arguments without the trailing `(part, parts)`. */
+export type OwnKernelArgs<K extends OwnKernelName> = Parameters<OwnKernels[K]> extends
+  [...infer A, number, number] ? A : never;
 
 /** The parts of the backend's emscripten module that hold its memory. */
 interface MemoryOwner {
@@ -40,16 +58,30 @@ interface MemoryOwner {
   asm?: { memory?: WebAssembly.Memory };
 }
 
-const modules: Partial<Record<"plain" | "shared", WebAssembly.Module>> = {};
+type Variant = "plain" | "shared" | "relaxed" | "relaxedShared";
+const modules: Partial<Record<Variant, WebAssembly.Module>> = {};
 const instances = new WeakMap<WebAssembly.Memory, OwnKernels>();
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
 }
 
-/** The kernel binary's bytes: `shared` for a shared memory. */
-export function ownKernelBytes(shared: boolean): Uint8Array<ArrayBuffer> {
-  return decode(shared ? MFI_KERNELS_SHARED : MFI_KERNELS_PLAIN);
+/**
+ * The kernel binary's bytes: `shared` for a shared memory, `relaxed` for the relaxed-SIMD build.
+ */
+export function ownKernelBytes(shared: boolean, relaxed = false): Uint8Array<ArrayBuffer> {
+  return decode(
+    relaxed
+      ? (shared ? MFI_KERNELS_RELAXED_SHARED : MFI_KERNELS_RELAXED)
+      : (shared ? MFI_KERNELS_SHARED : MFI_KERNELS_PLAIN),
+  );
+}
+
+let relaxedValid: boolean | undefined;
+
+/** Whether this runtime validates the relaxed-SIMD binaries (checked once). */
+export function ownKernelsRelaxed(): boolean {
+  return relaxedValid ??= WebAssembly.validate(ownKernelBytes(false, true));
 }
 
 /**
@@ -68,10 +100,31 @@ export function ownKernels(wasm: object): OwnKernels {
   }
   const cached = instances.get(memory);
   if (cached) return cached;
-  const kind = memory.buffer instanceof SharedArrayBuffer ? "shared" : "plain";
-  const module = modules[kind] ??= new WebAssembly.Module(ownKernelBytes(kind === "shared"));
+  const shared = memory.buffer instanceof SharedArrayBuffer;
+  const relaxed = ownKernelsRelaxed();
+  const kind: Variant = relaxed
+    ? (shared ? "relaxedShared" : "relaxed")
+    : (shared ? "shared" : "plain");
+  const module = modules[kind] ??= new WebAssembly.Module(ownKernelBytes(shared, relaxed));
   const instance = new WebAssembly.Instance(module, { env: { memory } });
   const kernels = instance.exports as unknown as OwnKernels;
   instances.set(memory, kernels);
   return kernels;
+}
+
+/**
+ * Runs kernel `name` of the backend's module over all of its work (today as the single share
+ * `(0, 1)` on the calling thread; the one place to spread shares over threads).
+ *
+ * @param wasm The backend's emscripten module.
+ * @param name The export.
+ * @param args Its arguments, without `(part, parts)`.
+ */
+export function callOwnKernel<K extends OwnKernelName>(
+  wasm: object,
+  name: K,
+  args: OwnKernelArgs<K>,
+): void {
+  const fn = ownKernels(wasm)[name] as (...a: number[]) => void;
+  fn(...(args as number[]), 0, 1);
 }

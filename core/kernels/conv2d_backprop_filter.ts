@@ -13,7 +13,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { type ConvGradAttrs, convGradGeometry } from "./_conv_geometry.ts";
-import { ownKernels } from "./_own_kernels.ts";
+import { callOwnKernel } from "./_own_kernels.ts";
 import { type HeapTensor, Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {
@@ -126,14 +126,13 @@ export function conv2dBackpropFilterOwnWasm(args: Args): tf.TensorInfo {
   const backend = args.backend as WasmBackend;
   const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = filterGradGeometry(args);
   if (kh === 1 && kw === 1 && pt === 0 && pl === 0) return conv2dBackpropFilterWasm(args);
-  const kernels = ownKernels(backend.wasm);
   const scratch = new Scratch(backend);
   try {
     const [out, outT] = scratch.output([kh, kw, cin, cout]);
     if (outT.size === 0) return out;
     const xT = scratch.of(x);
     const dyT = scratch.of(dy);
-    kernels.conv2d_backprop_filter_f32(
+    callOwnKernel(backend.wasm, "conv2d_backprop_filter_f32", [
       xT.offset,
       dyT.offset,
       outT.offset,
@@ -150,7 +149,7 @@ export function conv2dBackpropFilterOwnWasm(args: Args): tf.TensorInfo {
       sw,
       pt,
       pl,
-    );
+    ]);
     return out;
   } finally {
     scratch.release();

@@ -7,8 +7,8 @@ import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_
 import { registerWasmTrainingKernels, wasmFilterKernel } from "./register.ts";
 
 Deno.test("the kernel binaries import one memory and export the backward-filter kernel", () => {
-  for (const shared of [false, true]) {
-    const module = new WebAssembly.Module(ownKernelBytes(shared));
+  for (const [shared, relaxed] of [[false, false], [true, false], [false, true], [true, true]]) {
+    const module = new WebAssembly.Module(ownKernelBytes(shared, relaxed));
     assert.deepEqual(WebAssembly.Module.imports(module), [
       { module: "env", name: "memory", kind: "memory" },
     ]);

@@ -8,13 +8,13 @@
 // broadcasts of x per pixel) and stored back. Tails: 1 input channel at a time, 4 output channels
 // (one vector), then scalars.
 //
+// Work units for threads (see simd.h): (tap, block of up to 8 output channels); each share zeroes
+// and accumulates only its units, images in order, so the sums do not depend on the split.
+//
 // Built by `deno task build:kernels` (clang/lld --target=wasm32 -msimd128 -O3 -nostdlib). The module
-// imports tfjs-backend-wasm's own memory and works on its tensors in place. It must not use the
-// linear-memory stack (that memory belongs to tfjs): no arrays or address-taken locals here.
+// imports tfjs-backend-wasm's own memory and works on its tensors in place.
 
-#include <wasm_simd128.h>
-
-#define INLINE static inline __attribute__((always_inline))
+#include "simd.h"
 
 // First and one-past-last output index whose input index o*s + k - p lies in [0, n).
 INLINE int first_valid(int k, int p, int s) {
@@ -51,7 +51,7 @@ struct geometry {
         for (int c = 0; c < CV; c++) d[c] = wasm_v128_load(dp + 4 * c);                     \
         for (int r = 0; r < CI; r++) {                                                      \
           v128_t xv = wasm_v128_load32_splat(xp + r);                                       \
-          for (int c = 0; c < CV; c++) acc[r][c] = wasm_f32x4_add(acc[r][c], wasm_f32x4_mul(xv, d[c])); \
+          for (int c = 0; c < CV; c++) acc[r][c] = MFI_MADD(xv, d[c], acc[r][c]); \
         }                                                                                   \
       }                                                                                     \
     }                                                                                       \
@@ -76,39 +76,50 @@ static void tile_scalar(const struct geometry* g, float* dw, int ci, int co) {
   dw[ci * g->cout + co] = acc;
 }
 
+// Output channels [co0, co1) of tap (i, j) for one image: 8-wide tiles, then 4-wide, then scalars.
+INLINE void tap_block(const struct geometry* g, float* t, int cin, int co0, int co1) {
+  int co = co0;
+  for (; co + 8 <= co1; co += 8) {
+    int ci = 0;
+    for (; ci + 4 <= cin; ci += 4) tile_4_2(g, t, ci, co);
+    for (; ci < cin; ci++) tile_1_2(g, t, ci, co);
+  }
+  for (; co + 4 <= co1; co += 4) {
+    int ci = 0;
+    for (; ci + 4 <= cin; ci += 4) tile_4_1(g, t, ci, co);
+    for (; ci < cin; ci++) tile_1_1(g, t, ci, co);
+  }
+  for (; co < co1; co++)
+    for (int ci = 0; ci < cin; ci++) tile_scalar(g, t, ci, co);
+}
+
 __attribute__((export_name("conv2d_backprop_filter_f32")))
 void conv2d_backprop_filter_f32(const float* x, const float* dy, float* dw, int n, int h, int w,
                                 int cin, int ho, int wo, int cout, int kh, int kw, int sh, int sw,
-                                int pt, int pl) {
-  const int taps = kh * kw * cin * cout;
-  for (int k = 0; k < taps; k++) dw[k] = 0.0f;
+                                int pt, int pl, int part, int parts) {
+  const int blocks = (cout + 7) / 8;  // output-channel blocks per tap
+  const int u0 = share_begin(kh * kw * blocks, part, parts);
+  const int u1 = share_end(kh * kw * blocks, part, parts);
+  for (int u = u0; u < u1; u++) {
+    const int tap = u / blocks, co0 = (u % blocks) * 8;
+    const int co1 = co0 + 8 < cout ? co0 + 8 : cout;
+    float* t = dw + tap * cin * cout;
+    for (int ci = 0; ci < cin; ci++)
+      for (int co = co0; co < co1; co++) t[ci * cout + co] = 0.0f;
+  }
   for (int b = 0; b < n; b++) {
     struct geometry g = {x + b * h * w * cin, dy + b * ho * wo * cout, w, cin, wo, cout, sh, sw};
-    for (int i = 0; i < kh; i++) {
+    for (int u = u0; u < u1; u++) {
+      const int tap = u / blocks, i = tap / kw, j = tap % kw, co0 = (u % blocks) * 8;
+      const int co1 = co0 + 8 < cout ? co0 + 8 : cout;
       g.oy0 = first_valid(i, pt, sh);
       g.oy1 = end_valid(i, pt, sh, h, ho);
-      if (g.oy0 >= g.oy1) continue;
+      g.ox0 = first_valid(j, pl, sw);
+      g.ox1 = end_valid(j, pl, sw, w, wo);
+      if (g.oy0 >= g.oy1 || g.ox0 >= g.ox1) continue;
       g.iy0 = g.oy0 * sh + i - pt;
-      for (int j = 0; j < kw; j++) {
-        g.ox0 = first_valid(j, pl, sw);
-        g.ox1 = end_valid(j, pl, sw, w, wo);
-        if (g.ox0 >= g.ox1) continue;
-        g.ix0 = g.ox0 * sw + j - pl;
-        float* t = dw + (i * kw + j) * cin * cout;
-        int co = 0;
-        for (; co + 8 <= cout; co += 8) {
-          int ci = 0;
-          for (; ci + 4 <= cin; ci += 4) tile_4_2(&g, t, ci, co);
-          for (; ci < cin; ci++) tile_1_2(&g, t, ci, co);
-        }
-        for (; co + 4 <= cout; co += 4) {
-          int ci = 0;
-          for (; ci + 4 <= cin; ci += 4) tile_4_1(&g, t, ci, co);
-          for (; ci < cin; ci++) tile_1_1(&g, t, ci, co);
-        }
-        for (; co < cout; co++)
-          for (int ci = 0; ci < cin; ci++) tile_scalar(&g, t, ci, co);
-      }
+      g.ix0 = g.ox0 * sw + j - pl;
+      tap_block(&g, dw + tap * cin * cout, cin, co0, co1);
     }
   }
 }

@@ -1,6 +1,7 @@
 // Run with no permission at all (`deno run --no-prompt`): instantiates our own kernel binaries
-// from the bytes in the module graph on a fresh plain and a fresh shared memory, runs a small
-// Conv2DBackpropFilter on each against a direct JavaScript sum, and prints "ok <max error>".
+// (plain and relaxed SIMD) from the bytes in the module graph on a fresh plain and a fresh shared
+// memory, runs a small Conv2DBackpropFilter on each against a direct JavaScript sum, whole and as
+// three shares (which must give the same bits), and prints "ok <max error>".
 import { ownKernelBytes, type OwnKernels } from "../_own_kernels.ts";
 
 const [n, h, w, cin, cout, k, s, p] = [2, 7, 6, 5, 11, 3, 2, 1];
@@ -28,9 +29,9 @@ for (let b = 0; b < n; b++) {
   }
 }
 let worst = 0;
-for (const shared of [false, true]) {
+for (const [shared, relaxed] of [[false, false], [true, false], [false, true], [true, true]]) {
   const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared });
-  const module = new WebAssembly.Module(ownKernelBytes(shared));
+  const module = new WebAssembly.Module(ownKernelBytes(shared, relaxed));
   const kernels = new WebAssembly.Instance(module, { env: { memory } })
     .exports as unknown as OwnKernels;
   // Tensors from byte 4096 on; the dw buffer starts dirty: the kernel must zero it.
@@ -39,26 +40,34 @@ for (const shared of [false, true]) {
   const dwo = dyo + dy.length;
   f32.set(x, xo);
   f32.set(dy, dyo);
+  const run = (part: number, parts: number) =>
+    kernels.conv2d_backprop_filter_f32(
+      4 * xo,
+      4 * dyo,
+      4 * dwo,
+      n,
+      h,
+      w,
+      cin,
+      ho,
+      wo,
+      cout,
+      k,
+      k,
+      s,
+      s,
+      p,
+      p,
+      part,
+      parts,
+    );
   f32.fill(123, dwo, dwo + want.length);
-  kernels.conv2d_backprop_filter_f32(
-    4 * xo,
-    4 * dyo,
-    4 * dwo,
-    n,
-    h,
-    w,
-    cin,
-    ho,
-    wo,
-    cout,
-    k,
-    k,
-    s,
-    s,
-    p,
-    p,
-  );
+  for (let part = 0; part < 3; part++) run(part, 3);
+  const split = f32.slice(dwo, dwo + want.length);
+  f32.fill(123, dwo, dwo + want.length);
+  run(0, 1);
   const got = f32.subarray(dwo, dwo + want.length);
+  if (got.some((v, i) => !Object.is(v, split[i]))) throw new Error("3 shares differ from 1");
   const scale = Math.max(...want.map(Math.abs));
   for (let i = 0; i < want.length; i++) worst = Math.max(worst, Math.abs(got[i] - want[i]) / scale);
   if (f32[dwo + want.length] !== 0 || f32[xo - 1] !== 0) throw new Error("wrote outside dw");
