@@ -34,6 +34,7 @@ import {
   softmaxCrossEntropy,
   summarizeKernelProfile,
   wasmHeapBytes,
+  type WasmTrainingKernelOptions,
   withWasmHeapContext,
 } from "@mfi/core";
 import { buildResNet } from "@mfi/resnet";
@@ -146,8 +147,17 @@ const TINY_NOTE = "TINY shapes (--tiny: conv 2x8x8x16, batch 2, one timed repeti
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
 
-/** The row of the backward-filter on our own kernel. */
+/** The rows of the 3x3 convolutions on our own kernels. */
+const OWN_FORWARD_ROW = "conv3x3 forward (own kernel)";
+const OWN_INPUT_ROW = "conv3x3 backward-input (own kernel)";
 const OWN_FILTER_ROW = "conv3x3 backward-filter (own kernel)";
+
+/** Every convolution on XNNPACK (the default, and what each measurement starts from). */
+const ALL_XNNPACK: WasmTrainingKernelOptions = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+};
 
 /** The roof row's name. */
 const ROOF = "WASM SIMD roof";
@@ -283,22 +293,59 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
     });
   }
   if (tf.getBackend() === "wasm") {
-    // The same backward-filter on our own WASM SIMD kernel (single-threaded), then back.
-    registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
-    try {
-      const fn = run["conv3x3 backward-filter"];
-      const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
-      rows.push({
-        name: OWN_FILTER_ROW,
-        value: (gflop * repeats) / wall,
-        perCpu: (gflop * repeats) / cpu,
-        unit: "GFLOP/s",
-        gflops: (gflop * repeats) / wall,
-      });
-    } finally {
-      registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    // The same convolutions on our own WASM SIMD kernels (single-threaded), one at a time.
+    const own: [string, WasmTrainingKernelOptions, () => tf.Tensor][] = [
+      [OWN_FORWARD_ROW, { conv2d: "own" }, run["conv3x3 forward"]],
+      [OWN_INPUT_ROW, { conv2dBackpropInput: "own" }, run["conv3x3 backward-input"]],
+      [OWN_FILTER_ROW, { conv2dBackpropFilter: "own" }, run["conv3x3 backward-filter"]],
+    ];
+    for (const [name, kernels, fn] of own) {
+      registerWasmTrainingKernels(kernels);
+      try {
+        const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
+        rows.push({
+          name,
+          value: (gflop * repeats) / wall,
+          perCpu: (gflop * repeats) / cpu,
+          unit: "GFLOP/s",
+          gflops: (gflop * repeats) / wall,
+        });
+      } finally {
+        registerWasmTrainingKernels(ALL_XNNPACK);
+      }
     }
   }
+  // 1x1 convolutions (the bottleneck's) at the same size: per flop no slower than 3x3 is the aim.
+  const w1 = tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D;
+  const gflop1 = gflop / 9;
+  const pointwise: [string, WasmTrainingKernelOptions | undefined][] = [
+    ["conv1x1 forward", undefined],
+    ...(tf.getBackend() === "wasm"
+      ? [["conv1x1 forward (own kernel)", { conv2d: "own" }] as [string, WasmTrainingKernelOptions]]
+      : []),
+  ];
+  for (const [name, kernels] of pointwise) {
+    if (kernels) registerWasmTrainingKernels(kernels);
+    try {
+      const fn = () => tf.conv2d(x, w1, 1, "valid");
+      const { wall, cpu } = await measure(
+        () => settler.take(tf.tidy(fn)),
+        repeats * 3,
+        settler.settle,
+        warmup,
+      );
+      rows.push({
+        name,
+        value: (gflop1 * repeats * 3) / wall,
+        perCpu: (gflop1 * repeats * 3) / cpu,
+        unit: "GFLOP/s",
+        gflops: (gflop1 * repeats * 3) / wall,
+      });
+    } finally {
+      if (kernels) registerWasmTrainingKernels(ALL_XNNPACK);
+    }
+  }
+  w1.dispose();
   tf.dispose([x, w, dy]);
   return rows;
 }
@@ -375,21 +422,32 @@ async function benchModel(
     };
     const rows = [train];
     if (onWasm && arch === "resnet18") {
-      // The same training step with our own backward-filter kernel (single-threaded).
-      registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
-      try {
-        await step(); // warm-up
-        const own = await measure(step, steps, undefined, 1);
-        rows.push({
-          ...train,
-          name: `${arch} train (batch ${batch}, own backward-filter kernel)`,
-          value: (steps * batch) / own.wall,
-          perCpu: (steps * batch) / own.cpu,
-          gflops: (steps * stepFlops) / own.wall / 1e9,
-          heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
-        });
-      } finally {
-        registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+      // The same training step with our own backward-filter kernel, then with all three own
+      // convolution kernels (single-threaded).
+      const variants: [string, WasmTrainingKernelOptions][] = [
+        ["own backward-filter kernel", { conv2dBackpropFilter: "own" }],
+        ["own conv kernels", {
+          conv2d: "own",
+          conv2dBackpropInput: "own",
+          conv2dBackpropFilter: "own",
+        }],
+      ];
+      for (const [what, kernels] of variants) {
+        registerWasmTrainingKernels(kernels);
+        try {
+          await step(); // warm-up
+          const own = await measure(step, steps, undefined, 1);
+          rows.push({
+            ...train,
+            name: `${arch} train (batch ${batch}, ${what})`,
+            value: (steps * batch) / own.wall,
+            perCpu: (steps * batch) / own.cpu,
+            gflops: (steps * stepFlops) / own.wall / 1e9,
+            heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
+          });
+        } finally {
+          registerWasmTrainingKernels(ALL_XNNPACK);
+        }
       }
     }
     const inferFlops = await countFlops(infer);
@@ -467,6 +525,7 @@ async function child(
     if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
     // The table measures both backward-filter kernels itself; --profile takes one.
     registerWasmTrainingKernels({
+      ...ALL_XNNPACK,
       conv2dBackpropFilter: only === "profile" ? filterKernel : "xnnpack",
     });
   }

@@ -13,7 +13,8 @@
 // The output pixels (b, a, c) are flattened, so tiles of R pixels stay full across row and image
 // boundaries; a tile of R pixels x 8 output channels keeps 2R f32x4 accumulators in registers and
 // runs over every tap and input channel with two vector loads of the filter and R broadcasts of
-// the input per input channel (2R multiply-adds). The filter is packed by `conv2d_pack_filter_f32`
+// the input per input channel (2R multiply-adds). The kw taps of one filter row read kw * cin
+// consecutive floats of the padded input (and of the packed filter): one loop per filter row. The filter is packed by `conv2d_pack_filter_f32`
 // into blocks of 8 output channels ([cout/8][kh][kw][cin][8], zero beyond cout) that are read
 // sequentially; the input is padded by `conv2d_pad_f32` (or used as it is when no tap leaves it).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
@@ -135,24 +136,25 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
                  int co0, int nco, int kh, int kw, int wb, int cin) {
   FOR_R(ACC_ZERO)
   const float* fp = fb;
+  // The kw taps of a filter row read kw * cin consecutive input floats (and packed filter rows):
+  // one run per filter row.
+  const int run = kw * cin;
   for (int i = 0; i < kh; i++) {
-    for (int j = 0; j < kw; j++) {
-      const int off = (i * wb + j) * cin;
-      FOR_R(DECL_P)
-      int ci = 0;
-      for (; ci + 4 <= cin; ci += 4) {
-        CHANNEL(0)
-        CHANNEL(1)
-        CHANNEL(2)
-        CHANNEL(3)
-        FOR_R(ADV_P)
-        fp += 32;
-      }
-      for (; ci < cin; ci++) {
-        CHANNEL(0)
-        FOR_R(ADV_P1)
-        fp += 8;
-      }
+    const int off = i * wb * cin;
+    FOR_R(DECL_P)
+    int e = 0;
+    for (; e + 4 <= run; e += 4) {
+      CHANNEL(0)
+      CHANNEL(1)
+      CHANNEL(2)
+      CHANNEL(3)
+      FOR_R(ADV_P)
+      fp += 32;
+    }
+    for (; e < run; e++) {
+      CHANNEL(0)
+      FOR_R(ADV_P1)
+      fp += 8;
     }
   }
   FOR_R(STORE)
