@@ -10,7 +10,8 @@
  * [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a comma-separated list of WASM
  * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
- * per kernel. `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
+ * per kernel, with the convolution kernels `--forward-kernel`, `--input-kernel` and
+ * `--filter-kernel` choose (`xnnpack`, the default, or `own`). `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
  * `torch.set_num_threads`) in the same run and prints the ratio; without PyTorch it says so.
  * `--backend webgpu` runs the same table on WebGPU (timed to the end of the device's work: each
  * timed block ends with an awaited read); on a software adapter (testing only) the table says that
@@ -24,7 +25,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   backendLabel,
   type BackendName,
-  type FilterKernelChoice,
   type KernelProfileRow,
   measureSimdRoof,
   profileKernels,
@@ -34,6 +34,8 @@ import {
   softmaxCrossEntropy,
   summarizeKernelProfile,
   wasmHeapBytes,
+  type WasmKernelChoice,
+  type WasmKernelChoices,
   type WasmTrainingKernelOptions,
   withWasmHeapContext,
 } from "@mfi/core";
@@ -83,6 +85,18 @@ export const BENCH_CLI: CliSpec = {
       default: "xnnpack",
       doc: "Conv2DBackpropFilter for --profile: XNNPACK-based or our own WASM SIMD kernel",
     },
+    "forward-kernel": {
+      type: "string",
+      choices: ["xnnpack", "own"],
+      default: "xnnpack",
+      doc: "Conv2D for --profile: XNNPACK (tfjs's) or our own WASM SIMD kernel",
+    },
+    "input-kernel": {
+      type: "string",
+      choices: ["xnnpack", "own"],
+      default: "xnnpack",
+      doc: "Conv2DBackpropInput for --profile: XNNPACK-based or our own WASM SIMD kernel",
+    },
     python: {
       type: "string",
       placeholder: "PATH",
@@ -102,6 +116,7 @@ export const BENCH_CLI: CliSpec = {
     "--quick",
     "--threads 1,2 --json",
     "--profile --threads 1,2",
+    "--profile --forward-kernel own --input-kernel own --filter-kernel own",
     "--torch",
     "--backend webgpu --allow-software-adapter --tiny",
   ],
@@ -191,7 +206,11 @@ function parse(values: Readonly<Record<string, unknown>>) {
     profile: values.profile === true,
     torch: values.torch === true,
     python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
-    filterKernel: (values["filter-kernel"] as FilterKernelChoice | undefined) ?? "xnnpack",
+    kernels: {
+      conv2d: (values["forward-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+      conv2dBackpropInput: (values["input-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+      conv2dBackpropFilter: (values["filter-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+    } as WasmKernelChoices,
     backend,
     allowSoftwareAdapter: values["allow-software-adapter"] === true,
   };
@@ -505,7 +524,7 @@ async function child(
   threads: number,
   backend: BackendName,
   allowSoftwareAdapter: boolean,
-  filterKernel: FilterKernelChoice,
+  kernels: WasmKernelChoices,
   tiny: boolean,
 ): Promise<ChildReport> {
   if (only === "roof") {
@@ -523,11 +542,8 @@ async function child(
   const onWasm = choice.name === "wasm";
   if (onWasm) {
     if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
-    // The table measures both backward-filter kernels itself; --profile takes one.
-    registerWasmTrainingKernels({
-      ...ALL_XNNPACK,
-      conv2dBackpropFilter: only === "profile" ? filterKernel : "xnnpack",
-    });
+    // The table measures both kinds of conv kernels itself; --profile takes the chosen ones.
+    registerWasmTrainingKernels(only === "profile" ? kernels : ALL_XNNPACK);
   }
   const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
   switch (only) {
@@ -599,7 +615,7 @@ function table(
 
 function profileTable(
   threads: number,
-  filterKernel: FilterKernelChoice,
+  kernels: WasmKernelChoices,
   profile: NonNullable<ChildReport["profile"]>,
   roof: number | undefined,
 ): string {
@@ -607,7 +623,8 @@ function profileTable(
     g === undefined || roof === undefined ? "" : (100 * g / roof).toFixed(0);
   const stepGflops = profile.stepFlops / profile.stepMs / 1e6;
   const lines = [
-    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${filterKernel} ` +
+    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${kernels.conv2d} ` +
+    `forward, ${kernels.conv2dBackpropInput} backward-input, ${kernels.conv2dBackpropFilter} ` +
     "backward-filter: " +
     `${profile.stepMs.toFixed(1)} ms, ${stepGflops.toFixed(1)} GFLOP/s` +
     (roof === undefined ? "" : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof)`),
@@ -643,7 +660,16 @@ async function runChild(
   args.push("--backend", opts.backend);
   if (opts.backend === "wasm") args.push("--threads", String(threads));
   if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
-  if (opts.profile) args.push("--filter-kernel", opts.filterKernel);
+  if (opts.profile) {
+    args.push(
+      "--forward-kernel",
+      opts.kernels.conv2d,
+      "--input-kernel",
+      opts.kernels.conv2dBackpropInput,
+      "--filter-kernel",
+      opts.kernels.conv2dBackpropFilter,
+    );
+  }
   const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
   if (!out.success) {
     throw new Error(`bench ${only} (${threads} threads) failed (exit ${out.code})`);
@@ -695,7 +721,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       opts.threads[0],
       opts.backend,
       opts.allowSoftwareAdapter,
-      opts.filterKernel,
+      opts.kernels,
       opts.tiny,
     );
     console.log(JSON.stringify(report));
@@ -766,7 +792,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
     );
     for (const [threads, p] of profiles) {
-      console.log(profileTable(threads, opts.filterKernel, p, roof.get(threads)));
+      console.log(profileTable(threads, opts.kernels, p, roof.get(threads)));
     }
     console.log(
       "Self time per kernel (kernels that run others through the engine are charged their own " +
