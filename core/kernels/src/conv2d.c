@@ -14,9 +14,10 @@
 // boundaries; a tile of R pixels x 8 output channels keeps 2R f32x4 accumulators in registers and
 // runs over every tap and input channel with two vector loads of the filter and R broadcasts of
 // the input per input channel (2R multiply-adds). The kw taps of one filter row read kw * cin
-// consecutive floats of the padded input (and of the packed filter): one loop per filter row. The filter is packed by `conv2d_pack_filter_f32`
-// into blocks of 8 output channels ([cout/8][kh][kw][cin][8], zero beyond cout) that are read
-// sequentially; the input is padded by `conv2d_pad_f32` (or used as it is when no tap leaves it).
+// consecutive floats of the padded input (and of the packed filter): one loop per filter row.
+// The filter is packed by `conv2d_pack_filter_f32` into blocks of 8 output channels
+// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially; the input is padded by
+// `conv2d_pad_f32` (or used as it is when no tap leaves it).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
 // block stores only the real lanes.
 //
@@ -57,13 +58,14 @@ void conv2d_pad_f32(const float* x, float* xb, int n, int h, int w, int c, int h
   }
 }
 
-// fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco] for 8*blk + l < cout,
-// else 0 (strides may be negative: the input gradient reads its sub-filters reversed).
+// fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco]
+// for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters reversed).
 __attribute__((export_name("conv2d_pack_filter_f32")))
 void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, int cout, int base,
                             int sfy, int sfx, int sci, int sco, int part, int parts) {
   const int taps = kh * kw, blocks = (cout + 7) / 8;
-  const int u0 = share_begin(blocks * taps, part, parts), u1 = share_end(blocks * taps, part, parts);
+  const int u0 = share_begin(blocks * taps, part, parts);
+  const int u1 = share_end(blocks * taps, part, parts);
   for (int u = u0; u < u1; u++) {
     const int blk = u / taps, t = u % taps, i = t / kw, j = t % kw;
     float* d = fp + (long)u * cin * 8;
