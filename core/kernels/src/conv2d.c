@@ -59,7 +59,8 @@ void conv2d_pad_f32(const float* x, float* xb, int n, int h, int w, int c, int h
 }
 
 // fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco]
-// for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters reversed).
+// for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters
+// reversed).
 __attribute__((export_name("conv2d_pack_filter_f32")))
 void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, int cout, int base,
                             int sfy, int sfx, int sci, int sco, int part, int parts) {
