@@ -1,6 +1,6 @@
 // The plans of our own convolution kernels run directly on each kernel binary (plain and relaxed
 // SIMD, plain and shared memory), share by share: every output element written, results
-// bit-identical for 1, 2 and 3 shares, and matching the cpu backend.
+// bit-identical for 1, 2, 3 and 8 shares, and matching the cpu backend.
 import * as tf from "@tensorflow/tfjs-core";
 import "../backend.ts"; // registers the cpu backend (tfjs-core has none)
 import assert from "node:assert/strict";
@@ -101,7 +101,7 @@ const shapes: [number[], number, number, number, Pad][] = [
 for (const variant of VARIANTS) {
   Deno.test({
     name: `own conv kernels (${variant.name}): forward and input gradient match cpu, ` +
-      "bit-identical for 1, 2 and 3 shares",
+      "bit-identical for 1, 2, 3 and 8 shares (some empty)",
     ignore: variant.relaxed && !ownKernelsRelaxed(),
     fn: async () => {
       await tf.setBackend("cpu");
@@ -130,7 +130,7 @@ for (const variant of VARIANTS) {
           const one = runPlan(variant, plan, input, wv, ref.length, 1);
           const err = relativeError(one, ref);
           assert.ok(err <= 1e-5, `${name}: ${what} relative error ${err}`);
-          for (const parts of [2, 3]) {
+          for (const parts of [2, 3, 8]) {
             const split = runPlan(variant, plan, input, wv, ref.length, parts);
             assert.deepEqual(split, one, `${name}: ${what} with ${parts} shares`);
           }

@@ -172,20 +172,27 @@ void conv2d_f32(const float* x, const float* fpk, float* y, int n, int hb, int w
   const int u0 = share_begin(tiles * blocks, part, parts);
   const int u1 = share_end(tiles * blocks, part, parts);
   const int bstride = kh * kw * cin * 8;  // floats per packed block
+  if (u0 >= u1) return;
   int xo[R], yo[R];
-  for (int u = u0; u < u1;) {
-    const int t = u / blocks, p0 = t * R;
-    const int live = pixels - p0 < R ? pixels - p0 : R;
+  // Coordinates (image b, row a, column c) of the share's first tile's first pixel, then stepped
+  // pixel by pixel (no division per tile).
+  int t = u0 / blocks, blk = u0 % blocks;
+  int b = t * R / (oh * ow), a = t * R % (oh * ow) / ow, c = t * R % ow;
+  for (int u = u0; u < u1; t++, blk = 0) {
+    const int live = pixels - t * R < R ? pixels - t * R : R;
     for (int k = 0; k < R; k++) {
-      const int p = p0 + (k < live ? k : live - 1);
-      const int b = p / (oh * ow), rem = p % (oh * ow), a = rem / ow, c = rem % ow;
       xo[k] = ((b * hb + oy0 + a * sy) * wb + ox0 + c * sx) * cin;
       yo[k] = ((b * yh + ry + a * ty) * yw + rx + c * tx) * cout;
+      // Step to the next pixel; the last tile repeats its last one.
+      if (k + 1 < live || (k + 1 == R && live == R)) {
+        if (++c == ow) {
+          c = 0;
+          if (++a == oh) a = 0, b++;
+        }
+      }
     }
-    const int last = (t + 1) * blocks < u1 ? (t + 1) * blocks : u1;
-    for (; u < last; u++) {
-      const int blk = u % blocks, co0 = 8 * blk;
-      const int nco = cout - co0 < 8 ? cout - co0 : 8;
+    for (; blk < blocks && u < u1; blk++, u++) {
+      const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
       tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin);
     }
   }
