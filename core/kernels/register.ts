@@ -117,7 +117,8 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
 /** Installs the chosen `Conv2D`: ours, or tfjs-backend-wasm's (set up on a live backend again). */
 function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
   const current = tf.getKernel("Conv2D", "wasm");
-  if (current !== undefined && current.kernelFunc !== (conv2dOwnWasm as unknown)) {
+  // tfjs-backend-wasm registers its Conv2D once, at import: keep the first one seen.
+  if (tfjsConv2D === undefined && current?.kernelFunc !== (conv2dOwnWasm as unknown)) {
     tfjsConv2D = current;
   }
   if (choice === "own") {
