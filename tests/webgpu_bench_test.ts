@@ -2,8 +2,8 @@
  * The benchmark table on WebGPU, as a user runs it: `deno task bench --backend webgpu
  * --allow-software-adapter --tiny` (here `deno run -A tasks/bench.ts ...`, the task's command) in
  * a subprocess. It must print the same rows as on WASM (the three conv kernels, the 1x1 conv,
- * ResNet-18/50 x0.25 training and inference images/s), each with a finite rate, the WebGPU backend on the
- * table's first line, and, on a software adapter, that the numbers mean nothing.
+ * ResNet-18/50 x0.25 training and inference images/s), each with a finite rate, the WebGPU
+ * backend on the table's first line, and, on a software adapter, that the numbers mean nothing.
  *
  * Sized down: the standard shapes take hours on Mesa's llvmpipe on a loaded 2-core machine, so
  * the test runs `--tiny` (the same rows at batch 2, one timed repetition), which exercises every

@@ -5,8 +5,8 @@
  * wasm kernel functions run a plan through `callOwnKernel`; the tests run the same plan on a
  * binary of their choice, share by share.
  *
- * The input gradient uses the stride-phase split of {@linkcode phases}: each phase `(r_y, r_x)` is a
- * stride-1 correlation of dy (padded once for all phases) with a reversed, channel-transposed
+ * The input gradient uses the stride-phase split of {@linkcode phases}: each phase `(r_y, r_x)` is
+ * a stride-1 correlation of dy (padded once for all phases) with a reversed, channel-transposed
  * sub-filter, written straight into its interleaved positions of dx (a phase no tap reaches is
  * written as zeros by the same kernel with zero taps).
  *
