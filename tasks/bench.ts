@@ -10,7 +10,8 @@
  * [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a comma-separated list of WASM
  * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
- * per kernel. `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
+ * per kernel, with the convolution kernels `--forward-kernel`, `--input-kernel` and
+ * `--filter-kernel` choose (`xnnpack`, the default, or `own`). `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
  * `torch.set_num_threads`) in the same run and prints the ratio; without PyTorch it says so.
  * `--backend webgpu` runs the same table on WebGPU (timed to the end of the device's work: each
  * timed block ends with an awaited read); on a software adapter (testing only) the table says that
@@ -24,7 +25,6 @@ import * as tf from "@tensorflow/tfjs-core";
 import {
   backendLabel,
   type BackendName,
-  type FilterKernelChoice,
   type KernelProfileRow,
   measureSimdRoof,
   profileKernels,
@@ -34,6 +34,9 @@ import {
   softmaxCrossEntropy,
   summarizeKernelProfile,
   wasmHeapBytes,
+  type WasmKernelChoice,
+  type WasmKernelChoices,
+  type WasmTrainingKernelOptions,
   withWasmHeapContext,
 } from "@mfi/core";
 import { buildResNet } from "@mfi/resnet";
@@ -82,6 +85,18 @@ export const BENCH_CLI: CliSpec = {
       default: "xnnpack",
       doc: "Conv2DBackpropFilter for --profile: XNNPACK-based or our own WASM SIMD kernel",
     },
+    "forward-kernel": {
+      type: "string",
+      choices: ["xnnpack", "own"],
+      default: "xnnpack",
+      doc: "Conv2D for --profile: XNNPACK (tfjs's) or our own WASM SIMD kernel",
+    },
+    "input-kernel": {
+      type: "string",
+      choices: ["xnnpack", "own"],
+      default: "xnnpack",
+      doc: "Conv2DBackpropInput for --profile: XNNPACK-based or our own WASM SIMD kernel",
+    },
     python: {
       type: "string",
       placeholder: "PATH",
@@ -101,6 +116,7 @@ export const BENCH_CLI: CliSpec = {
     "--quick",
     "--threads 1,2 --json",
     "--profile --threads 1,2",
+    "--profile --forward-kernel own --input-kernel own --filter-kernel own",
     "--torch",
     "--backend webgpu --allow-software-adapter --tiny",
   ],
@@ -146,8 +162,17 @@ const TINY_NOTE = "TINY shapes (--tiny: conv 2x8x8x16, batch 2, one timed repeti
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
 
-/** The row of the backward-filter on our own kernel. */
+/** The rows of the 3x3 convolutions on our own kernels. */
+const OWN_FORWARD_ROW = "conv3x3 forward (own kernel)";
+const OWN_INPUT_ROW = "conv3x3 backward-input (own kernel)";
 const OWN_FILTER_ROW = "conv3x3 backward-filter (own kernel)";
+
+/** Every convolution on XNNPACK (the default, and what each measurement starts from). */
+const ALL_XNNPACK: WasmTrainingKernelOptions = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+};
 
 /** The roof row's name. */
 const ROOF = "WASM SIMD roof";
@@ -181,7 +206,11 @@ function parse(values: Readonly<Record<string, unknown>>) {
     profile: values.profile === true,
     torch: values.torch === true,
     python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
-    filterKernel: (values["filter-kernel"] as FilterKernelChoice | undefined) ?? "xnnpack",
+    kernels: {
+      conv2d: (values["forward-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+      conv2dBackpropInput: (values["input-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+      conv2dBackpropFilter: (values["filter-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+    } as WasmKernelChoices,
     backend,
     allowSoftwareAdapter: values["allow-software-adapter"] === true,
   };
@@ -283,22 +312,59 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
     });
   }
   if (tf.getBackend() === "wasm") {
-    // The same backward-filter on our own WASM SIMD kernel (single-threaded), then back.
-    registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
-    try {
-      const fn = run["conv3x3 backward-filter"];
-      const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
-      rows.push({
-        name: OWN_FILTER_ROW,
-        value: (gflop * repeats) / wall,
-        perCpu: (gflop * repeats) / cpu,
-        unit: "GFLOP/s",
-        gflops: (gflop * repeats) / wall,
-      });
-    } finally {
-      registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    // The same convolutions on our own WASM SIMD kernels (single-threaded), one at a time.
+    const own: [string, WasmTrainingKernelOptions, () => tf.Tensor][] = [
+      [OWN_FORWARD_ROW, { conv2d: "own" }, run["conv3x3 forward"]],
+      [OWN_INPUT_ROW, { conv2dBackpropInput: "own" }, run["conv3x3 backward-input"]],
+      [OWN_FILTER_ROW, { conv2dBackpropFilter: "own" }, run["conv3x3 backward-filter"]],
+    ];
+    for (const [name, kernels, fn] of own) {
+      registerWasmTrainingKernels(kernels);
+      try {
+        const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
+        rows.push({
+          name,
+          value: (gflop * repeats) / wall,
+          perCpu: (gflop * repeats) / cpu,
+          unit: "GFLOP/s",
+          gflops: (gflop * repeats) / wall,
+        });
+      } finally {
+        registerWasmTrainingKernels(ALL_XNNPACK);
+      }
     }
   }
+  // 1x1 convolutions (the bottleneck's) at the same size: per flop no slower than 3x3 is the aim.
+  const w1 = tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D;
+  const gflop1 = gflop / 9;
+  const pointwise: [string, WasmTrainingKernelOptions | undefined][] = [
+    ["conv1x1 forward", undefined],
+    ...(tf.getBackend() === "wasm"
+      ? [["conv1x1 forward (own kernel)", { conv2d: "own" }] as [string, WasmTrainingKernelOptions]]
+      : []),
+  ];
+  for (const [name, kernels] of pointwise) {
+    if (kernels) registerWasmTrainingKernels(kernels);
+    try {
+      const fn = () => tf.conv2d(x, w1, 1, "valid");
+      const { wall, cpu } = await measure(
+        () => settler.take(tf.tidy(fn)),
+        repeats * 3,
+        settler.settle,
+        warmup,
+      );
+      rows.push({
+        name,
+        value: (gflop1 * repeats * 3) / wall,
+        perCpu: (gflop1 * repeats * 3) / cpu,
+        unit: "GFLOP/s",
+        gflops: (gflop1 * repeats * 3) / wall,
+      });
+    } finally {
+      if (kernels) registerWasmTrainingKernels(ALL_XNNPACK);
+    }
+  }
+  w1.dispose();
   tf.dispose([x, w, dy]);
   return rows;
 }
@@ -375,21 +441,32 @@ async function benchModel(
     };
     const rows = [train];
     if (onWasm && arch === "resnet18") {
-      // The same training step with our own backward-filter kernel (single-threaded).
-      registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
-      try {
-        await step(); // warm-up
-        const own = await measure(step, steps, undefined, 1);
-        rows.push({
-          ...train,
-          name: `${arch} train (batch ${batch}, own backward-filter kernel)`,
-          value: (steps * batch) / own.wall,
-          perCpu: (steps * batch) / own.cpu,
-          gflops: (steps * stepFlops) / own.wall / 1e9,
-          heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
-        });
-      } finally {
-        registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+      // The same training step with our own backward-filter kernel, then with all three own
+      // convolution kernels (single-threaded).
+      const variants: [string, WasmTrainingKernelOptions][] = [
+        ["own backward-filter kernel", { conv2dBackpropFilter: "own" }],
+        ["own conv kernels", {
+          conv2d: "own",
+          conv2dBackpropInput: "own",
+          conv2dBackpropFilter: "own",
+        }],
+      ];
+      for (const [what, kernels] of variants) {
+        registerWasmTrainingKernels(kernels);
+        try {
+          await step(); // warm-up
+          const own = await measure(step, steps, undefined, 1);
+          rows.push({
+            ...train,
+            name: `${arch} train (batch ${batch}, ${what})`,
+            value: (steps * batch) / own.wall,
+            perCpu: (steps * batch) / own.cpu,
+            gflops: (steps * stepFlops) / own.wall / 1e9,
+            heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
+          });
+        } finally {
+          registerWasmTrainingKernels(ALL_XNNPACK);
+        }
       }
     }
     const inferFlops = await countFlops(infer);
@@ -447,7 +524,7 @@ async function child(
   threads: number,
   backend: BackendName,
   allowSoftwareAdapter: boolean,
-  filterKernel: FilterKernelChoice,
+  kernels: WasmKernelChoices,
   tiny: boolean,
 ): Promise<ChildReport> {
   if (only === "roof") {
@@ -465,10 +542,8 @@ async function child(
   const onWasm = choice.name === "wasm";
   if (onWasm) {
     if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
-    // The table measures both backward-filter kernels itself; --profile takes one.
-    registerWasmTrainingKernels({
-      conv2dBackpropFilter: only === "profile" ? filterKernel : "xnnpack",
-    });
+    // The table measures both kinds of conv kernels itself; --profile takes the chosen ones.
+    registerWasmTrainingKernels(only === "profile" ? kernels : ALL_XNNPACK);
   }
   const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
   switch (only) {
@@ -540,7 +615,7 @@ function table(
 
 function profileTable(
   threads: number,
-  filterKernel: FilterKernelChoice,
+  kernels: WasmKernelChoices,
   profile: NonNullable<ChildReport["profile"]>,
   roof: number | undefined,
 ): string {
@@ -548,7 +623,8 @@ function profileTable(
     g === undefined || roof === undefined ? "" : (100 * g / roof).toFixed(0);
   const stepGflops = profile.stepFlops / profile.stepMs / 1e6;
   const lines = [
-    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${filterKernel} ` +
+    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${kernels.conv2d} ` +
+    `forward, ${kernels.conv2dBackpropInput} backward-input, ${kernels.conv2dBackpropFilter} ` +
     "backward-filter: " +
     `${profile.stepMs.toFixed(1)} ms, ${stepGflops.toFixed(1)} GFLOP/s` +
     (roof === undefined ? "" : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof)`),
@@ -584,7 +660,16 @@ async function runChild(
   args.push("--backend", opts.backend);
   if (opts.backend === "wasm") args.push("--threads", String(threads));
   if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
-  if (opts.profile) args.push("--filter-kernel", opts.filterKernel);
+  if (opts.profile) {
+    args.push(
+      "--forward-kernel",
+      opts.kernels.conv2d,
+      "--input-kernel",
+      opts.kernels.conv2dBackpropInput,
+      "--filter-kernel",
+      opts.kernels.conv2dBackpropFilter,
+    );
+  }
   const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
   if (!out.success) {
     throw new Error(`bench ${only} (${threads} threads) failed (exit ${out.code})`);
@@ -636,7 +721,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       opts.threads[0],
       opts.backend,
       opts.allowSoftwareAdapter,
-      opts.filterKernel,
+      opts.kernels,
       opts.tiny,
     );
     console.log(JSON.stringify(report));
@@ -707,7 +792,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
     );
     for (const [threads, p] of profiles) {
-      console.log(profileTable(threads, opts.filterKernel, p, roof.get(threads)));
+      console.log(profileTable(threads, opts.kernels, p, roof.get(threads)));
     }
     console.log(
       "Self time per kernel (kernels that run others through the engine are charged their own " +

@@ -39,7 +39,10 @@ export const BUILD_KERNELS_CLI: CliSpec = {
 const KERNELS = new URL("../core/kernels/", import.meta.url);
 
 /** The C sources, in link order. */
-export const KERNEL_SOURCES: readonly string[] = ["src/conv2d_backprop_filter.c"];
+export const KERNEL_SOURCES: readonly string[] = [
+  "src/conv2d_backprop_filter.c",
+  "src/conv2d.c",
+];
 
 /** The four binaries: memory kind (plain or shared) x instruction set (SIMD or relaxed SIMD). */
 export type KernelVariant = "plain" | "shared" | "relaxed" | "relaxedShared";

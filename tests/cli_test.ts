@@ -59,6 +59,8 @@ const TASKS: [string, string[], RegExp][] = [
   ["tasks/bench.ts", ["--threads", "0,1"], /^bench: --threads must be a comma-separated list/],
   ["tasks/bench.ts", ["--profile", "--torch"], /^bench: --profile and --torch do not go together/],
   ["tasks/bench.ts", ["--filter-kernel", "fast"], /^bench: --filter-kernel must be one of/],
+  ["tasks/bench.ts", ["--forward-kernel", "fast"], /^bench: --forward-kernel must be one of/],
+  ["tasks/bench.ts", ["--input-kernel", "OWN"], /^bench: --input-kernel must be one of/],
   [
     "tasks/build_kernels.ts",
     ["--chek"],

@@ -4,11 +4,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import assert from "node:assert/strict";
 import {
   disposeModule,
-  type FilterKernelChoice,
   registerWasmTrainingKernels,
   Rng,
   selectBackend,
   wasmFilterKernel,
+  type WasmKernelChoices,
+  wasmKernelChoices,
 } from "@mfi/core";
 import { assertNoLeak } from "@mfi/core/testing";
 import { buildResNet, type ResNet, type ResNetArch } from "@mfi/resnet";
@@ -44,22 +45,35 @@ function lossOf(model: ResNet, x: tf.Tensor, y: tf.Tensor): tf.Scalar {
   return tf.losses.softmaxCrossEntropy(y, model.apply(x, { training: true })) as tf.Scalar;
 }
 
-/** How the wasm side runs: threads and the Conv2DBackpropFilter implementation. */
+/** How the wasm side runs: threads and the convolution kernels' implementations. */
 interface WasmRun {
   readonly threads: number;
-  readonly filter: FilterKernelChoice;
+  readonly kernels: WasmKernelChoices;
 }
+
+const XNNPACK: WasmKernelChoices = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+};
+const OWN_FILTER: WasmKernelChoices = { ...XNNPACK, conv2dBackpropFilter: "own" };
+const ALL_OWN: WasmKernelChoices = {
+  conv2d: "own",
+  conv2dBackpropInput: "own",
+  conv2dBackpropFilter: "own",
+};
 
 async function useBackend(
   backend: "cpu" | "wasm",
-  run: WasmRun = { threads: 1, filter: "xnnpack" },
+  run: WasmRun = { threads: 1, kernels: XNNPACK },
 ): Promise<void> {
   if (backend === "cpu") await tf.setBackend("cpu");
   else {
     const choice = await selectBackend({ backend: "wasm", threads: run.threads, env: {} });
     assert.equal(choice.threads, run.threads);
-    registerWasmTrainingKernels({ conv2dBackpropFilter: run.filter });
-    assert.equal(wasmFilterKernel(), run.filter);
+    registerWasmTrainingKernels(run.kernels);
+    assert.equal(wasmFilterKernel(), run.kernels.conv2dBackpropFilter);
+    assert.deepEqual(wasmKernelChoices(), run.kernels);
   }
 }
 
@@ -92,9 +106,11 @@ async function gradients(
 }
 
 const runs: [string, WasmRun][] = [
-  ["", { threads: 1, filter: "xnnpack" }],
-  [" (own backward-filter kernel)", { threads: 1, filter: "own" }],
-  [" (own backward-filter kernel, 2 threads: shared memory)", { threads: 2, filter: "own" }],
+  ["", { threads: 1, kernels: XNNPACK }],
+  [" (own backward-filter kernel)", { threads: 1, kernels: OWN_FILTER }],
+  [" (own backward-filter kernel, 2 threads: shared memory)", { threads: 2, kernels: OWN_FILTER }],
+  [" (all own conv kernels)", { threads: 1, kernels: ALL_OWN }],
+  [" (all own conv kernels, 2 threads: shared memory)", { threads: 2, kernels: ALL_OWN }],
 ];
 
 for (const block of ["basic", "bottleneck"] as const) {
@@ -140,23 +156,31 @@ Deno.test("wasm training steps do not leak tensors", async () => {
   }
 });
 
-Deno.test("wasm training steps (own backward-filter kernel) do not leak tensors", async () => {
-  await useBackend("wasm", { threads: 1, filter: "own" });
-  const model = buildResNet({ arch: tinyArch("basic", [4, 8]), classes: 10, seed: 6 });
-  const vars = model.namedVariables().filter(([, v]) => v.trainable).map(([, v]) => v);
-  const step = () =>
-    tf.tidy(() => {
-      const x = tf.tensor4d(xv, [BATCH, 12, 12, 3]);
-      const y = tf.oneHot(tf.tensor1d(labels, "int32"), 10);
-      const { grads, value } = tf.variableGrads(() => lossOf(model, x, y), vars);
-      for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
-      const loss = value.dataSync()[0];
-      assert.ok(Number.isFinite(loss));
-    });
-  try {
-    await assertNoLeak(step, { steps: 3, bytes: true, label: "wasm training step" });
-  } finally {
-    disposeModule(model);
-    await tf.setBackend("cpu");
-  }
-});
+for (
+  const [what, kernels] of [["own backward-filter kernel", OWN_FILTER], [
+    "all own conv kernels",
+    ALL_OWN,
+  ]] as const
+) {
+  Deno.test(`wasm training steps (${what}) do not leak tensors`, async () => {
+    await useBackend("wasm", { threads: 1, kernels });
+    const model = buildResNet({ arch: tinyArch("basic", [4, 8]), classes: 10, seed: 6 });
+    const vars = model.namedVariables().filter(([, v]) => v.trainable).map(([, v]) => v);
+    const step = () =>
+      tf.tidy(() => {
+        const x = tf.tensor4d(xv, [BATCH, 12, 12, 3]);
+        const y = tf.oneHot(tf.tensor1d(labels, "int32"), 10);
+        const { grads, value } = tf.variableGrads(() => lossOf(model, x, y), vars);
+        for (const v of vars) v.assign(tf.sub(v, tf.mul(grads[v.name], 0.01)));
+        const loss = value.dataSync()[0];
+        assert.ok(Number.isFinite(loss));
+      });
+    try {
+      await assertNoLeak(step, { steps: 3, bytes: true, label: "wasm training step" });
+    } finally {
+      disposeModule(model);
+      registerWasmTrainingKernels(XNNPACK);
+      await tf.setBackend("cpu");
+    }
+  });
+}

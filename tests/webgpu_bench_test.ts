@@ -1,9 +1,9 @@
 /**
  * The benchmark table on WebGPU, as a user runs it: `deno task bench --backend webgpu
  * --allow-software-adapter --tiny` (here `deno run -A tasks/bench.ts ...`, the task's command) in
- * a subprocess. It must print the same rows as on WASM (the three conv kernels, ResNet-18/50
- * x0.25 training and inference images/s), each with a finite rate, the WebGPU backend on the
- * table's first line, and, on a software adapter, that the numbers mean nothing.
+ * a subprocess. It must print the same rows as on WASM (the three conv kernels, the 1x1 conv,
+ * ResNet-18/50 x0.25 training and inference images/s), each with a finite rate, the WebGPU
+ * backend on the table's first line, and, on a software adapter, that the numbers mean nothing.
  *
  * Sized down: the standard shapes take hours on Mesa's llvmpipe on a loaded 2-core machine, so
  * the test runs `--tiny` (the same rows at batch 2, one timed repetition), which exercises every
@@ -18,6 +18,7 @@ const ROWS = [
   "conv3x3 forward",
   "conv3x3 backward-input",
   "conv3x3 backward-filter",
+  "conv1x1 forward",
   "resnet18 train (batch 2)",
   "resnet18 inference (batch 2)",
   "resnet50 train (batch 2)",
@@ -36,12 +37,14 @@ webgpuTest(
       `bench failed:\n${run.stdout.slice(-3000)}\n${run.stderr.slice(-3000)}`,
     );
     const lines = run.stdout.split("\n");
-    const rows = lines.filter((l) => /^\| (conv3x3|resnet)/.test(l)).map((l) => l.split("|"));
+    const rows = lines.filter((l) => /^\| (conv3x3|conv1x1|resnet)/.test(l)).map((l) =>
+      l.split("|")
+    );
     assert.deepEqual(rows.map((r) => r[1].trim()), ROWS, run.stdout);
     for (const r of rows) {
       const [wall, unit] = [Number(r[3]), r[5].trim()];
       assert.ok(Number.isFinite(wall) && wall > 0, `${r[1].trim()}: rate ${r[3]}`);
-      assert.equal(unit, r[1].includes("conv3x3") ? "GFLOP/s" : "images/s");
+      assert.equal(unit, r[1].trim().startsWith("conv") ? "GFLOP/s" : "images/s");
     }
     assert.match(run.stdout, /^Backend: webgpu \(/m);
     assert.match(run.stdout, /\*\*TINY shapes \(--tiny/);

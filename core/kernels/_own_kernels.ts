@@ -41,6 +41,67 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
+  /**
+   * `xb[b, r, q, :] = x[b, r - pt, q - pl, :]` inside x, else 0, for `r < hb`, `q < wb`
+   * (`src/conv2d.c`).
+   */
+  conv2d_pad_f32(
+    x: number,
+    xb: number,
+    n: number,
+    h: number,
+    w: number,
+    c: number,
+    hb: number,
+    wb: number,
+    pt: number,
+    pl: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** Packs a (sub-)filter into blocks of 8 output channels, `[cout/8][kh][kw][cin][8]`. */
+  conv2d_pack_filter_f32(
+    f: number,
+    fp: number,
+    kh: number,
+    kw: number,
+    cin: number,
+    cout: number,
+    base: number,
+    sfy: number,
+    sfx: number,
+    sci: number,
+    sco: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** A strided correlation of a padded input with a packed filter, into chosen output pixels. */
+  conv2d_f32(
+    x: number,
+    fp: number,
+    y: number,
+    n: number,
+    hb: number,
+    wb: number,
+    cin: number,
+    kh: number,
+    kw: number,
+    cout: number,
+    oh: number,
+    ow: number,
+    sy: number,
+    sx: number,
+    oy0: number,
+    ox0: number,
+    yh: number,
+    yw: number,
+    ry: number,
+    rx: number,
+    ty: number,
+    tx: number,
+    part: number,
+    parts: number,
+  ): void;
 }
 
 /** The name of a kernel export. */

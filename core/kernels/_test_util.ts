@@ -63,3 +63,62 @@ export async function compareBackends(
   const wasm = await runOn("wasm", fn, kernels);
   return cpu.map((c, i) => relativeError(wasm[i], c));
 }
+
+/** Padding of a test convolution: a tfjs mode or an explicit symmetric amount. */
+export type Pad = "same" | "valid" | number;
+
+/**
+ * The convolution shapes every conv kernel is checked on (strides 1-4, 1/3/7 filters, odd sizes,
+ * batch 1): [input shape, kernel size, cout, stride, padding].
+ */
+export const CONV_TABLE: readonly [number[], number, number, number, Pad][] = [
+  [[1, 5, 5, 3], 1, 4, 1, "valid"],
+  [[2, 8, 8, 3], 1, 5, 2, "valid"],
+  [[1, 9, 7, 4], 1, 3, 3, 0],
+  [[2, 6, 6, 3], 3, 4, 1, "same"],
+  [[1, 7, 9, 2], 3, 5, 1, 1],
+  [[2, 8, 8, 3], 3, 4, 2, 1],
+  [[1, 9, 9, 3], 3, 2, 2, 1],
+  [[1, 9, 9, 3], 3, 2, 2, "same"],
+  [[1, 10, 11, 2], 3, 3, 2, "valid"],
+  [[1, 11, 11, 2], 3, 3, 3, "same"],
+  [[1, 13, 10, 2], 3, 3, 4, 1],
+  [[1, 12, 12, 2], 3, 3, 4, "valid"],
+  [[1, 11, 11, 3], 7, 4, 1, 3],
+  [[1, 15, 13, 3], 7, 4, 2, 3],
+  [[1, 16, 16, 2], 7, 3, 2, "same"],
+  [[1, 17, 17, 2], 7, 2, 3, "valid"],
+  [[1, 14, 14, 2], 7, 2, 4, 3],
+  [[1, 6, 6, 2], 3, 2, 1, 2],
+  [[1, 7, 7, 2], 1, 2, 2, 1],
+  // Wide enough for the own kernels' vector tiles (4 x 8 channels, 6 pixels x 8) and their tails.
+  [[2, 8, 8, 6], 3, 20, 1, "same"],
+  [[1, 9, 9, 8], 3, 16, 2, 1],
+  [[2, 7, 7, 16], 3, 12, 1, "valid"],
+  [[1, 10, 9, 5], 1, 9, 1, 1],
+];
+
+/** The tfjs padding argument of a {@linkcode Pad}. */
+export function padArg(
+  p: Pad,
+): "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]] {
+  return typeof p === "number" ? [[0, 0], [p, p], [p, p], [0, 0]] : p;
+}
+
+/** The output shape of a test convolution. */
+export function convOutShape(
+  xShape: readonly number[],
+  k: number,
+  cout: number,
+  s: number,
+  p: Pad,
+): number[] {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    [k, k, xShape[3], cout],
+    s,
+    1,
+    padArg(p),
+  );
+  return info.outShape;
+}

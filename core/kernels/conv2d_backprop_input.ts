@@ -4,10 +4,14 @@
  * with reversed, channel-transposed sub-filters, whose outputs are interleaved into dx. No work is
  * spent on the zeros that dilating dy would insert.
  *
+ * {@linkcode conv2dBackpropInputOwnWasm} computes the same phases with our own WASM SIMD kernel
+ * (`src/conv2d.c`), each phase writing its interleaved pixels of dx directly.
+ *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { type ConvGradAttrs, convGradGeometry, phases } from "./_conv_geometry.ts";
+import { conv2dBackpropInputPlan, runOwnConvPlan } from "./_conv_own_plan.ts";
 import { Scratch, type WasmBackend, wasmOps } from "./_wasm.ts";
 
 interface Args {
@@ -27,14 +31,7 @@ interface Args {
 export function conv2dBackpropInputWasm(args: Args): tf.TensorInfo {
   const { dy, filter } = args.inputs;
   const backend = args.backend as WasmBackend;
-  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = convGradGeometry(
-    "Conv2DBackpropInput",
-    args.attrs.inputShape,
-    filter.shape as [number, number, number, number],
-    dy,
-    [dy, filter],
-    args.attrs,
-  );
+  const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = inputGradGeometry(args);
   const ops = wasmOps(backend);
   const scratch = new Scratch(backend);
   try {
@@ -109,6 +106,46 @@ export function conv2dBackpropInputWasm(args: Args): tf.TensorInfo {
         }
       }
     }
+    return out;
+  } finally {
+    scratch.release();
+  }
+}
+
+/** The shapes, strides and padding of a backward-input call (validated; shared by both kernels). */
+function inputGradGeometry(args: Args): ReturnType<typeof convGradGeometry> {
+  const { dy, filter } = args.inputs;
+  return convGradGeometry(
+    "Conv2DBackpropInput",
+    args.attrs.inputShape,
+    filter.shape as [number, number, number, number],
+    dy,
+    [dy, filter],
+    args.attrs,
+  );
+}
+
+/**
+ * The same kernel function on our own WASM SIMD kernel (registered by
+ * {@linkcode registerWasmTrainingKernels} with `conv2dBackpropInput: "own"`).
+ *
+ * @param args As for {@linkcode conv2dBackpropInputWasm}.
+ * @returns dx, `inputShape`.
+ * @throws {Error} On NCHW data or non-float32 inputs.
+ */
+export function conv2dBackpropInputOwnWasm(args: Args): tf.TensorInfo {
+  const { dy, filter } = args.inputs;
+  const backend = args.backend as WasmBackend;
+  const g = inputGradGeometry(args);
+  const scratch = new Scratch(backend);
+  try {
+    const [out, outT] = scratch.output([g.n, g.h, g.w, g.cin]);
+    if (outT.size === 0) return out;
+    if (g.n * g.ho * g.wo === 0 || g.cout === 0) {
+      scratch.f32.fill(0, outT.offset / 4, outT.offset / 4 + outT.size);
+      return out;
+    }
+    runOwnConvPlan(backend, conv2dBackpropInputPlan(g), dy, filter, outT);
     return out;
   } finally {
     scratch.release();

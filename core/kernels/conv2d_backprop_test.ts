@@ -1,49 +1,22 @@
 import * as tf from "@tensorflow/tfjs-core";
 import "../backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import assert from "node:assert/strict";
-import { compareBackends, values } from "./_test_util.ts";
+import {
+  compareBackends,
+  CONV_TABLE,
+  convOutShape,
+  type Pad,
+  padArg,
+  values,
+} from "./_test_util.ts";
 import { convGradGeometry } from "./_conv_geometry.ts";
 
-type Pad = "same" | "valid" | number;
-
-// [input shape, kernel, cout, stride, padding (number = explicit symmetric)]
-const table: [number[], number, number, number, Pad][] = [
-  [[1, 5, 5, 3], 1, 4, 1, "valid"],
-  [[2, 8, 8, 3], 1, 5, 2, "valid"],
-  [[1, 9, 7, 4], 1, 3, 3, 0],
-  [[2, 6, 6, 3], 3, 4, 1, "same"],
-  [[1, 7, 9, 2], 3, 5, 1, 1],
-  [[2, 8, 8, 3], 3, 4, 2, 1],
-  [[1, 9, 9, 3], 3, 2, 2, 1],
-  [[1, 9, 9, 3], 3, 2, 2, "same"],
-  [[1, 10, 11, 2], 3, 3, 2, "valid"],
-  [[1, 11, 11, 2], 3, 3, 3, "same"],
-  [[1, 13, 10, 2], 3, 3, 4, 1],
-  [[1, 12, 12, 2], 3, 3, 4, "valid"],
-  [[1, 11, 11, 3], 7, 4, 1, 3],
-  [[1, 15, 13, 3], 7, 4, 2, 3],
-  [[1, 16, 16, 2], 7, 3, 2, "same"],
-  [[1, 17, 17, 2], 7, 2, 3, "valid"],
-  [[1, 14, 14, 2], 7, 2, 4, 3],
-  [[1, 6, 6, 2], 3, 2, 1, 2],
-  [[1, 7, 7, 2], 1, 2, 2, 1],
-  // Wide enough for the own kernel's vector tiles (4 x 8 channels) and their tails.
-  [[2, 8, 8, 6], 3, 20, 1, "same"],
-  [[1, 9, 9, 8], 3, 16, 2, 1],
-  [[2, 7, 7, 16], 3, 12, 1, "valid"],
-  [[1, 10, 9, 5], 1, 9, 1, 1],
-];
-
-function padArg(p: Pad): "same" | "valid" | [[0, 0], [number, number], [number, number], [0, 0]] {
-  return typeof p === "number" ? [[0, 0], [p, p], [p, p], [0, 0]] : p;
-}
-
-for (const [xShape, k, cout, s, p] of table) {
+for (const [xShape, k, cout, s, p] of CONV_TABLE) {
   const name = `[${xShape}] k${k} cout${cout} s${s} pad ${p}`;
   const cin = xShape[3];
   const xv = values(xShape.reduce((a, b) => a * b), 1);
   const wv = values(k * k * cin * cout, 2);
-  const yShape = compareShape(xShape, k, cout, s, p);
+  const yShape = convOutShape(xShape, k, cout, s, p);
   const dyv = values(yShape.reduce((a, b) => a * b), 3);
   const x = () => tf.tensor4d(xv, xShape as [number, number, number, number]);
   const dy = () => tf.tensor4d(dyv, yShape as [number, number, number, number]);
@@ -58,9 +31,23 @@ for (const [xShape, k, cout, s, p] of table) {
         padArg(p),
       );
       return [dx, backpropFilter(x(), dy(), k, cout, s, p)];
-    }, { conv2dBackpropFilter: "xnnpack" });
+    }, { conv2dBackpropFilter: "xnnpack", conv2dBackpropInput: "xnnpack" });
     assert.ok(errs[0] <= 1e-5, `dx relative error ${errs[0]}`);
     assert.ok(errs[1] <= 1e-5, `dW relative error ${errs[1]}`);
+  });
+  Deno.test(`Conv2DBackpropInput on wasm, own SIMD kernel, matches cpu: ${name}`, async () => {
+    const errs = await compareBackends(
+      () =>
+        tf.conv2dTranspose(
+          dy(),
+          tf.tensor4d(wv, [k, k, cin, cout]),
+          xShape as [number, number, number, number],
+          s,
+          padArg(p),
+        ),
+      { conv2dBackpropInput: "own" },
+    );
+    assert.ok(errs[0] <= 1e-5, `dx relative error ${errs[0]}`);
   });
   Deno.test(`Conv2DBackpropFilter on wasm, own SIMD kernel, matches cpu: ${name}`, async () => {
     const errs = await compareBackends(
@@ -87,33 +74,31 @@ function backpropFilter(
   }) as tf.Tensor;
 }
 
-function compareShape(xShape: number[], k: number, cout: number, s: number, p: Pad): number[] {
-  const info = tf.backend_util.computeConv2DInfo(
-    xShape as [number, number, number, number],
-    [k, k, xShape[3], cout],
-    s,
-    1,
-    padArg(p),
-  );
-  return info.outShape;
-}
+const ALL_XNNPACK = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+} as const;
+const ALL_OWN = { conv2d: "own", conv2dBackpropInput: "own", conv2dBackpropFilter: "own" } as const;
 
-Deno.test("conv2d gradients through tf.grads on wasm match cpu (explicit padding, stride 2)", async () => {
-  const xv = values(2 * 9 * 9 * 4, 5);
-  const wv = values(3 * 3 * 4 * 6, 6);
-  const errs = await compareBackends(() => {
-    const x = tf.tensor4d(xv, [2, 9, 9, 4]);
-    const w = tf.tensor4d(wv, [3, 3, 4, 6]);
-    const f = (a: tf.Tensor, b: tf.Tensor) =>
-      tf.sum(
-        tf.square(
-          tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]),
-        ),
-      );
-    return tf.grads(f)([x, w]);
+for (const [what, kernels] of [["XNNPACK", ALL_XNNPACK], ["own", ALL_OWN]] as const) {
+  Deno.test(`conv2d gradients through tf.grads on wasm (${what} kernels) match cpu (explicit padding, stride 2)`, async () => {
+    const xv = values(2 * 9 * 9 * 4, 5);
+    const wv = values(3 * 3 * 4 * 6, 6);
+    const errs = await compareBackends(() => {
+      const x = tf.tensor4d(xv, [2, 9, 9, 4]);
+      const w = tf.tensor4d(wv, [3, 3, 4, 6]);
+      const f = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(
+          tf.square(
+            tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]),
+          ),
+        );
+      return tf.grads(f)([x, w]);
+    }, kernels);
+    assert.ok(Math.max(...errs) <= 1e-5, `errors ${errs}`);
   });
-  assert.ok(Math.max(...errs) <= 1e-5, `errors ${errs}`);
-});
+}
 
 Deno.test("the conv-gradient geometry rejects NCHW and non-float32 inputs, naming the kernel", () => {
   const dy = { dataId: {}, shape: [1, 4, 4, 2], dtype: "float32" } as tf.TensorInfo;

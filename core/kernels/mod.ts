@@ -1,7 +1,7 @@
 /**
  * Training kernels for tfjs-backend-wasm (convolution gradients from XNNPACK's forward
- * convolution, batched/transposed matmul on the fast path, segment sums), the wasm heap helpers, a per-kernel profiler and the machine's WASM SIMD
- * roof.
+ * convolution, our own WASM SIMD convolution kernels, batched/transposed matmul on the fast path,
+ * segment sums), the wasm heap helpers, a per-kernel profiler and the machine's WASM SIMD roof.
  *
  * @module
  */

@@ -4,9 +4,11 @@ import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
 import { ownKernelBytes, ownKernels } from "./_own_kernels.ts";
 import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
-import { registerWasmTrainingKernels, wasmFilterKernel } from "./register.ts";
+import { conv2dOwnWasm } from "./conv2d.ts";
+import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
+import { registerWasmTrainingKernels, wasmFilterKernel, wasmKernelChoices } from "./register.ts";
 
-Deno.test("the kernel binaries import one memory and export the backward-filter kernel", () => {
+Deno.test("the kernel binaries import one memory and export the convolution kernels", () => {
   for (const [shared, relaxed] of [[false, false], [true, false], [false, true], [true, true]]) {
     const module = new WebAssembly.Module(ownKernelBytes(shared, relaxed));
     assert.deepEqual(WebAssembly.Module.imports(module), [
@@ -14,6 +16,9 @@ Deno.test("the kernel binaries import one memory and export the backward-filter 
     ]);
     assert.deepEqual(WebAssembly.Module.exports(module), [
       { name: "conv2d_backprop_filter_f32", kind: "function" },
+      { name: "conv2d_pad_f32", kind: "function" },
+      { name: "conv2d_pack_filter_f32", kind: "function" },
+      { name: "conv2d_f32", kind: "function" },
     ]);
   }
   // A plain memory does not satisfy the shared binary's import, nor the reverse.
@@ -76,4 +81,83 @@ Deno.test("ownKernels runs on the wasm backend's own memory, once per memory", a
   } finally {
     await tf.setBackend("cpu");
   }
+});
+
+Deno.test("registerWasmTrainingKernels switches Conv2D and Conv2DBackpropInput, and restores tfjs's Conv2D", async () => {
+  await tf.setBackend("wasm");
+  try {
+    const fn = (name: string) => tf.getKernel(name, "wasm")!.kernelFunc;
+    registerWasmTrainingKernels({
+      conv2d: "xnnpack",
+      conv2dBackpropInput: "xnnpack",
+      conv2dBackpropFilter: "xnnpack",
+    });
+    const tfjsConv2D = fn("Conv2D");
+    assert.notEqual(tfjsConv2D, conv2dOwnWasm);
+    assert.equal(fn("Conv2DBackpropInput"), conv2dBackpropInputWasm);
+    registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropInput: "own" });
+    assert.equal(fn("Conv2D"), conv2dOwnWasm);
+    assert.equal(fn("Conv2DBackpropInput"), conv2dBackpropInputOwnWasm);
+    assert.equal(fn("Conv2DBackpropFilter"), conv2dBackpropFilterWasm);
+    assert.deepEqual(wasmKernelChoices(), {
+      conv2d: "own",
+      conv2dBackpropInput: "own",
+      conv2dBackpropFilter: "xnnpack",
+    });
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "own" }); // the others stay
+    assert.equal(fn("Conv2D"), conv2dOwnWasm);
+    assert.equal(wasmFilterKernel(), "own");
+    registerWasmTrainingKernels({ conv2d: "xnnpack", conv2dBackpropInput: "xnnpack" });
+    assert.equal(fn("Conv2D"), tfjsConv2D);
+    assert.equal(fn("Conv2DBackpropInput"), conv2dBackpropInputWasm);
+    // tfjs's Conv2D, registered again, still runs.
+    const y = tf.tidy(() =>
+      tf.conv2d(
+        tf.ones([1, 3, 3, 1]) as tf.Tensor4D,
+        tf.ones([2, 2, 1, 1]) as tf.Tensor4D,
+        1,
+        "valid",
+      )
+    );
+    assert.deepEqual(Array.from(await y.data()), [4, 4, 4, 4]);
+    y.dispose();
+  } finally {
+    registerWasmTrainingKernels({
+      conv2d: "xnnpack",
+      conv2dBackpropInput: "xnnpack",
+      conv2dBackpropFilter: "xnnpack",
+    });
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("registerWasmTrainingKernels rejects bad options, naming the option, and keeps the choices", () => {
+  const before = wasmKernelChoices();
+  for (const key of ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"]) {
+    for (const bad of ["fast", "OWN", 1, null]) {
+      assert.throws(
+        () => registerWasmTrainingKernels({ [key]: bad } as never),
+        new RegExp(
+          `^RangeError: registerWasmTrainingKernels: ${key} must be "xnnpack" or "own", got ${
+            JSON.stringify(bad)
+          }$`,
+        ),
+      );
+    }
+  }
+  assert.throws(
+    () => registerWasmTrainingKernels({ conv2dBackpropWeights: "own" } as never),
+    /unknown option "conv2dBackpropWeights"; the options are conv2d, conv2dBackpropInput, conv2dBackpropFilter/,
+  );
+  for (const bad of [null, "own", ["own"]]) {
+    assert.throws(
+      () => registerWasmTrainingKernels(bad as never),
+      /^TypeError: registerWasmTrainingKernels: options must be an object/,
+    );
+  }
+  // A rejected call changes nothing, even when its other keys were valid.
+  assert.throws(() =>
+    registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropInput: "x" } as never)
+  );
+  assert.deepEqual(wasmKernelChoices(), before);
 });

@@ -14,10 +14,14 @@ import {
   channelMomentsWasm,
 } from "./channel_stats.ts";
 import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
-import { conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
+import { conv2dOwnWasm } from "./conv2d.ts";
+import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
 import { unsortedSegmentSumWasm } from "./unsorted_segment_sum.ts";
 
-/** The kernels {@linkcode registerWasmTrainingKernels} installs, by tfjs kernel name. */
+/**
+ * The kernels {@linkcode registerWasmTrainingKernels} always installs, by tfjs kernel name (it
+ * also replaces `Conv2D` when `conv2d` is "own").
+ */
 export const WASM_TRAINING_KERNELS: readonly string[] = [
   "Conv2DBackpropFilter",
   "Conv2DBackpropInput",
@@ -37,19 +41,97 @@ const kernelFuncs: Record<string, tf.KernelFunc> = {
 };
 
 let registered = false;
-let filterChoice: FilterKernelChoice = "xnnpack";
+
+/** Which implementation computes a convolution kernel on wasm. */
+export type WasmKernelChoice = "xnnpack" | "own";
 
 /** Which implementation computes `Conv2DBackpropFilter` on wasm. */
-export type FilterKernelChoice = "xnnpack" | "own";
+export type FilterKernelChoice = WasmKernelChoice;
 
-/** Options of {@linkcode registerWasmTrainingKernels}. */
-export interface WasmTrainingKernelOptions {
+/** The convolution kernels whose implementation {@linkcode registerWasmTrainingKernels} chooses. */
+export interface WasmKernelChoices {
   /**
-   * `Conv2DBackpropFilter` from XNNPACK's forward convolution (`"xnnpack"`, the default, threaded)
-   * or from our own WASM SIMD kernel (`"own"`, `src/conv2d_backprop_filter.c`, single-threaded).
-   * Omitted: keep the current choice.
+   * `Conv2D`: tfjs-backend-wasm's own (`"xnnpack"`, threaded) or our own WASM SIMD kernel
+   * (`"own"`, `src/conv2d.c`; dilated convolutions still go to XNNPACK).
    */
-  readonly conv2dBackpropFilter?: FilterKernelChoice;
+  readonly conv2d: WasmKernelChoice;
+  /**
+   * `Conv2DBackpropInput`: stride phases on XNNPACK's forward convolution (`"xnnpack"`) or on our
+   * own kernel (`"own"`, `src/conv2d.c`).
+   */
+  readonly conv2dBackpropInput: WasmKernelChoice;
+  /**
+   * `Conv2DBackpropFilter` from XNNPACK's forward convolution (`"xnnpack"`, threaded) or from our
+   * own WASM SIMD kernel (`"own"`, `src/conv2d_backprop_filter.c`).
+   */
+  readonly conv2dBackpropFilter: WasmKernelChoice;
+}
+
+/** Options of {@linkcode registerWasmTrainingKernels}: any of the choices; omitted ones stay. */
+export type WasmTrainingKernelOptions = Partial<WasmKernelChoices>;
+
+const CHOICE_KEYS = ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"] as const;
+
+let choices: WasmKernelChoices = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+};
+
+/** tfjs-backend-wasm's own `Conv2D` (restored when `conv2d` goes back to "xnnpack"). */
+let tfjsConv2D: tf.KernelConfig | undefined;
+
+/** The options, checked: an object with only the choice keys, each "xnnpack" or "own". */
+function checkOptions(options: unknown): WasmTrainingKernelOptions {
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new TypeError(
+      `registerWasmTrainingKernels: options must be an object like { conv2d: "own" }, got ${
+        JSON.stringify(options)
+      }`,
+    );
+  }
+  for (const [key, value] of Object.entries(options)) {
+    if (!(CHOICE_KEYS as readonly string[]).includes(key)) {
+      throw new RangeError(
+        `registerWasmTrainingKernels: unknown option ${JSON.stringify(key)}; the options are ${
+          CHOICE_KEYS.join(", ")
+        }`,
+      );
+    }
+    if (value !== undefined && value !== "xnnpack" && value !== "own") {
+      throw new RangeError(
+        `registerWasmTrainingKernels: ${key} must be "xnnpack" or "own", got ${
+          JSON.stringify(value)
+        }`,
+      );
+    }
+  }
+  return options as WasmTrainingKernelOptions;
+}
+
+function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
+  if (tf.getKernel(kernelName, "wasm") !== undefined) tf.unregisterKernel(kernelName, "wasm");
+  tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
+}
+
+/** Installs the chosen `Conv2D`: ours, or tfjs-backend-wasm's (set up on a live backend again). */
+function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
+  const current = tf.getKernel("Conv2D", "wasm");
+  // tfjs-backend-wasm registers its Conv2D once, at import: keep the first one seen.
+  if (tfjsConv2D === undefined && current?.kernelFunc !== (conv2dOwnWasm as unknown)) {
+    tfjsConv2D = current;
+  }
+  if (choice === "own") {
+    register("Conv2D", conv2dOwnWasm as unknown as tf.KernelFunc);
+    return;
+  }
+  if (current?.kernelFunc === (conv2dOwnWasm as unknown)) tf.unregisterKernel("Conv2D", "wasm");
+  if (tfjsConv2D !== undefined && tf.getKernel("Conv2D", "wasm") === undefined) {
+    tf.registerKernel(tfjsConv2D);
+    // Its set-up (binding the C++ entry point) runs when a backend initialises: a backend that
+    // initialised while ours was registered has not run it.
+    if (backend !== undefined) tfjsConv2D.setupFunc?.(backend as tf.KernelBackend);
+  }
 }
 
 /**
@@ -57,54 +139,79 @@ export interface WasmTrainingKernelOptions {
  * has them: `Conv2DBackpropFilter` and `Conv2DBackpropInput` from XNNPACK's forward convolution,
  * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, and the
  * single-pass per-channel reductions batch norm uses (`channelMoments`, `channelGradSums`).
+ * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between XNNPACK (the default)
+ * and our own WASM SIMD kernels for the three convolutions (all match the cpu backend; switching
+ * changes the order of float summation, so results differ in the last bits).
  * If the wasm backend is already initialised it also guards its allocator so that an exhausted
  * heap throws a {@linkcode WasmHeapError} (the kernels install the guard on first use otherwise).
- * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does). A call with
- * `conv2dBackpropFilter` switches that kernel's implementation (both match the cpu backend).
+ * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does).
  *
- * @param options Which `Conv2DBackpropFilter` to use (default: keep the current one, XNNPACK at
- *   first).
- * @throws {RangeError} If `conv2dBackpropFilter` is neither "xnnpack" nor "own".
+ * @param options The kernel choices to change (omitted ones keep their current choice, XNNPACK
+ *   at first).
+ * @throws {TypeError} If `options` is not an object.
+ * @throws {RangeError} If it has an unknown key, or a choice is neither "xnnpack" nor "own".
  * @example
  * ```ts
- * import { registerWasmTrainingKernels, wasmFilterKernel } from "@mfi/core";
+ * import { registerWasmTrainingKernels, wasmKernelChoices } from "@mfi/core";
  * import * as tf from "@tensorflow/tfjs-core";
  * import assert from "node:assert/strict";
  * registerWasmTrainingKernels();
  * registerWasmTrainingKernels();
  * assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm") !== undefined);
- * registerWasmTrainingKernels({ conv2dBackpropFilter: "own" });
- * assert.equal(wasmFilterKernel(), "own");
- * registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+ * registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropFilter: "own" });
+ * assert.deepEqual(wasmKernelChoices(), {
+ *   conv2d: "own",
+ *   conv2dBackpropInput: "xnnpack",
+ *   conv2dBackpropFilter: "own",
+ * });
+ * registerWasmTrainingKernels({ conv2d: "xnnpack", conv2dBackpropFilter: "xnnpack" });
+ * assert.throws(() => registerWasmTrainingKernels({ conv2d: "fast" as "own" }), /conv2d must be/);
  * ```
  */
 export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions = {}): void {
-  const choice = options.conv2dBackpropFilter ?? filterChoice;
-  if (choice !== "xnnpack" && choice !== "own") {
-    throw new RangeError(
-      `registerWasmTrainingKernels: conv2dBackpropFilter must be "xnnpack" or "own", got ${
-        JSON.stringify(choice)
-      }`,
-    );
-  }
-  if (!registered || choice !== filterChoice) {
-    registered = true;
-    filterChoice = choice;
-    const funcs: Record<string, tf.KernelFunc> = {
-      ...kernelFuncs,
-      ...(choice === "own"
-        ? { Conv2DBackpropFilter: conv2dBackpropFilterOwnWasm as unknown as tf.KernelFunc }
-        : {}),
-    };
-    for (const kernelName of WASM_TRAINING_KERNELS) {
-      if (tf.getKernel(kernelName, "wasm") !== undefined) tf.unregisterKernel(kernelName, "wasm");
-      tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc: funcs[kernelName] });
-    }
-  }
+  const given = checkOptions(options);
+  const next: WasmKernelChoices = {
+    conv2d: given.conv2d ?? choices.conv2d,
+    conv2dBackpropInput: given.conv2dBackpropInput ?? choices.conv2dBackpropInput,
+    conv2dBackpropFilter: given.conv2dBackpropFilter ?? choices.conv2dBackpropFilter,
+  };
   const registry = (tf.engine() as unknown as { registry: Record<string, { wasm?: WasmModule }> })
     .registry;
-  const wasm = registry["wasm"]?.wasm;
+  const backend = registry["wasm"];
+  if (!registered || CHOICE_KEYS.some((k) => next[k] !== choices[k])) {
+    registered = true;
+    choices = next;
+    const funcs: Record<string, tf.KernelFunc> = {
+      ...kernelFuncs,
+      ...(next.conv2dBackpropFilter === "own"
+        ? { Conv2DBackpropFilter: conv2dBackpropFilterOwnWasm as unknown as tf.KernelFunc }
+        : {}),
+      ...(next.conv2dBackpropInput === "own"
+        ? { Conv2DBackpropInput: conv2dBackpropInputOwnWasm as unknown as tf.KernelFunc }
+        : {}),
+    };
+    for (const kernelName of WASM_TRAINING_KERNELS) register(kernelName, funcs[kernelName]);
+    registerConv2D(next.conv2d, backend);
+  }
+  const wasm = backend?.wasm;
   if (wasm) installHeapGuard(wasm);
+}
+
+/**
+ * The implementations {@linkcode registerWasmTrainingKernels} last registered for the three
+ * convolution kernels.
+ *
+ * @returns A copy of the current choices.
+ * @example
+ * ```ts
+ * import { wasmKernelChoices } from "@mfi/core";
+ * import assert from "node:assert/strict";
+ * const c = wasmKernelChoices();
+ * assert.deepEqual(Object.keys(c), ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"]);
+ * ```
+ */
+export function wasmKernelChoices(): WasmKernelChoices {
+  return { ...choices };
 }
 
 /**
@@ -120,5 +227,5 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
  * ```
  */
 export function wasmFilterKernel(): FilterKernelChoice {
-  return filterChoice;
+  return choices.conv2dBackpropFilter;
 }

@@ -1,0 +1,162 @@
+// The plans of our own convolution kernels run directly on each kernel binary (plain and relaxed
+// SIMD, plain and shared memory), share by share: every output element written, results
+// bit-identical for 1, 2, 3 and 8 shares, and matching the cpu backend.
+import * as tf from "@tensorflow/tfjs-core";
+import "../backend.ts"; // registers the cpu backend (tfjs-core has none)
+import assert from "node:assert/strict";
+import { CONV_TABLE, convOutShape, type Pad, padArg, relativeError, values } from "./_test_util.ts";
+import { conv2dBackpropInputPlan, conv2dPlan, type OwnConvPlan } from "./_conv_own_plan.ts";
+import type { ConvGradGeometry } from "./_conv_geometry.ts";
+import { ownKernelBytes, ownKernelsRelaxed } from "./_own_kernels.ts";
+
+const VARIANTS = [
+  { name: "plain SIMD", shared: false, relaxed: false },
+  { name: "plain SIMD, shared memory", shared: true, relaxed: false },
+  { name: "relaxed SIMD", shared: false, relaxed: true },
+  { name: "relaxed SIMD, shared memory", shared: true, relaxed: true },
+] as const;
+
+type Kernel = (...args: number[]) => void;
+
+/** A binary on a memory of its own, with a bump allocator. */
+function instantiate(shared: boolean, relaxed: boolean) {
+  const memory = new WebAssembly.Memory({ initial: 64, maximum: 65536, shared });
+  const exports = new WebAssembly.Instance(
+    new WebAssembly.Module(ownKernelBytes(shared, relaxed)),
+    { env: { memory } },
+  ).exports as unknown as Record<string, Kernel>;
+  return { memory, exports };
+}
+
+/** Runs `plan` share by share (`parts` shares per call) and returns the output. */
+function runPlan(
+  variant: { shared: boolean; relaxed: boolean },
+  plan: OwnConvPlan,
+  input: Float32Array,
+  filter: Float32Array,
+  outputSize: number,
+  parts: number,
+): Float32Array {
+  const { memory, exports } = instantiate(variant.shared, variant.relaxed);
+  let top = 1024;
+  const alloc = (floats: number) => {
+    const at = top;
+    top += Math.ceil((floats * 4 + 16) / 64) * 64;
+    return at;
+  };
+  const at = {
+    input: alloc(input.length),
+    filter: alloc(filter.length),
+    output: alloc(outputSize),
+    padded: alloc(plan.paddedFloats),
+    packed: alloc(plan.packedFloats),
+  };
+  const pages = Math.ceil(top / 65536) - memory.buffer.byteLength / 65536;
+  if (pages > 0) memory.grow(pages);
+  const heap = new Float32Array(memory.buffer);
+  heap.set(input, at.input / 4);
+  heap.set(filter, at.filter / 4);
+  // NaN everywhere else: an output element no share writes, or a read of an unwritten scratch
+  // element, shows up as NaN.
+  heap.fill(NaN, at.output / 4, top / 4);
+  for (const [name, args] of plan.calls(at)) {
+    for (let part = 0; part < parts; part++) exports[name](...args, part, parts);
+  }
+  return new Float32Array(memory.buffer).slice(at.output / 4, at.output / 4 + outputSize);
+}
+
+function geometry(xShape: number[], k: number, cout: number, s: number, p: Pad): ConvGradGeometry {
+  const info = tf.backend_util.computeConv2DInfo(
+    xShape as [number, number, number, number],
+    [k, k, xShape[3], cout],
+    s,
+    1,
+    padArg(p),
+  );
+  const [n, h, w, cin] = xShape;
+  return {
+    n,
+    h,
+    w,
+    cin,
+    kh: k,
+    kw: k,
+    cout,
+    ho: info.outHeight,
+    wo: info.outWidth,
+    sh: s,
+    sw: s,
+    pt: info.padInfo.top,
+    pl: info.padInfo.left,
+  };
+}
+
+const shapes: [number[], number, number, number, Pad][] = [
+  ...CONV_TABLE,
+  // Several tiles and channel blocks per share, a tail in both.
+  [[3, 7, 7, 12], 3, 27, 1, "same"],
+  [[2, 9, 9, 9], 3, 17, 2, "same"],
+];
+
+for (const variant of VARIANTS) {
+  Deno.test({
+    name: `own conv kernels (${variant.name}): forward and input gradient match cpu, ` +
+      "bit-identical for 1, 2, 3 and 8 shares (some empty)",
+    ignore: variant.relaxed && !ownKernelsRelaxed(),
+    fn: async () => {
+      await tf.setBackend("cpu");
+      for (const [xShape, k, cout, s, p] of shapes) {
+        const name = `[${xShape}] k${k} cout${cout} s${s} pad ${p}`;
+        const g = geometry(xShape, k, cout, s, p);
+        const yShape = convOutShape(xShape, k, cout, s, p);
+        const xv = values(xShape.reduce((a, b) => a * b), 1);
+        const wv = values(k * k * g.cin * cout, 2);
+        const dyv = values(yShape.reduce((a, b) => a * b), 3);
+        const [yRef, dxRef] = tf.tidy(() => {
+          const w = tf.tensor4d(wv, [k, k, g.cin, cout]);
+          const x = tf.tensor4d(xv, xShape as [number, number, number, number]);
+          const dy = tf.tensor4d(dyv, yShape as [number, number, number, number]);
+          return [
+            tf.conv2d(x, w, s, padArg(p)).dataSync(),
+            tf.conv2dTranspose(dy, w, xShape as [number, number, number, number], s, padArg(p))
+              .dataSync(),
+          ];
+        });
+        const cases = [
+          ["y", conv2dPlan(g), xv, yRef],
+          ["dx", conv2dBackpropInputPlan(g), dyv, dxRef],
+        ] as const;
+        for (const [what, plan, input, ref] of cases) {
+          const one = runPlan(variant, plan, input, wv, ref.length, 1);
+          const err = relativeError(one, ref);
+          assert.ok(err <= 1e-5, `${name}: ${what} relative error ${err}`);
+          for (const parts of [2, 3, 8]) {
+            const split = runPlan(variant, plan, input, wv, ref.length, parts);
+            assert.deepEqual(split, one, `${name}: ${what} with ${parts} shares`);
+          }
+        }
+      }
+    },
+  });
+}
+
+Deno.test("the input-gradient plan writes phases no tap reaches (1x1, stride 2) as zeros", () => {
+  const g = geometry([1, 6, 6, 2], 1, 3, 2, "valid");
+  const plan = conv2dBackpropInputPlan(g);
+  assert.equal(plan.paddedFloats, 0, "dy is read in place");
+  const convs = plan.calls({ input: 0, filter: 0, output: 0, padded: 0, packed: 0 })
+    .filter(([name]) => name === "conv2d_f32");
+  assert.equal(convs.length, 4);
+  // Phases (0, 1), (1, 0), (1, 1): zero taps along one axis.
+  assert.deepEqual(convs.map(([, a]) => [a[7], a[8]]), [[1, 1], [0, 0], [0, 1], [0, 0]]);
+  const dx = runPlan(VARIANTS[0], plan, values(27, 4), values(6, 5), 72, 1);
+  for (let y = 0; y < 6; y++) {
+    for (let x = 0; x < 6; x++) {
+      const zero = y % 2 === 1 || x % 2 === 1;
+      for (let c = 0; c < 2; c++) {
+        const v = dx[(y * 6 + x) * 2 + c];
+        assert.ok(zero ? v === 0 : v !== 0 && !Number.isNaN(v), `dx[${y}, ${x}, ${c}] = ${v}`);
+      }
+    }
+  }
+});

@@ -1,0 +1,199 @@
+// Conv2D (NHWC input, HWIO filter) and the stride phases of Conv2DBackpropInput in WebAssembly
+// SIMD, for tfjs-backend-wasm.
+//
+// One core, `conv2d_f32`, computes a stride-(sy, sx) correlation of a zero-padded input buffer
+// (every tap in bounds) with a packed filter, and writes each output pixel wherever the caller
+// says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw pixels): the forward pass writes
+// every pixel (ty = tx = 1), each stride phase of the input gradient writes its own interleaved
+// subset of dx.
+//
+//   y[b, ry + a*ty, rx + c*tx, co] = sum over i < kh, j < kw, ci of
+//       xb[b, oy0 + a*sy + i, ox0 + c*sx + j, ci] * f[co / 8][i, j, ci, co % 8]
+//
+// The output pixels (b, a, c) are flattened, so tiles of R pixels stay full across row and image
+// boundaries; a tile of R pixels x 8 output channels keeps 2R f32x4 accumulators in registers and
+// runs over every tap and input channel with two vector loads of the filter and R broadcasts of
+// the input per input channel (2R multiply-adds). The kw taps of one filter row read kw * cin
+// consecutive floats of the padded input (and of the packed filter): one loop per filter row.
+// The filter is packed by `conv2d_pack_filter_f32` into blocks of 8 output channels
+// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially; the input is padded by
+// `conv2d_pad_f32` (or used as it is when no tap leaves it).
+// Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
+// block stores only the real lanes.
+//
+// Work units for threads (see simd.h): pad = one padded row; pack = one (block, tap); conv = one
+// (tile, channel block), tile-major. Every output element is written by one unit, with a
+// summation order (taps, then input channels) that does not depend on the split.
+//
+// Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory.
+
+#include "simd.h"
+
+// Pixels per register tile (2 * R accumulators).
+#ifndef MFI_CONV_R
+#define MFI_CONV_R 6
+#endif
+#define R MFI_CONV_R
+
+// xb[b, r, q, :] = x[b, r - pt, q - pl, :] inside x, else 0, for r < hb, q < wb.
+__attribute__((export_name("conv2d_pad_f32")))
+void conv2d_pad_f32(const float* x, float* xb, int n, int h, int w, int c, int hb, int wb, int pt,
+                    int pl, int part, int parts) {
+  const int u0 = share_begin(n * hb, part, parts), u1 = share_end(n * hb, part, parts);
+  // Columns of xb that come from x: [q0, q1).
+  int q0 = pl < 0 ? 0 : pl;
+  int q1 = pl + w < wb ? pl + w : wb;
+  if (q1 < q0) q1 = q0;
+  for (int u = u0; u < u1; u++) {
+    const int b = u / hb, r = u % hb, iy = r - pt;
+    float* d = xb + (long)u * wb * c;
+    if (iy < 0 || iy >= h || q1 == q0) {
+      __builtin_memset(d, 0, (unsigned long)wb * c * 4);
+      continue;
+    }
+    if (q0 > 0) __builtin_memset(d, 0, (unsigned long)q0 * c * 4);
+    __builtin_memcpy(d + q0 * c, x + ((long)(b * h + iy) * w + (q0 - pl)) * c,
+                     (unsigned long)(q1 - q0) * c * 4);
+    if (q1 < wb) __builtin_memset(d + q1 * c, 0, (unsigned long)(wb - q1) * c * 4);
+  }
+}
+
+// fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco]
+// for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters
+// reversed).
+__attribute__((export_name("conv2d_pack_filter_f32")))
+void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, int cout, int base,
+                            int sfy, int sfx, int sci, int sco, int part, int parts) {
+  const int taps = kh * kw, blocks = (cout + 7) / 8;
+  const int u0 = share_begin(blocks * taps, part, parts);
+  const int u1 = share_end(blocks * taps, part, parts);
+  for (int u = u0; u < u1; u++) {
+    const int blk = u / taps, t = u % taps, i = t / kw, j = t % kw;
+    float* d = fp + (long)u * cin * 8;
+    const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
+    const float* s = f + base + i * sfy + j * sfx + co0 * sco;
+    for (int ci = 0; ci < cin; ci++, d += 8) {
+      int l = 0;
+      for (; l < nco; l++) d[l] = s[ci * sci + l * sco];
+      for (; l < 8; l++) d[l] = 0.0f;
+    }
+  }
+}
+
+// Stores the real lanes (nv of 4) of v at p.
+INLINE void store_lanes(float* p, v128_t v, int nv) {
+  if (nv >= 4) {
+    wasm_v128_store(p, v);
+    return;
+  }
+  if (nv >= 1) wasm_v128_store32_lane(p, v, 0);
+  if (nv >= 2) wasm_v128_store32_lane(p + 1, v, 1);
+  if (nv >= 3) wasm_v128_store32_lane(p + 2, v, 2);
+}
+
+#define ACC_ZERO(k) v128_t a##k##0 = wasm_f32x4_const_splat(0.0f), a##k##1 = a##k##0;
+#define STEP(k, o)                               \
+  {                                              \
+    const v128_t v = wasm_v128_load32_splat(p##k + (o)); \
+    a##k##0 = MFI_MADD(v, f0, a##k##0);          \
+    a##k##1 = MFI_MADD(v, f1, a##k##1);          \
+  }
+#define STORE(k)                                                   \
+  if (k < live) {                                                  \
+    store_lanes(y + yo[k] + co0, a##k##0, nco);                    \
+    if (nco > 4) store_lanes(y + yo[k] + co0 + 4, a##k##1, nco - 4); \
+  }
+
+#if R == 6
+#define FOR_R(M) M(0) M(1) M(2) M(3) M(4) M(5)
+#define FOR_R_O(M, o) M(0, o) M(1, o) M(2, o) M(3, o) M(4, o) M(5, o)
+#elif R == 4
+#define FOR_R(M) M(0) M(1) M(2) M(3)
+#define FOR_R_O(M, o) M(0, o) M(1, o) M(2, o) M(3, o)
+#elif R == 5
+#define FOR_R(M) M(0) M(1) M(2) M(3) M(4)
+#define FOR_R_O(M, o) M(0, o) M(1, o) M(2, o) M(3, o) M(4, o)
+#elif R == 7
+#define FOR_R(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6)
+#define FOR_R_O(M, o) M(0, o) M(1, o) M(2, o) M(3, o) M(4, o) M(5, o) M(6, o)
+#else
+#error "MFI_CONV_R must be 4, 5, 6 or 7"
+#endif
+
+#define DECL_P(k) const float* p##k = x + xo[k] + off;
+#define ADV_P(k) p##k += 4;
+#define ADV_P1(k) p##k += 1;
+#define STEP_AT(k, o) STEP(k, o)
+
+// One input channel of all R pixels: filter vectors at fp, broadcasts at p_k[o].
+#define CHANNEL(o)                                    \
+  {                                                   \
+    const v128_t f0 = wasm_v128_load(fp + 8 * (o));   \
+    const v128_t f1 = wasm_v128_load(fp + 8 * (o) + 4); \
+    FOR_R_O(STEP_AT, o)                               \
+  }
+
+// One tile: pixels whose input/output offsets are xo[]/yo[] (live of them real), channels
+// [co0, co0 + nco) from the packed block fb.
+INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const int* yo, int live,
+                 int co0, int nco, int kh, int kw, int wb, int cin) {
+  FOR_R(ACC_ZERO)
+  const float* fp = fb;
+  // The kw taps of a filter row read kw * cin consecutive input floats (and packed filter rows):
+  // one run per filter row.
+  const int run = kw * cin;
+  for (int i = 0; i < kh; i++) {
+    const int off = i * wb * cin;
+    FOR_R(DECL_P)
+    int e = 0;
+    for (; e + 4 <= run; e += 4) {
+      CHANNEL(0)
+      CHANNEL(1)
+      CHANNEL(2)
+      CHANNEL(3)
+      FOR_R(ADV_P)
+      fp += 32;
+    }
+    for (; e < run; e++) {
+      CHANNEL(0)
+      FOR_R(ADV_P1)
+      fp += 8;
+    }
+  }
+  FOR_R(STORE)
+}
+
+__attribute__((export_name("conv2d_f32")))
+void conv2d_f32(const float* x, const float* fpk, float* y, int n, int hb, int wb, int cin, int kh,
+                int kw, int cout, int oh, int ow, int sy, int sx, int oy0, int ox0, int yh, int yw,
+                int ry, int rx, int ty, int tx, int part, int parts) {
+  const int pixels = n * oh * ow;
+  const int tiles = (pixels + R - 1) / R, blocks = (cout + 7) / 8;
+  const int u0 = share_begin(tiles * blocks, part, parts);
+  const int u1 = share_end(tiles * blocks, part, parts);
+  const int bstride = kh * kw * cin * 8;  // floats per packed block
+  if (u0 >= u1) return;
+  int xo[R], yo[R];
+  // Coordinates (image b, row a, column c) of the share's first tile's first pixel, then stepped
+  // pixel by pixel (no division per tile).
+  int t = u0 / blocks, blk = u0 % blocks;
+  int b = t * R / (oh * ow), a = t * R % (oh * ow) / ow, c = t * R % ow;
+  for (int u = u0; u < u1; t++, blk = 0) {
+    const int live = pixels - t * R < R ? pixels - t * R : R;
+    for (int k = 0; k < R; k++) {
+      xo[k] = ((b * hb + oy0 + a * sy) * wb + ox0 + c * sx) * cin;
+      yo[k] = ((b * yh + ry + a * ty) * yw + rx + c * tx) * cout;
+      // Step to the next pixel; the last tile repeats its last one.
+      if (k + 1 < live || (k + 1 == R && live == R)) {
+        if (++c == ow) {
+          c = 0;
+          if (++a == oh) a = 0, b++;
+        }
+      }
+    }
+    for (; blk < blocks && u < u1; blk++, u++) {
+      const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
+      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin);
+    }
+  }
+}
