@@ -1,0 +1,513 @@
+/**
+ * The passes of a fused batch norm (`relu(batchNorm(x) + residual)`, ReLU and residual optional)
+ * over channels-last tensors: training forward (batch statistics, normalisation, affine, residual
+ * add, ReLU and the running-statistics update), its backward (dgamma, dbeta, dx and the residual's
+ * gradient with the ReLU mask folded in) and the inference forward. On the wasm backend each is one
+ * kernel that reads the activations twice at most (statistics, then the elementwise pass), with
+ * float64 accumulators; other backends compose tfjs ops. The functions have no gradient of their
+ * own: {@linkcode BatchNorm} wraps them in custom gradients.
+ *
+ * Notation: `n` elements per channel, `xhat = (x - mean) * invstd`, `z = gamma * xhat + beta
+ * (+ residual)`, `y = relu(z)` or `z`, `g = dy * (y > 0)` or `dy`. Backward: `dbeta = sum(g)`,
+ * `dgamma = sum(g * xhat)`, `dx = k * g + b * x + c` with per-channel `k = gamma * invstd`,
+ * `b = -k * invstd^2 * sum(g * (x - mean)) / n`, `c = -k * dbeta / n - b * mean`,
+ * `dresidual = g`.
+ *
+ * @module
+ */
+import * as tf from "@tensorflow/tfjs-core";
+import type { Tensor, Tensor1D } from "../tf_types.ts";
+import { type HeapTensor, Scratch, type WasmBackend } from "./_wasm.ts";
+
+/** Kernel name of the wasm training forward. */
+export const BATCH_NORM_TRAIN_KERNEL = "MfiBatchNormTrain";
+/** Kernel name of the wasm backward. */
+export const BATCH_NORM_GRAD_KERNEL = "MfiBatchNormGrad";
+/** Kernel name of the wasm inference forward. */
+export const BATCH_NORM_INFER_KERNEL = "MfiBatchNormInfer";
+
+function onWasm(kernel: string): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(kernel, "wasm") !== undefined;
+}
+
+function leadingAxes(x: tf.TensorInfo): number[] {
+  return x.shape.map((_, i) => i).slice(0, -1);
+}
+
+/** Hyperparameters of the training forward. */
+export interface BatchNormTrainAttrs {
+  /** Added to the variance before the square root. */
+  readonly epsilon: number;
+  /** Running-statistics momentum (PyTorch convention: weight of the new batch). */
+  readonly momentum: number;
+  /** Whether a ReLU follows (after the residual add). */
+  readonly relu: boolean;
+}
+
+/** Inputs of the training forward (`residual` optional). */
+export interface BatchNormTrainInputs {
+  readonly x: Tensor;
+  readonly gamma: Tensor;
+  readonly beta: Tensor;
+  readonly runningMean: Tensor;
+  readonly runningVar: Tensor;
+  readonly residual?: Tensor;
+}
+
+/** What the training forward returns (the new running statistics are not yet assigned). */
+export interface BatchNormTrainOutputs {
+  /** `relu(gamma * xhat + beta + residual)` (ReLU and residual where asked). */
+  readonly y: Tensor;
+  /** Batch mean, `[channels]`. */
+  readonly mean: Tensor1D;
+  /** `1 / sqrt(biased batch variance + epsilon)`, `[channels]`. */
+  readonly invstd: Tensor1D;
+  /** `(1 - momentum) * runningMean + momentum * mean`. */
+  readonly runningMean: Tensor1D;
+  /** `(1 - momentum) * runningVar + momentum * unbiased batch variance`. */
+  readonly runningVar: Tensor1D;
+}
+
+function checkShapes(what: string, x: tf.TensorInfo, others: Record<string, tf.TensorInfo>) {
+  const c = x.shape[x.shape.length - 1];
+  for (const [name, t] of Object.entries(others)) {
+    const want = name === "residual" || name === "dy" || name === "y" ? x.shape : [c];
+    if (!tf.util.arraysEqual(t.shape, want)) {
+      throw new Error(
+        `${what}: ${name} has shape [${t.shape}], expected [${want}] for x of shape [${x.shape}]`,
+      );
+    }
+  }
+}
+
+/**
+ * Training forward of the fused batch norm: batch statistics, normalisation, affine, residual
+ * add, ReLU, and the updated running statistics (returned, not assigned).
+ *
+ * @param inputs `x` (channels last) and its per-channel parameters; `residual` like `x`.
+ * @param attrs Epsilon, momentum and whether a ReLU follows.
+ * @returns The output, the batch statistics the backward pass needs, the new running statistics.
+ * @throws {Error} If a per-channel input or the residual has the wrong shape.
+ */
+export function batchNormTrainForward(
+  inputs: BatchNormTrainInputs,
+  attrs: BatchNormTrainAttrs,
+): BatchNormTrainOutputs {
+  const { x, residual, ...perChannel } = inputs;
+  checkShapes("batchNormTrainForward", x, { ...perChannel, ...(residual ? { residual } : {}) });
+  if (onWasm(BATCH_NORM_TRAIN_KERNEL)) {
+    const [y, mean, invstd, runningMean, runningVar] = tf.engine().runKernel(
+      BATCH_NORM_TRAIN_KERNEL,
+      { ...inputs } as unknown as tf.NamedTensorMap,
+      { ...attrs } as unknown as tf.NamedAttrMap,
+    ) as Tensor[];
+    return {
+      y,
+      mean: mean as Tensor1D,
+      invstd: invstd as Tensor1D,
+      runningMean: runningMean as Tensor1D,
+      runningVar: runningVar as Tensor1D,
+    };
+  }
+  return tf.tidy(() => {
+    const { mean, variance } = tf.moments(x, leadingAxes(x));
+    const n = x.size / x.shape[x.shape.length - 1];
+    const m = attrs.momentum;
+    const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
+    let y = tf.batchNorm(x, mean, variance, inputs.beta, inputs.gamma, attrs.epsilon);
+    if (residual) y = tf.add(y, residual);
+    if (attrs.relu) y = tf.relu(y);
+    return {
+      y,
+      mean: mean as Tensor1D,
+      invstd: tf.rsqrt(tf.add(variance, attrs.epsilon)) as Tensor1D,
+      runningMean: tf.add(tf.mul(inputs.runningMean, 1 - m), tf.mul(mean, m)) as Tensor1D,
+      runningVar: tf.add(tf.mul(inputs.runningVar, 1 - m), tf.mul(unbiased, m)) as Tensor1D,
+    };
+  });
+}
+
+/** Inputs of the backward (`y` only with ReLU). */
+export interface BatchNormGradInputs {
+  /** Gradient of the output. */
+  readonly dy: Tensor;
+  /** The forward input. */
+  readonly x: Tensor;
+  /** The forward output (its sign is the ReLU mask); required when `relu`. */
+  readonly y?: Tensor;
+  /** Batch mean from the forward pass. */
+  readonly mean: Tensor;
+  /** `1 / sqrt(variance + epsilon)` from the forward pass. */
+  readonly invstd: Tensor;
+  /** Scale. */
+  readonly gamma: Tensor;
+}
+
+/** What the backward returns. */
+export interface BatchNormGradOutputs {
+  /** Gradient of `x`. */
+  readonly dx: Tensor;
+  /** Gradient of gamma. */
+  readonly dgamma: Tensor1D;
+  /** Gradient of beta. */
+  readonly dbeta: Tensor1D;
+  /** Gradient of the residual (`dy` masked by the ReLU), when asked for. */
+  readonly dresidual?: Tensor;
+}
+
+/**
+ * Backward of the fused batch norm in training mode.
+ *
+ * @param inputs Upstream gradient, the forward input and output, the batch statistics, gamma.
+ * @param attrs `relu`: the forward applied a ReLU (then `y` is required); `residual`: return the
+ *   residual's gradient too.
+ * @returns dx, dgamma, dbeta and, with `residual`, dresidual.
+ * @throws {Error} If `relu` is set without `y`, or a shape is wrong.
+ */
+export function batchNormBackward(
+  inputs: BatchNormGradInputs,
+  attrs: { readonly relu: boolean; readonly residual: boolean },
+): BatchNormGradOutputs {
+  const { dy, x, y, mean, invstd, gamma } = inputs;
+  if (attrs.relu && y === undefined) {
+    throw new Error("batchNormBackward: relu needs the forward output y (its sign is the mask)");
+  }
+  checkShapes("batchNormBackward", x, { dy, mean, invstd, gamma, ...(y ? { y } : {}) });
+  if (onWasm(BATCH_NORM_GRAD_KERNEL)) {
+    const outs = tf.engine().runKernel(
+      BATCH_NORM_GRAD_KERNEL,
+      { dy, x, mean, invstd, gamma, ...(attrs.relu ? { y } : {}) } as unknown as tf.NamedTensorMap,
+      { ...attrs } as unknown as tf.NamedAttrMap,
+    ) as Tensor[];
+    return {
+      dx: outs[0],
+      dgamma: outs[1] as Tensor1D,
+      dbeta: outs[2] as Tensor1D,
+      ...(attrs.residual ? { dresidual: outs[3] } : {}),
+    };
+  }
+  return tf.tidy(() => {
+    const n = x.size / x.shape[x.shape.length - 1];
+    const axes = leadingAxes(x);
+    const g = attrs.relu ? tf.mul(dy, tf.step(y!)) : dy;
+    const dbeta = tf.sum(g, axes);
+    // sum(g * (x - mean)) = sum(g * x) - mean * sum(g)
+    const dyxc = tf.sub(tf.sum(tf.mul(g, x), axes), tf.mul(mean, dbeta));
+    const dgamma = tf.mul(dyxc, invstd);
+    const k = tf.mul(gamma, invstd);
+    const b = tf.mul(tf.mul(tf.mul(k, tf.square(invstd)), -1 / n), dyxc);
+    const c = tf.sub(tf.mul(tf.mul(k, dbeta), -1 / n), tf.mul(b, mean));
+    const dx = tf.add(tf.add(tf.mul(g, k), tf.mul(x, b)), c);
+    return {
+      dx,
+      dgamma: dgamma as Tensor1D,
+      dbeta: dbeta as Tensor1D,
+      ...(attrs.residual ? { dresidual: attrs.relu ? g : tf.clone(g) } : {}),
+    };
+  });
+}
+
+/** Inputs of the inference forward (`residual` optional). */
+export type BatchNormInferInputs = BatchNormTrainInputs;
+
+/**
+ * Inference forward of the fused batch norm: `relu(gamma * (x - runningMean) /
+ * sqrt(runningVar + epsilon) + beta + residual)`, ReLU and residual where asked.
+ *
+ * @param inputs `x` (channels last), its per-channel parameters and statistics, `residual`.
+ * @param attrs Epsilon and whether a ReLU follows.
+ * @returns The output.
+ * @throws {Error} If a per-channel input or the residual has the wrong shape.
+ */
+export function batchNormInference(
+  inputs: BatchNormInferInputs,
+  attrs: { readonly epsilon: number; readonly relu: boolean },
+): Tensor {
+  const { x, residual, ...perChannel } = inputs;
+  checkShapes("batchNormInference", x, { ...perChannel, ...(residual ? { residual } : {}) });
+  if (onWasm(BATCH_NORM_INFER_KERNEL)) {
+    return tf.engine().runKernel(
+      BATCH_NORM_INFER_KERNEL,
+      { ...inputs } as unknown as tf.NamedTensorMap,
+      { ...attrs } as unknown as tf.NamedAttrMap,
+    ) as Tensor;
+  }
+  return tf.tidy(() => {
+    const { gamma, beta, runningMean, runningVar } = inputs;
+    let y = tf.batchNorm(x, runningMean, runningVar, beta, gamma, attrs.epsilon);
+    if (residual) y = tf.add(y, residual);
+    return attrs.relu ? tf.relu(y) : y;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wasm kernels. Each reads its inputs in place on the heap: allocate every output first,
+// then take the heap view (an allocation may grow the heap and detach older views).
+
+type Infos = Record<string, tf.TensorInfo | undefined>;
+
+function floatInputs(what: string, inputs: Infos): void {
+  for (const [name, t] of Object.entries(inputs)) {
+    if (t !== undefined && t.dtype !== "float32") {
+      throw new Error(`${what} needs float32 inputs, got ${name} ${t.dtype}`);
+    }
+  }
+}
+
+/** Float index of a heap tensor. */
+function at(t: HeapTensor): number {
+  return t.offset / 4;
+}
+
+/** Wasm kernel of {@linkcode batchNormTrainForward}. */
+export function batchNormTrainWasm(
+  args: {
+    inputs: {
+      x: tf.TensorInfo;
+      gamma: tf.TensorInfo;
+      beta: tf.TensorInfo;
+      runningMean: tf.TensorInfo;
+      runningVar: tf.TensorInfo;
+      residual?: tf.TensorInfo;
+    };
+    backend: unknown;
+    attrs: BatchNormTrainAttrs;
+  },
+): tf.TensorInfo[] {
+  const { x, gamma, beta, runningMean, runningVar, residual } = args.inputs;
+  const { epsilon, momentum, relu } = args.attrs;
+  floatInputs("MfiBatchNormTrain", args.inputs);
+  const c = x.shape[x.shape.length - 1];
+  const scratch = new Scratch(args.backend as WasmBackend);
+  const [yInfo, yt] = scratch.output([...x.shape]);
+  const outs = [yInfo];
+  const stat: HeapTensor[] = [];
+  for (let i = 0; i < 4; i++) {
+    const [info, t] = scratch.output([c]);
+    outs.push(info);
+    stat.push(t);
+  }
+  const xt = scratch.of(x);
+  const rt = residual ? scratch.of(residual) : undefined;
+  const heap = scratch.f32;
+  const rows = c === 0 ? 0 : xt.size / c;
+  // Pass 1: per-channel sums of x and x^2.
+  const sum = new Float64Array(c);
+  const sq = new Float64Array(c);
+  let p = at(xt);
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < c; j++) {
+      const v = heap[p + j];
+      sum[j] += v;
+      sq[j] += v * v;
+    }
+    p += c;
+  }
+  const n = Math.max(rows, 1);
+  const unbias = rows / Math.max(rows - 1, 1);
+  const scale = new Float64Array(c);
+  const shift = new Float64Array(c);
+  const [meanO, invO, rmO, rvO] = stat.map(at);
+  const g0 = at(scratch.of(gamma));
+  const b0 = at(scratch.of(beta));
+  const rm0 = at(scratch.of(runningMean));
+  const rv0 = at(scratch.of(runningVar));
+  for (let j = 0; j < c; j++) {
+    const mean = sum[j] / n;
+    const variance = Math.max(0, sq[j] / n - mean * mean);
+    const invstd = 1 / Math.sqrt(variance + epsilon);
+    scale[j] = heap[g0 + j] * invstd;
+    shift[j] = heap[b0 + j] - mean * scale[j];
+    heap[meanO + j] = mean;
+    heap[invO + j] = invstd;
+    heap[rmO + j] = (1 - momentum) * heap[rm0 + j] + momentum * mean;
+    heap[rvO + j] = (1 - momentum) * heap[rv0 + j] + momentum * variance * unbias;
+  }
+  // Pass 2: y = relu(x * scale + shift + residual).
+  p = at(xt);
+  let q = at(yt);
+  if (rt === undefined) {
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < c; j++) {
+        const z = heap[p + j] * scale[j] + shift[j];
+        heap[q + j] = relu && z < 0 ? 0 : z;
+      }
+      p += c;
+      q += c;
+    }
+  } else {
+    let s = at(rt);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < c; j++) {
+        const z = heap[p + j] * scale[j] + shift[j] + heap[s + j];
+        heap[q + j] = relu && z < 0 ? 0 : z;
+      }
+      p += c;
+      q += c;
+      s += c;
+    }
+  }
+  return outs;
+}
+
+/** Wasm kernel of {@linkcode batchNormBackward}. */
+export function batchNormGradWasm(
+  args: {
+    inputs: {
+      dy: tf.TensorInfo;
+      x: tf.TensorInfo;
+      y?: tf.TensorInfo;
+      mean: tf.TensorInfo;
+      invstd: tf.TensorInfo;
+      gamma: tf.TensorInfo;
+    };
+    backend: unknown;
+    attrs: { relu: boolean; residual: boolean };
+  },
+): tf.TensorInfo[] {
+  const { dy, x, y, mean, invstd, gamma } = args.inputs;
+  const { relu, residual } = args.attrs;
+  floatInputs("MfiBatchNormGrad", args.inputs);
+  if (relu && y === undefined) throw new Error("MfiBatchNormGrad: relu needs the input y");
+  const c = x.shape[x.shape.length - 1];
+  const scratch = new Scratch(args.backend as WasmBackend);
+  const [dxInfo, dxt] = scratch.output([...x.shape]);
+  const [dgInfo, dgt] = scratch.output([c]);
+  const [dbInfo, dbt] = scratch.output([c]);
+  const outs = [dxInfo, dgInfo, dbInfo];
+  let dr: HeapTensor | undefined;
+  if (residual) {
+    const [info, t] = scratch.output([...x.shape]);
+    outs.push(info);
+    dr = t;
+  }
+  const xt = scratch.of(x);
+  const dyt = scratch.of(dy);
+  const yt = relu ? scratch.of(y!) : undefined;
+  const heap = scratch.f32;
+  const rows = c === 0 ? 0 : xt.size / c;
+  // Pass 1: sum(g) and sum(g * x), with g = dy masked by the ReLU; g is written out as the
+  // residual's gradient when there is one.
+  const sum = new Float64Array(c);
+  const dot = new Float64Array(c);
+  let px = at(xt);
+  let pd = at(dyt);
+  let py = yt ? at(yt) : 0;
+  let pr = dr ? at(dr) : 0;
+  for (let r = 0; r < rows; r++) {
+    for (let j = 0; j < c; j++) {
+      const g = relu && !(heap[py + j] > 0) ? 0 : heap[pd + j];
+      sum[j] += g;
+      dot[j] += g * heap[px + j];
+    }
+    if (dr) {
+      for (let j = 0; j < c; j++) heap[pr + j] = relu && !(heap[py + j] > 0) ? 0 : heap[pd + j];
+      pr += c;
+    }
+    px += c;
+    pd += c;
+    py += c;
+  }
+  const n = Math.max(rows, 1);
+  const k = new Float64Array(c);
+  const b = new Float64Array(c);
+  const cc = new Float64Array(c);
+  const m0 = at(scratch.of(mean));
+  const i0 = at(scratch.of(invstd));
+  const g0 = at(scratch.of(gamma));
+  const dg0 = at(dgt);
+  const db0 = at(dbt);
+  for (let j = 0; j < c; j++) {
+    const mu = heap[m0 + j];
+    const is = heap[i0 + j];
+    const dyxc = dot[j] - mu * sum[j];
+    heap[dg0 + j] = dyxc * is;
+    heap[db0 + j] = sum[j];
+    k[j] = heap[g0 + j] * is;
+    b[j] = -k[j] * is * is * dyxc / n;
+    cc[j] = -k[j] * sum[j] / n - b[j] * mu;
+  }
+  // Pass 2: dx = k * g + b * x + c (g read back from dresidual when it was written).
+  px = at(xt);
+  let po = at(dxt);
+  if (dr) {
+    pr = at(dr);
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < c; j++) heap[po + j] = k[j] * heap[pr + j] + b[j] * heap[px + j] + cc[j];
+      px += c;
+      pr += c;
+      po += c;
+    }
+  } else {
+    pd = at(dyt);
+    py = yt ? at(yt) : 0;
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < c; j++) {
+        const g = relu && !(heap[py + j] > 0) ? 0 : heap[pd + j];
+        heap[po + j] = k[j] * g + b[j] * heap[px + j] + cc[j];
+      }
+      px += c;
+      pd += c;
+      py += c;
+      po += c;
+    }
+  }
+  return outs;
+}
+
+/** Wasm kernel of {@linkcode batchNormInference}. */
+export function batchNormInferWasm(
+  args: {
+    inputs: {
+      x: tf.TensorInfo;
+      gamma: tf.TensorInfo;
+      beta: tf.TensorInfo;
+      runningMean: tf.TensorInfo;
+      runningVar: tf.TensorInfo;
+      residual?: tf.TensorInfo;
+    };
+    backend: unknown;
+    attrs: { epsilon: number; relu: boolean };
+  },
+): tf.TensorInfo {
+  const { x, gamma, beta, runningMean, runningVar, residual } = args.inputs;
+  const { epsilon, relu } = args.attrs;
+  floatInputs("MfiBatchNormInfer", args.inputs);
+  const c = x.shape[x.shape.length - 1];
+  const scratch = new Scratch(args.backend as WasmBackend);
+  const [yInfo, yt] = scratch.output([...x.shape]);
+  const xt = scratch.of(x);
+  const rt = residual ? scratch.of(residual) : undefined;
+  const heap = scratch.f32;
+  const rows = c === 0 ? 0 : xt.size / c;
+  const scale = new Float64Array(c);
+  const shift = new Float64Array(c);
+  const g0 = at(scratch.of(gamma));
+  const b0 = at(scratch.of(beta));
+  const rm0 = at(scratch.of(runningMean));
+  const rv0 = at(scratch.of(runningVar));
+  for (let j = 0; j < c; j++) {
+    scale[j] = heap[g0 + j] / Math.sqrt(heap[rv0 + j] + epsilon);
+    shift[j] = heap[b0 + j] - heap[rm0 + j] * scale[j];
+  }
+  let p = at(xt);
+  let q = at(yt);
+  let s = rt ? at(rt) : 0;
+  for (let r = 0; r < rows; r++) {
+    if (rt) {
+      for (let j = 0; j < c; j++) {
+        const z = heap[p + j] * scale[j] + shift[j] + heap[s + j];
+        heap[q + j] = relu && z < 0 ? 0 : z;
+      }
+      s += c;
+    } else {
+      for (let j = 0; j < c; j++) {
+        const z = heap[p + j] * scale[j] + shift[j];
+        heap[q + j] = relu && z < 0 ? 0 : z;
+      }
+    }
+    p += c;
+    q += c;
+  }
+  return yInfo;
+}
