@@ -163,11 +163,12 @@ export class BatchNorm implements Module {
       this.runningMean.assign(out.runningMean);
       this.runningVar.assign(out.runningVar);
       tf.dispose([out.runningMean, out.runningVar]);
-      save([xs, gamma, out.mean, out.invstd, ...(relu ? [out.y] : [])]);
+      // gamma is a variable (it outlives the step): the tape need not keep a copy.
+      save([xs, out.stats, ...(relu ? [out.y] : [])]);
       const gradFunc = (dy: Tensor, saved: Tensor[]): Tensor[] => {
-        const [sx, sg, mean, invstd, y] = saved;
+        const [sx, stats, y] = saved;
         const g = batchNormBackward(
-          { dy, x: sx, mean, invstd, gamma: sg, ...(y ? { y } : {}) },
+          { dy, x: sx, stats, gamma, ...(y ? { y } : {}) },
           { relu, residual: res !== undefined },
         );
         return [g.dx, g.dgamma, g.dbeta, ...(g.dresidual ? [g.dresidual] : [])];
@@ -199,15 +200,15 @@ export class BatchNorm implements Module {
         runningVar: this.runningVar,
         ...(res ? { residual: res } : {}),
       }, { epsilon, relu });
-      save([xs, gamma, y]);
+      save(relu ? [xs, y] : [xs]);
       const gradFunc = (dy: Tensor, saved: Tensor[]): Tensor[] => {
-        const [sx, sg, sy] = saved;
+        const [sx, sy] = saved;
         const axes = sx.shape.map((_, i) => i).slice(0, -1);
         const g = relu ? tf.mul(dy, tf.step(sy)) : dy;
         const invstd = tf.rsqrt(tf.add(this.runningVar, epsilon));
         const dgamma = tf.mul(tf.sum(tf.mul(g, tf.sub(sx, this.runningMean)), axes), invstd);
         const dbeta = tf.sum(g, axes);
-        const dx = tf.mul(g, tf.mul(sg, invstd));
+        const dx = tf.mul(g, tf.mul(gamma, invstd));
         return [dx, dgamma, dbeta, ...(res ? [relu ? g : tf.clone(g)] : [])];
       };
       return { value: y, gradFunc };

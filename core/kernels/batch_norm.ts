@@ -16,7 +16,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import type { Tensor, Tensor1D } from "../tf_types.ts";
+import type { Tensor, Tensor1D, Tensor2D } from "../tf_types.ts";
 import { type HeapTensor, Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** Kernel name of the wasm training forward. */
@@ -58,10 +58,11 @@ export interface BatchNormTrainInputs {
 export interface BatchNormTrainOutputs {
   /** `relu(gamma * xhat + beta + residual)` (ReLU and residual where asked). */
   readonly y: Tensor;
-  /** Batch mean, `[channels]`. */
-  readonly mean: Tensor1D;
-  /** `1 / sqrt(biased batch variance + epsilon)`, `[channels]`. */
-  readonly invstd: Tensor1D;
+  /**
+   * `[2, channels]`: the batch mean, then `1 / sqrt(biased batch variance + epsilon)` (one tensor,
+   * so that the gradient tape saves one).
+   */
+  readonly stats: Tensor2D;
   /** `(1 - momentum) * runningMean + momentum * mean`. */
   readonly runningMean: Tensor1D;
   /** `(1 - momentum) * runningVar + momentum * unbiased batch variance`. */
@@ -96,15 +97,14 @@ export function batchNormTrainForward(
   const { x, residual, ...perChannel } = inputs;
   checkShapes("batchNormTrainForward", x, { ...perChannel, ...(residual ? { residual } : {}) });
   if (onWasm(BATCH_NORM_TRAIN_KERNEL)) {
-    const [y, mean, invstd, runningMean, runningVar] = tf.engine().runKernel(
+    const [y, stats, runningMean, runningVar] = tf.engine().runKernel(
       BATCH_NORM_TRAIN_KERNEL,
       { ...inputs } as unknown as tf.NamedTensorMap,
       { ...attrs } as unknown as tf.NamedAttrMap,
     ) as Tensor[];
     return {
       y,
-      mean: mean as Tensor1D,
-      invstd: invstd as Tensor1D,
+      stats: stats as Tensor2D,
       runningMean: runningMean as Tensor1D,
       runningVar: runningVar as Tensor1D,
     };
@@ -119,8 +119,7 @@ export function batchNormTrainForward(
     if (attrs.relu) y = tf.relu(y);
     return {
       y,
-      mean: mean as Tensor1D,
-      invstd: tf.rsqrt(tf.add(variance, attrs.epsilon)) as Tensor1D,
+      stats: tf.stack([mean, tf.rsqrt(tf.add(variance, attrs.epsilon))]) as Tensor2D,
       runningMean: tf.add(tf.mul(inputs.runningMean, 1 - m), tf.mul(mean, m)) as Tensor1D,
       runningVar: tf.add(tf.mul(inputs.runningVar, 1 - m), tf.mul(unbiased, m)) as Tensor1D,
     };
@@ -135,10 +134,8 @@ export interface BatchNormGradInputs {
   readonly x: Tensor;
   /** The forward output (its sign is the ReLU mask); required when `relu`. */
   readonly y?: Tensor;
-  /** Batch mean from the forward pass. */
-  readonly mean: Tensor;
-  /** `1 / sqrt(variance + epsilon)` from the forward pass. */
-  readonly invstd: Tensor;
+  /** `[2, channels]`: batch mean and `1 / sqrt(variance + epsilon)` from the forward pass. */
+  readonly stats: Tensor;
   /** Scale. */
   readonly gamma: Tensor;
 }
@@ -168,15 +165,19 @@ export function batchNormBackward(
   inputs: BatchNormGradInputs,
   attrs: { readonly relu: boolean; readonly residual: boolean },
 ): BatchNormGradOutputs {
-  const { dy, x, y, mean, invstd, gamma } = inputs;
+  const { dy, x, y, stats, gamma } = inputs;
   if (attrs.relu && y === undefined) {
     throw new Error("batchNormBackward: relu needs the forward output y (its sign is the mask)");
   }
-  checkShapes("batchNormBackward", x, { dy, mean, invstd, gamma, ...(y ? { y } : {}) });
+  checkShapes("batchNormBackward", x, { dy, gamma, ...(y ? { y } : {}) });
+  const c = x.shape[x.shape.length - 1];
+  if (!tf.util.arraysEqual(stats.shape, [2, c])) {
+    throw new Error(`batchNormBackward: stats has shape [${stats.shape}], expected [2,${c}]`);
+  }
   if (onWasm(BATCH_NORM_GRAD_KERNEL)) {
     const outs = tf.engine().runKernel(
       BATCH_NORM_GRAD_KERNEL,
-      { dy, x, mean, invstd, gamma, ...(attrs.relu ? { y } : {}) } as unknown as tf.NamedTensorMap,
+      { dy, x, stats, gamma, ...(attrs.relu ? { y } : {}) } as unknown as tf.NamedTensorMap,
       { ...attrs } as unknown as tf.NamedAttrMap,
     ) as Tensor[];
     return {
@@ -189,6 +190,7 @@ export function batchNormBackward(
   return tf.tidy(() => {
     const n = x.size / x.shape[x.shape.length - 1];
     const axes = leadingAxes(x);
+    const [mean, invstd] = tf.unstack(stats);
     const g = attrs.relu ? tf.mul(dy, tf.step(y!)) : dy;
     const dbeta = tf.sum(g, axes);
     // sum(g * (x - mean)) = sum(g * x) - mean * sum(g)
@@ -280,13 +282,10 @@ export function batchNormTrainWasm(
   const c = x.shape[x.shape.length - 1];
   const scratch = new Scratch(args.backend as WasmBackend);
   const [yInfo, yt] = scratch.output([...x.shape]);
-  const outs = [yInfo];
-  const stat: HeapTensor[] = [];
-  for (let i = 0; i < 4; i++) {
-    const [info, t] = scratch.output([c]);
-    outs.push(info);
-    stat.push(t);
-  }
+  const [statsInfo, statsT] = scratch.output([2, c]);
+  const [rmInfo, rmT] = scratch.output([c]);
+  const [rvInfo, rvT] = scratch.output([c]);
+  const outs = [yInfo, statsInfo, rmInfo, rvInfo];
   const xt = scratch.of(x);
   const rt = residual ? scratch.of(residual) : undefined;
   const heap = scratch.f32;
@@ -307,7 +306,10 @@ export function batchNormTrainWasm(
   const unbias = rows / Math.max(rows - 1, 1);
   const scale = new Float64Array(c);
   const shift = new Float64Array(c);
-  const [meanO, invO, rmO, rvO] = stat.map(at);
+  const meanO = at(statsT);
+  const invO = meanO + c;
+  const rmO = at(rmT);
+  const rvO = at(rvT);
   const g0 = at(scratch.of(gamma));
   const b0 = at(scratch.of(beta));
   const rm0 = at(scratch.of(runningMean));
@@ -357,15 +359,14 @@ export function batchNormGradWasm(
       dy: tf.TensorInfo;
       x: tf.TensorInfo;
       y?: tf.TensorInfo;
-      mean: tf.TensorInfo;
-      invstd: tf.TensorInfo;
+      stats: tf.TensorInfo;
       gamma: tf.TensorInfo;
     };
     backend: unknown;
     attrs: { relu: boolean; residual: boolean };
   },
 ): tf.TensorInfo[] {
-  const { dy, x, y, mean, invstd, gamma } = args.inputs;
+  const { dy, x, y, stats, gamma } = args.inputs;
   const { relu, residual } = args.attrs;
   floatInputs("MfiBatchNormGrad", args.inputs);
   if (relu && y === undefined) throw new Error("MfiBatchNormGrad: relu needs the input y");
@@ -412,8 +413,8 @@ export function batchNormGradWasm(
   const k = new Float64Array(c);
   const b = new Float64Array(c);
   const cc = new Float64Array(c);
-  const m0 = at(scratch.of(mean));
-  const i0 = at(scratch.of(invstd));
+  const m0 = at(scratch.of(stats));
+  const i0 = m0 + c;
   const g0 = at(scratch.of(gamma));
   const dg0 = at(dgt);
   const db0 = at(dbt);

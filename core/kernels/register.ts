@@ -25,6 +25,12 @@ import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_
 import { conv2dOwnWasm } from "./conv2d.ts";
 import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
 import { identityWasm } from "./identity.ts";
+import {
+  ADAMW_STEP_KERNEL,
+  adamWStepWasm,
+  SGD_STEP_KERNEL,
+  sgdStepWasm,
+} from "./optimizer_step.ts";
 import { unsortedSegmentSumWasm } from "./unsorted_segment_sum.ts";
 
 /**
@@ -42,6 +48,8 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
   BATCH_NORM_TRAIN_KERNEL,
   BATCH_NORM_GRAD_KERNEL,
   BATCH_NORM_INFER_KERNEL,
+  SGD_STEP_KERNEL,
+  ADAMW_STEP_KERNEL,
 ];
 
 const kernelFuncs: Record<string, tf.KernelFunc> = {
@@ -55,6 +63,8 @@ const kernelFuncs: Record<string, tf.KernelFunc> = {
   [BATCH_NORM_TRAIN_KERNEL]: batchNormTrainWasm as unknown as tf.KernelFunc,
   [BATCH_NORM_GRAD_KERNEL]: batchNormGradWasm as unknown as tf.KernelFunc,
   [BATCH_NORM_INFER_KERNEL]: batchNormInferWasm as unknown as tf.KernelFunc,
+  [SGD_STEP_KERNEL]: sgdStepWasm as unknown as tf.KernelFunc,
+  [ADAMW_STEP_KERNEL]: adamWStepWasm as unknown as tf.KernelFunc,
 };
 
 let registered = false;
@@ -157,7 +167,8 @@ function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
  * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, an
  * `Identity` that shares data instead of copying it (the tape clones every tensor it saves), the
  * single-pass per-channel reductions (`channelMoments`, `channelGradSums`), and the fused batch norm's
- * training forward, backward and inference passes (`BatchNorm` with its residual add and ReLU).
+ * training forward, backward and inference passes (`BatchNorm` with its residual add and ReLU), and
+ * one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`).
  * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between XNNPACK (the default)
  * and our own WASM SIMD kernels for the three convolutions (all match the cpu backend; switching
  * changes the order of float summation, so results differ in the last bits).
