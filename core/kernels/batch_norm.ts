@@ -3,20 +3,21 @@
  * over channels-last tensors: training forward (batch statistics, normalisation, affine, residual
  * add, ReLU and the running-statistics update), its backward (dgamma, dbeta, dx and the residual's
  * gradient with the ReLU mask folded in) and the inference forward. On the wasm backend each is one
- * kernel that reads the activations twice at most (statistics, then the elementwise pass), with
- * float64 accumulators; other backends compose tfjs ops. The functions have no gradient of their
- * own: {@linkcode BatchNorm} wraps them in custom gradients.
+ * kernel that reads the activations twice at most: our own WASM SIMD passes (`src/batch_norm.c`:
+ * float64 per-channel sums, then one elementwise pass) with the per-channel arithmetic between them
+ * done here. Other backends compose tfjs ops. The functions have no gradient of their own:
+ * {@linkcode BatchNorm} wraps them in custom gradients.
  *
  * Notation: `n` elements per channel, `xhat = (x - mean) * invstd`, `z = gamma * xhat + beta
  * (+ residual)`, `y = relu(z)` or `z`, `g = dy * (y > 0)` or `dy`. Backward: `dbeta = sum(g)`,
- * `dgamma = sum(g * xhat)`, `dx = k * g + b * x + c` with per-channel `k = gamma * invstd`,
- * `b = -k * invstd^2 * sum(g * (x - mean)) / n`, `c = -k * dbeta / n - b * mean`,
- * `dresidual = g`.
+ * `dgamma = sum(g * xhat)`, `dx = k * (g - dbeta / n) + b * (x - mean)` with per-channel
+ * `k = gamma * invstd`, `b = -k * invstd^2 * sum(g * (x - mean)) / n`, and `dresidual = g`.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Tensor1D, Tensor2D } from "../tf_types.ts";
+import { callOwnKernel } from "./_own_kernels.ts";
 import { type HeapTensor, Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** Kernel name of the wasm training forward. */
@@ -243,8 +244,9 @@ export function batchNormInference(
 }
 
 // ---------------------------------------------------------------------------------------------
-// The wasm kernels. Each reads its inputs in place on the heap: allocate every output first,
-// then take the heap view (an allocation may grow the heap and detach older views).
+// The wasm kernels: the passes over the activations are our own WASM SIMD kernels
+// (src/batch_norm.c), the per-channel arithmetic between them is done here in float64. Allocate
+// every output and temporary first, then take heap views (an allocation may grow the heap).
 
 type Infos = Record<string, tf.TensorInfo | undefined>;
 
@@ -259,6 +261,12 @@ function floatInputs(what: string, inputs: Infos): void {
 /** Float index of a heap tensor. */
 function at(t: HeapTensor): number {
   return t.offset / 4;
+}
+
+/** A float64 view of `count` doubles at a heap tensor (8-byte aligned, as malloc returns). */
+function f64(scratch: Scratch, t: HeapTensor, count: number): Float64Array {
+  if (t.offset % 8 !== 0) throw new Error(`batch norm: scratch at ${t.offset} is not 8-aligned`);
+  return new Float64Array(scratch.f32.buffer, t.offset, count);
 }
 
 /** Wasm kernel of {@linkcode batchNormTrainForward}. */
@@ -280,76 +288,55 @@ export function batchNormTrainWasm(
   const { epsilon, momentum, relu } = args.attrs;
   floatInputs("MfiBatchNormTrain", args.inputs);
   const c = x.shape[x.shape.length - 1];
-  const scratch = new Scratch(args.backend as WasmBackend);
-  const [yInfo, yt] = scratch.output([...x.shape]);
-  const [statsInfo, statsT] = scratch.output([2, c]);
-  const [rmInfo, rmT] = scratch.output([c]);
-  const [rvInfo, rvT] = scratch.output([c]);
-  const outs = [yInfo, statsInfo, rmInfo, rvInfo];
-  const xt = scratch.of(x);
-  const rt = residual ? scratch.of(residual) : undefined;
-  const heap = scratch.f32;
-  const rows = c === 0 ? 0 : xt.size / c;
-  // Pass 1: per-channel sums of x and x^2.
-  const sum = new Float64Array(c);
-  const sq = new Float64Array(c);
-  let p = at(xt);
-  for (let r = 0; r < rows; r++) {
+  const backend = args.backend as WasmBackend;
+  const scratch = new Scratch(backend);
+  try {
+    const [yInfo, yt] = scratch.output([...x.shape]);
+    const [statsInfo, statsT] = scratch.output([2, c]);
+    const [rmInfo, rmT] = scratch.output([c]);
+    const [rvInfo, rvT] = scratch.output([c]);
+    const outs = [yInfo, statsInfo, rmInfo, rvInfo];
+    const xt = scratch.of(x);
+    const rows = c === 0 ? 0 : xt.size / c;
+    if (xt.size === 0) return outs;
+    const acc = scratch.temp([4 * c]); // 2c doubles: sums, sums of squares
+    const affine = scratch.temp([3 * c]); // center (the mean), scale, shift
+    callOwnKernel(backend.wasm, "bn_stats_f32", [xt.offset, acc.offset, rows, c]);
+    const heap = scratch.f32;
+    const sums = f64(scratch, acc, 2 * c);
+    const unbias = rows / Math.max(rows - 1, 1);
+    const [g0, b0, rm0, rv0] = [gamma, beta, runningMean, runningVar].map((t) => at(scratch.of(t)));
+    const meanO = at(statsT);
+    const invO = meanO + c;
+    const centerO = at(affine);
+    const scaleO = centerO + c;
+    const shiftO = centerO + 2 * c;
     for (let j = 0; j < c; j++) {
-      const v = heap[p + j];
-      sum[j] += v;
-      sq[j] += v * v;
+      const mean = sums[j] / rows;
+      const variance = Math.max(0, sums[c + j] / rows - mean * mean);
+      const invstd = 1 / Math.sqrt(variance + epsilon);
+      const scale = heap[g0 + j] * invstd;
+      heap[centerO + j] = mean;
+      heap[scaleO + j] = scale;
+      heap[shiftO + j] = heap[b0 + j];
+      heap[meanO + j] = mean;
+      heap[invO + j] = invstd;
+      heap[at(rmT) + j] = (1 - momentum) * heap[rm0 + j] + momentum * mean;
+      heap[at(rvT) + j] = (1 - momentum) * heap[rv0 + j] + momentum * variance * unbias;
     }
-    p += c;
+    callOwnKernel(backend.wasm, "bn_apply_f32", [
+      xt.offset,
+      residual ? scratch.of(residual).offset : 0,
+      yt.offset,
+      affine.offset,
+      rows,
+      c,
+      relu ? 1 : 0,
+    ]);
+    return outs;
+  } finally {
+    scratch.release();
   }
-  const n = Math.max(rows, 1);
-  const unbias = rows / Math.max(rows - 1, 1);
-  const scale = new Float64Array(c);
-  const shift = new Float64Array(c);
-  const meanO = at(statsT);
-  const invO = meanO + c;
-  const rmO = at(rmT);
-  const rvO = at(rvT);
-  const g0 = at(scratch.of(gamma));
-  const b0 = at(scratch.of(beta));
-  const rm0 = at(scratch.of(runningMean));
-  const rv0 = at(scratch.of(runningVar));
-  for (let j = 0; j < c; j++) {
-    const mean = sum[j] / n;
-    const variance = Math.max(0, sq[j] / n - mean * mean);
-    const invstd = 1 / Math.sqrt(variance + epsilon);
-    scale[j] = heap[g0 + j] * invstd;
-    shift[j] = heap[b0 + j] - mean * scale[j];
-    heap[meanO + j] = mean;
-    heap[invO + j] = invstd;
-    heap[rmO + j] = (1 - momentum) * heap[rm0 + j] + momentum * mean;
-    heap[rvO + j] = (1 - momentum) * heap[rv0 + j] + momentum * variance * unbias;
-  }
-  // Pass 2: y = relu(x * scale + shift + residual).
-  p = at(xt);
-  let q = at(yt);
-  if (rt === undefined) {
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < c; j++) {
-        const z = heap[p + j] * scale[j] + shift[j];
-        heap[q + j] = relu && z < 0 ? 0 : z;
-      }
-      p += c;
-      q += c;
-    }
-  } else {
-    let s = at(rt);
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < c; j++) {
-        const z = heap[p + j] * scale[j] + shift[j] + heap[s + j];
-        heap[q + j] = relu && z < 0 ? 0 : z;
-      }
-      p += c;
-      q += c;
-      s += c;
-    }
-  }
-  return outs;
 }
 
 /** Wasm kernel of {@linkcode batchNormBackward}. */
@@ -371,89 +358,70 @@ export function batchNormGradWasm(
   floatInputs("MfiBatchNormGrad", args.inputs);
   if (relu && y === undefined) throw new Error("MfiBatchNormGrad: relu needs the input y");
   const c = x.shape[x.shape.length - 1];
-  const scratch = new Scratch(args.backend as WasmBackend);
-  const [dxInfo, dxt] = scratch.output([...x.shape]);
-  const [dgInfo, dgt] = scratch.output([c]);
-  const [dbInfo, dbt] = scratch.output([c]);
-  const outs = [dxInfo, dgInfo, dbInfo];
-  let dr: HeapTensor | undefined;
-  if (residual) {
-    const [info, t] = scratch.output([...x.shape]);
-    outs.push(info);
-    dr = t;
-  }
-  const xt = scratch.of(x);
-  const dyt = scratch.of(dy);
-  const yt = relu ? scratch.of(y!) : undefined;
-  const heap = scratch.f32;
-  const rows = c === 0 ? 0 : xt.size / c;
-  // Pass 1: sum(g) and sum(g * x), with g = dy masked by the ReLU; g is written out as the
-  // residual's gradient when there is one.
-  const sum = new Float64Array(c);
-  const dot = new Float64Array(c);
-  let px = at(xt);
-  let pd = at(dyt);
-  let py = yt ? at(yt) : 0;
-  let pr = dr ? at(dr) : 0;
-  for (let r = 0; r < rows; r++) {
+  const backend = args.backend as WasmBackend;
+  const scratch = new Scratch(backend);
+  try {
+    const [dxInfo, dxt] = scratch.output([...x.shape]);
+    const [dgInfo, dgt] = scratch.output([c]);
+    const [dbInfo, dbt] = scratch.output([c]);
+    const outs = [dxInfo, dgInfo, dbInfo];
+    let dr: HeapTensor | undefined;
+    if (residual) {
+      const [info, t] = scratch.output([...x.shape]);
+      outs.push(info);
+      dr = t;
+    }
+    const xt = scratch.of(x);
+    const rows = c === 0 ? 0 : xt.size / c;
+    if (xt.size === 0) return outs;
+    const acc = scratch.temp([4 * c]); // 2c doubles: sum(g), sum(g * x)
+    const kbmg = scratch.temp([4 * c]); // k, b, mean, mean(g) of dx = k (g - mean(g)) + b (x - mean)
+    const dyOff = scratch.of(dy).offset;
+    const yOff = relu ? scratch.of(y!).offset : 0;
+    // Pass 1: the sums, with g written out as the residual's gradient.
+    callOwnKernel(backend.wasm, "bn_grad_sums_f32", [
+      dyOff,
+      xt.offset,
+      yOff,
+      dr ? dr.offset : 0,
+      acc.offset,
+      rows,
+      c,
+    ]);
+    const heap = scratch.f32;
+    const sums = f64(scratch, acc, 2 * c);
+    const m0 = at(scratch.of(stats));
+    const i0 = m0 + c;
+    const g0 = at(scratch.of(gamma));
+    const [dg0, db0, k0] = [at(dgt), at(dbt), at(kbmg)];
     for (let j = 0; j < c; j++) {
-      const g = relu && !(heap[py + j] > 0) ? 0 : heap[pd + j];
-      sum[j] += g;
-      dot[j] += g * heap[px + j];
+      const mu = heap[m0 + j];
+      const is = heap[i0 + j];
+      const sum = sums[j];
+      const dyxc = sums[c + j] - mu * sum;
+      heap[dg0 + j] = dyxc * is;
+      heap[db0 + j] = sum;
+      const k = heap[g0 + j] * is;
+      const b = -k * is * is * dyxc / rows;
+      heap[k0 + j] = k;
+      heap[k0 + c + j] = b;
+      heap[k0 + 2 * c + j] = mu;
+      heap[k0 + 3 * c + j] = sum / rows;
     }
-    if (dr) {
-      for (let j = 0; j < c; j++) heap[pr + j] = relu && !(heap[py + j] > 0) ? 0 : heap[pd + j];
-      pr += c;
-    }
-    px += c;
-    pd += c;
-    py += c;
+    // Pass 2: dx, from g (dresidual, already masked) or from dy and the mask.
+    callOwnKernel(backend.wasm, "bn_grad_dx_f32", [
+      dr ? dr.offset : dyOff,
+      dr ? 0 : yOff,
+      xt.offset,
+      dxt.offset,
+      kbmg.offset,
+      rows,
+      c,
+    ]);
+    return outs;
+  } finally {
+    scratch.release();
   }
-  const n = Math.max(rows, 1);
-  const k = new Float64Array(c);
-  const b = new Float64Array(c);
-  const cc = new Float64Array(c);
-  const m0 = at(scratch.of(stats));
-  const i0 = m0 + c;
-  const g0 = at(scratch.of(gamma));
-  const dg0 = at(dgt);
-  const db0 = at(dbt);
-  for (let j = 0; j < c; j++) {
-    const mu = heap[m0 + j];
-    const is = heap[i0 + j];
-    const dyxc = dot[j] - mu * sum[j];
-    heap[dg0 + j] = dyxc * is;
-    heap[db0 + j] = sum[j];
-    k[j] = heap[g0 + j] * is;
-    b[j] = -k[j] * is * is * dyxc / n;
-    cc[j] = -k[j] * sum[j] / n - b[j] * mu;
-  }
-  // Pass 2: dx = k * g + b * x + c (g read back from dresidual when it was written).
-  px = at(xt);
-  let po = at(dxt);
-  if (dr) {
-    pr = at(dr);
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < c; j++) heap[po + j] = k[j] * heap[pr + j] + b[j] * heap[px + j] + cc[j];
-      px += c;
-      pr += c;
-      po += c;
-    }
-  } else {
-    pd = at(dyt);
-    py = yt ? at(yt) : 0;
-    for (let r = 0; r < rows; r++) {
-      for (let j = 0; j < c; j++) {
-        const g = relu && !(heap[py + j] > 0) ? 0 : heap[pd + j];
-        heap[po + j] = k[j] * g + b[j] * heap[px + j] + cc[j];
-      }
-      px += c;
-      pd += c;
-      py += c;
-      po += c;
-    }
-  }
-  return outs;
 }
 
 /** Wasm kernel of {@linkcode batchNormInference}. */
@@ -475,40 +443,33 @@ export function batchNormInferWasm(
   const { epsilon, relu } = args.attrs;
   floatInputs("MfiBatchNormInfer", args.inputs);
   const c = x.shape[x.shape.length - 1];
-  const scratch = new Scratch(args.backend as WasmBackend);
-  const [yInfo, yt] = scratch.output([...x.shape]);
-  const xt = scratch.of(x);
-  const rt = residual ? scratch.of(residual) : undefined;
-  const heap = scratch.f32;
-  const rows = c === 0 ? 0 : xt.size / c;
-  const scale = new Float64Array(c);
-  const shift = new Float64Array(c);
-  const g0 = at(scratch.of(gamma));
-  const b0 = at(scratch.of(beta));
-  const rm0 = at(scratch.of(runningMean));
-  const rv0 = at(scratch.of(runningVar));
-  for (let j = 0; j < c; j++) {
-    scale[j] = heap[g0 + j] / Math.sqrt(heap[rv0 + j] + epsilon);
-    shift[j] = heap[b0 + j] - heap[rm0 + j] * scale[j];
-  }
-  let p = at(xt);
-  let q = at(yt);
-  let s = rt ? at(rt) : 0;
-  for (let r = 0; r < rows; r++) {
-    if (rt) {
-      for (let j = 0; j < c; j++) {
-        const z = heap[p + j] * scale[j] + shift[j] + heap[s + j];
-        heap[q + j] = relu && z < 0 ? 0 : z;
-      }
-      s += c;
-    } else {
-      for (let j = 0; j < c; j++) {
-        const z = heap[p + j] * scale[j] + shift[j];
-        heap[q + j] = relu && z < 0 ? 0 : z;
-      }
+  const backend = args.backend as WasmBackend;
+  const scratch = new Scratch(backend);
+  try {
+    const [yInfo, yt] = scratch.output([...x.shape]);
+    const xt = scratch.of(x);
+    if (xt.size === 0) return yInfo;
+    const affine = scratch.temp([3 * c]); // center, scale, shift
+    const heap = scratch.f32;
+    const [g0, b0, rm0, rv0] = [gamma, beta, runningMean, runningVar].map((t) => at(scratch.of(t)));
+    const a0 = at(affine);
+    for (let j = 0; j < c; j++) {
+      const scale = heap[g0 + j] / Math.sqrt(heap[rv0 + j] + epsilon);
+      heap[a0 + j] = heap[rm0 + j];
+      heap[a0 + c + j] = scale;
+      heap[a0 + 2 * c + j] = heap[b0 + j];
     }
-    p += c;
-    q += c;
+    callOwnKernel(backend.wasm, "bn_apply_f32", [
+      xt.offset,
+      residual ? scratch.of(residual).offset : 0,
+      yt.offset,
+      affine.offset,
+      xt.size / c,
+      c,
+      relu ? 1 : 0,
+    ]);
+    return yInfo;
+  } finally {
+    scratch.release();
   }
-  return yInfo;
 }
