@@ -12,6 +12,8 @@ import {
 import { BatchNorm } from "../batch_norm.ts";
 import { disposeModule } from "../module.ts";
 import { profileKernels } from "./kernel_profile.ts";
+import { ownKernels } from "./_own_kernels.ts";
+import type { WasmBackend } from "./_wasm.ts";
 import { registerWasmTrainingKernels } from "./register.ts";
 import { compareBackends, values } from "./_test_util.ts";
 
@@ -206,3 +208,51 @@ for (const training of [true, false]) {
     assert.ok(Math.max(...errs) <= 1e-5, `errors ${errs}`);
   });
 }
+
+Deno.test("the batch-norm kernels give the same bits for any split into (part, parts) shares", async () => {
+  await tf.setBackend("wasm");
+  registerWasmTrainingKernels();
+  const backend = tf.backend() as unknown as WasmBackend;
+  const kernels = ownKernels(backend.wasm);
+  try {
+    for (const [rows, c] of [[37, 23], [20, 4], [9, 130]]) {
+      const n = rows * c;
+      const t = (seed: number, size = n) => tf.tensor1d(values(size, seed));
+      const [x, dy, y, css, kbmg] = [t(1), t(2), t(3), t(4, 3 * c), t(5, 4 * c)];
+      const at = (u: tf.Tensor) => backend.dataIdMap.get(u.dataId).memoryOffset;
+      const run = (parts: number) => {
+        const outs = [tf.zeros([n]), tf.zeros([4 * c]), tf.zeros([n]), tf.zeros([4 * c])];
+        const [out, acc, dres, acc2] = outs.map(at);
+        const [px, pdy, py, pcss, pk] = [x, dy, y, css, kbmg].map(at);
+        const results: Float32Array[] = [];
+        for (let part = 0; part < parts; part++) {
+          kernels.bn_stats_f32(px, acc, rows, c, part, parts);
+        }
+        for (let part = 0; part < parts; part++) {
+          kernels.bn_grad_sums_f32(pdy, px, py, dres, acc2, rows, c, part, parts);
+        }
+        results.push(...[outs[1], outs[2], outs[3]].map((u) => u.dataSync() as Float32Array));
+        for (let part = 0; part < parts; part++) {
+          kernels.bn_apply_f32(px, pdy, out, pcss, rows, c, 1, part, parts);
+        }
+        results.push(outs[0].dataSync().slice() as Float32Array);
+        for (let part = 0; part < parts; part++) {
+          kernels.bn_grad_dx_f32(pdy, py, px, out, pk, rows, c, part, parts);
+        }
+        results.push(outs[0].dataSync() as Float32Array);
+        tf.dispose(outs);
+        return results;
+      };
+      const one = run(1);
+      assert.ok(one[0].some((v) => v !== 0), "the sums were written");
+      for (const parts of [2, 3, 7]) {
+        run(parts).forEach((r, i) =>
+          assert.deepEqual(r, one[i], `rows ${rows} c ${c}, ${parts} parts, output ${i}`)
+        );
+      }
+      tf.dispose([x, dy, y, css, kbmg]);
+    }
+  } finally {
+    await tf.setBackend("cpu");
+  }
+});

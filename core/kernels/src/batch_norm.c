@@ -11,8 +11,9 @@
 // mean is large against its spread (x * scale + (shift - mean * scale) would cancel).
 //
 // The per-channel arithmetic between the passes (mean, variance, scale, ...) is done by the caller.
-// Sums accumulate in float64 (each f32x4 promoted to two f64x2) into a caller-provided buffer of
-// 2 * c doubles, one row at a time, so their order is the row order whatever the split.
+// Sums run over blocks of ROWS rows in float32 registers, each block's partial sums then added in
+// float64 (promoted f32x4 -> two f64x2) to a caller-provided buffer of 2 * c doubles; blocks are
+// taken in row order from row 0 whatever the split.
 //
 // Work units for threads (see simd.h): the reductions split the channels in groups of 4 (each share
 // sums every row of its channels); the elementwise passes split the rows. No share writes what
@@ -22,6 +23,8 @@
 // its tensors in place; no linear-memory stack is used.
 
 #include "simd.h"
+
+#define ROWS 8
 
 // The channel range [*j0, *j1) of a reduction share: groups of 4 channels.
 #define CHANNEL_SHARE(c, part, parts, j0, j1)       \
@@ -53,7 +56,29 @@ __attribute__((export_name("bn_stats_f32"))) void bn_stats_f32(const float* x, d
     sum[j] = 0;
     sq[j] = 0;
   }
-  for (int r = 0; r < rows; r++) {
+  int r = 0;
+  for (; r + ROWS <= rows; r += ROWS) {
+    const float* xb = x + (long)r * c;
+    for (int j = j0; j < jv; j += 4) {
+      v128_t s = wasm_f32x4_splat(0);
+      v128_t q = wasm_f32x4_splat(0);
+      for (int k = 0; k < ROWS; k++) {
+        v128_t v = wasm_v128_load(xb + (long)k * c + j);
+        s = wasm_f32x4_add(s, v);
+        q = MFI_MADD(v, v, q);
+      }
+      add2(sum + j, wasm_f64x2_promote_low_f32x4(s), promote_high(s));
+      add2(sq + j, wasm_f64x2_promote_low_f32x4(q), promote_high(q));
+    }
+    for (int k = 0; k < ROWS; k++) {
+      for (int j = jv; j < j1; j++) {
+        double v = xb[(long)k * c + j];
+        sum[j] += v;
+        sq[j] += v * v;
+      }
+    }
+  }
+  for (; r < rows; r++) {
     const float* xr = x + (long)r * c;
     for (int j = j0; j < jv; j += 4) {
       v128_t v = wasm_v128_load(xr + j);
@@ -114,7 +139,35 @@ __attribute__((export_name("bn_grad_sums_f32"))) void bn_grad_sums_f32(
     dot[j] = 0;
   }
   v128_t zero = wasm_f32x4_splat(0);
-  for (int r = 0; r < rows; r++) {
+  int r = 0;
+  for (; r + ROWS <= rows; r += ROWS) {
+    long ob = (long)r * c;
+    for (int j = j0; j < jv; j += 4) {
+      v128_t s = wasm_f32x4_splat(0);
+      v128_t d = wasm_f32x4_splat(0);
+      for (int k = 0; k < ROWS; k++) {
+        long o = ob + (long)k * c + j;
+        v128_t g = wasm_v128_load(dy + o);
+        if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
+        if (dres) wasm_v128_store(dres + o, g);
+        s = wasm_f32x4_add(s, g);
+        d = MFI_MADD(g, wasm_v128_load(x + o), d);
+      }
+      add2(sum + j, wasm_f64x2_promote_low_f32x4(s), promote_high(s));
+      add2(dot + j, wasm_f64x2_promote_low_f32x4(d), promote_high(d));
+    }
+    for (int k = 0; k < ROWS; k++) {
+      for (int j = jv; j < j1; j++) {
+        long o = ob + (long)k * c + j;
+        float g = dy[o];
+        if (y && !(y[o] > 0)) g = 0;
+        if (dres) dres[o] = g;
+        sum[j] += g;
+        dot[j] += (double)g * x[o];
+      }
+    }
+  }
+  for (; r < rows; r++) {
     long o = (long)r * c;
     for (int j = j0; j < jv; j += 4) {
       v128_t g = wasm_v128_load(dy + o + j);
