@@ -140,6 +140,32 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
+  /** One SGD step over a table of entries (src/optimizer_step.c). */
+  sgd_step_f32(
+    ints: number,
+    floats: number,
+    count: number,
+    lr: number,
+    momentum: number,
+    nesterov: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** One AdamW step over a table of entries (src/optimizer_step.c). */
+  adamw_step_f32(
+    ints: number,
+    floats: number,
+    count: number,
+    b1: number,
+    b2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+    step: number,
+    bc2: number,
+    part: number,
+    parts: number,
+  ): void;
 }
 
 /** The name of a kernel export. */

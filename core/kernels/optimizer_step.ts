@@ -1,15 +1,17 @@
 /**
  * One optimizer update over every parameter as one wasm kernel: {@linkcode Sgd} and
- * {@linkcode AdamW} call these instead of five to nine tfjs ops per variable. Each kernel walks the
- * list of (parameter, gradient, state) tensors on the heap and writes the new parameters and
- * state into fresh outputs (the caller assigns them; nothing is updated in place). The arithmetic
- * is the optimizers' tfjs-op sequence in float32, rounding after every operation as those ops do,
- * so the results are the ones the per-variable ops give.
+ * {@linkcode AdamW} call these instead of five to nine tfjs ops per variable. Each kernel (our own
+ * WASM SIMD, `src/optimizer_step.c`) walks a table of (parameter, gradient, state) heap offsets and
+ * writes the new parameters and state into fresh outputs (the caller assigns them; nothing is
+ * updated in place). The arithmetic is the optimizers' tfjs-op sequence in float32, rounding after
+ * every operation as those ops do (no fused multiply-add), so the results are the ones the
+ * per-variable ops give, bit for bit.
  *
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "../tf_types.ts";
+import { callOwnKernel } from "./_own_kernels.ts";
 import { Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** Kernel name of the fused SGD step. */
@@ -137,13 +139,18 @@ export function adamWStep(entries: readonly StepEntry[], attrs: AdamWStepAttrs):
 
 type Inputs = Record<string, tf.TensorInfo>;
 
-/** Allocates every output first (allocation may grow the heap), then returns float offsets. */
-function layout(
+/**
+ * Allocates every output, then writes the kernel's table (see `src/optimizer_step.c`): per entry
+ * eight ints (param, grad, slot0, slot1, out param, out slot0, out slot1, element count) and one
+ * float. Returns the outputs and the table's byte offsets.
+ */
+function table(
   scratch: Scratch,
   inputs: Inputs,
   count: number,
   slotCount: number,
-): { outs: tf.TensorInfo[]; offsets: { p: number; g: number; s: number[]; out: number[] }[] } {
+  perEntry: readonly number[],
+): { outs: tf.TensorInfo[]; ints: number; floats: number } {
   const outs: tf.TensorInfo[] = [];
   const outOffsets: number[][] = [];
   for (let i = 0; i < count; i++) {
@@ -155,21 +162,26 @@ function layout(
     for (let k = 0; k <= slotCount; k++) {
       const [info, t] = scratch.output([...p.shape]);
       outs.push(info);
-      o.push(t.offset / 4);
+      o.push(t.offset);
     }
     outOffsets.push(o);
   }
-  const offsets = outOffsets.map((out, i) => ({
-    p: scratch.of(inputs[`p${i}`]).offset / 4,
-    g: scratch.of(inputs[`g${i}`]).offset / 4,
-    s: Array.from({ length: slotCount }, (_, k) => scratch.of(inputs[`s${k}_${i}`]).offset / 4),
-    out,
-  }));
-  return { outs, offsets };
-}
-
-function sizeOf(t: tf.TensorInfo): number {
-  return t.shape.reduce((a, b) => a * b, 1);
+  const ints = scratch.temp([8 * count]);
+  const floats = scratch.temp([count]);
+  const i32 = scratch.i32;
+  const f32 = scratch.f32;
+  for (let i = 0; i < count; i++) {
+    const row = ints.offset / 4 + 8 * i;
+    const slots = Array.from(
+      { length: 2 },
+      (_, k) => k < slotCount ? scratch.of(inputs[`s${k}_${i}`]).offset : 0,
+    );
+    const outsOf = [0, 1, 2].map((k) => outOffsets[i][k] ?? 0);
+    const p = scratch.of(inputs[`p${i}`]);
+    i32.set([p.offset, scratch.of(inputs[`g${i}`]).offset, ...slots, ...outsOf, p.size], row);
+    f32[floats.offset / 4 + i] = perEntry[i];
+  }
+  return { outs, ints: ints.offset, floats: floats.offset };
 }
 
 /** Wasm kernel of {@linkcode sgdStep}. */
@@ -177,32 +189,28 @@ export function sgdStepWasm(
   args: { inputs: Inputs; backend: unknown; attrs: SgdStepAttrs & { count: number } },
 ): tf.TensorInfo[] {
   const { lr, momentum, nesterov, weightDecays, count } = args.attrs;
-  const slotCount = momentum > 0 ? 1 : 0;
-  const scratch = new Scratch(args.backend as WasmBackend);
-  const { outs, offsets } = layout(scratch, args.inputs, count, slotCount);
-  const heap = scratch.f32;
-  const fr = Math.fround;
-  const lrF = fr(lr);
-  const momF = fr(momentum);
-  for (let i = 0; i < count; i++) {
-    const n = sizeOf(args.inputs[`p${i}`]);
-    const { p, g, s, out } = offsets[i];
-    const wd = fr(weightDecays[i]);
-    const decay = weightDecays[i] !== 0;
-    const po = out[0];
-    for (let e = 0; e < n; e++) {
-      const pv = heap[p + e];
-      let d = heap[g + e];
-      if (decay) d = fr(d + fr(pv * wd));
-      if (slotCount === 1) {
-        const next = fr(fr(heap[s[0] + e] * momF) + d);
-        heap[out[1] + e] = next;
-        d = nesterov ? fr(d + fr(next * momF)) : next;
-      }
-      heap[po + e] = pv - fr(d * lrF);
-    }
+  const backend = args.backend as WasmBackend;
+  const scratch = new Scratch(backend);
+  try {
+    const { outs, ints, floats } = table(
+      scratch,
+      args.inputs,
+      count,
+      momentum > 0 ? 1 : 0,
+      weightDecays,
+    );
+    callOwnKernel(backend.wasm, "sgd_step_f32", [
+      ints,
+      floats,
+      count,
+      lr,
+      momentum,
+      nesterov ? 1 : 0,
+    ]);
+    return outs;
+  } finally {
+    scratch.release();
   }
-  return outs;
 }
 
 /** Wasm kernel of {@linkcode adamWStep}. */
@@ -210,34 +218,25 @@ export function adamWStepWasm(
   args: { inputs: Inputs; backend: unknown; attrs: AdamWStepAttrs & { count: number } },
 ): tf.TensorInfo[] {
   const { beta1, beta2, epsilon, stepSize, bc2Sqrt, decayFactors, count } = args.attrs;
-  const scratch = new Scratch(args.backend as WasmBackend);
-  const { outs, offsets } = layout(scratch, args.inputs, count, 2);
-  const heap = scratch.f32;
-  const fr = Math.fround;
-  const b1 = fr(beta1);
-  const b2 = fr(beta2);
-  const c1 = fr(1 - beta1);
-  const c2 = fr(1 - beta2);
-  const eps = fr(epsilon);
-  const step = fr(stepSize);
-  const bc2 = fr(bc2Sqrt);
-  for (let i = 0; i < count; i++) {
-    const n = sizeOf(args.inputs[`p${i}`]);
-    const { p, g, s, out } = offsets[i];
-    const decay = decayFactors[i] !== 1;
-    const factor = fr(decayFactors[i]);
-    const [m0, v0] = s;
-    const [po, mo, vo] = out;
-    for (let e = 0; e < n; e++) {
-      const gv = heap[g + e];
-      const pv = decay ? fr(heap[p + e] * factor) : heap[p + e];
-      const m = fr(fr(heap[m0 + e] * b1) + fr(gv * c1));
-      const v = fr(fr(heap[v0 + e] * b2) + fr(fr(gv * gv) * c2));
-      heap[mo + e] = m;
-      heap[vo + e] = v;
-      const denom = fr(fr(fr(Math.sqrt(v)) / bc2) + eps);
-      heap[po + e] = pv - fr(fr(m / denom) * step);
-    }
+  const backend = args.backend as WasmBackend;
+  const scratch = new Scratch(backend);
+  try {
+    const { outs, ints, floats } = table(scratch, args.inputs, count, 2, decayFactors);
+    // Float arguments reach the kernel rounded to float32, as tfjs makes scalars of them.
+    callOwnKernel(backend.wasm, "adamw_step_f32", [
+      ints,
+      floats,
+      count,
+      beta1,
+      beta2,
+      1 - beta1,
+      1 - beta2,
+      epsilon,
+      stepSize,
+      bc2Sqrt,
+    ]);
+    return outs;
+  } finally {
+    scratch.release();
   }
-  return outs;
 }
