@@ -11,6 +11,8 @@ import { profileKernels } from "./kernel_profile.ts";
 import { ADAMW_STEP_KERNEL, adamWStep, SGD_STEP_KERNEL, sgdStep } from "./optimizer_step.ts";
 import { registerWasmTrainingKernels } from "./register.ts";
 import { values } from "./_test_util.ts";
+import { ownKernels } from "./_own_kernels.ts";
+import type { WasmBackend } from "./_wasm.ts";
 
 const SHAPES = [[3, 3, 4, 5], [5], [7, 3], [1]];
 
@@ -162,6 +164,62 @@ Deno.test("sgdStep and adamWStep reject mismatched gradients, slots and per-entr
       );
     });
   } finally {
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("the optimizer kernels give the same bits for any split into (part, parts) shares", async () => {
+  await tf.setBackend("wasm");
+  registerWasmTrainingKernels();
+  const backend = tf.backend() as unknown as WasmBackend;
+  const wasm = backend.wasm;
+  const kernels = ownKernels(wasm);
+  const sizes = [13, 4, 1, 30];
+  const at = (u: tf.Tensor) => backend.dataIdMap.get(u.dataId).memoryOffset;
+  const ins = sizes.map((n, i) => [0, 1, 2, 3].map((k) => tf.tensor1d(values(n, 10 * i + k))));
+  try {
+    const run = (adam: boolean, parts: number): Float32Array[] => {
+      const outs = sizes.map((n) => [0, 1, 2].map(() => tf.zeros([n])));
+      const ints = tf.tensor1d(
+        sizes.flatMap((n, i) => [...ins[i].map(at), ...outs[i].map(at), n]),
+        "int32",
+      );
+      const floats = tf.tensor1d(adam ? [1, 0.99, 1, 0.98] : [0, 0.01, 0, 0.5]);
+      for (let part = 0; part < parts; part++) {
+        if (adam) {
+          kernels.adamw_step_f32(
+            at(ints),
+            at(floats),
+            4,
+            0.9,
+            0.999,
+            0.1,
+            0.001,
+            1e-8,
+            0.1,
+            0.2,
+            part,
+            parts,
+          );
+        } else {
+          kernels.sgd_step_f32(at(ints), at(floats), 4, 0.1, 0.9, 1, part, parts);
+        }
+      }
+      const data = outs.flat().map((t) => t.dataSync() as Float32Array);
+      tf.dispose([...outs.flat(), ints, floats]);
+      return data;
+    };
+    for (const adam of [false, true]) {
+      const one = run(adam, 1);
+      assert.ok(one[0].some((v) => v !== 0), "the parameters were written");
+      for (const parts of [2, 3, 8]) {
+        run(adam, parts).forEach((r, i) =>
+          assert.deepEqual(r, one[i], `${parts} parts, output ${i}`)
+        );
+      }
+    }
+  } finally {
+    tf.dispose(ins.flat());
     await tf.setBackend("cpu");
   }
 });
