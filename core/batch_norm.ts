@@ -123,7 +123,7 @@ export class BatchNorm implements Module {
       );
     }
     const epsilon = this.options.epsilon ?? 1e-5;
-    const stats = {
+    const params = {
       gamma: this.gamma,
       beta: this.beta,
       runningMean: this.runningMean,
@@ -132,7 +132,7 @@ export class BatchNorm implements Module {
     if (!options.training) {
       if (!onWasmInference()) {
         // Plain tfjs ops: autodiff gives their gradient.
-        return batchNormInference({ x, ...stats, residual }, { epsilon, relu });
+        return batchNormInference({ x, ...params, residual }, { epsilon, relu });
       }
       return this.#inferenceWithGradient(x, residual, relu, epsilon);
     }
