@@ -90,6 +90,24 @@ function checkShapes(what: string, x: tf.TensorInfo, others: Record<string, tf.T
  * @param attrs Epsilon, momentum and whether a ReLU follows.
  * @returns The output, the batch statistics the backward pass needs, the new running statistics.
  * @throws {Error} If a per-channel input or the residual has the wrong shape.
+ * @example
+ * ```ts
+ * import "@mfi/core"; // registers the cpu backend
+ * import { batchNormTrainForward } from "./batch_norm.ts";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const x = tf.tensor2d([1, 10, 3, 30], [2, 2]);
+ * const [gamma, beta, runningMean, runningVar] = [tf.ones([2]), tf.zeros([2]), tf.zeros([2]), tf.ones([2])];
+ * const out = batchNormTrainForward({ x, gamma, beta, runningMean, runningVar }, {
+ *   epsilon: 0, momentum: 0.1, relu: true,
+ * });
+ * assert.deepEqual(Array.from(out.y.dataSync()), [0, 0, 1, 1]);
+ * const [m0, m1, i0, i1] = out.stats.dataSync(); // the means, then 1 / std
+ * assert.deepEqual([m0, m1, i0], [2, 20, 1]);
+ * assert.ok(Math.abs(i1 - 0.1) < 1e-7);
+ * assert.ok(Math.abs(out.runningVar.dataSync()[1] - (0.9 + 0.1 * 200)) < 1e-4); // unbiased
+ * ```
  */
 export function batchNormTrainForward(
   inputs: BatchNormTrainInputs,
@@ -161,6 +179,23 @@ export interface BatchNormGradOutputs {
  *   residual's gradient too.
  * @returns dx, dgamma, dbeta and, with `residual`, dresidual.
  * @throws {Error} If `relu` is set without `y`, or a shape is wrong.
+ * @example
+ * ```ts
+ * import "@mfi/core"; // registers the cpu backend
+ * import { batchNormBackward } from "./batch_norm.ts";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const x = tf.tensor2d([1, 3], [2, 1]); // mean 2, std 1
+ * const g = batchNormBackward(
+ *   { dy: tf.tensor2d([1, 1], [2, 1]), x, stats: tf.tensor2d([[2], [1]]), gamma: tf.ones([1]) },
+ *   { relu: false, residual: true },
+ * );
+ * assert.deepEqual(Array.from(g.dbeta.dataSync()), [2]);
+ * assert.deepEqual(Array.from(g.dgamma.dataSync()), [0]); // sum(dy * xhat) = -1 + 1
+ * assert.deepEqual(Array.from(g.dx.dataSync()), [0, 0]); // a shift of x changes nothing
+ * assert.deepEqual(Array.from(g.dresidual!.dataSync()), [1, 1]);
+ * ```
  */
 export function batchNormBackward(
   inputs: BatchNormGradInputs,
@@ -221,6 +256,23 @@ export type BatchNormInferInputs = BatchNormTrainInputs;
  * @param attrs Epsilon and whether a ReLU follows.
  * @returns The output.
  * @throws {Error} If a per-channel input or the residual has the wrong shape.
+ * @example
+ * ```ts
+ * import "@mfi/core"; // registers the cpu backend
+ * import { batchNormInference } from "./batch_norm.ts";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * const y = batchNormInference({
+ *   x: tf.tensor2d([0, 4], [2, 1]),
+ *   gamma: tf.ones([1]),
+ *   beta: tf.zeros([1]),
+ *   runningMean: tf.tensor1d([2]),
+ *   runningVar: tf.tensor1d([4]),
+ *   residual: tf.tensor2d([0.5, 0.5], [2, 1]),
+ * }, { epsilon: 0, relu: true });
+ * assert.deepEqual(Array.from(y.dataSync()), [0, 1.5]); // relu([-1, 1] + 0.5)
+ * ```
  */
 export function batchNormInference(
   inputs: BatchNormInferInputs,

@@ -25,6 +25,15 @@ export const ADAMW_STEP_KERNEL = "MfiAdamWStep";
  *
  * @param kernel {@linkcode SGD_STEP_KERNEL} or {@linkcode ADAMW_STEP_KERNEL}.
  * @returns True on the wasm backend with the kernel registered.
+ * @example
+ * ```ts
+ * import "@mfi/core"; // registers the cpu backend
+ * import { fusedOptimizerAvailable, SGD_STEP_KERNEL } from "./optimizer_step.ts";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("cpu");
+ * assert.equal(fusedOptimizerAvailable(SGD_STEP_KERNEL), false);
+ * ```
  */
 export function fusedOptimizerAvailable(kernel: string): boolean {
   return tf.getBackend() === "wasm" && tf.getKernel(kernel, "wasm") !== undefined;
@@ -92,6 +101,25 @@ function runStep(
  * @returns Per entry `[newParam]` or `[newParam, newBuffer]` (fresh tensors for the caller).
  * @throws {RangeError} If a gradient's shape differs from its parameter's or the slots or weight
  *   decays do not match the entries.
+ * @example
+ * ```ts
+ * import { registerWasmTrainingKernels } from "@mfi/core";
+ * import { sgdStep } from "./optimizer_step.ts";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("wasm");
+ * registerWasmTrainingKernels();
+ * const [[p, buf]] = tf.tidy(() =>
+ *   sgdStep([{ param: tf.tensor1d([1]), grad: tf.tensor1d([2]), slots: [tf.tensor1d([1])] }], {
+ *     lr: 0.1, momentum: 0.5, nesterov: false, weightDecays: [0],
+ *   })
+ * );
+ * assert.deepEqual(Array.from(buf.dataSync()), [2.5]); // 0.5 * 1 + 2
+ * assert.ok(Math.abs(p.dataSync()[0] - 0.75) < 1e-7); // 1 - 0.1 * 2.5
+ * tf.dispose([p, buf]);
+ * await tf.setBackend("cpu");
+ * ```
  */
 export function sgdStep(entries: readonly StepEntry[], attrs: SgdStepAttrs): Tensor[][] {
   if (attrs.weightDecays.length !== entries.length) {
@@ -127,6 +155,28 @@ export interface AdamWStepAttrs {
  * @returns Per entry `[newParam, newExpAvg, newExpAvgSq]` (fresh tensors for the caller).
  * @throws {RangeError} If a gradient's shape differs from its parameter's or the slots or decay
  *   factors do not match the entries.
+ * @example
+ * ```ts
+ * import { registerWasmTrainingKernels } from "@mfi/core";
+ * import { adamWStep } from "./optimizer_step.ts";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("wasm");
+ * registerWasmTrainingKernels();
+ * const zero = () => tf.zeros([1]);
+ * const [[p, m, v]] = tf.tidy(() =>
+ *   adamWStep([{ param: tf.tensor1d([1]), grad: tf.tensor1d([3]), slots: [zero(), zero()] }], {
+ *     beta1: 0.9, beta2: 0.999, epsilon: 0, stepSize: 0.1 / 0.1, bc2Sqrt: Math.sqrt(0.001),
+ *     decayFactors: [1],
+ *   })
+ * );
+ * // The first Adam step moves the weight by lr against the gradient's sign.
+ * assert.ok(Math.abs(p.dataSync()[0] - 0.9) < 1e-6);
+ * assert.ok(Math.abs(m.dataSync()[0] - 0.3) < 1e-6 && Math.abs(v.dataSync()[0] - 0.009) < 1e-6);
+ * tf.dispose([p, m, v]);
+ * await tf.setBackend("cpu");
+ * ```
  */
 export function adamWStep(entries: readonly StepEntry[], attrs: AdamWStepAttrs): Tensor[][] {
   if (attrs.decayFactors.length !== entries.length) {
