@@ -106,7 +106,7 @@ export class BatchNorm implements Module {
    * @param options `training: true` uses and records batch statistics; `residual` (shaped like
    *   `x`) is added after the affine transform; `relu: true` applies a ReLU last.
    * @returns The normalised input (plus residual, through the ReLU).
-   * @throws {Error} If `x`'s last axis is not `channels` or the residual's shape differs from `x`'s.
+   * @throws {Error} If `x`'s last axis is not `channels`, or the residual's shape is not `x`'s.
    */
   apply(x: Tensor, options: BatchNormApplyOptions): Tensor {
     const c = this.options.channels;

@@ -104,7 +104,10 @@ export interface OwnKernels {
   ): void;
   /** Batch norm (src/batch_norm.c): per-channel float64 `sum(x)`, `sum(x^2)` into `acc[2c]`. */
   bn_stats_f32(x: number, acc: number, rows: number, c: number, part: number, parts: number): void;
-  /** `y = relu?((x - center) * scale + shift + residual?)` (residual 0: none), `css = [center, scale, shift]`. */
+  /**
+   * `y = relu?((x - center) * scale + shift + residual?)` (residual 0: none),
+   * `css = [center, scale, shift]`.
+   */
   bn_apply_f32(
     x: number,
     residual: number,
@@ -116,7 +119,7 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
-  /** `g = dy * (y > 0)` (y 0: no mask) into dres (0: not written); `sum(g)`, `sum(g x)` into acc. */
+  /** `g = dy * (y > 0)` (y 0: no mask) into dres (0: none); `sum(g)`, `sum(g x)` into acc. */
   bn_grad_sums_f32(
     dy: number,
     x: number,
@@ -128,7 +131,10 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
-  /** `dx = k (g - gmean) + b (x - mean)`, `g = dy * (y > 0)` (y 0: no mask), `kbmg = [k, b, mean, gmean]`. */
+  /**
+   * `dx = k (g - gmean) + b (x - mean)`, `g = dy * (y > 0)` (y 0: no mask),
+   * `kbmg = [k, b, mean, gmean]`.
+   */
   bn_grad_dx_f32(
     dy: number,
     y: number,

@@ -98,7 +98,8 @@ function checkShapes(what: string, x: tf.TensorInfo, others: Record<string, tf.T
  * import assert from "node:assert/strict";
  * await tf.setBackend("cpu");
  * const x = tf.tensor2d([1, 10, 3, 30], [2, 2]);
- * const [gamma, beta, runningMean, runningVar] = [tf.ones([2]), tf.zeros([2]), tf.zeros([2]), tf.ones([2])];
+ * const [gamma, runningVar] = [tf.ones([2]), tf.ones([2])];
+ * const [beta, runningMean] = [tf.zeros([2]), tf.zeros([2])];
  * const out = batchNormTrainForward({ x, gamma, beta, runningMean, runningVar }, {
  *   epsilon: 0, momentum: 0.1, relu: true,
  * });
@@ -427,7 +428,8 @@ export function batchNormGradWasm(
     const rows = c === 0 ? 0 : xt.size / c;
     if (xt.size === 0) return outs;
     const acc = scratch.temp([4 * c]); // 2c doubles: sum(g), sum(g * x)
-    const kbmg = scratch.temp([4 * c]); // k, b, mean, mean(g) of dx = k (g - mean(g)) + b (x - mean)
+    // k, b, mean, mean(g) of dx = k (g - mean(g)) + b (x - mean)
+    const kbmg = scratch.temp([4 * c]);
     const dyOff = scratch.of(dy).offset;
     const yOff = relu ? scratch.of(y!).offset : 0;
     // Pass 1: the sums, with g written out as the residual's gradient.

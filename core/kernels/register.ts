@@ -166,9 +166,9 @@ function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
  * has them: `Conv2DBackpropFilter` and `Conv2DBackpropInput` from XNNPACK's forward convolution,
  * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, an
  * `Identity` that shares data instead of copying it (the tape clones every tensor it saves), the
- * single-pass per-channel reductions (`channelMoments`, `channelGradSums`), and the fused batch norm's
- * training forward, backward and inference passes (`BatchNorm` with its residual add and ReLU), and
- * one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`).
+ * single-pass per-channel reductions (`channelMoments`, `channelGradSums`), the fused batch
+ * norm's training forward, backward and inference passes (`BatchNorm` with its residual add and
+ * ReLU), and one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`).
  * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between XNNPACK (the default)
  * and our own WASM SIMD kernels for the three convolutions (all match the cpu backend; switching
  * changes the order of float summation, so results differ in the last bits).

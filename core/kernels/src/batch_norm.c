@@ -19,8 +19,8 @@
 // sums every row of its channels); the elementwise passes split the rows. No share writes what
 // another writes, and no result depends on the split.
 //
-// Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory and works on
-// its tensors in place; no linear-memory stack is used.
+// Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory and works
+// on its tensors in place; no linear-memory stack is used.
 
 #include "simd.h"
 

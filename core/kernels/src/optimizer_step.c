@@ -11,8 +11,8 @@
 // Work units for threads (see simd.h): every entry's elements are split evenly over the shares;
 // each element is computed alone, so the split does not change any result.
 //
-// Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory and works on
-// its tensors in place; no linear-memory stack is used.
+// Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory and works
+// on its tensors in place; no linear-memory stack is used.
 
 #include "simd.h"
 
