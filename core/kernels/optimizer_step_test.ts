@@ -4,6 +4,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
 import { AdamW } from "../adamw.ts";
 import type { Optimizer, OptimizerState } from "../optimizer.ts";
+import { selectBackend } from "../backend.ts";
 import { Sgd } from "../sgd.ts";
 import { assertNoLeak } from "../testing.ts";
 import type { Variable } from "../tf_types.ts";
@@ -220,6 +221,22 @@ Deno.test("the optimizer kernels give the same bits for any split into (part, pa
     }
   } finally {
     tf.dispose(ins.flat());
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("on the threaded wasm build (shared memory) the fused steps give the same bits too", async () => {
+  const choice = await selectBackend({ backend: "wasm", threads: 2, env: {} });
+  assert.equal(choice.threads, 2);
+  try {
+    for (const [what, make] of [cases[1], cases[4]]) {
+      const cpu = await trajectory("cpu", make);
+      const wasm = await trajectory("wasm", make);
+      assert.ok(wasm.kernels.every((k) => k === SGD_STEP_KERNEL || k === ADAMW_STEP_KERNEL), what);
+      wasm.params.forEach((p, i) => assert.deepEqual(p, cpu.params[i], `${what}: parameter ${i}`));
+    }
+  } finally {
+    await selectBackend({ backend: "wasm", threads: 1, env: {} });
     await tf.setBackend("cpu");
   }
 });
