@@ -18,6 +18,7 @@ import {
   writeOptimizerState,
   zeroSlot,
 } from "./_optimizer.ts";
+import { ADAMW_STEP_KERNEL, adamWStep, fusedOptimizerAvailable } from "./kernels/optimizer_step.ts";
 
 /** Options of {@linkcode AdamW}. */
 export interface AdamWOptions {
@@ -34,7 +35,8 @@ export interface AdamWOptions {
 /**
  * AdamW, per parameter `p` with gradient `g` at step `t` (1-based):
  * `p *= 1 - lr * wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
- * p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+ * p -= (lr / (1 - b1^t)) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)`. On the wasm backend (training
+ * kernels registered) one kernel updates every parameter with the same float32 arithmetic.
  *
  * @example
  * ```ts
@@ -116,10 +118,43 @@ export class AdamW implements Optimizer {
     const t = this.#iterations + 1;
     const stepSize = lr / (1 - b1 ** t);
     const bc2Sqrt = Math.sqrt(1 - b2 ** t);
+    const present: [string, Variable, Tensor][] = [];
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
       if (g === undefined) continue;
       checkGradientShape("AdamW", name, g, v);
+      present.push([name, v, g]);
+    }
+    if (present.length > 0 && fusedOptimizerAvailable(ADAMW_STEP_KERNEL)) {
+      // One kernel for every parameter (the wasm backend).
+      tf.tidy(() => {
+        const slots = present.map(([name]) => [
+          this.#slots.get(`exp_avg.${name}`)!,
+          this.#slots.get(`exp_avg_sq.${name}`)!,
+        ]);
+        const next = adamWStep(
+          present.map(([, v, g], i) => ({ param: v, grad: g, slots: slots[i] })),
+          {
+            beta1: b1,
+            beta2: b2,
+            epsilon,
+            stepSize,
+            bc2Sqrt,
+            decayFactors: present.map(([, v]) =>
+              weightDecay !== 0 && decays(weightDecayFilter, v) ? 1 - lr * weightDecay : 1
+            ),
+          },
+        );
+        present.forEach(([, v], i) => {
+          v.assign(next[i][0]);
+          slots[i][0].assign(next[i][1]);
+          slots[i][1].assign(next[i][2]);
+        });
+      });
+      this.#iterations = t;
+      return;
+    }
+    for (const [name, v, g] of present) {
       const m = this.#slots.get(`exp_avg.${name}`)!;
       const s = this.#slots.get(`exp_avg_sq.${name}`)!;
       tf.tidy(() => {

@@ -6,7 +6,12 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor, Variable } from "./tf_types.ts";
-import { channelGradSums, channelMoments } from "./kernels/channel_stats.ts";
+import {
+  BATCH_NORM_INFER_KERNEL,
+  batchNormBackward,
+  batchNormInference,
+  batchNormTrainForward,
+} from "./kernels/batch_norm.ts";
 import type { ApplyOptions, Module, NamedVariables } from "./module.ts";
 
 /** Options of {@linkcode BatchNorm}. */
@@ -21,9 +26,22 @@ export interface BatchNormOptions {
   readonly gammaInit?: number;
 }
 
+/** Options of {@linkcode BatchNorm.apply}: the mode, and the epilogue fused into the op. */
+export interface BatchNormApplyOptions extends ApplyOptions {
+  /** Added after the affine transform (a residual block's shortcut); shaped like the input. */
+  readonly residual?: Tensor;
+  /** Apply a ReLU last (default false). */
+  readonly relu?: boolean;
+}
+
+function onWasmInference(): boolean {
+  return tf.getBackend() === "wasm" && tf.getKernel(BATCH_NORM_INFER_KERNEL, "wasm") !== undefined;
+}
+
 /**
  * Batch norm with variables `weight` (gamma), `bias` (beta), `running_mean`, `running_var`.
  * In training mode it normalises with batch statistics and updates the running statistics.
+ * {@linkcode BatchNorm.apply} optionally fuses a residual add and a ReLU after it.
  *
  * @example
  * ```ts
@@ -35,7 +53,10 @@ export interface BatchNormOptions {
  * const x = tf.randomNormal([8, 2, 2, 4], 3, 2, "float32", 1);
  * const y = tf.tidy(() => bn.apply(x, { training: true }));
  * assert.ok(Math.abs(tf.mean(y).dataSync()[0]) < 1e-5);
- * tf.dispose([x, y]);
+ * // A residual block's tail in one op: relu(bn(x) + shortcut).
+ * const z = tf.tidy(() => bn.apply(x, { training: true, residual: tf.onesLike(x), relu: true }));
+ * assert.ok(tf.min(z).dataSync()[0] >= 0);
+ * tf.dispose([x, y, z]);
  * ```
  */
 export class BatchNorm implements Module {
@@ -76,63 +97,125 @@ export class BatchNorm implements Module {
   }
 
   /**
-   * Normalises `x` per channel.
+   * Normalises `x` per channel and, where asked, adds a residual and applies a ReLU, all in one
+   * fused operation: `relu(bn(x) + residual)`. In training mode it normalises with the batch
+   * statistics and updates the running statistics; its gradient is one custom gradient (two
+   * reductions and one elementwise pass on the wasm backend) with the ReLU mask folded in.
    *
    * @param x Input with channels last.
-   * @param options `training: true` uses and records batch statistics.
-   * @returns The normalised input.
+   * @param options `training: true` uses and records batch statistics; `residual` (shaped like
+   *   `x`) is added after the affine transform; `relu: true` applies a ReLU last.
+   * @returns The normalised input (plus residual, through the ReLU).
+   * @throws {Error} If `x`'s last axis is not `channels`, or the residual's shape is not `x`'s.
    */
-  apply(x: Tensor, options: ApplyOptions): Tensor {
-    const eps = this.options.epsilon ?? 1e-5;
-    if (!options.training) {
-      return tf.batchNorm(x, this.runningMean, this.runningVar, this.beta, this.gamma, eps);
+  apply(x: Tensor, options: BatchNormApplyOptions): Tensor {
+    const c = this.options.channels;
+    if (x.shape[x.shape.length - 1] !== c) {
+      throw new Error(
+        `BatchNorm: input has ${x.shape[x.shape.length - 1]} channels (shape [${x.shape}]), ` +
+          `the layer was built for ${c}`,
+      );
     }
-    return this.#train(x, this.gamma, this.beta) as Tensor;
+    const { residual, relu = false } = options;
+    if (residual !== undefined && !tf.util.arraysEqual(residual.shape, x.shape)) {
+      throw new Error(
+        `BatchNorm: residual has shape [${residual.shape}], expected the input's [${x.shape}]`,
+      );
+    }
+    const epsilon = this.options.epsilon ?? 1e-5;
+    const params = {
+      gamma: this.gamma,
+      beta: this.beta,
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+    };
+    if (!options.training) {
+      if (!onWasmInference()) {
+        // Plain tfjs ops: autodiff gives their gradient.
+        return batchNormInference({ x, ...params, residual }, { epsilon, relu });
+      }
+      return this.#inferenceWithGradient(x, residual, relu, epsilon);
+    }
+    return this.#train(x, residual, relu, epsilon);
   }
 
   /**
-   * Training-mode forward and backward as one custom gradient: the forward pass is moments + one
-   * fused normalisation kernel, the backward pass two reductions and three elementwise kernels
-   * (instead of the ~50 kernels autodiff makes of moments + batchNorm).
-   *
-   * Backward, with xhat = (x - mean) * invstd and n elements per channel:
-   * dbeta = sum(dy), dgamma = sum(dy * xhat),
-   * dx = gamma * invstd * (dy - dbeta / n - xhat * dgamma / n).
+   * Training mode as one custom gradient. Backward, with xhat = (x - mean) * invstd, n elements per
+   * channel and g = dy masked by the ReLU: dbeta = sum(g), dgamma = sum(g * xhat),
+   * dx = gamma * invstd * (g - dbeta / n - xhat * dgamma / n), dresidual = g.
    */
-  readonly #train = tf.customGrad(
-    (...args: Array<Tensor | tf.GradSaveFunc>) => {
-      const [x, gamma, beta] = args as Tensor[];
-      const save = args[3] as tf.GradSaveFunc;
-      const eps = this.options.epsilon ?? 1e-5;
-      const channels = x.shape[x.shape.length - 1];
-      const { mean, variance } = channelMoments(x);
-      const n = x.size / channels;
-      const m = this.options.momentum ?? 0.1;
-      tf.tidy(() => {
-        const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-        this.runningMean.assign(tf.add(tf.mul(this.runningMean, 1 - m), tf.mul(mean, m)));
-        this.runningVar.assign(tf.add(tf.mul(this.runningVar, 1 - m), tf.mul(unbiased, m)));
-      });
-      save([x, mean, variance, gamma]);
-      const value = tf.batchNorm(x, mean, variance, beta, gamma, eps);
+  #train(x: Tensor, residual: Tensor | undefined, relu: boolean, epsilon: number): Tensor {
+    const momentum = this.options.momentum ?? 0.1;
+    const f = (...args: Array<Tensor | tf.GradSaveFunc>) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const [xs, gamma, beta, res] = args.slice(0, -1) as Tensor[];
+      const out = batchNormTrainForward(
+        {
+          x: xs,
+          gamma,
+          beta,
+          runningMean: this.runningMean,
+          runningVar: this.runningVar,
+          ...(res ? { residual: res } : {}),
+        },
+        { epsilon, momentum, relu },
+      );
+      this.runningMean.assign(out.runningMean);
+      this.runningVar.assign(out.runningVar);
+      tf.dispose([out.runningMean, out.runningVar]);
+      // gamma is a variable (it outlives the step): the tape need not keep a copy.
+      save([xs, out.stats, ...(relu ? [out.y] : [])]);
       const gradFunc = (dy: Tensor, saved: Tensor[]): Tensor[] => {
-        const [xs, mu, v, g] = saved;
-        const invstd = tf.rsqrt(tf.add(v, eps));
-        const { sum: dbeta, dot } = channelGradSums(dy, xs);
-        // sum(dy * (x - mean)) = sum(dy * x) - mean * sum(dy)
-        const dyxc = tf.sub(dot, tf.mul(mu, dbeta));
-        const dgamma = tf.mul(dyxc, invstd);
-        const k = tf.mul(g, invstd);
-        // dx = k * dy + b * x + c, per channel b and c.
-        const b = tf.mul(tf.mul(tf.mul(k, tf.square(invstd)), -1 / n), dyxc);
-        const c = tf.sub(tf.mul(tf.mul(k, dbeta), -1 / n), tf.mul(b, mu));
-        const scaledDy = tf.batchNorm(dy, tf.zerosLike(mu), tf.onesLike(v), c, k, 0);
-        const dx = tf.add(scaledDy, tf.mul(xs, b));
-        return [dx, dgamma, dbeta];
+        const [sx, stats, y] = saved;
+        const g = batchNormBackward(
+          { dy, x: sx, stats, gamma, ...(y ? { y } : {}) },
+          { relu, residual: res !== undefined },
+        );
+        return [g.dx, g.dgamma, g.dbeta, ...(g.dresidual ? [g.dresidual] : [])];
       };
-      return { value, gradFunc };
-    },
-  );
+      return { value: out.y, gradFunc };
+    };
+    const inputs = [x, this.gamma, this.beta, ...(residual ? [residual] : [])];
+    return tf.customGrad(f)(...inputs) as Tensor;
+  }
+
+  /**
+   * Inference mode on the wasm backend: one fused kernel forward, its gradient (rarely needed:
+   * frozen statistics) from tfjs ops.
+   */
+  #inferenceWithGradient(
+    x: Tensor,
+    residual: Tensor | undefined,
+    relu: boolean,
+    epsilon: number,
+  ): Tensor {
+    const f = (...args: Array<Tensor | tf.GradSaveFunc>) => {
+      const save = args[args.length - 1] as tf.GradSaveFunc;
+      const [xs, gamma, beta, res] = args.slice(0, -1) as Tensor[];
+      const y = batchNormInference({
+        x: xs,
+        gamma,
+        beta,
+        runningMean: this.runningMean,
+        runningVar: this.runningVar,
+        ...(res ? { residual: res } : {}),
+      }, { epsilon, relu });
+      save(relu ? [xs, y] : [xs]);
+      const gradFunc = (dy: Tensor, saved: Tensor[]): Tensor[] => {
+        const [sx, sy] = saved;
+        const axes = sx.shape.map((_, i) => i).slice(0, -1);
+        const g = relu ? tf.mul(dy, tf.step(sy)) : dy;
+        const invstd = tf.rsqrt(tf.add(this.runningVar, epsilon));
+        const dgamma = tf.mul(tf.sum(tf.mul(g, tf.sub(sx, this.runningMean)), axes), invstd);
+        const dbeta = tf.sum(g, axes);
+        const dx = tf.mul(g, tf.mul(gamma, invstd));
+        return [dx, dgamma, dbeta, ...(res ? [relu ? g : tf.clone(g)] : [])];
+      };
+      return { value: y, gradFunc };
+    };
+    const inputs = [x, this.gamma, this.beta, ...(residual ? [residual] : [])];
+    return tf.customGrad(f)(...inputs) as Tensor;
+  }
 
   /**
    * The layer's variables.

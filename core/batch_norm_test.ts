@@ -79,3 +79,59 @@ Deno.test("BatchNorm training step through variableGrads updates running stats o
   tf.dispose(x);
   disposeModule(bn);
 });
+
+for (const training of [true, false]) {
+  Deno.test(`BatchNorm with residual and ReLU (${training ? "training" : "inference"}): gradients match autodiff of relu(bn(x) + r)`, () => {
+    const shape = [3, 4, 4, 5];
+    const size = shape.reduce((a, b) => a * b);
+    const rng = new Rng(8);
+    const bn = new BatchNorm({ channels: 5 });
+    bn.gamma.assign(tf.tensor1d(rng.normalArray(5, 0.5, 1)));
+    bn.beta.assign(tf.tensor1d(rng.normalArray(5)));
+    bn.runningMean.assign(tf.tensor1d(rng.normalArray(5)));
+    bn.runningVar.assign(tf.tensor1d(rng.normalArray(5, 0.3, 2)));
+    const x = tf.tensor(rng.normalArray(size, 1, 2), shape);
+    const r = tf.tensor(rng.normalArray(size), shape);
+    const w = tf.tensor(rng.normalArray(size), shape);
+    const rm = bn.runningMean.dataSync().slice();
+    const rv = bn.runningVar.dataSync().slice();
+    const grads = (f: (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor, rr: tf.Tensor) => tf.Tensor) =>
+      tf.tidy(() =>
+        tf.grads((xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor, rr: tf.Tensor) =>
+          tf.sum(tf.mul(f(xx, g, b, rr), w))
+        )([x, bn.gamma, bn.beta, r]).map((t) => t.dataSync())
+      );
+    const got = grads((xx, _g, _b, rr) => bn.apply(xx, { training, residual: rr, relu: true }));
+    // The reference reads the running statistics as they were before the fused call.
+    const want = grads((xx, g, b, rr) => {
+      const norm = training ? reference(xx, g, b, 1e-5) : tf.add(
+        tf.mul(tf.div(tf.sub(xx, tf.tensor1d(rm)), tf.sqrt(tf.add(tf.tensor1d(rv), 1e-5))), g),
+        b,
+      );
+      return tf.relu(tf.add(norm, rr));
+    });
+    for (let i = 0; i < 4; i++) {
+      assert.ok(maxRel(got[i], want[i]) < 1e-4, `input ${i}: ${maxRel(got[i], want[i])}`);
+    }
+    tf.dispose([x, r, w]);
+    disposeModule(bn);
+  });
+}
+
+Deno.test("BatchNorm rejects an input with other channels and a residual of another shape", () => {
+  const bn = new BatchNorm({ channels: 3 });
+  tf.tidy(() => {
+    const x = tf.ones([2, 2, 2, 3]);
+    assert.throws(
+      () => bn.apply(tf.ones([2, 2, 2, 4]), { training: true }),
+      /input has 4 channels \(shape \[2,2,2,4\]\), the layer was built for 3/,
+    );
+    for (const training of [true, false]) {
+      assert.throws(
+        () => bn.apply(x, { training, residual: tf.ones([2, 2, 3]) }),
+        /residual has shape \[2,2,3\], expected the input's \[2,2,2,3\]/,
+      );
+    }
+  });
+  disposeModule(bn);
+});

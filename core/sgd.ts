@@ -18,6 +18,7 @@ import {
   writeOptimizerState,
   zeroSlot,
 } from "./_optimizer.ts";
+import { fusedOptimizerAvailable, SGD_STEP_KERNEL, sgdStep } from "./kernels/optimizer_step.ts";
 
 /** Options of {@linkcode Sgd}. */
 export interface SgdOptions {
@@ -35,7 +36,8 @@ export interface SgdOptions {
  * SGD as PyTorch computes it, per parameter `p` with gradient `g`:
  * `d = g + wd * p; buf = momentum * buf + d; d = nesterov ? d + momentum * buf : buf;
  * p = p - lr * d`. The momentum buffers start at zero, which with dampening 0 equals PyTorch's
- * `buf = d` on the first step.
+ * `buf = d` on the first step. On the wasm backend (training kernels registered) one kernel
+ * updates every parameter with the same float32 arithmetic.
  *
  * @example
  * ```ts
@@ -102,10 +104,41 @@ export class Sgd implements Optimizer {
   applyGradients(grads: ReadonlyMap<string, Tensor>, lr: number): void {
     checkHyper("Sgd.applyGradients", "lr", lr, 0);
     const { momentum, nesterov, weightDecay, weightDecayFilter } = this.options;
+    const present: [string, Variable, Tensor][] = [];
     for (const [name, v] of this.variables) {
       const g = grads.get(name);
       if (g === undefined) continue;
       checkGradientShape("Sgd", name, g, v);
+      present.push([name, v, g]);
+    }
+    if (present.length > 0 && fusedOptimizerAvailable(SGD_STEP_KERNEL)) {
+      // One kernel for every parameter (the wasm backend).
+      tf.tidy(() => {
+        const buffers = present.map(([name]) => this.#buffers.get(`momentum_buffer.${name}`));
+        const next = sgdStep(
+          present.map(([, v, g], i) => ({
+            param: v,
+            grad: g,
+            slots: momentum > 0 ? [buffers[i]!] : [],
+          })),
+          {
+            lr,
+            momentum,
+            nesterov,
+            weightDecays: present.map(([, v]) =>
+              weightDecay !== 0 && decays(weightDecayFilter, v) ? weightDecay : 0
+            ),
+          },
+        );
+        present.forEach(([, v], i) => {
+          v.assign(next[i][0]);
+          if (momentum > 0) buffers[i]!.assign(next[i][1]);
+        });
+      });
+      this.#iterations++;
+      return;
+    }
+    for (const [name, v, g] of present) {
       tf.tidy(() => {
         let d: Tensor = g;
         if (weightDecay !== 0 && decays(weightDecayFilter, v)) {

@@ -154,7 +154,8 @@ export class MeanFlowStage implements Module {
         : this.config.downsample === "avgpool"
         ? tf.avgPool(x as Tensor4D, 2, 2, "valid")
         : spaceToDepth(x as Tensor4D);
-      return tf.relu(this.bn.apply(this.conv.apply(down), options)) as Tensor4D;
+      const z = this.conv.apply(down);
+      return this.bn.apply(z, { training: options.training, relu: true }) as Tensor4D;
     });
   }
 

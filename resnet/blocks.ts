@@ -5,7 +5,6 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
@@ -81,7 +80,7 @@ export class Projection implements Module {
    * @returns The projected input.
    */
   apply(x: Tensor, options: ApplyOptions): Tensor {
-    return this.bn.apply(this.conv.apply(x), options);
+    return this.bn.apply(this.conv.apply(x), { training: options.training });
   }
 
   /**
@@ -171,10 +170,11 @@ export class BasicBlock implements Module {
    * @returns NHWC output.
    */
   apply(x: Tensor, options: ApplyOptions): Tensor {
-    let y = tf.relu(this.bn1.apply(this.conv1.apply(x), options));
-    y = this.bn2.apply(this.conv2.apply(y), options);
+    const { training } = options;
+    const y = this.bn1.apply(this.conv1.apply(x), { training, relu: true });
     const s = this.shortcut ? this.shortcut.apply(x, options) : x;
-    return tf.relu(tf.add(y, s));
+    // relu(bn2(conv2(y)) + s) as one fused batch norm.
+    return this.bn2.apply(this.conv2.apply(y), { training, residual: s, relu: true });
   }
 
   /**
@@ -259,11 +259,12 @@ export class Bottleneck implements Module {
    * @returns NHWC output.
    */
   apply(x: Tensor, options: ApplyOptions): Tensor {
-    let y = tf.relu(this.bn1.apply(this.conv1.apply(x), options));
-    y = tf.relu(this.bn2.apply(this.conv2.apply(y), options));
-    y = this.bn3.apply(this.conv3.apply(y), options);
+    const { training } = options;
+    let y = this.bn1.apply(this.conv1.apply(x), { training, relu: true });
+    y = this.bn2.apply(this.conv2.apply(y), { training, relu: true });
     const s = this.shortcut ? this.shortcut.apply(x, options) : x;
-    return tf.relu(tf.add(y, s));
+    // relu(bn3(conv3(y)) + s) as one fused batch norm.
+    return this.bn3.apply(this.conv3.apply(y), { training, residual: s, relu: true });
   }
 
   /**

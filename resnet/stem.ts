@@ -3,7 +3,6 @@
  *
  * @module
  */
-import * as tf from "@tensorflow/tfjs-core";
 import type { Tensor } from "@mfi/core";
 import {
   type ApplyOptions,
@@ -71,7 +70,7 @@ export class ResNetStem implements Module {
    * @returns The stem's features.
    */
   apply(x: Tensor, options: ApplyOptions): Tensor {
-    return tf.relu(this.bn.apply(this.conv.apply(x), options));
+    return this.bn.apply(this.conv.apply(x), { training: options.training, relu: true });
   }
 
   /**

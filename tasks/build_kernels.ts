@@ -42,6 +42,8 @@ const KERNELS = new URL("../core/kernels/", import.meta.url);
 export const KERNEL_SOURCES: readonly string[] = [
   "src/conv2d_backprop_filter.c",
   "src/conv2d.c",
+  "src/batch_norm.c",
+  "src/optimizer_step.c",
 ];
 
 /** The four binaries: memory kind (plain or shared) x instruction set (SIMD or relaxed SIMD). */

@@ -102,6 +102,76 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
+  /** Batch norm (src/batch_norm.c): per-channel float64 `sum(x)`, `sum(x^2)` into `acc[2c]`. */
+  bn_stats_f32(x: number, acc: number, rows: number, c: number, part: number, parts: number): void;
+  /**
+   * `y = relu?((x - center) * scale + shift + residual?)` (residual 0: none),
+   * `css = [center, scale, shift]`.
+   */
+  bn_apply_f32(
+    x: number,
+    residual: number,
+    y: number,
+    css: number,
+    rows: number,
+    c: number,
+    relu: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** `g = dy * (y > 0)` (y 0: no mask) into dres (0: none); `sum(g)`, `sum(g x)` into acc. */
+  bn_grad_sums_f32(
+    dy: number,
+    x: number,
+    y: number,
+    dres: number,
+    acc: number,
+    rows: number,
+    c: number,
+    part: number,
+    parts: number,
+  ): void;
+  /**
+   * `dx = k (g - gmean) + b (x - mean)`, `g = dy * (y > 0)` (y 0: no mask),
+   * `kbmg = [k, b, mean, gmean]`.
+   */
+  bn_grad_dx_f32(
+    dy: number,
+    y: number,
+    x: number,
+    dx: number,
+    kbmg: number,
+    rows: number,
+    c: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** One SGD step over a table of entries (src/optimizer_step.c). */
+  sgd_step_f32(
+    ints: number,
+    floats: number,
+    count: number,
+    lr: number,
+    momentum: number,
+    nesterov: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** One AdamW step over a table of entries (src/optimizer_step.c). */
+  adamw_step_f32(
+    ints: number,
+    floats: number,
+    count: number,
+    b1: number,
+    b2: number,
+    c1: number,
+    c2: number,
+    eps: number,
+    step: number,
+    bc2: number,
+    part: number,
+    parts: number,
+  ): void;
 }
 
 /** The name of a kernel export. */

@@ -2,7 +2,8 @@
  * Per-channel reductions of channels-last tensors for batch norm, as single-pass kernels on the
  * wasm backend. tfjs-backend-wasm reduces over leading axes by transposing the whole tensor first;
  * these read it once, row by row, with float64 accumulators. Other backends use tfjs ops.
- * Neither function has a gradient: call them inside a custom gradient (as BatchNorm does).
+ * Neither function has a gradient: call them inside a custom gradient. (BatchNorm itself uses the
+ * fused passes of `batch_norm.ts`, which also normalise and compute the gradient.)
  *
  * @module
  */

@@ -8,6 +8,14 @@ import { installHeapGuard } from "./_heap.ts";
 import type { WasmModule } from "./_wasm.ts";
 import { batchMatMulWasm } from "./batch_mat_mul.ts";
 import {
+  BATCH_NORM_GRAD_KERNEL,
+  BATCH_NORM_INFER_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL,
+  batchNormGradWasm,
+  batchNormInferWasm,
+  batchNormTrainWasm,
+} from "./batch_norm.ts";
+import {
   CHANNEL_GRAD_SUMS_KERNEL,
   CHANNEL_MOMENTS_KERNEL,
   channelGradSumsWasm,
@@ -16,6 +24,13 @@ import {
 import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
 import { conv2dOwnWasm } from "./conv2d.ts";
 import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
+import { identityWasm } from "./identity.ts";
+import {
+  ADAMW_STEP_KERNEL,
+  adamWStepWasm,
+  SGD_STEP_KERNEL,
+  sgdStepWasm,
+} from "./optimizer_step.ts";
 import { unsortedSegmentSumWasm } from "./unsorted_segment_sum.ts";
 
 /**
@@ -27,8 +42,14 @@ export const WASM_TRAINING_KERNELS: readonly string[] = [
   "Conv2DBackpropInput",
   "BatchMatMul",
   "UnsortedSegmentSum",
+  "Identity",
   CHANNEL_MOMENTS_KERNEL,
   CHANNEL_GRAD_SUMS_KERNEL,
+  BATCH_NORM_TRAIN_KERNEL,
+  BATCH_NORM_GRAD_KERNEL,
+  BATCH_NORM_INFER_KERNEL,
+  SGD_STEP_KERNEL,
+  ADAMW_STEP_KERNEL,
 ];
 
 const kernelFuncs: Record<string, tf.KernelFunc> = {
@@ -36,8 +57,14 @@ const kernelFuncs: Record<string, tf.KernelFunc> = {
   Conv2DBackpropInput: conv2dBackpropInputWasm as unknown as tf.KernelFunc,
   BatchMatMul: batchMatMulWasm as unknown as tf.KernelFunc,
   UnsortedSegmentSum: unsortedSegmentSumWasm as unknown as tf.KernelFunc,
+  Identity: identityWasm as unknown as tf.KernelFunc,
   [CHANNEL_MOMENTS_KERNEL]: channelMomentsWasm as unknown as tf.KernelFunc,
   [CHANNEL_GRAD_SUMS_KERNEL]: channelGradSumsWasm as unknown as tf.KernelFunc,
+  [BATCH_NORM_TRAIN_KERNEL]: batchNormTrainWasm as unknown as tf.KernelFunc,
+  [BATCH_NORM_GRAD_KERNEL]: batchNormGradWasm as unknown as tf.KernelFunc,
+  [BATCH_NORM_INFER_KERNEL]: batchNormInferWasm as unknown as tf.KernelFunc,
+  [SGD_STEP_KERNEL]: sgdStepWasm as unknown as tf.KernelFunc,
+  [ADAMW_STEP_KERNEL]: adamWStepWasm as unknown as tf.KernelFunc,
 };
 
 let registered = false;
@@ -137,8 +164,11 @@ function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
 /**
  * Installs fast training kernels on the wasm backend, replacing tfjs-backend-wasm's own where it
  * has them: `Conv2DBackpropFilter` and `Conv2DBackpropInput` from XNNPACK's forward convolution,
- * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, and the
- * single-pass per-channel reductions batch norm uses (`channelMoments`, `channelGradSums`).
+ * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, an
+ * `Identity` that shares data instead of copying it (the tape clones every tensor it saves), the
+ * single-pass per-channel reductions (`channelMoments`, `channelGradSums`), the fused batch
+ * norm's training forward, backward and inference passes (`BatchNorm` with its residual add and
+ * ReLU), and one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`).
  * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between XNNPACK (the default)
  * and our own WASM SIMD kernels for the three convolutions (all match the cpu backend; switching
  * changes the order of float summation, so results differ in the last bits).
