@@ -2,7 +2,11 @@ import * as tf from "@tensorflow/tfjs-core";
 import "../backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
-import { ownKernelBytes, ownKernels } from "./_own_kernels.ts";
+import { selectBackend } from "../backend.ts";
+import { assertNoLeak } from "../testing.ts";
+import type { KernelPool } from "./_pool.ts";
+import { callOwnKernel, ownKernelBytes, ownKernelPool, ownKernels } from "./_own_kernels.ts";
+import { compareBackends, values } from "./_test_util.ts";
 import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
 import { conv2dOwnWasm } from "./conv2d.ts";
 import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
@@ -137,6 +141,50 @@ Deno.test("registerWasmTrainingKernels switches Conv2D and Conv2DBackpropInput, 
   }
 });
 
+/** A small conv net: 3x3 same, 3x3 stride 2 (explicit padding), 1x1, 7x7 valid; its loss. */
+function smallNetGrads(): tf.Tensor[] {
+  const x = tf.tensor4d(values(3 * 13 * 13 * 5, 21), [3, 13, 13, 5]);
+  const w1 = tf.tensor4d(values(3 * 3 * 5 * 20, 22), [3, 3, 5, 20]);
+  const w2 = tf.tensor4d(values(3 * 3 * 20 * 24, 23), [3, 3, 20, 24]);
+  const w3 = tf.tensor4d(values(1 * 1 * 24 * 12, 24), [1, 1, 24, 12]);
+  const w4 = tf.tensor4d(values(7 * 7 * 12 * 9, 25), [7, 7, 12, 9]);
+  const loss = (a: tf.Tensor, b1: tf.Tensor, b2: tf.Tensor, b3: tf.Tensor, b4: tf.Tensor) => {
+    let h = tf.relu(tf.conv2d(a as tf.Tensor4D, b1 as tf.Tensor4D, 1, "same"));
+    h = tf.relu(tf.conv2d(h, b2 as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]));
+    h = tf.conv2d(h, b3 as tf.Tensor4D, 1, "valid");
+    h = tf.conv2d(h, b4 as tf.Tensor4D, 1, "valid");
+    return tf.sum(tf.square(h));
+  };
+  return tf.grads(loss)([x, w1, w2, w3, w4]);
+}
+
+Deno.test("on threaded wasm the own kernels run on a pool of the backend's thread count; a conv net's gradients match cpu", async () => {
+  const pools: KernelPool[] = [];
+  try {
+    for (const threads of [2, 3]) {
+      const choice = await selectBackend({ backend: "wasm", threads, env: {} });
+      assert.equal(choice.threads, threads);
+      const errs = await compareBackends(smallNetGrads, { conv2dBackpropFilter: "own" });
+      assert.ok(Math.max(...errs) <= 1e-5, `${threads} threads: relative errors ${errs}`);
+      await tf.setBackend("wasm");
+      const wasm = (tf.backend() as unknown as { wasm: object }).wasm;
+      const pool = ownKernelPool(wasm);
+      assert.ok(pool !== undefined, "no pool on the threaded backend");
+      assert.equal(pool.threads, threads);
+      pools.push(pool);
+      await assertNoLeak(() => tf.tidy(() => smallNetGrads().map((g) => g.dataSync())), {
+        label: `${threads}-thread gradients`,
+      });
+    }
+    // Re-initialising the backend with another thread count tore the first one down with its pool.
+    assert.equal(pools[0].disposed, true);
+    assert.equal(pools[1].disposed, false);
+  } finally {
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    await tf.setBackend("cpu");
+  }
+});
+
 Deno.test("registerWasmTrainingKernels rejects bad options, naming the option, and keeps the choices", () => {
   const before = wasmKernelChoices();
   for (const key of ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"]) {
@@ -166,4 +214,36 @@ Deno.test("registerWasmTrainingKernels rejects bad options, naming the option, a
     registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropInput: "x" } as never)
   );
   assert.deepEqual(wasmKernelChoices(), before);
+});
+
+Deno.test("a trap in an own kernel on threaded wasm is an Error naming it, and the kernels still work", async () => {
+  await selectBackend({ backend: "wasm", threads: 2, env: {} });
+  try {
+    const wasm = (tf.backend() as unknown as { wasm: { wasmMemory: WebAssembly.Memory } }).wasm;
+    const dw = tf.zeros([3, 3, 8, 16]);
+    const x = tf.zeros([1, 4, 4, 8]);
+    const backend = tf.backend() as unknown as {
+      dataIdMap: { get(id: unknown): { memoryOffset: number } };
+    };
+    const at = (t: tf.Tensor) => backend.dataIdMap.get(t.dataId).memoryOffset;
+    // dy lies past the end of the heap: every share reads out of bounds (dw, a real tensor, is
+    // only zeroed).
+    const outside = wasm.wasmMemory.buffer.byteLength + 4096;
+    assert.throws(
+      () =>
+        callOwnKernel(wasm, "conv2d_backprop_filter_f32", [
+          at(x),
+          outside,
+          at(dw),
+          ...[1, 4, 4, 8, 4, 4, 16, 3, 3, 1, 1, 1, 1] as const,
+        ]),
+      /^Error: Own WASM kernel conv2d_backprop_filter_f32 failed in share \d of 2 .*RuntimeError: memory access out of bounds/,
+    );
+    tf.dispose([dw, x]);
+    const errs = await compareBackends(smallNetGrads, { conv2dBackpropFilter: "own" });
+    assert.ok(Math.max(...errs) <= 1e-5, `relative errors ${errs}`);
+  } finally {
+    registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    await tf.setBackend("cpu");
+  }
 });
