@@ -164,6 +164,9 @@ Deno.test("on threaded wasm the own kernels run on a pool of the backend's threa
     for (const threads of [2, 3]) {
       const choice = await selectBackend({ backend: "wasm", threads, env: {} });
       assert.equal(choice.threads, threads);
+      // Started with the backend, not at the first kernel call.
+      const started = ownKernelPool((tf.backend() as unknown as { wasm: object }).wasm);
+      assert.equal(started?.readyWorkers, threads - 1);
       const errs = await compareBackends(smallNetGrads, { conv2dBackpropFilter: "own" });
       assert.ok(Math.max(...errs) <= 1e-5, `${threads} threads: relative errors ${errs}`);
       await tf.setBackend("wasm");
