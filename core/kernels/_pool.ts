@@ -25,7 +25,7 @@ import { Worker } from "node:worker_threads";
 // Control block layout (int32 slots).
 /** Generation counter: workers wait on it for new work. */
 const GEN = 0;
-/** The claim word: `(generation & GEN_MASK) << 8 | parts << 4 | next share`. */
+/** The claim word: `(generation & GEN_MASK) << 16 | parts << 8 | next share`. */
 const CLAIM = 1;
 /** Shares finished in this generation. */
 const DONE = 2;
@@ -51,10 +51,18 @@ const MESSAGE = ARGS + MAX_KERNEL_ARGS;
 const MESSAGE_CAPACITY = 400;
 const SLOTS = MESSAGE + MESSAGE_CAPACITY;
 
-/** Generations wrap at 2^23 in the claim word (a stale worker would need 8M calls to collide). */
-const GEN_MASK = 0x7fffff;
-/** Most agents (caller + workers): share numbers live in 4 bits of the claim word. */
-export const MAX_POOL_THREADS = 15;
+/**
+ * Generations wrap at 2^15 in the claim word. (Even a collision would be harmless: a worker reads
+ * the export and arguments only after its claim succeeded, and a successful claim is always of a
+ * share of the call in progress.)
+ */
+const GEN_MASK = 0x7fff;
+/** Most shares per call: share numbers live in 8 bits of the claim word. */
+export const MAX_POOL_SHARES = 255;
+/** Most agents (caller + workers). */
+export const MAX_POOL_THREADS = 64;
+/** Shares per agent and call by default (finer shares even out late wake-ups and busy cores). */
+export const SHARES_PER_THREAD = 1;
 
 /** Spins on the control block before `Atomics.wait` (a worker between back-to-back calls). */
 const WORKER_SPINS = 2000;
@@ -98,9 +106,9 @@ parentPort.once("message", ({ module, memory, control, names }) => {
   const work = (gen) => {
     for (;;) {
       const word = Atomics.load(c, CLAIM);
-      if ((word >>> 8) !== (gen & GEN_MASK)) return;
-      const parts = (word >> 4) & 15;
-      const share = word & 15;
+      if ((word >>> 16) !== (gen & GEN_MASK)) return;
+      const parts = (word >> 8) & 255;
+      const share = word & 255;
       if (share >= parts) return;
       if (Atomics.compareExchange(c, CLAIM, word, word + 1) !== word) continue;
       try {
@@ -131,6 +139,16 @@ parentPort.once("message", ({ module, memory, control, names }) => {
 });
 `;
 
+/** Options of {@linkcode KernelPool}. */
+export interface KernelPoolOptions {
+  /**
+   * Shares per call, from `threads` to {@linkcode MAX_POOL_SHARES} (default `threads` x
+   * {@linkcode SHARES_PER_THREAD}): the caller runs share 0, then every agent claims the next
+   * unclaimed one.
+   */
+  readonly shares?: number;
+}
+
 /**
  * Runs the exports of one kernel module over `threads` agents: the calling thread and
  * `threads - 1` workers.
@@ -141,6 +159,7 @@ export class KernelPool {
   readonly #control: Int32Array<SharedArrayBuffer>;
   readonly #workers: Worker[];
   readonly #threads: number;
+  readonly #shares: number;
   #gen = 0;
   #workerShares = 0;
   #running = false;
@@ -154,15 +173,29 @@ export class KernelPool {
    * @param module The kernel module (importing `env.memory`).
    * @param memory The shared memory it runs on.
    * @param threads Agents per call, the caller included (2 to {@linkcode MAX_POOL_THREADS}).
-   * @throws {RangeError} If `threads` is out of range or `memory` is not shared.
+   * @param options Shares per call.
+   * @throws {RangeError} If `threads` or `shares` is out of range or `memory` is not shared.
    */
-  constructor(module: WebAssembly.Module, memory: WebAssembly.Memory, threads: number) {
+  constructor(
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    threads: number,
+    options: KernelPoolOptions = {},
+  ) {
     if (!Number.isInteger(threads) || threads < 2 || threads > MAX_POOL_THREADS) {
       throw new RangeError(
         `KernelPool: threads must be a whole number from 2 to ${MAX_POOL_THREADS}, got ${threads}` +
           " (run a single share directly instead of through a pool).",
       );
     }
+    const shares = options.shares ?? Math.min(MAX_POOL_SHARES, threads * SHARES_PER_THREAD);
+    if (!Number.isInteger(shares) || shares < threads || shares > MAX_POOL_SHARES) {
+      throw new RangeError(
+        `KernelPool: shares must be a whole number from threads (${threads}) to ` +
+          `${MAX_POOL_SHARES}, got ${shares}.`,
+      );
+    }
+    this.#shares = shares;
     if (!(memory.buffer instanceof SharedArrayBuffer)) {
       throw new RangeError(
         "KernelPool: the memory is not shared (workers can only run on a shared WebAssembly.Memory).",
@@ -208,6 +241,11 @@ export class KernelPool {
     return this.#threads;
   }
 
+  /** Shares per call (`parts` of the kernels). */
+  get shares(): number {
+    return this.#shares;
+  }
+
   /** Whether {@linkcode KernelPool.dispose} has run. */
   get disposed(): boolean {
     return this.#disposed;
@@ -243,7 +281,7 @@ export class KernelPool {
   }
 
   /**
-   * Runs export `name` over all shares `(part, threads)` and returns when every share is done.
+   * Runs export `name` over all shares `(part, shares)` and returns when every share is done.
    *
    * @param name The export.
    * @param args Its arguments without `(part, parts)`, as int32 (pointers, sizes).
@@ -276,7 +314,7 @@ export class KernelPool {
 
   #dispatch(fn: number, args: readonly number[]): void {
     const c = this.#control;
-    const parts = this.#threads;
+    const parts = this.#shares;
     const gen = this.#gen = (this.#gen % GEN_MASK) + 1;
     c[FN] = fn;
     c[NARGS] = args.length;
@@ -284,7 +322,7 @@ export class KernelPool {
     Atomics.store(c, DONE, 0);
     Atomics.store(c, ERROR, 0);
     // Share 0 is the caller's: the claimable shares start at 1.
-    Atomics.store(c, CLAIM, (gen << 8) | (parts << 4) | 1);
+    Atomics.store(c, CLAIM, (gen << 16) | (parts << 8) | 1);
     Atomics.store(c, GEN, gen);
     Atomics.notify(c, GEN);
     const call = this.#callerFns[fn];
@@ -302,7 +340,7 @@ export class KernelPool {
     runShare(0);
     for (;;) {
       const word = Atomics.load(c, CLAIM);
-      const share = word & 15;
+      const share = word & 255;
       if (share >= parts) break;
       if (Atomics.compareExchange(c, CLAIM, word, word + 1) === word) runShare(share);
     }

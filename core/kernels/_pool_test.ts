@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { KernelPool, MAX_KERNEL_ARGS, MAX_POOL_THREADS } from "./_pool.ts";
+import { KernelPool, MAX_KERNEL_ARGS, MAX_POOL_SHARES, MAX_POOL_THREADS } from "./_pool.ts";
 import { ownKernelBytes, type OwnKernels, ownKernelsRelaxed } from "./_own_kernels.ts";
 
 const FILTER = "conv2d_backprop_filter_f32";
@@ -61,13 +61,15 @@ function assertPoolMatchesSingleShare(
   return workerShares;
 }
 
-Deno.test("a pool of 2 or 3 threads gives the bits of a single share, also after the memory grew", async () => {
+Deno.test("a pool of 2 or 3 threads (2 or 3 shares, or 7) gives the bits of a single share, also after the memory grew", async () => {
   const memory = sharedMemory(40);
   assertPoolMatchesSingleShare(undefined, memory, 1024);
-  for (const threads of [2, 3]) {
-    const pool = new KernelPool(filterModule(), memory, threads);
+  const cases: [number, number | undefined][] = [[2, undefined], [3, undefined], [2, 7]];
+  for (const [threads, shares] of cases) {
+    const pool = new KernelPool(filterModule(), memory, threads, { shares });
     try {
       assert.equal(pool.threads, threads);
+      assert.equal(pool.shares, shares ?? threads);
       // Before the workers are up the caller takes their shares: same bits, no wait.
       assertPoolMatchesSingleShare(pool, memory, 1024);
       await pool.ready();
@@ -180,6 +182,14 @@ Deno.test("a trap in a worker or in the caller throws an Error naming the kernel
         assert.deepEqual([i32[1], i32[2]], [threads, (1 << threads) - 1]);
       };
       countOnce();
+      const finer = new KernelPool(testModule(), memory, threads, { shares: 9 });
+      try {
+        i32.fill(0, 0, 4);
+        finer.run("count", [0]);
+        assert.deepEqual([i32[1], i32[2]], [9, (1 << 9) - 1]);
+      } finally {
+        finer.dispose();
+      }
       i32[0] = 0;
       // With 2 threads share 1 can only run in the worker (the caller waits in share 0 until it
       // has started); with 3 the caller may take share 2 afterwards and trap as well.
@@ -216,6 +226,15 @@ Deno.test("KernelPool rejects bad thread counts, plain memories, unknown exports
       new RegExp(
         `RangeError: KernelPool: threads must be a whole number from 2 to ` +
           `${MAX_POOL_THREADS}, got ${threads}`,
+      ),
+    );
+  }
+  for (const shares of [1, 2.5, MAX_POOL_SHARES + 1]) {
+    assert.throws(
+      () => new KernelPool(testModule(), memory, 3, { shares }),
+      new RegExp(
+        `RangeError: KernelPool: shares must be a whole number from threads \\(3\\) to ` +
+          `${MAX_POOL_SHARES}, got ${shares}`,
       ),
     );
   }
