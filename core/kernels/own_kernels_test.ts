@@ -141,6 +141,17 @@ Deno.test("registerWasmTrainingKernels switches Conv2D and Conv2DBackpropInput, 
   }
 });
 
+const ALL_OWN = {
+  conv2d: "own",
+  conv2dBackpropInput: "own",
+  conv2dBackpropFilter: "own",
+} as const;
+const ALL_XNNPACK = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+} as const;
+
 /** A small conv net: 3x3 same, 3x3 stride 2 (explicit padding), 1x1, 7x7 valid; its loss. */
 function smallNetGrads(): tf.Tensor[] {
   const x = tf.tensor4d(values(3 * 13 * 13 * 5, 21), [3, 13, 13, 5]);
@@ -158,7 +169,7 @@ function smallNetGrads(): tf.Tensor[] {
   return tf.grads(loss)([x, w1, w2, w3, w4]);
 }
 
-Deno.test("on threaded wasm the own kernels run on a pool of the backend's thread count; a conv net's gradients match cpu", async () => {
+Deno.test("on threaded wasm the own kernels run on a pool of the backend's thread count; a conv net's gradients on all three own conv kernels match cpu", async () => {
   const pools: KernelPool[] = [];
   try {
     for (const threads of [2, 3]) {
@@ -167,7 +178,7 @@ Deno.test("on threaded wasm the own kernels run on a pool of the backend's threa
       // Started with the backend, not at the first kernel call.
       const started = ownKernelPool((tf.backend() as unknown as { wasm: object }).wasm);
       assert.equal(started?.readyWorkers, threads - 1);
-      const errs = await compareBackends(smallNetGrads, { conv2dBackpropFilter: "own" });
+      const errs = await compareBackends(smallNetGrads, ALL_OWN);
       assert.ok(Math.max(...errs) <= 1e-5, `${threads} threads: relative errors ${errs}`);
       await tf.setBackend("wasm");
       const wasm = (tf.backend() as unknown as { wasm: object }).wasm;
@@ -183,7 +194,7 @@ Deno.test("on threaded wasm the own kernels run on a pool of the backend's threa
     assert.equal(pools[0].disposed, true);
     assert.equal(pools[1].disposed, false);
   } finally {
-    registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    registerWasmTrainingKernels(ALL_XNNPACK);
     await tf.setBackend("cpu");
   }
 });
@@ -243,10 +254,10 @@ Deno.test("a trap in an own kernel on threaded wasm is an Error naming it, and t
       /^Error: Own WASM kernel conv2d_backprop_filter_f32 failed in share \d of 2 .*RuntimeError: memory access out of bounds/,
     );
     tf.dispose([dw, x]);
-    const errs = await compareBackends(smallNetGrads, { conv2dBackpropFilter: "own" });
+    const errs = await compareBackends(smallNetGrads, ALL_OWN);
     assert.ok(Math.max(...errs) <= 1e-5, `relative errors ${errs}`);
   } finally {
-    registerWasmTrainingKernels({ conv2dBackpropFilter: "xnnpack" });
+    registerWasmTrainingKernels(ALL_XNNPACK);
     await tf.setBackend("cpu");
   }
 });
