@@ -446,10 +446,12 @@ export async function initWasmBackend(
   // Our own kernels' worker pool (as many threads as XNNPACK's), started now rather than at the
   // first kernel call, so that no call pays for its start (until a worker is up, the calling
   // thread takes its shares; a pool that will not start only makes those kernels slower).
-  try {
-    await ownKernelPool(module)?.ready();
-  } catch (e) {
-    console.warn(`tfjs-backend-wasm: our own kernels' worker pool: ${(e as Error).message}`);
+  if (flavour === "threadedSimd") {
+    try {
+      await ownKernelPool(module)?.ready();
+    } catch (e) {
+      console.warn(`tfjs-backend-wasm: our own kernels' worker pool: ${(e as Error).message}`);
+    }
   }
   const result = {
     threads: wasmPkg.getThreadsCount(),
