@@ -22,7 +22,7 @@
  */
 import { Worker } from "node:worker_threads";
 
-// Control block layout (int32 slots).
+// Control block layout (int32 slots; the arguments are float64, see ARGS).
 /** Generation counter: workers wait on it for new work. */
 const GEN = 0;
 /** The claim word: `(generation & GEN_MASK) << 16 | parts << 8 | next share`. */
@@ -41,12 +41,17 @@ const QUIT = 6;
 const READY = 7;
 /** Length of the first error's message (UTF-16 code units, in the message area). */
 const MESSAGE_LENGTH = 8;
-/** First argument slot. */
-const ARGS = 16;
+/**
+ * First argument, as a float64 index into the same buffer (int32 slots 16 to 16 + 2 x
+ * MAX_KERNEL_ARGS): a JavaScript number carries an i32 pointer or size and an f32 or f64
+ * parameter alike, and each agent's call converts it to the export's parameter type exactly as a
+ * direct call would.
+ */
+const ARGS = 8;
 /** Most arguments an export may take (besides `part, parts`). */
 export const MAX_KERNEL_ARGS = 48;
 /** First int32 slot of the message area, one UTF-16 unit per slot. */
-const MESSAGE = ARGS + MAX_KERNEL_ARGS;
+const MESSAGE = 2 * (ARGS + MAX_KERNEL_ARGS);
 /** Longest error message a worker reports (longer ones are cut). */
 const MESSAGE_CAPACITY = 400;
 const SLOTS = MESSAGE + MESSAGE_CAPACITY;
@@ -98,6 +103,7 @@ const GEN_MASK = ${GEN_MASK};
 const SPINS = ${WORKER_SPINS};
 parentPort.once("message", ({ module, memory, control, names }) => {
   const c = new Int32Array(control);
+  const f64 = new Float64Array(control);
   let fns;
   let startError;
   try {
@@ -127,7 +133,7 @@ parentPort.once("message", ({ module, memory, control, names }) => {
       try {
         if (startError !== undefined) throw startError;
         const args = [];
-        for (let i = 0, n = c[NARGS]; i < n; i++) args.push(c[ARGS + i]);
+        for (let i = 0, n = c[NARGS]; i < n; i++) args.push(f64[ARGS + i]);
         args.push(share, parts);
         fns[c[FN]](...args);
       } catch (e) {
@@ -170,6 +176,7 @@ export class KernelPool {
   readonly #names: readonly string[];
   readonly #callerFns: readonly ((...args: number[]) => void)[];
   readonly #control: Int32Array<SharedArrayBuffer>;
+  readonly #args: Float64Array<SharedArrayBuffer>;
   readonly #workers: Worker[];
   readonly #threads: number;
   readonly #shares: number;
@@ -221,6 +228,7 @@ export class KernelPool {
     const exports = new WebAssembly.Instance(module, { env: { memory } }).exports;
     this.#callerFns = this.#names.map((name) => exports[name] as (...args: number[]) => void);
     this.#control = new Int32Array(new SharedArrayBuffer(SLOTS * 4));
+    this.#args = new Float64Array(this.#control.buffer, 0, ARGS + MAX_KERNEL_ARGS);
     this.#workers = [];
     try {
       for (let i = 1; i < threads; i++) {
@@ -297,7 +305,7 @@ export class KernelPool {
    * Runs export `name` over all shares `(part, shares)` and returns when every share is done.
    *
    * @param name The export.
-   * @param args Its arguments without `(part, parts)`, as int32 (pointers, sizes).
+   * @param args Its arguments without `(part, parts)` (pointers, sizes, floats).
    * @throws {Error} If a share traps (naming the kernel and the share; the pool stays usable), if
    *   `name` is not an export, or if the pool was disposed.
    */
@@ -331,7 +339,7 @@ export class KernelPool {
     const gen = this.#gen = (this.#gen % GEN_MASK) + 1;
     c[FN] = fn;
     c[NARGS] = args.length;
-    for (let i = 0; i < args.length; i++) c[ARGS + i] = args[i];
+    for (let i = 0; i < args.length; i++) this.#args[ARGS + i] = args[i];
     Atomics.store(c, DONE, 0);
     Atomics.store(c, ERROR, 0);
     // Share 0 is the caller's: the claimable shares start at 1.

@@ -108,12 +108,13 @@ Deno.test("pool workers see pages the memory grew by after they started", async 
   }
 });
 
-// A module of four test kernels over a shared memory, each `(p, part, parts)`:
+// A module of five test kernels over a shared memory, each `(p, part, parts)`:
 // - wait_then_trap: share 0 spins until another share has stored 1 at p, every other share stores
 //   it and traps (so the trap happens in a worker: the caller always runs share 0);
 // - trap_in_caller: share 0 traps;
 // - count: adds 1 at p + 4 and sets bit `part` at p + 8;
-// - wait_then_add: share 0 spins until another share has added 1 at p, every other share adds it.
+// - wait_then_add: share 0 spins until another share has added 1 at p, every other share adds it;
+// - fill_f32: stores its f32 argument at p + 4 part.
 function testModule(): WebAssembly.Module {
   const uleb = (n: number) => {
     const out: number[] = [];
@@ -151,19 +152,22 @@ function testModule(): WebAssembly.Module {
     end,
     end,
   ];
-  const names = ["wait_then_trap", "trap_in_caller", "count", "wait_then_add"];
+  // fill_f32(p, value: f32, part, parts): stores value at p + 4 part.
+  const fillF32 = [get, 0, get, 2, i32c, 2, 0x74, 0x6a, get, 1, 0x38, 2, 0, end];
+  const names = ["wait_then_trap", "trap_in_caller", "count", "wait_then_add", "fill_f32"];
   const bytes = [
     ...[0, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
-    ...section(1, [1, 0x60, 3, 0x7f, 0x7f, 0x7f, 0]),
+    ...section(1, [2, 0x60, 3, 0x7f, 0x7f, 0x7f, 0, 0x60, 4, 0x7f, 0x7d, 0x7f, 0x7f, 0]),
     ...section(2, [1, ...str("env"), ...str("memory"), 0x02, 0x03, 1, ...uleb(65536)]),
-    ...section(3, [4, 0, 0, 0, 0]),
-    ...section(7, [4, ...names.flatMap((name, i) => [...str(name), 0x00, i])]),
+    ...section(3, [5, 0, 0, 0, 0, 1]),
+    ...section(7, [5, ...names.flatMap((name, i) => [...str(name), 0x00, i])]),
     ...section(10, [
-      4,
+      5,
       ...body(waitThenTrap),
       ...body(trapInCaller),
       ...body(count),
       ...body(waitThenAdd),
+      ...body(fillF32),
     ]),
   ];
   return new WebAssembly.Module(new Uint8Array(bytes));
@@ -273,4 +277,29 @@ Deno.test("a pool needs no permission and does not keep the process alive", asyn
   const text = new TextDecoder().decode(out.stdout).trim();
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   assert.equal(text, "ok 3 threads");
+});
+
+Deno.test("float arguments reach every share as the export's parameter type (f32 here)", async () => {
+  const memory = sharedMemory(1);
+  const f32 = new Float32Array(memory.buffer);
+  for (const threads of [2, 3]) {
+    const pool = new KernelPool(testModule(), memory, threads, { shares: 6 });
+    try {
+      await pool.ready();
+      for (const value of [0.01, -3.75e-9, 1e30, 0.1]) {
+        f32.fill(0, 16, 32);
+        // Repeat until the workers took shares (a late one leaves its shares to the caller).
+        let workerShares = 0;
+        for (let i = 0; i < 50 && workerShares === 0; i++) {
+          pool.run("fill_f32", [64, value]);
+          workerShares += pool.lastWorkerShares;
+        }
+        assert.ok(workerShares > 0, "the workers never ran a share");
+        assert.deepEqual(Array.from(f32.subarray(16, 22)), new Array(6).fill(Math.fround(value)));
+        assert.equal(f32[22], 0);
+      }
+    } finally {
+      pool.dispose();
+    }
+  }
 });
