@@ -4,6 +4,9 @@ import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
 import { selectBackend } from "../backend.ts";
 import { assertNoLeak } from "../testing.ts";
+import { BatchNorm } from "../batch_norm.ts";
+import { disposeModule } from "../module.ts";
+import { Sgd } from "../sgd.ts";
 import type { KernelPool } from "./_pool.ts";
 import { callOwnKernel, ownKernelBytes, ownKernelPool, ownKernels } from "./_own_kernels.ts";
 import { compareBackends, values } from "./_test_util.ts";
@@ -256,6 +259,59 @@ Deno.test("a trap in an own kernel on threaded wasm is an Error naming it, and t
     tf.dispose([dw, x]);
     const errs = await compareBackends(smallNetGrads, ALL_OWN);
     assert.ok(Math.max(...errs) <= 1e-5, `relative errors ${errs}`);
+  } finally {
+    registerWasmTrainingKernels(ALL_XNNPACK);
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("the own kernels give the same bits on 1, 2 and 3 threads (convolutions, fused batch norm, SGD step)", async () => {
+  const xv = values(4 * 10 * 10 * 12, 31);
+  const w1v = values(3 * 3 * 12 * 20, 32);
+  const wrv = values(12 * 20, 33);
+  const w2v = values(3 * 3 * 20 * 16, 34);
+  const bits: Float32Array[][] = [];
+  try {
+    for (const threads of [1, 2, 3]) {
+      await selectBackend({ backend: "wasm", threads, env: {} });
+      registerWasmTrainingKernels(ALL_OWN);
+      const bn = new BatchNorm({ channels: 20 });
+      try {
+        const grads = tf.tidy(() => {
+          const loss = (x: tf.Tensor, w1: tf.Tensor, wr: tf.Tensor, w2: tf.Tensor) => {
+            const h = tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, "same");
+            const r = tf.conv2d(x as tf.Tensor4D, wr as tf.Tensor4D, 1, "valid");
+            const b = bn.apply(h, { training: true, residual: r, relu: true }) as tf.Tensor4D;
+            return tf.sum(tf.square(tf.conv2d(b, w2 as tf.Tensor4D, 2, "same")));
+          };
+          return tf.grads(loss)([
+            tf.tensor4d(xv, [4, 10, 10, 12]),
+            tf.tensor4d(w1v, [3, 3, 12, 20]),
+            tf.tensor4d(wrv, [1, 1, 12, 20]),
+            tf.tensor4d(w2v, [3, 3, 20, 16]),
+          ]);
+        });
+        // One SGD step (its kernel takes float arguments) on the weights, from those gradients.
+        const weights = grads.slice(1).map((g, i) => tf.variable(tf.onesLike(g), true, `w${i}`));
+        const sgd = new Sgd(weights.map((w) => [w.name, w]), { momentum: 0.9, weightDecay: 0.01 });
+        sgd.applyGradients(new Map(weights.map((w, i) => [w.name, grads[i + 1]])), 0.05);
+        bits.push([...grads, ...weights].map((g) => g.dataSync() as Float32Array));
+        sgd.dispose();
+        tf.dispose([...grads, ...weights]);
+      } finally {
+        disposeModule(bn);
+      }
+    }
+    for (const t of [1, 2]) {
+      bits[t].forEach((g, i) => {
+        const bad = g.findIndex((v, j) => !Object.is(v, bits[0][i][j]));
+        assert.equal(
+          bad,
+          -1,
+          `${t + 1} threads, output ${i}: element ${bad} differs from 1 thread`,
+        );
+      });
+    }
   } finally {
     registerWasmTrainingKernels(ALL_XNNPACK);
     await tf.setBackend("cpu");
