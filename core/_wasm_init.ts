@@ -30,6 +30,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Worker as NodeWorker } from "node:worker_threads";
 import { wasmWorkerSource } from "./_wasm_worker.ts";
+import { disposeOwnKernelPool, ownKernelPool } from "./kernels/_own_kernels.ts";
 
 /** The three builds shipped by tfjs-backend-wasm. */
 export type WasmFlavour = "plain" | "simd" | "threadedSimd";
@@ -422,7 +423,15 @@ export async function initWasmBackend(
     "wasm",
     () => {
       if (id !== generation) throw new Error("This wasm module was replaced by a newer one.");
-      return new wasmPkg.BackendWasm(module);
+      const backend = new wasmPkg.BackendWasm(module);
+      // Our own kernels' worker pool runs on this module's memory: end it with the backend
+      // (tf.removeBackend, a re-initialisation with other settings).
+      const dispose = backend.dispose.bind(backend);
+      backend.dispose = () => {
+        disposeOwnKernelPool(module);
+        dispose();
+      };
+      return backend;
     },
     2,
   );
@@ -433,6 +442,16 @@ export async function initWasmBackend(
   // unref them so that they never keep the process alive.
   if (module.PThread) {
     for (const worker of module.PThread.runningWorkers) worker.unref?.();
+  }
+  // Our own kernels' worker pool (as many threads as XNNPACK's), started now rather than at the
+  // first kernel call, so that no call pays for its start (until a worker is up, the calling
+  // thread takes its shares; a pool that will not start only makes those kernels slower).
+  if (flavour === "threadedSimd") {
+    try {
+      await ownKernelPool(module)?.ready();
+    } catch (e) {
+      console.warn(`tfjs-backend-wasm: our own kernels' worker pool: ${(e as Error).message}`);
+    }
   }
   const result = {
     threads: wasmPkg.getThreadsCount(),

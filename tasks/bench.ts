@@ -312,7 +312,7 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
     });
   }
   if (tf.getBackend() === "wasm") {
-    // The same convolutions on our own WASM SIMD kernels (single-threaded), one at a time.
+    // The same convolutions on our own WASM SIMD kernels (threaded like the backend), one at a time.
     const own: [string, WasmTrainingKernelOptions, () => tf.Tensor][] = [
       [OWN_FORWARD_ROW, { conv2d: "own" }, run["conv3x3 forward"]],
       [OWN_INPUT_ROW, { conv2dBackpropInput: "own" }, run["conv3x3 backward-input"]],
@@ -442,7 +442,7 @@ async function benchModel(
     const rows = [train];
     if (onWasm && arch === "resnet18") {
       // The same training step with our own backward-filter kernel, then with all three own
-      // convolution kernels (single-threaded).
+      // convolution kernels (threaded like the backend).
       const variants: [string, WasmTrainingKernelOptions][] = [
         ["own backward-filter kernel", { conv2dBackpropFilter: "own" }],
         ["own conv kernels", {

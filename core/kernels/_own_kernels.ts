@@ -7,7 +7,11 @@
  * graph: loading them needs no permission.
  *
  * Every kernel export ends with `(part, parts)` and computes only that share of its work (see
- * `src/simd.h`); {@linkcode callOwnKernel} is the one place that calls them.
+ * `src/simd.h`); {@linkcode callOwnKernel} is the one place that calls them: on the threaded
+ * backend (a shared memory and an XNNPACK pool of more than one thread) it spreads the shares over
+ * a {@linkcode KernelPool} of as many agents as the backend has threads (the calling thread and
+ * workers that instantiate the same module on the same memory), else it runs the single share
+ * `(0, 1)` on the calling thread.
  *
  * @module
  */
@@ -17,6 +21,7 @@ import {
   MFI_KERNELS_RELAXED_SHARED,
   MFI_KERNELS_SHARED,
 } from "./_mfi_kernels_bytes.ts";
+import { KernelPool, MAX_POOL_THREADS } from "./_pool.ts";
 
 /** The exports of the kernel binary (pointers are byte offsets into the backend's heap). */
 export interface OwnKernels {
@@ -181,17 +186,21 @@ export type OwnKernelName = keyof OwnKernels;
 export type OwnKernelArgs<K extends OwnKernelName> = Parameters<OwnKernels[K]> extends
   [...infer A, number, number] ? A : never;
 
-/** The parts of the backend's emscripten module that hold its memory. */
+/** The parts of the backend's emscripten module that hold its memory and its thread count. */
 interface MemoryOwner {
   /** The threaded build's (shared) memory. */
   wasmMemory?: WebAssembly.Memory;
   /** The single-threaded builds export theirs. */
   asm?: { memory?: WebAssembly.Memory };
+  /** tfjs's C++ entry points (`getThreadsCount`: the XNNPACK pool's threads, caller included). */
+  tfjs?: { getThreadsCount?: () => number };
 }
 
 type Variant = "plain" | "shared" | "relaxed" | "relaxedShared";
 const modules: Partial<Record<Variant, WebAssembly.Module>> = {};
 const instances = new WeakMap<WebAssembly.Memory, OwnKernels>();
+/** The pool of each shared memory (null: run single shares, e.g. after the pool was disposed). */
+const pools = new WeakMap<WebAssembly.Memory, KernelPool | null>();
 
 function decode(base64: string): Uint8Array<ArrayBuffer> {
   return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
@@ -215,12 +224,7 @@ export function ownKernelsRelaxed(): boolean {
   return relaxedValid ??= WebAssembly.validate(ownKernelBytes(false, true));
 }
 
-/**
- * The kernels, instantiated (once per memory) on the memory of the backend's module.
- *
- * @throws {Error} If the module exposes no WebAssembly.Memory (an unknown tfjs-backend-wasm build).
- */
-export function ownKernels(wasm: object): OwnKernels {
+function memoryOf(wasm: object): WebAssembly.Memory {
   const owner = wasm as MemoryOwner;
   const memory = owner.wasmMemory ?? owner.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
@@ -229,33 +233,103 @@ export function ownKernels(wasm: object): OwnKernels {
         '(neither wasmMemory nor asm.memory); register the kernels with conv2dBackpropFilter: "xnnpack".',
     );
   }
-  const cached = instances.get(memory);
-  if (cached) return cached;
+  return memory;
+}
+
+/** The compiled kernel module for a memory of this kind (compiled once per kind). */
+function kernelModule(memory: WebAssembly.Memory): WebAssembly.Module {
   const shared = memory.buffer instanceof SharedArrayBuffer;
   const relaxed = ownKernelsRelaxed();
   const kind: Variant = relaxed
     ? (shared ? "relaxedShared" : "relaxed")
     : (shared ? "shared" : "plain");
-  const module = modules[kind] ??= new WebAssembly.Module(ownKernelBytes(shared, relaxed));
-  const instance = new WebAssembly.Instance(module, { env: { memory } });
+  return modules[kind] ??= new WebAssembly.Module(ownKernelBytes(shared, relaxed));
+}
+
+/**
+ * The kernels, instantiated (once per memory) on the memory of the backend's module.
+ *
+ * @throws {Error} If the module exposes no WebAssembly.Memory (an unknown tfjs-backend-wasm build).
+ */
+export function ownKernels(wasm: object): OwnKernels {
+  const memory = memoryOf(wasm);
+  const cached = instances.get(memory);
+  if (cached) return cached;
+  const instance = new WebAssembly.Instance(kernelModule(memory), { env: { memory } });
   const kernels = instance.exports as unknown as OwnKernels;
   instances.set(memory, kernels);
   return kernels;
 }
 
+/** Threads of the backend's XNNPACK pool (the calling thread included); 1 if it does not say. */
+function backendThreads(wasm: object): number {
+  const threads = (wasm as MemoryOwner).tfjs?.getThreadsCount?.();
+  return typeof threads === "number" && Number.isInteger(threads) && threads > 1
+    ? Math.min(threads, MAX_POOL_THREADS)
+    : 1;
+}
+
 /**
- * Runs kernel `name` of the backend's module over all of its work (today as the single share
- * `(0, 1)` on the calling thread; the one place to spread shares over threads).
+ * The worker pool that runs the own kernels of the backend's module: created on first use, with
+ * as many agents as the backend has threads; undefined on a plain memory, a single-threaded
+ * backend, or once {@linkcode disposeOwnKernelPool} has run for this module.
+ *
+ * @param wasm The backend's emscripten module.
+ * @returns The pool, or undefined when kernels run as one share on the calling thread.
+ * @throws {Error} If the module exposes no WebAssembly.Memory.
+ */
+export function ownKernelPool(wasm: object): KernelPool | undefined {
+  const memory = memoryOf(wasm);
+  let pool = pools.get(memory);
+  if (pool === undefined) {
+    const threads = memory.buffer instanceof SharedArrayBuffer ? backendThreads(wasm) : 1;
+    pool = threads > 1 ? new KernelPool(kernelModule(memory), memory, threads) : null;
+    pools.set(memory, pool);
+  }
+  return pool ?? undefined;
+}
+
+/**
+ * Ends the worker pool of the backend's module, if it has one (idempotent); later kernel calls on
+ * that module run single-threaded. Called when the backend is torn down (its memory would
+ * otherwise stay referenced by the workers).
+ *
+ * @param wasm The backend's emscripten module.
+ */
+export function disposeOwnKernelPool(wasm: object): void {
+  const owner = wasm as MemoryOwner;
+  const memory = owner.wasmMemory ?? owner.asm?.memory;
+  if (!(memory instanceof WebAssembly.Memory)) return;
+  pools.get(memory)?.dispose();
+  pools.set(memory, null);
+}
+
+/**
+ * Runs kernel `name` of the backend's module over all of its work: spread over the backend's
+ * threads through {@linkcode ownKernelPool} where it has one (one synchronisation per call), else
+ * as the single share `(0, 1)` on the calling thread. The result is the same bits either way.
  *
  * @param wasm The backend's emscripten module.
  * @param name The export.
  * @param args Its arguments, without `(part, parts)`.
+ * @throws {Error} If the kernel traps (on any thread), naming it.
  */
 export function callOwnKernel<K extends OwnKernelName>(
   wasm: object,
   name: K,
   args: OwnKernelArgs<K>,
 ): void {
+  const pool = ownKernelPool(wasm);
+  if (pool !== undefined) {
+    pool.run(name, args as number[]);
+    return;
+  }
   const fn = ownKernels(wasm)[name] as (...a: number[]) => void;
-  fn(...(args as number[]), 0, 1);
+  try {
+    fn(...(args as number[]), 0, 1);
+  } catch (e) {
+    throw new Error(`Own WASM kernel ${name} failed: ${String(e)}`, {
+      cause: e,
+    });
+  }
 }

@@ -6,8 +6,9 @@
  * stride-1 convolution with dilation = stride, of output `[cin, kh, kw, cout]`, then transposed.
  *
  * {@linkcode conv2dBackpropFilterOwnWasm} computes the same with our own WASM SIMD kernel
- * (`src/conv2d_backprop_filter.c`), in place on the backend's heap (1x1 filters without padding
- * still go to XNNPACK's matrix product).
+ * (`src/conv2d_backprop_filter.c`), in place on the backend's heap, on all of the backend's
+ * threads (through the own-kernel pool), 1x1 filters included: it reads x at the stride directly
+ * where XNNPACK's matrix product needs x subsampled and one operand transposed first.
  *
  * @module
  */
@@ -114,8 +115,8 @@ export function conv2dBackpropFilterWasm(args: Args): tf.TensorInfo {
 }
 
 /**
- * The same kernel function on our own WASM SIMD kernel (single-threaded; 1x1 filters without
- * padding go to {@linkcode conv2dBackpropFilterWasm}'s matrix product).
+ * The same kernel function on our own WASM SIMD kernel, threaded like the backend (every filter
+ * size, 1x1 included).
  *
  * @param args As for {@linkcode conv2dBackpropFilterWasm}.
  * @returns dW, `filterShape` (HWIO).
@@ -125,7 +126,6 @@ export function conv2dBackpropFilterOwnWasm(args: Args): tf.TensorInfo {
   const { x, dy } = args.inputs;
   const backend = args.backend as WasmBackend;
   const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = filterGradGeometry(args);
-  if (kh === 1 && kw === 1 && pt === 0 && pl === 0) return conv2dBackpropFilterWasm(args);
   const scratch = new Scratch(backend);
   try {
     const [out, outT] = scratch.output([kh, kw, cin, cout]);

@@ -2,7 +2,14 @@ import * as tf from "@tensorflow/tfjs-core";
 import "../backend.ts"; // registers the cpu backend and the gradients (tfjs-core has neither)
 import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
-import { ownKernelBytes, ownKernels } from "./_own_kernels.ts";
+import { selectBackend } from "../backend.ts";
+import { assertNoLeak } from "../testing.ts";
+import { BatchNorm } from "../batch_norm.ts";
+import { disposeModule } from "../module.ts";
+import { Sgd } from "../sgd.ts";
+import type { KernelPool } from "./_pool.ts";
+import { callOwnKernel, ownKernelBytes, ownKernelPool, ownKernels } from "./_own_kernels.ts";
+import { compareBackends, values } from "./_test_util.ts";
 import { conv2dBackpropFilterOwnWasm, conv2dBackpropFilterWasm } from "./conv2d_backprop_filter.ts";
 import { conv2dOwnWasm } from "./conv2d.ts";
 import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
@@ -137,6 +144,64 @@ Deno.test("registerWasmTrainingKernels switches Conv2D and Conv2DBackpropInput, 
   }
 });
 
+const ALL_OWN = {
+  conv2d: "own",
+  conv2dBackpropInput: "own",
+  conv2dBackpropFilter: "own",
+} as const;
+const ALL_XNNPACK = {
+  conv2d: "xnnpack",
+  conv2dBackpropInput: "xnnpack",
+  conv2dBackpropFilter: "xnnpack",
+} as const;
+
+/** A small conv net: 3x3 same, 3x3 stride 2 (explicit padding), 1x1, 7x7 valid; its loss. */
+function smallNetGrads(): tf.Tensor[] {
+  const x = tf.tensor4d(values(3 * 13 * 13 * 5, 21), [3, 13, 13, 5]);
+  const w1 = tf.tensor4d(values(3 * 3 * 5 * 20, 22), [3, 3, 5, 20]);
+  const w2 = tf.tensor4d(values(3 * 3 * 20 * 24, 23), [3, 3, 20, 24]);
+  const w3 = tf.tensor4d(values(1 * 1 * 24 * 12, 24), [1, 1, 24, 12]);
+  const w4 = tf.tensor4d(values(7 * 7 * 12 * 9, 25), [7, 7, 12, 9]);
+  const loss = (a: tf.Tensor, b1: tf.Tensor, b2: tf.Tensor, b3: tf.Tensor, b4: tf.Tensor) => {
+    let h = tf.relu(tf.conv2d(a as tf.Tensor4D, b1 as tf.Tensor4D, 1, "same"));
+    h = tf.relu(tf.conv2d(h, b2 as tf.Tensor4D, 2, [[0, 0], [1, 1], [1, 1], [0, 0]]));
+    h = tf.conv2d(h, b3 as tf.Tensor4D, 1, "valid");
+    h = tf.conv2d(h, b4 as tf.Tensor4D, 1, "valid");
+    return tf.sum(tf.square(h));
+  };
+  return tf.grads(loss)([x, w1, w2, w3, w4]);
+}
+
+Deno.test("on threaded wasm the own kernels run on a pool of the backend's thread count; a conv net's gradients on all three own conv kernels match cpu", async () => {
+  const pools: KernelPool[] = [];
+  try {
+    for (const threads of [2, 3]) {
+      const choice = await selectBackend({ backend: "wasm", threads, env: {} });
+      assert.equal(choice.threads, threads);
+      // Started with the backend, not at the first kernel call.
+      const started = ownKernelPool((tf.backend() as unknown as { wasm: object }).wasm);
+      assert.equal(started?.readyWorkers, threads - 1);
+      const errs = await compareBackends(smallNetGrads, ALL_OWN);
+      assert.ok(Math.max(...errs) <= 1e-5, `${threads} threads: relative errors ${errs}`);
+      await tf.setBackend("wasm");
+      const wasm = (tf.backend() as unknown as { wasm: object }).wasm;
+      const pool = ownKernelPool(wasm);
+      assert.ok(pool !== undefined, "no pool on the threaded backend");
+      assert.equal(pool.threads, threads);
+      pools.push(pool);
+      await assertNoLeak(() => tf.tidy(() => smallNetGrads().map((g) => g.dataSync())), {
+        label: `${threads}-thread gradients`,
+      });
+    }
+    // Re-initialising the backend with another thread count tore the first one down with its pool.
+    assert.equal(pools[0].disposed, true);
+    assert.equal(pools[1].disposed, false);
+  } finally {
+    registerWasmTrainingKernels(ALL_XNNPACK);
+    await tf.setBackend("cpu");
+  }
+});
+
 Deno.test("registerWasmTrainingKernels rejects bad options, naming the option, and keeps the choices", () => {
   const before = wasmKernelChoices();
   for (const key of ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"]) {
@@ -166,4 +231,89 @@ Deno.test("registerWasmTrainingKernels rejects bad options, naming the option, a
     registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropInput: "x" } as never)
   );
   assert.deepEqual(wasmKernelChoices(), before);
+});
+
+Deno.test("a trap in an own kernel on threaded wasm is an Error naming it, and the kernels still work", async () => {
+  await selectBackend({ backend: "wasm", threads: 2, env: {} });
+  try {
+    const wasm = (tf.backend() as unknown as { wasm: { wasmMemory: WebAssembly.Memory } }).wasm;
+    const dw = tf.zeros([3, 3, 8, 16]);
+    const x = tf.zeros([1, 4, 4, 8]);
+    const backend = tf.backend() as unknown as {
+      dataIdMap: { get(id: unknown): { memoryOffset: number } };
+    };
+    const at = (t: tf.Tensor) => backend.dataIdMap.get(t.dataId).memoryOffset;
+    // dy lies past the end of the heap: every share reads out of bounds (dw, a real tensor, is
+    // only zeroed).
+    const outside = wasm.wasmMemory.buffer.byteLength + 4096;
+    assert.throws(
+      () =>
+        callOwnKernel(wasm, "conv2d_backprop_filter_f32", [
+          at(x),
+          outside,
+          at(dw),
+          ...[1, 4, 4, 8, 4, 4, 16, 3, 3, 1, 1, 1, 1] as const,
+        ]),
+      /^Error: Own WASM kernel conv2d_backprop_filter_f32 failed in share \d of 2 .*RuntimeError: memory access out of bounds/,
+    );
+    tf.dispose([dw, x]);
+    const errs = await compareBackends(smallNetGrads, ALL_OWN);
+    assert.ok(Math.max(...errs) <= 1e-5, `relative errors ${errs}`);
+  } finally {
+    registerWasmTrainingKernels(ALL_XNNPACK);
+    await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("the own kernels give the same bits on 1, 2 and 3 threads (convolutions, fused batch norm, SGD step)", async () => {
+  const xv = values(4 * 10 * 10 * 12, 31);
+  const w1v = values(3 * 3 * 12 * 20, 32);
+  const wrv = values(12 * 20, 33);
+  const w2v = values(3 * 3 * 20 * 16, 34);
+  const bits: Float32Array[][] = [];
+  try {
+    for (const threads of [1, 2, 3]) {
+      await selectBackend({ backend: "wasm", threads, env: {} });
+      registerWasmTrainingKernels(ALL_OWN);
+      const bn = new BatchNorm({ channels: 20 });
+      try {
+        const grads = tf.tidy(() => {
+          const loss = (x: tf.Tensor, w1: tf.Tensor, wr: tf.Tensor, w2: tf.Tensor) => {
+            const h = tf.conv2d(x as tf.Tensor4D, w1 as tf.Tensor4D, 1, "same");
+            const r = tf.conv2d(x as tf.Tensor4D, wr as tf.Tensor4D, 1, "valid");
+            const b = bn.apply(h, { training: true, residual: r, relu: true }) as tf.Tensor4D;
+            return tf.sum(tf.square(tf.conv2d(b, w2 as tf.Tensor4D, 2, "same")));
+          };
+          return tf.grads(loss)([
+            tf.tensor4d(xv, [4, 10, 10, 12]),
+            tf.tensor4d(w1v, [3, 3, 12, 20]),
+            tf.tensor4d(wrv, [1, 1, 12, 20]),
+            tf.tensor4d(w2v, [3, 3, 20, 16]),
+          ]);
+        });
+        // One SGD step (its kernel takes float arguments) on the weights, from those gradients.
+        const weights = grads.slice(1).map((g, i) => tf.variable(tf.onesLike(g), true, `w${i}`));
+        const sgd = new Sgd(weights.map((w) => [w.name, w]), { momentum: 0.9, weightDecay: 0.01 });
+        sgd.applyGradients(new Map(weights.map((w, i) => [w.name, grads[i + 1]])), 0.05);
+        bits.push([...grads, ...weights].map((g) => g.dataSync() as Float32Array));
+        sgd.dispose();
+        tf.dispose([...grads, ...weights]);
+      } finally {
+        disposeModule(bn);
+      }
+    }
+    for (const t of [1, 2]) {
+      bits[t].forEach((g, i) => {
+        const bad = g.findIndex((v, j) => !Object.is(v, bits[0][i][j]));
+        assert.equal(
+          bad,
+          -1,
+          `${t + 1} threads, output ${i}: element ${bad} differs from 1 thread`,
+        );
+      });
+    }
+  } finally {
+    registerWasmTrainingKernels(ALL_XNNPACK);
+    await tf.setBackend("cpu");
+  }
 });

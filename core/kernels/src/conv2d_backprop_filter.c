@@ -3,13 +3,19 @@
 //   dw[i, j, ci, co] = sum over b, oy, ox of  x[b, oy*sh + i - pt, ox*sw + j - pl, ci] * dy[b, oy, ox, co]
 //
 // For each image and each filter tap (i, j), dw[i, j] ([cin, cout]) accumulates x_tap^T dy over the
-// tap's valid output pixels: a register tile of 4 input channels x 8 output channels (8 f32x4
-// accumulators) is loaded from dw, updated over all those pixels (two f32x4 loads of dy and four
-// broadcasts of x per pixel) and stored back. Tails: 1 input channel at a time, 4 output channels
-// (one vector), then scalars.
+// tap's valid output pixels, taken in chunks of about PIXEL_CHUNK pixels (whole output rows) so
+// that the rows of x and dy a chunk reads stay in the L1 cache while every channel tile passes over
+// them. A register tile of 3 input channels x 12 output channels (9 f32x4 accumulators: with the
+// fused MFI_MADD of the relaxed build, one more chain than 4 x 8 hides more of its latency, while
+// 12 accumulators run out of registers in V8) is loaded from dw, updated over the chunk's pixels
+// (three f32x4 loads of dy and three broadcasts of x per pixel) and stored back. Tails: 1 input
+// channel at a time, then 8 and 4 output channels (tiles of 4 x 8 and 4 x 4), then scalars.
+// Every element still sums its products in the order images, rows, columns: chunking and tiling
+// do not change a bit.
 //
-// Work units for threads (see simd.h): (tap, block of up to 8 output channels); each share zeroes
-// and accumulates only its units, images in order, so the sums do not depend on the split.
+// Work units for threads (see simd.h): (tap, block of output channels, block of input channels),
+// blocks of near-equal width so that shares are even; each share zeroes and accumulates only its
+// units, images in order, so the sums do not depend on the split.
 //
 // Built by `deno task build:kernels` (clang/lld --target=wasm32 -msimd128 -O3 -nostdlib). The module
 // imports tfjs-backend-wasm's own memory and works on its tensors in place.
@@ -59,6 +65,8 @@ struct geometry {
       for (int c = 0; c < CV; c++) wasm_v128_store(dw + (ci0 + r) * g->cout + co0 + 4 * c, acc[r][c]); \
   }
 
+TILE(3, 3)
+TILE(1, 3)
 TILE(4, 2)
 TILE(1, 2)
 TILE(4, 1)
@@ -76,42 +84,98 @@ static void tile_scalar(const struct geometry* g, float* dw, int ci, int co) {
   dw[ci * g->cout + co] = acc;
 }
 
-// Output channels [co0, co1) of tap (i, j) for one image: 8-wide tiles, then 4-wide, then scalars.
-INLINE void tap_block(const struct geometry* g, float* t, int cin, int co0, int co1) {
+// Widest output-channel block of a work unit (the main tile's width), and input channels per
+// block (a multiple of the tiles' 3 and 4).
+#define CO_BLOCK 12
+#define CI_BLOCK 24
+// Work units below which input channels are split into blocks too.
+#define MIN_UNITS 32
+// Output pixels per chunk (whole rows; at least one row).
+#define PIXEL_CHUNK 64
+
+// Channels [c0, c1) x [co0, co1) of tap (i, j) for one image, over the pixels of g: 12-wide tiles,
+// then 8-wide, 4-wide, then scalars.
+INLINE void tap_block_pixels(const struct geometry* g, float* t, int c0, int c1, int co0, int co1) {
   int co = co0;
+  for (; co + 12 <= co1; co += 12) {
+    int ci = c0;
+    for (; ci + 3 <= c1; ci += 3) tile_3_3(g, t, ci, co);
+    for (; ci < c1; ci++) tile_1_3(g, t, ci, co);
+  }
   for (; co + 8 <= co1; co += 8) {
-    int ci = 0;
-    for (; ci + 4 <= cin; ci += 4) tile_4_2(g, t, ci, co);
-    for (; ci < cin; ci++) tile_1_2(g, t, ci, co);
+    int ci = c0;
+    for (; ci + 4 <= c1; ci += 4) tile_4_2(g, t, ci, co);
+    for (; ci < c1; ci++) tile_1_2(g, t, ci, co);
   }
   for (; co + 4 <= co1; co += 4) {
-    int ci = 0;
-    for (; ci + 4 <= cin; ci += 4) tile_4_1(g, t, ci, co);
-    for (; ci < cin; ci++) tile_1_1(g, t, ci, co);
+    int ci = c0;
+    for (; ci + 4 <= c1; ci += 4) tile_4_1(g, t, ci, co);
+    for (; ci < c1; ci++) tile_1_1(g, t, ci, co);
   }
   for (; co < co1; co++)
-    for (int ci = 0; ci < cin; ci++) tile_scalar(g, t, ci, co);
+    for (int ci = c0; ci < c1; ci++) tile_scalar(g, t, ci, co);
+}
+
+// The same over the tap's valid pixels, a chunk of whole output rows at a time.
+INLINE void tap_block(const struct geometry* g, float* t, int c0, int c1, int co0, int co1) {
+  int rows = PIXEL_CHUNK / (g->ox1 - g->ox0);
+  if (rows < 1) rows = 1;
+  struct geometry c = *g;
+  for (int oy = g->oy0; oy < g->oy1; oy += rows) {
+    c.oy0 = oy;
+    c.oy1 = oy + rows < g->oy1 ? oy + rows : g->oy1;
+    c.iy0 = g->iy0 + (oy - g->oy0) * g->sh;
+    tap_block_pixels(&c, t, c0, c1, co0, co1);
+  }
+}
+
+// Boundary k of n near-equal blocks over [0, total), on a multiple of `align` (the last is total).
+INLINE int block_edge(int total, int n, int k, int align) {
+  if (k >= n) return total;
+  int e = (int)(((long long)total * k) / n);
+  return e - e % align;
+}
+
+// A work unit: tap, output-channel block [co0, co1), input-channel block [c0, c1).
+struct unit {
+  int tap, co0, co1, c0, c1;
+};
+
+INLINE struct unit unit_at(int u, int cin, int cout, int nco, int nci) {
+  struct unit r;
+  const int cib = u % nci, cob = (u / nci) % nco;
+  r.tap = u / (nci * nco);
+  r.co0 = block_edge(cout, nco, cob, 4);
+  r.co1 = block_edge(cout, nco, cob + 1, 4);
+  r.c0 = block_edge(cin, nci, cib, 3);
+  r.c1 = block_edge(cin, nci, cib + 1, 3);
+  return r;
 }
 
 __attribute__((export_name("conv2d_backprop_filter_f32")))
 void conv2d_backprop_filter_f32(const float* x, const float* dy, float* dw, int n, int h, int w,
                                 int cin, int ho, int wo, int cout, int kh, int kw, int sh, int sw,
                                 int pt, int pl, int part, int parts) {
-  const int blocks = (cout + 7) / 8;  // output-channel blocks per tap
-  const int u0 = share_begin(kh * kw * blocks, part, parts);
-  const int u1 = share_end(kh * kw * blocks, part, parts);
+  // Units: taps x near-equal output-channel blocks (at most about 12 wide), and where that gives
+  // fewer than MIN_UNITS (a 1x1 filter, few channels) x near-equal input-channel blocks (at most
+  // about 24), so that shares stay even. (More blocks than needed cost a little locality: each
+  // unit streams its pixels separately.)
+  const int nco = (cout + CO_BLOCK - 1) / CO_BLOCK;
+  const int nci = kh * kw * nco >= MIN_UNITS ? 1 : (cin + CI_BLOCK - 1) / CI_BLOCK;
+  const int units = kh * kw * nco * nci;
+  const int u0 = share_begin(units, part, parts);
+  const int u1 = share_end(units, part, parts);
   for (int u = u0; u < u1; u++) {
-    const int tap = u / blocks, co0 = (u % blocks) * 8;
-    const int co1 = co0 + 8 < cout ? co0 + 8 : cout;
-    float* t = dw + tap * cin * cout;
-    for (int ci = 0; ci < cin; ci++)
-      for (int co = co0; co < co1; co++) t[ci * cout + co] = 0.0f;
+    const struct unit r = unit_at(u, cin, cout, nco, nci);
+    float* t = dw + r.tap * cin * cout;
+    for (int ci = r.c0; ci < r.c1; ci++)
+      for (int co = r.co0; co < r.co1; co++) t[ci * cout + co] = 0.0f;
   }
   for (int b = 0; b < n; b++) {
     struct geometry g = {x + b * h * w * cin, dy + b * ho * wo * cout, w, cin, wo, cout, sh, sw};
     for (int u = u0; u < u1; u++) {
-      const int tap = u / blocks, i = tap / kw, j = tap % kw, co0 = (u % blocks) * 8;
-      const int co1 = co0 + 8 < cout ? co0 + 8 : cout;
+      const struct unit r = unit_at(u, cin, cout, nco, nci);
+      const int i = r.tap / kw, j = r.tap % kw;
       g.oy0 = first_valid(i, pt, sh);
       g.oy1 = end_valid(i, pt, sh, h, ho);
       g.ox0 = first_valid(j, pl, sw);
@@ -119,7 +183,7 @@ void conv2d_backprop_filter_f32(const float* x, const float* dy, float* dw, int 
       if (g.oy0 >= g.oy1 || g.ox0 >= g.ox1) continue;
       g.iy0 = g.oy0 * sh + i - pt;
       g.ix0 = g.ox0 * sw + j - pl;
-      tap_block(&g, dw + tap * cin * cout, cin, co0, co1);
+      tap_block(&g, dw + r.tap * cin * cout, r.c0, r.c1, r.co0, r.co1);
     }
   }
 }
