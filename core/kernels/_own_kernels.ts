@@ -229,8 +229,10 @@ function memoryOf(wasm: object): WebAssembly.Memory {
   const memory = owner.wasmMemory ?? owner.asm?.memory;
   if (!(memory instanceof WebAssembly.Memory)) {
     throw new Error(
-      "Cannot run our own WASM kernels: the tfjs-backend-wasm module exposes no WebAssembly.Memory " +
-        '(neither wasmMemory nor asm.memory); register the kernels with conv2dBackpropFilter: "xnnpack".',
+      "Cannot run our own WASM kernels (batch norm, optimizer steps, convolutions): the " +
+        "tfjs-backend-wasm module exposes no WebAssembly.Memory (neither wasmMemory nor " +
+        "asm.memory). @mfi/core supports @tensorflow/tfjs-backend-wasm 4.22.0; install that " +
+        'version, or train on the "cpu" backend.',
     );
   }
   return memory;

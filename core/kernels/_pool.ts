@@ -251,7 +251,7 @@ export class KernelPool {
       for (const worker of this.#workers) void worker.terminate();
       throw new Error(
         `Cannot start the own WASM kernel pool of ${threads} threads: ${String(e)}. Run the ` +
-          'backend with threads: 1, or register conv2dBackpropFilter: "xnnpack".',
+          "backend with threads: 1 (selectBackend's threads option, or MFI_THREADS=1).",
         { cause: e },
       );
     }
