@@ -11,7 +11,9 @@
  * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
  * per kernel, with the convolution kernels `--forward-kernel`, `--input-kernel` and
- * `--filter-kernel` choose (`xnnpack`, the default, or `own`). `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
+ * `--filter-kernel` choose (`own`, the library's default, or `xnnpack`). On WASM the table
+ * measures the library's default (our own convolution kernels) and, in rows marked "XNNPACK",
+ * the same with tfjs-backend-wasm's XNNPACK-based convolutions. `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
  * `torch.set_num_threads`) in the same run and prints the ratio; without PyTorch it says so.
  * `--backend webgpu` runs the same table on WebGPU (timed to the end of the device's work: each
  * timed block ends with an awaited read); on a software adapter (testing only) the table says that
@@ -81,21 +83,21 @@ export const BENCH_CLI: CliSpec = {
     },
     "filter-kernel": {
       type: "string",
-      choices: ["xnnpack", "own"],
-      default: "xnnpack",
-      doc: "Conv2DBackpropFilter for --profile: XNNPACK-based or our own WASM SIMD kernel",
+      choices: ["own", "xnnpack"],
+      default: "own",
+      doc: "Conv2DBackpropFilter for --profile: our own WASM SIMD kernel or XNNPACK-based",
     },
     "forward-kernel": {
       type: "string",
-      choices: ["xnnpack", "own"],
-      default: "xnnpack",
-      doc: "Conv2D for --profile: XNNPACK (tfjs's) or our own WASM SIMD kernel",
+      choices: ["own", "xnnpack"],
+      default: "own",
+      doc: "Conv2D for --profile: our own WASM SIMD kernel or XNNPACK (tfjs's)",
     },
     "input-kernel": {
       type: "string",
-      choices: ["xnnpack", "own"],
-      default: "xnnpack",
-      doc: "Conv2DBackpropInput for --profile: XNNPACK-based or our own WASM SIMD kernel",
+      choices: ["own", "xnnpack"],
+      default: "own",
+      doc: "Conv2DBackpropInput for --profile: our own WASM SIMD kernel or XNNPACK-based",
     },
     python: {
       type: "string",
@@ -116,7 +118,7 @@ export const BENCH_CLI: CliSpec = {
     "--quick",
     "--threads 1,2 --json",
     "--profile --threads 1,2",
-    "--profile --forward-kernel own --input-kernel own --filter-kernel own",
+    "--profile --forward-kernel xnnpack --input-kernel xnnpack --filter-kernel xnnpack",
     "--torch",
     "--backend webgpu --allow-software-adapter --tiny",
   ],
@@ -162,16 +164,18 @@ const TINY_NOTE = "TINY shapes (--tiny: conv 2x8x8x16, batch 2, one timed repeti
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
 
-/** The rows of the 3x3 convolutions on our own kernels. */
-const OWN_FORWARD_ROW = "conv3x3 forward (own kernel)";
-const OWN_INPUT_ROW = "conv3x3 backward-input (own kernel)";
-const OWN_FILTER_ROW = "conv3x3 backward-filter (own kernel)";
-
-/** Every convolution on XNNPACK (the default, and what each measurement starts from). */
+/** Every convolution on XNNPACK (the rows marked "XNNPACK"). */
 const ALL_XNNPACK: WasmTrainingKernelOptions = {
   conv2d: "xnnpack",
   conv2dBackpropInput: "xnnpack",
   conv2dBackpropFilter: "xnnpack",
+};
+
+/** Every convolution on our own kernels (the library's default, and what each measurement starts from). */
+const ALL_OWN: WasmTrainingKernelOptions = {
+  conv2d: "own",
+  conv2dBackpropInput: "own",
+  conv2dBackpropFilter: "own",
 };
 
 /** The roof row's name. */
@@ -207,9 +211,9 @@ function parse(values: Readonly<Record<string, unknown>>) {
     torch: values.torch === true,
     python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
     kernels: {
-      conv2d: (values["forward-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
-      conv2dBackpropInput: (values["input-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
-      conv2dBackpropFilter: (values["filter-kernel"] as WasmKernelChoice | undefined) ?? "xnnpack",
+      conv2d: (values["forward-kernel"] as WasmKernelChoice | undefined) ?? "own",
+      conv2dBackpropInput: (values["input-kernel"] as WasmKernelChoice | undefined) ?? "own",
+      conv2dBackpropFilter: (values["filter-kernel"] as WasmKernelChoice | undefined) ?? "own",
     } as WasmKernelChoices,
     backend,
     allowSoftwareAdapter: values["allow-software-adapter"] === true,
@@ -312,13 +316,21 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
     });
   }
   if (tf.getBackend() === "wasm") {
-    // The same convolutions on our own WASM SIMD kernels (threaded like the backend), one at a time.
-    const own: [string, WasmTrainingKernelOptions, () => tf.Tensor][] = [
-      [OWN_FORWARD_ROW, { conv2d: "own" }, run["conv3x3 forward"]],
-      [OWN_INPUT_ROW, { conv2dBackpropInput: "own" }, run["conv3x3 backward-input"]],
-      [OWN_FILTER_ROW, { conv2dBackpropFilter: "own" }, run["conv3x3 backward-filter"]],
+    // The same convolutions on XNNPACK (threaded like the backend), one at a time.
+    const xnnpack: [string, WasmTrainingKernelOptions, () => tf.Tensor][] = [
+      ["conv3x3 forward (XNNPACK)", { conv2d: "xnnpack" }, run["conv3x3 forward"]],
+      [
+        "conv3x3 backward-input (XNNPACK)",
+        { conv2dBackpropInput: "xnnpack" },
+        run["conv3x3 backward-input"],
+      ],
+      [
+        "conv3x3 backward-filter (XNNPACK)",
+        { conv2dBackpropFilter: "xnnpack" },
+        run["conv3x3 backward-filter"],
+      ],
     ];
-    for (const [name, kernels, fn] of own) {
+    for (const [name, kernels, fn] of xnnpack) {
       registerWasmTrainingKernels(kernels);
       try {
         const { wall, cpu } = await measure(() => settler.take(tf.tidy(fn)), repeats);
@@ -330,7 +342,7 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
           gflops: (gflop * repeats) / wall,
         });
       } finally {
-        registerWasmTrainingKernels(ALL_XNNPACK);
+        registerWasmTrainingKernels(ALL_OWN);
       }
     }
   }
@@ -340,7 +352,9 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
   const pointwise: [string, WasmTrainingKernelOptions | undefined][] = [
     ["conv1x1 forward", undefined],
     ...(tf.getBackend() === "wasm"
-      ? [["conv1x1 forward (own kernel)", { conv2d: "own" }] as [string, WasmTrainingKernelOptions]]
+      ? [
+        ["conv1x1 forward (XNNPACK)", { conv2d: "xnnpack" }] as [string, WasmTrainingKernelOptions],
+      ]
       : []),
   ];
   for (const [name, kernels] of pointwise) {
@@ -361,7 +375,7 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
         gflops: (gflop1 * repeats * 3) / wall,
       });
     } finally {
-      if (kernels) registerWasmTrainingKernels(ALL_XNNPACK);
+      if (kernels) registerWasmTrainingKernels(ALL_OWN);
     }
   }
   w1.dispose();
@@ -440,16 +454,10 @@ async function benchModel(
       ...(onWasm ? { heapMiB: wasmHeapBytes().heapBytes / 2 ** 20 } : {}),
     };
     const rows = [train];
-    if (onWasm && arch === "resnet18") {
-      // The same training step with our own backward-filter kernel, then with all three own
-      // convolution kernels (threaded like the backend).
+    if (onWasm) {
+      // The same training step with XNNPACK's convolutions (threaded like the backend).
       const variants: [string, WasmTrainingKernelOptions][] = [
-        ["own backward-filter kernel", { conv2dBackpropFilter: "own" }],
-        ["own conv kernels", {
-          conv2d: "own",
-          conv2dBackpropInput: "own",
-          conv2dBackpropFilter: "own",
-        }],
+        ["XNNPACK convolutions", ALL_XNNPACK],
       ];
       for (const [what, kernels] of variants) {
         registerWasmTrainingKernels(kernels);
@@ -465,7 +473,7 @@ async function benchModel(
             heapMiB: wasmHeapBytes().heapBytes / 2 ** 20,
           });
         } finally {
-          registerWasmTrainingKernels(ALL_XNNPACK);
+          registerWasmTrainingKernels(ALL_OWN);
         }
       }
     }
@@ -543,7 +551,7 @@ async function child(
   if (onWasm) {
     if (!choice.simd) console.error("warning: the wasm backend runs without SIMD");
     // The table measures both kinds of conv kernels itself; --profile takes the chosen ones.
-    registerWasmTrainingKernels(only === "profile" ? kernels : ALL_XNNPACK);
+    registerWasmTrainingKernels(only === "profile" ? kernels : ALL_OWN);
   }
   const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
   switch (only) {

@@ -1,9 +1,9 @@
 /**
- * The WASM benchmark's own-kernel rows, as its child processes measure them: `tasks/bench.ts
- * --tiny --threads 1 --only conv` and `--only resnet18` (what `deno task bench` runs per
- * measurement) must report our own forward, backward-input and backward-filter kernels, the 1x1
- * convolution on XNNPACK and on our own kernel, and a ResNet-18 training step on all own conv
- * kernels, each with a finite rate.
+ * The WASM benchmark's rows, as its child processes measure them: `tasks/bench.ts --tiny --threads
+ * 1 --only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench` runs per
+ * measurement) must report the forward, backward-input and backward-filter convolutions and the
+ * 1x1 convolution on the library's default (our own kernels) and on XNNPACK, and each ResNet's
+ * training step on both, each with a finite rate.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -22,17 +22,17 @@ async function child(only: string): Promise<Row[]> {
   return (JSON.parse(line) as { rows: Row[] }).rows;
 }
 
-Deno.test("wasm bench: the conv measurement has rows for the own kernels and the 1x1 convolution", async () => {
+Deno.test("wasm bench: the conv measurement has rows for both kernel kinds and the 1x1 convolution", async () => {
   const rows = await child("conv");
   assert.deepEqual(rows.map((r) => r.name), [
     "conv3x3 forward",
     "conv3x3 backward-input",
     "conv3x3 backward-filter",
-    "conv3x3 forward (own kernel)",
-    "conv3x3 backward-input (own kernel)",
-    "conv3x3 backward-filter (own kernel)",
+    "conv3x3 forward (XNNPACK)",
+    "conv3x3 backward-input (XNNPACK)",
+    "conv3x3 backward-filter (XNNPACK)",
     "conv1x1 forward",
-    "conv1x1 forward (own kernel)",
+    "conv1x1 forward (XNNPACK)",
   ]);
   for (const r of rows) {
     assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);
@@ -40,13 +40,16 @@ Deno.test("wasm bench: the conv measurement has rows for the own kernels and the
   }
 });
 
-Deno.test("wasm bench: ResNet-18 training is also measured on all own conv kernels", async () => {
-  const rows = await child("resnet18");
-  assert.deepEqual(rows.map((r) => r.name), [
-    "resnet18 train (batch 2)",
-    "resnet18 train (batch 2, own backward-filter kernel)",
-    "resnet18 train (batch 2, own conv kernels)",
-    "resnet18 inference (batch 2)",
-  ]);
-  for (const r of rows) assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);
-});
+for (const arch of ["resnet18", "resnet50"]) {
+  Deno.test(`wasm bench: ${arch} training is also measured on XNNPACK's convolutions`, async () => {
+    const rows = await child(arch);
+    assert.deepEqual(rows.map((r) => r.name), [
+      `${arch} train (batch 2)`,
+      `${arch} train (batch 2, XNNPACK convolutions)`,
+      `${arch} inference (batch 2)`,
+    ]);
+    for (const r of rows) {
+      assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);
+    }
+  });
+}

@@ -100,9 +100,9 @@ export type WasmTrainingKernelOptions = Partial<WasmKernelChoices>;
 const CHOICE_KEYS = ["conv2d", "conv2dBackpropInput", "conv2dBackpropFilter"] as const;
 
 let choices: WasmKernelChoices = {
-  conv2d: "xnnpack",
-  conv2dBackpropInput: "xnnpack",
-  conv2dBackpropFilter: "xnnpack",
+  conv2d: "own",
+  conv2dBackpropInput: "own",
+  conv2dBackpropFilter: "own",
 };
 
 /** tfjs-backend-wasm's own `Conv2D` (restored when `conv2d` goes back to "xnnpack"). */
@@ -163,21 +163,24 @@ function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
 
 /**
  * Installs fast training kernels on the wasm backend, replacing tfjs-backend-wasm's own where it
- * has them: `Conv2DBackpropFilter` and `Conv2DBackpropInput` from XNNPACK's forward convolution,
+ * has them: `Conv2D`, `Conv2DBackpropFilter` and `Conv2DBackpropInput` (our own kernels, or
+ * XNNPACK's forward convolution),
  * `BatchMatMul` with transposes and batches on XNNPACK's fast path, `UnsortedSegmentSum`, an
  * `Identity` that shares data instead of copying it (the tape clones every tensor it saves), the
  * single-pass per-channel reductions (`channelMoments`, `channelGradSums`), the fused batch
  * norm's training forward, backward and inference passes (`BatchNorm` with its residual add and
  * ReLU), and one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`).
- * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between XNNPACK (the default)
- * and our own WASM SIMD kernels for the three convolutions (all match the cpu backend; switching
- * changes the order of float summation, so results differ in the last bits).
+ * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between our own WASM SIMD
+ * kernels for the three convolutions (the default: relaxed-SIMD multiply-adds, threaded on the
+ * backend's pool) and XNNPACK's (tfjs-backend-wasm's `Conv2D`, and the two gradients built from
+ * it). All match the cpu backend; switching changes the order of float summation, so results
+ * differ in the last bits.
  * If the wasm backend is already initialised it also guards its allocator so that an exhausted
  * heap throws a {@linkcode WasmHeapError} (the kernels install the guard on first use otherwise).
  * Idempotent; call it after `tf.setBackend("wasm")` (selectBackend does).
  *
- * @param options The kernel choices to change (omitted ones keep their current choice, XNNPACK
- *   at first).
+ * @param options The kernel choices to change (omitted ones keep their current choice, our own
+ *   kernels at first).
  * @throws {TypeError} If `options` is not an object.
  * @throws {RangeError} If it has an unknown key, or a choice is neither "xnnpack" nor "own".
  * @example
@@ -188,13 +191,13 @@ function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
  * registerWasmTrainingKernels();
  * registerWasmTrainingKernels();
  * assert.ok(tf.getKernel("Conv2DBackpropFilter", "wasm") !== undefined);
- * registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropFilter: "own" });
- * assert.deepEqual(wasmKernelChoices(), {
- *   conv2d: "own",
- *   conv2dBackpropInput: "xnnpack",
- *   conv2dBackpropFilter: "own",
- * });
  * registerWasmTrainingKernels({ conv2d: "xnnpack", conv2dBackpropFilter: "xnnpack" });
+ * assert.deepEqual(wasmKernelChoices(), {
+ *   conv2d: "xnnpack",
+ *   conv2dBackpropInput: "own",
+ *   conv2dBackpropFilter: "xnnpack",
+ * });
+ * registerWasmTrainingKernels({ conv2d: "own", conv2dBackpropFilter: "own" });
  * assert.throws(() => registerWasmTrainingKernels({ conv2d: "fast" as "own" }), /conv2d must be/);
  * ```
  */
