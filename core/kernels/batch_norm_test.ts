@@ -237,6 +237,7 @@ Deno.test("the batch-norm kernels give the same bits for any split into (part, p
       [1000, 23, reductionBlockRows(23)], // 360, 360, 280 rows
       [4107, 4, reductionBlockRows(4)], // 2048, 2048, 11
       [201, 130, reductionBlockRows(130)], // 64, 64, 64, 9
+      [21, 2100, reductionBlockRows(2100)], // 8, 8, 5 (wider rows than a span in the C kernels)
       [20, 4, 8],
       [9, 130, 3], // blocks that are not a multiple of 8 rows work too
       [45, 7, 5],

@@ -17,11 +17,13 @@
 // shorter) and write each block's per-channel sums, in float64, to the block's own slot of 2 * c
 // doubles in `blocks` (slot b at blocks + 2 * c * b: the first sum of every channel, then the
 // second). The caller adds the slots in block order, so the totals do not depend on which share
-// ran which block. Inside a block each group of 4 channels is summed down the rows: ROWS rows at a
-// time in float32 registers (two chains of ROWS / 2 rows, then added), each such partial promoted
-// (f32x4 -> two f64x2) and added to float64 registers; rows after the last full ROWS are promoted
-// one by one. So float32 rounding stays that of a sum of ROWS terms (a few ulps of the partial),
-// and every sum above it is float64, as before the blocks.
+// ran which block. A block is taken in spans of about SPAN_ELEMENTS elements (whole rows, so that
+// what a span reads stays in the L1 cache while each group of 4 channels is summed down its rows):
+// ROWS rows at a time in float32 registers (two chains of ROWS / 2 rows, then added), each such
+// partial promoted (f32x4 -> two f64x2) and added to float64 registers, rows after the last full
+// ROWS promoted one by one, and the span's float64 sums added to the block's slot. So float32
+// rounding stays that of a sum of ROWS terms (a few ulps of the partial), every sum above it is
+// float64, and the order of the additions depends on the shape only.
 //
 // Work units for threads (see simd.h): the reductions split the blocks, the elementwise passes
 // split the rows; both kinds read only the cache lines of their own rows. No share writes what
@@ -36,6 +38,20 @@
 
 INLINE v128_t promote_high(v128_t v) {
   return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 2, 3));
+}
+
+// acc[0..3] += lo, hi (two f64x2).
+INLINE void add2(double* acc, v128_t lo, v128_t hi) {
+  wasm_v128_store(acc, wasm_f64x2_add(wasm_v128_load(acc), lo));
+  wasm_v128_store(acc + 2, wasm_f64x2_add(wasm_v128_load(acc + 2), hi));
+}
+
+// Rows of a pass over a block: about SPAN_ELEMENTS elements (a multiple of ROWS rows, at least
+// ROWS), so that the channel groups' walks down the rows of one span hit the L1 cache.
+#define SPAN_ELEMENTS 2048
+INLINE int span_rows(int c) {
+  int r = (SPAN_ELEMENTS / c) & ~(ROWS - 1);
+  return r < ROWS ? ROWS : r;
 }
 
 // Block b of the reductions: its first row, its row count (the last block may be shorter); and
@@ -82,10 +98,8 @@ INLINE void stats_group(const float* x, double* sum, double* sq, int n, int c) {
     qlo = wasm_f64x2_add(qlo, wasm_f64x2_mul(lo, lo));
     qhi = wasm_f64x2_add(qhi, wasm_f64x2_mul(hi, hi));
   }
-  wasm_v128_store(sum, slo);
-  wasm_v128_store(sum + 2, shi);
-  wasm_v128_store(sq, qlo);
-  wasm_v128_store(sq + 2, qhi);
+  add2(sum, slo, shi);
+  add2(sq, qlo, qhi);
 }
 
 // Per block of block_rows rows: blocks[2c b + j] = sum of x[r, j] over the block's rows,
@@ -96,21 +110,24 @@ __attribute__((export_name("bn_stats_f32"))) void bn_stats_f32(const float* x, d
   int nb = block_total(rows, block_rows);
   int b1 = share_end(nb, part, parts);
   int cv = c & ~3;
+  int span = span_rows(c);
   for (int b = share_begin(nb, part, parts); b < b1; b++) {
     int n = block_count(rows, b, block_rows);
     const float* xb = x + (long)block_first(b, block_rows) * c;
     double* sum = blocks + (long)b * 2 * c;
     double* sq = sum + c;
-    for (int j = 0; j < cv; j += 4) stats_group(xb + j, sum + j, sq + j, n, c);
-    for (int j = cv; j < c; j++) {
-      double s = 0, q = 0;
-      for (int r = 0; r < n; r++) {
-        double v = xb[(long)r * c + j];
-        s += v;
-        q += v * v;
+    for (int j = 0; j < 2 * c; j++) sum[j] = 0;
+    for (int r0 = 0; r0 < n; r0 += span) {
+      int m = n - r0 < span ? n - r0 : span;
+      const float* xs = xb + (long)r0 * c;
+      for (int j = 0; j < cv; j += 4) stats_group(xs + j, sum + j, sq + j, m, c);
+      for (int j = cv; j < c; j++) {
+        for (int r = 0; r < m; r++) {
+          double v = xs[(long)r * c + j];
+          sum[j] += v;
+          sq[j] += v * v;
+        }
       }
-      sum[j] = s;
-      sq[j] = q;
     }
   }
 }
@@ -195,10 +212,8 @@ INLINE void grad_group(const float* dy, const float* x, const float* y, float* d
     dlo = wasm_f64x2_add(dlo, wasm_f64x2_mul(glo, wasm_f64x2_promote_low_f32x4(v)));
     dhi = wasm_f64x2_add(dhi, wasm_f64x2_mul(ghi, promote_high(v)));
   }
-  wasm_v128_store(sum, slo);
-  wasm_v128_store(sum + 2, shi);
-  wasm_v128_store(dot, dlo);
-  wasm_v128_store(dot + 2, dhi);
+  add2(sum, slo, shi);
+  add2(dot, dlo, dhi);
 }
 
 // g = dy, zeroed where y <= 0 (when y != 0), stored to dres (when dres != 0); per block of
@@ -210,27 +225,30 @@ __attribute__((export_name("bn_grad_sums_f32"))) void bn_grad_sums_f32(
   int nb = block_total(rows, block_rows);
   int b1 = share_end(nb, part, parts);
   int cv = c & ~3;
+  int span = span_rows(c);
   for (int b = share_begin(nb, part, parts); b < b1; b++) {
     int n = block_count(rows, b, block_rows);
     long o0 = (long)block_first(b, block_rows) * c;
     double* sum = blocks + (long)b * 2 * c;
     double* dot = sum + c;
-    for (int j = 0; j < cv; j += 4) {
-      long o = o0 + j;
-      grad_group(dy + o, x + o, y ? y + o : 0, dres ? dres + o : 0, sum + j, dot + j, n, c);
-    }
-    for (int j = cv; j < c; j++) {
-      double s = 0, d = 0;
-      for (int r = 0; r < n; r++) {
-        long o = o0 + (long)r * c + j;
-        float g = dy[o];
-        if (y && !(y[o] > 0)) g = 0;
-        if (dres) dres[o] = g;
-        s += g;
-        d += (double)g * x[o];
+    for (int j = 0; j < 2 * c; j++) sum[j] = 0;
+    for (int r0 = 0; r0 < n; r0 += span) {
+      int m = n - r0 < span ? n - r0 : span;
+      long os = o0 + (long)r0 * c;
+      for (int j = 0; j < cv; j += 4) {
+        long o = os + j;
+        grad_group(dy + o, x + o, y ? y + o : 0, dres ? dres + o : 0, sum + j, dot + j, m, c);
       }
-      sum[j] = s;
-      dot[j] = d;
+      for (int j = cv; j < c; j++) {
+        for (int r = 0; r < m; r++) {
+          long o = os + (long)r * c + j;
+          float g = dy[o];
+          if (y && !(y[o] > 0)) g = 0;
+          if (dres) dres[o] = g;
+          sum[j] += g;
+          dot[j] += (double)g * x[o];
+        }
+      }
     }
   }
 }
