@@ -326,12 +326,18 @@ function f64(scratch: Scratch, t: HeapTensor, count: number): Float64Array {
 const BLOCK_ELEMENTS = 8192;
 /** The reductions' float32 partials run over this many rows (`ROWS` in src/batch_norm.c). */
 const BLOCK_ROW_MULTIPLE = 8;
+/**
+ * Fewest rows per block: a block's slot (2c doubles) is then at most 1/16 of the block's input,
+ * however wide the rows.
+ */
+const BLOCK_MIN_ROWS = 64;
 
 /**
  * Rows per block of the batch-norm reductions (`bn_stats_f32`, `bn_grad_sums_f32`) for `c`
- * channels: about {@linkcode BLOCK_ELEMENTS} elements, a multiple of 8 rows. It depends on the
- * shape only, never on the thread count, so the per-block partial sums, and the totals the caller
- * adds up in block order, are the same bits on any number of threads.
+ * channels: about {@linkcode BLOCK_ELEMENTS} elements, a multiple of 8 rows, at least
+ * {@linkcode BLOCK_MIN_ROWS} rows (so the partial sums' scratch stays under 1/16 of the input). It
+ * depends on the shape only, never on the thread count, so the per-block partial sums, and the
+ * totals the caller adds up in block order, are the same bits on any number of threads.
  *
  * @param c Channels (the last axis), at least 1.
  * @returns The block's row count.
@@ -342,7 +348,7 @@ const BLOCK_ROW_MULTIPLE = 8;
  * import assert from "node:assert/strict";
  * assert.equal(reductionBlockRows(16), 512);
  * assert.equal(reductionBlockRows(3), 2736); // 8192 / 3 rounded up to a multiple of 8
- * assert.equal(reductionBlockRows(5000), 8);
+ * assert.equal(reductionBlockRows(5000), 64);
  * ```
  */
 export function reductionBlockRows(c: number): number {
@@ -350,7 +356,7 @@ export function reductionBlockRows(c: number): number {
     throw new RangeError(`reductionBlockRows: c must be a whole number >= 1, got ${c}`);
   }
   const m = BLOCK_ROW_MULTIPLE;
-  return Math.max(m, Math.ceil(BLOCK_ELEMENTS / c / m) * m);
+  return Math.max(BLOCK_MIN_ROWS, Math.ceil(BLOCK_ELEMENTS / c / m) * m);
 }
 
 /**
