@@ -107,8 +107,19 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
-  /** Batch norm (src/batch_norm.c): per-channel float64 `sum(x)`, `sum(x^2)` into `acc[2c]`. */
-  bn_stats_f32(x: number, acc: number, rows: number, c: number, part: number, parts: number): void;
+  /**
+   * Batch norm (src/batch_norm.c): per block of `blockRows` rows, the block's per-channel float64
+   * `sum(x)` then `sum(x^2)` into its slot `blocks + 16 c b` (bytes) of 2c doubles.
+   */
+  bn_stats_f32(
+    x: number,
+    blocks: number,
+    rows: number,
+    c: number,
+    blockRows: number,
+    part: number,
+    parts: number,
+  ): void;
   /**
    * `y = relu?((x - center) * scale + shift + residual?)` (residual 0: none),
    * `css = [center, scale, shift]`.
@@ -124,15 +135,19 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
-  /** `g = dy * (y > 0)` (y 0: no mask) into dres (0: none); `sum(g)`, `sum(g x)` into acc. */
+  /**
+   * `g = dy * (y > 0)` (y 0: no mask) into dres (0: none); per block of `blockRows` rows, the
+   * block's `sum(g)` then `sum(g x)` into its slot of 2c doubles (as `bn_stats_f32`).
+   */
   bn_grad_sums_f32(
     dy: number,
     x: number,
     y: number,
     dres: number,
-    acc: number,
+    blocks: number,
     rows: number,
     c: number,
+    blockRows: number,
     part: number,
     parts: number,
   ): void;

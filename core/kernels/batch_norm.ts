@@ -322,6 +322,67 @@ function f64(scratch: Scratch, t: HeapTensor, count: number): Float64Array {
   return new Float64Array(scratch.f32.buffer, t.offset, count);
 }
 
+/** Elements per row block of the reductions (a block is about 32 KiB of one input). */
+const BLOCK_ELEMENTS = 8192;
+/** The reductions' float32 partials run over this many rows (`ROWS` in src/batch_norm.c). */
+const BLOCK_ROW_MULTIPLE = 8;
+/**
+ * Fewest rows per block: a block's slot (2c doubles) is then at most 1/16 of the block's input,
+ * however wide the rows.
+ */
+const BLOCK_MIN_ROWS = 64;
+
+/**
+ * Rows per block of the batch-norm reductions (`bn_stats_f32`, `bn_grad_sums_f32`) for `c`
+ * channels: about {@linkcode BLOCK_ELEMENTS} elements, a multiple of 8 rows, at least
+ * {@linkcode BLOCK_MIN_ROWS} rows (so the partial sums' scratch stays under 1/16 of the input). It
+ * depends on the shape only, never on the thread count, so the per-block partial sums, and the
+ * totals the caller adds up in block order, are the same bits on any number of threads.
+ *
+ * @param c Channels (the last axis), at least 1.
+ * @returns The block's row count.
+ * @throws {RangeError} If `c` is not a whole number >= 1.
+ * @example
+ * ```ts
+ * import { reductionBlockRows } from "./batch_norm.ts";
+ * import assert from "node:assert/strict";
+ * assert.equal(reductionBlockRows(16), 512);
+ * assert.equal(reductionBlockRows(3), 2736); // 8192 / 3 rounded up to a multiple of 8
+ * assert.equal(reductionBlockRows(5000), 64);
+ * ```
+ */
+export function reductionBlockRows(c: number): number {
+  if (!Number.isInteger(c) || c < 1) {
+    throw new RangeError(`reductionBlockRows: c must be a whole number >= 1, got ${c}`);
+  }
+  const m = BLOCK_ROW_MULTIPLE;
+  return Math.max(BLOCK_MIN_ROWS, Math.ceil(BLOCK_ELEMENTS / c / m) * m);
+}
+
+/**
+ * Runs a blocked reduction (`bn_stats_f32` or `bn_grad_sums_f32`: per-block partial sums into
+ * scratch) and adds the blocks' partials in block order into `2c` doubles.
+ */
+function blockedSums(
+  scratch: Scratch,
+  rows: number,
+  c: number,
+  run: (blocks: number, blockRows: number) => void,
+): Float64Array {
+  const blockRows = reductionBlockRows(c);
+  const nb = Math.ceil(rows / blockRows);
+  const width = 2 * c;
+  const partials = scratch.temp([2 * width * nb]); // nb slots of 2c doubles
+  run(partials.offset, blockRows);
+  const p = f64(scratch, partials, width * nb);
+  const sums = p.slice(0, width);
+  for (let b = 1; b < nb; b++) {
+    const o = b * width;
+    for (let j = 0; j < width; j++) sums[j] += p[o + j];
+  }
+  return sums;
+}
+
 /** Wasm kernel of {@linkcode batchNormTrainForward}. */
 export function batchNormTrainWasm(
   args: {
@@ -352,11 +413,16 @@ export function batchNormTrainWasm(
     const xt = scratch.of(x);
     const rows = c === 0 ? 0 : xt.size / c;
     if (xt.size === 0) return outs;
-    const acc = scratch.temp([4 * c]); // 2c doubles: sums, sums of squares
     const affine = scratch.temp([3 * c]); // center (the mean), scale, shift
-    callOwnKernel(backend.wasm, "bn_stats_f32", [xt.offset, acc.offset, rows, c]);
+    // sums, then sums of squares
+    const sums = blockedSums(
+      scratch,
+      rows,
+      c,
+      (blocks, blockRows) =>
+        callOwnKernel(backend.wasm, "bn_stats_f32", [xt.offset, blocks, rows, c, blockRows]),
+    );
     const heap = scratch.f32;
-    const sums = f64(scratch, acc, 2 * c);
     const unbias = rows / Math.max(rows - 1, 1);
     const [g0, b0, rm0, rv0] = [gamma, beta, runningMean, runningVar].map((t) => at(scratch.of(t)));
     const meanO = at(statsT);
@@ -427,23 +493,28 @@ export function batchNormGradWasm(
     const xt = scratch.of(x);
     const rows = c === 0 ? 0 : xt.size / c;
     if (xt.size === 0) return outs;
-    const acc = scratch.temp([4 * c]); // 2c doubles: sum(g), sum(g * x)
     // k, b, mean, mean(g) of dx = k (g - mean(g)) + b (x - mean)
     const kbmg = scratch.temp([4 * c]);
     const dyOff = scratch.of(dy).offset;
     const yOff = relu ? scratch.of(y!).offset : 0;
-    // Pass 1: the sums, with g written out as the residual's gradient.
-    callOwnKernel(backend.wasm, "bn_grad_sums_f32", [
-      dyOff,
-      xt.offset,
-      yOff,
-      dr ? dr.offset : 0,
-      acc.offset,
+    // Pass 1: sum(g), then sum(g * x), with g written out as the residual's gradient.
+    const sums = blockedSums(
+      scratch,
       rows,
       c,
-    ]);
+      (blocks, blockRows) =>
+        callOwnKernel(backend.wasm, "bn_grad_sums_f32", [
+          dyOff,
+          xt.offset,
+          yOff,
+          dr ? dr.offset : 0,
+          blocks,
+          rows,
+          c,
+          blockRows,
+        ]),
+    );
     const heap = scratch.f32;
-    const sums = f64(scratch, acc, 2 * c);
     const m0 = at(scratch.of(stats));
     const i0 = m0 + c;
     const g0 = at(scratch.of(gamma));

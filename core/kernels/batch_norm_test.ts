@@ -8,6 +8,7 @@ import {
   batchNormBackward,
   batchNormInference,
   batchNormTrainForward,
+  reductionBlockRows,
 } from "./batch_norm.ts";
 import { BatchNorm } from "../batch_norm.ts";
 import { disposeModule } from "../module.ts";
@@ -31,7 +32,15 @@ function inputs(shape: number[]) {
   };
 }
 
-for (const shape of [[3, 5, 4, 7], [9, 2], [1, 1, 1, 3], [2, 3, 3, 16]]) {
+// The last two have several reduction blocks, the last one short (see reductionBlockRows).
+for (
+  const shape of [[3, 5, 4, 7], [9, 2], [1, 1, 1, 3], [2, 3, 3, 16], [5, 13, 13, 23], [
+    3,
+    37,
+    37,
+    4,
+  ]]
+) {
   for (const relu of [false, true]) {
     for (const withResidual of [false, true]) {
       const what = `[${shape}]${relu ? ", ReLU" : ""}${withResidual ? ", residual" : ""}`;
@@ -209,27 +218,46 @@ for (const training of [true, false]) {
   });
 }
 
+/** Float64 per-channel sums of a [rows, c] array, added in row order. */
+function channelSums(rows: number, c: number, f: (i: number) => number): Float64Array {
+  const out = new Float64Array(c);
+  for (let r = 0; r < rows; r++) for (let j = 0; j < c; j++) out[j] += f(r * c + j);
+  return out;
+}
+
 Deno.test("the batch-norm kernels give the same bits for any split into (part, parts) shares", async () => {
   await tf.setBackend("wasm");
   registerWasmTrainingKernels();
   const backend = tf.backend() as unknown as WasmBackend;
   const kernels = ownKernels(backend.wasm);
   try {
-    for (const [rows, c] of [[37, 23], [20, 4], [9, 130]]) {
+    // Row counts that are not multiples of the block (nor of 8): several blocks, a short last one.
+    const cases: [number, number, number][] = [
+      [37, 23, reductionBlockRows(23)], // one block
+      [1000, 23, reductionBlockRows(23)], // 360, 360, 280 rows
+      [4107, 4, reductionBlockRows(4)], // 2048, 2048, 11
+      [201, 130, reductionBlockRows(130)], // 64, 64, 64, 9
+      [21, 2100, 8], // 8, 8, 5 (rows wider than a span of the C kernels)
+      [20, 4, 8],
+      [9, 130, 3], // blocks that are not a multiple of 8 rows work too
+      [45, 7, 5],
+    ];
+    for (const [rows, c, blockRows] of cases) {
       const n = rows * c;
+      const nb = Math.ceil(rows / blockRows);
       const t = (seed: number, size = n) => tf.tensor1d(values(size, seed));
       const [x, dy, y, css, kbmg] = [t(1), t(2), t(3), t(4, 3 * c), t(5, 4 * c)];
       const at = (u: tf.Tensor) => backend.dataIdMap.get(u.dataId).memoryOffset;
       const run = (parts: number) => {
-        const outs = [tf.zeros([n]), tf.zeros([4 * c]), tf.zeros([n]), tf.zeros([4 * c])];
+        const outs = [tf.zeros([n]), tf.zeros([4 * c * nb]), tf.zeros([n]), tf.zeros([4 * c * nb])];
         const [out, acc, dres, acc2] = outs.map(at);
         const [px, pdy, py, pcss, pk] = [x, dy, y, css, kbmg].map(at);
         const results: Float32Array[] = [];
         for (let part = 0; part < parts; part++) {
-          kernels.bn_stats_f32(px, acc, rows, c, part, parts);
+          kernels.bn_stats_f32(px, acc, rows, c, blockRows, part, parts);
         }
         for (let part = 0; part < parts; part++) {
-          kernels.bn_grad_sums_f32(pdy, px, py, dres, acc2, rows, c, part, parts);
+          kernels.bn_grad_sums_f32(pdy, px, py, dres, acc2, rows, c, blockRows, part, parts);
         }
         results.push(...[outs[1], outs[2], outs[3]].map((u) => u.dataSync() as Float32Array));
         for (let part = 0; part < parts; part++) {
@@ -244,7 +272,35 @@ Deno.test("the batch-norm kernels give the same bits for any split into (part, p
         return results;
       };
       const one = run(1);
-      assert.ok(one[0].some((v) => v !== 0), "the sums were written");
+      // The block slots, added up, are the per-channel sums (float64 reference in row order).
+      const [xs, dys, ys] = [x, dy, y].map((u) => u.dataSync());
+      const g = (i: number) => ys[i] > 0 ? dys[i] : 0;
+      const want = [
+        channelSums(rows, c, (i) => xs[i]),
+        channelSums(rows, c, (i) => xs[i] * xs[i]),
+        channelSums(rows, c, g),
+        channelSums(rows, c, (i) => g(i) * xs[i]),
+      ];
+      [one[0], one[2]].forEach((acc, k) => {
+        const slots = new Float64Array(acc.buffer, acc.byteOffset, 2 * c * nb);
+        for (let half = 0; half < 2; half++) {
+          const w = want[2 * k + half];
+          for (let j = 0; j < c; j++) {
+            let got = 0;
+            for (let b = 0; b < nb; b++) got += slots[b * 2 * c + half * c + j];
+            const tol = 1e-5 * channelSums(rows, 1, (r) => Math.abs(xs[r * c + j]) + 1)[0];
+            assert.ok(
+              Math.abs(got - w[j]) <= tol,
+              `rows ${rows} c ${c}, sum ${2 * k + half} of channel ${j}: ${got} vs ${w[j]}`,
+            );
+          }
+        }
+      });
+      assert.deepEqual(
+        one[1],
+        Float32Array.from({ length: n }, (_, i) => g(i)),
+        "dres is dy masked by y > 0",
+      );
       for (const parts of [2, 3, 7]) {
         run(parts).forEach((r, i) =>
           assert.deepEqual(r, one[i], `rows ${rows} c ${c}, ${parts} parts, output ${i}`)
@@ -254,5 +310,17 @@ Deno.test("the batch-norm kernels give the same bits for any split into (part, p
     }
   } finally {
     await tf.setBackend("cpu");
+  }
+});
+
+Deno.test("reductionBlockRows depends on the channel count only and rejects a bad one", () => {
+  for (const c of [1, 3, 4, 16, 23, 128, 130, 1024, 5000]) {
+    const r = reductionBlockRows(c);
+    assert.equal(r % 8, 0, `c ${c}: ${r} rows`);
+    // About 8192 elements, at least 64 rows (the slot of 2c doubles is then <= 1/16 of a block).
+    assert.ok(r >= 64 && (r === 64 || (r - 8) * c < 8192) && r * c >= 8192, `c ${c}: ${r} rows`);
+  }
+  for (const bad of [0, -1, 2.5, NaN]) {
+    assert.throws(() => reductionBlockRows(bad), /c must be a whole number >= 1, got/);
   }
 });

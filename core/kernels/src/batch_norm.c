@@ -11,12 +11,22 @@
 // mean is large against its spread (x * scale + (shift - mean * scale) would cancel).
 //
 // The per-channel arithmetic between the passes (mean, variance, scale, ...) is done by the caller.
-// Sums run over blocks of ROWS rows in float32 registers, each block's partial sums then added in
-// float64 (promoted f32x4 -> two f64x2) to a caller-provided buffer of 2 * c doubles; blocks are
-// taken in row order from row 0 whatever the split.
 //
-// Work units for threads (see simd.h): the reductions split the channels in groups of 4 (each share
-// sums every row of its channels); the elementwise passes split the rows. No share writes what
+// The reductions (bn_stats_f32, bn_grad_sums_f32) cut the rows into blocks of `block_rows` rows
+// (the caller picks it from the tensor's shape only; a multiple of ROWS, the last block may be
+// shorter) and write each block's per-channel sums, in float64, to the block's own slot of 2 * c
+// doubles in `blocks` (slot b at blocks + 2 * c * b: the first sum of every channel, then the
+// second). The caller adds the slots in block order, so the totals do not depend on which share
+// ran which block. A block is taken in spans of about SPAN_ELEMENTS elements (whole rows, so that
+// what a span reads stays in the L1 cache while each group of 4 channels is summed down its rows):
+// ROWS rows at a time in float32 registers (two chains of ROWS / 2 rows, then added), each such
+// partial promoted (f32x4 -> two f64x2) and added to float64 registers, rows after the last full
+// ROWS promoted one by one, and the span's float64 sums added to the block's slot. So float32
+// rounding stays that of a sum of ROWS terms (a few ulps of the partial), every sum above it is
+// float64, and the order of the additions depends on the shape only.
+//
+// Work units for threads (see simd.h): the reductions split the blocks, the elementwise passes
+// split the rows; both kinds read only the cache lines of their own rows. No share writes what
 // another writes, and no result depends on the split.
 //
 // Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory and works
@@ -26,71 +36,98 @@
 
 #define ROWS 8
 
-// The channel range [*j0, *j1) of a reduction share: groups of 4 channels.
-#define CHANNEL_SHARE(c, part, parts, j0, j1)       \
-  int groups_ = ((c) + 3) / 4;                      \
-  int j0 = share_begin(groups_, part, parts) * 4;   \
-  int j1 = share_end(groups_, part, parts) * 4;     \
-  if (j1 > (c)) j1 = (c);                           \
-  int jv = j0 + ((j1 - j0) & ~3);
-
 INLINE v128_t promote_high(v128_t v) {
   return wasm_f64x2_promote_low_f32x4(wasm_i32x4_shuffle(v, v, 2, 3, 2, 3));
 }
 
-// acc[j] += lo/hi (two f64x2 at acc + j).
+// acc[0..3] += lo, hi (two f64x2).
 INLINE void add2(double* acc, v128_t lo, v128_t hi) {
   wasm_v128_store(acc, wasm_f64x2_add(wasm_v128_load(acc), lo));
   wasm_v128_store(acc + 2, wasm_f64x2_add(wasm_v128_load(acc + 2), hi));
 }
 
-// acc[j] = sum over rows of x[r, j]; acc[c + j] = sum of x[r, j]^2 (float64), for this share's
-// channels (zeroed first).
-__attribute__((export_name("bn_stats_f32"))) void bn_stats_f32(const float* x, double* acc,
-                                                               int rows, int c, int part,
-                                                               int parts) {
-  CHANNEL_SHARE(c, part, parts, j0, j1)
-  double* sum = acc;
-  double* sq = acc + c;
-  for (int j = j0; j < j1; j++) {
-    sum[j] = 0;
-    sq[j] = 0;
-  }
+// Rows of a pass over a block: about SPAN_ELEMENTS elements (a multiple of ROWS rows, at least
+// ROWS), so that the channel groups' walks down the rows of one span hit the L1 cache.
+#define SPAN_ELEMENTS 2048
+INLINE int span_rows(int c) {
+  int r = (SPAN_ELEMENTS / c) & ~(ROWS - 1);
+  return r < ROWS ? ROWS : r;
+}
+
+// Block b of the reductions: its first row, its row count (the last block may be shorter); and
+// the number of blocks. block_rows >= 1 (the caller's choice; a multiple of ROWS).
+INLINE int block_first(int b, int block_rows) {
+  return b * block_rows;
+}
+INLINE int block_count(int rows, int b, int block_rows) {
+  int left = rows - b * block_rows;
+  return left < block_rows ? left : block_rows;
+}
+INLINE int block_total(int rows, int block_rows) {
+  return (rows + block_rows - 1) / block_rows;
+}
+
+// sum[0..3] = sum over n rows (stride c) of x[r, 0..3]; sq[0..3] = sum of x^2.
+INLINE void stats_group(const float* x, double* sum, double* sq, int n, int c) {
+  v128_t slo = wasm_f64x2_splat(0), shi = slo, qlo = slo, qhi = slo;
   int r = 0;
-  for (; r + ROWS <= rows; r += ROWS) {
+  for (; r + ROWS <= n; r += ROWS) {
     const float* xb = x + (long)r * c;
-    for (int j = j0; j < jv; j += 4) {
-      v128_t s = wasm_f32x4_splat(0);
-      v128_t q = wasm_f32x4_splat(0);
-      for (int k = 0; k < ROWS; k++) {
-        v128_t v = wasm_v128_load(xb + (long)k * c + j);
-        s = wasm_f32x4_add(s, v);
-        q = MFI_MADD(v, v, q);
-      }
-      add2(sum + j, wasm_f64x2_promote_low_f32x4(s), promote_high(s));
-      add2(sq + j, wasm_f64x2_promote_low_f32x4(q), promote_high(q));
+    v128_t s0 = wasm_f32x4_splat(0), s1 = s0, q0 = s0, q1 = s0;
+    for (int k = 0; k < ROWS; k += 2) {
+      v128_t v0 = wasm_v128_load(xb + (long)k * c);
+      v128_t v1 = wasm_v128_load(xb + (long)(k + 1) * c);
+      s0 = wasm_f32x4_add(s0, v0);
+      s1 = wasm_f32x4_add(s1, v1);
+      q0 = MFI_MADD(v0, v0, q0);
+      q1 = MFI_MADD(v1, v1, q1);
     }
-    for (int k = 0; k < ROWS; k++) {
-      for (int j = jv; j < j1; j++) {
-        double v = xb[(long)k * c + j];
-        sum[j] += v;
-        sq[j] += v * v;
-      }
-    }
+    v128_t s = wasm_f32x4_add(s0, s1);
+    v128_t q = wasm_f32x4_add(q0, q1);
+    slo = wasm_f64x2_add(slo, wasm_f64x2_promote_low_f32x4(s));
+    shi = wasm_f64x2_add(shi, promote_high(s));
+    qlo = wasm_f64x2_add(qlo, wasm_f64x2_promote_low_f32x4(q));
+    qhi = wasm_f64x2_add(qhi, promote_high(q));
   }
-  for (; r < rows; r++) {
-    const float* xr = x + (long)r * c;
-    for (int j = j0; j < jv; j += 4) {
-      v128_t v = wasm_v128_load(xr + j);
-      v128_t lo = wasm_f64x2_promote_low_f32x4(v);
-      v128_t hi = promote_high(v);
-      add2(sum + j, lo, hi);
-      add2(sq + j, wasm_f64x2_mul(lo, lo), wasm_f64x2_mul(hi, hi));
-    }
-    for (int j = jv; j < j1; j++) {
-      double v = xr[j];
-      sum[j] += v;
-      sq[j] += v * v;
+  for (; r < n; r++) {
+    v128_t v = wasm_v128_load(x + (long)r * c);
+    v128_t lo = wasm_f64x2_promote_low_f32x4(v);
+    v128_t hi = promote_high(v);
+    slo = wasm_f64x2_add(slo, lo);
+    shi = wasm_f64x2_add(shi, hi);
+    qlo = wasm_f64x2_add(qlo, wasm_f64x2_mul(lo, lo));
+    qhi = wasm_f64x2_add(qhi, wasm_f64x2_mul(hi, hi));
+  }
+  add2(sum, slo, shi);
+  add2(sq, qlo, qhi);
+}
+
+// Per block of block_rows rows: blocks[2c b + j] = sum of x[r, j] over the block's rows,
+// blocks[2c b + c + j] = sum of x[r, j]^2 (float64). This share's blocks only.
+__attribute__((export_name("bn_stats_f32"))) void bn_stats_f32(const float* x, double* blocks,
+                                                               int rows, int c, int block_rows,
+                                                               int part, int parts) {
+  int nb = block_total(rows, block_rows);
+  int b1 = share_end(nb, part, parts);
+  int cv = c & ~3;
+  int span = span_rows(c);
+  for (int b = share_begin(nb, part, parts); b < b1; b++) {
+    int n = block_count(rows, b, block_rows);
+    const float* xb = x + (long)block_first(b, block_rows) * c;
+    double* sum = blocks + (long)b * 2 * c;
+    double* sq = sum + c;
+    for (int j = 0; j < 2 * c; j++) sum[j] = 0;
+    for (int r0 = 0; r0 < n; r0 += span) {
+      int m = n - r0 < span ? n - r0 : span;
+      const float* xs = xb + (long)r0 * c;
+      for (int j = 0; j < cv; j += 4) stats_group(xs + j, sum + j, sq + j, m, c);
+      for (int j = cv; j < c; j++) {
+        for (int r = 0; r < m; r++) {
+          double v = xs[(long)r * c + j];
+          sum[j] += v;
+          sq[j] += v * v;
+        }
+      }
     }
   }
 }
@@ -126,66 +163,92 @@ __attribute__((export_name("bn_apply_f32"))) void bn_apply_f32(const float* x,
   }
 }
 
-// g = dy, zeroed where y <= 0 (when y != 0); acc[j] = sum of g, acc[c + j] = sum of g * x
-// (float64), for this share's channels (zeroed first); g stored to dres when dres != 0.
-__attribute__((export_name("bn_grad_sums_f32"))) void bn_grad_sums_f32(
-    const float* dy, const float* x, const float* y, float* dres, double* acc, int rows, int c,
-    int part, int parts) {
-  CHANNEL_SHARE(c, part, parts, j0, j1)
-  double* sum = acc;
-  double* dot = acc + c;
-  for (int j = j0; j < j1; j++) {
-    sum[j] = 0;
-    dot[j] = 0;
-  }
+// For one group of 4 channels over n rows (stride c), pointers at the group's first element:
+// g = dy, zeroed where y <= 0 (when y != 0), stored to dres (when dres != 0);
+// sum[0..3] = sum of g, dot[0..3] = sum of g * x.
+INLINE void grad_group(const float* dy, const float* x, const float* y, float* dres, double* sum,
+                       double* dot, int n, int c) {
   v128_t zero = wasm_f32x4_splat(0);
+  v128_t slo = wasm_f64x2_splat(0), shi = slo, dlo = slo, dhi = slo;
   int r = 0;
-  for (; r + ROWS <= rows; r += ROWS) {
+  for (; r + ROWS <= n; r += ROWS) {
     long ob = (long)r * c;
-    for (int j = j0; j < jv; j += 4) {
-      v128_t s = wasm_f32x4_splat(0);
-      v128_t d = wasm_f32x4_splat(0);
-      for (int k = 0; k < ROWS; k++) {
-        long o = ob + (long)k * c + j;
-        v128_t g = wasm_v128_load(dy + o);
-        if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
-        if (dres) wasm_v128_store(dres + o, g);
-        s = wasm_f32x4_add(s, g);
-        d = MFI_MADD(g, wasm_v128_load(x + o), d);
+    v128_t s0 = zero, s1 = zero, d0 = zero, d1 = zero;
+    for (int k = 0; k < ROWS; k += 2) {
+      long o0 = ob + (long)k * c;
+      long o1 = o0 + c;
+      v128_t g0 = wasm_v128_load(dy + o0);
+      v128_t g1 = wasm_v128_load(dy + o1);
+      if (y) {
+        g0 = wasm_v128_and(g0, wasm_f32x4_gt(wasm_v128_load(y + o0), zero));
+        g1 = wasm_v128_and(g1, wasm_f32x4_gt(wasm_v128_load(y + o1), zero));
       }
-      add2(sum + j, wasm_f64x2_promote_low_f32x4(s), promote_high(s));
-      add2(dot + j, wasm_f64x2_promote_low_f32x4(d), promote_high(d));
-    }
-    for (int k = 0; k < ROWS; k++) {
-      for (int j = jv; j < j1; j++) {
-        long o = ob + (long)k * c + j;
-        float g = dy[o];
-        if (y && !(y[o] > 0)) g = 0;
-        if (dres) dres[o] = g;
-        sum[j] += g;
-        dot[j] += (double)g * x[o];
+      if (dres) {
+        wasm_v128_store(dres + o0, g0);
+        wasm_v128_store(dres + o1, g1);
       }
+      s0 = wasm_f32x4_add(s0, g0);
+      s1 = wasm_f32x4_add(s1, g1);
+      d0 = MFI_MADD(g0, wasm_v128_load(x + o0), d0);
+      d1 = MFI_MADD(g1, wasm_v128_load(x + o1), d1);
     }
+    v128_t s = wasm_f32x4_add(s0, s1);
+    v128_t d = wasm_f32x4_add(d0, d1);
+    slo = wasm_f64x2_add(slo, wasm_f64x2_promote_low_f32x4(s));
+    shi = wasm_f64x2_add(shi, promote_high(s));
+    dlo = wasm_f64x2_add(dlo, wasm_f64x2_promote_low_f32x4(d));
+    dhi = wasm_f64x2_add(dhi, promote_high(d));
   }
-  for (; r < rows; r++) {
+  for (; r < n; r++) {
     long o = (long)r * c;
-    for (int j = j0; j < jv; j += 4) {
-      v128_t g = wasm_v128_load(dy + o + j);
-      if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o + j), zero));
-      if (dres) wasm_v128_store(dres + o + j, g);
-      v128_t v = wasm_v128_load(x + o + j);
-      v128_t glo = wasm_f64x2_promote_low_f32x4(g);
-      v128_t ghi = promote_high(g);
-      add2(sum + j, glo, ghi);
-      add2(dot + j, wasm_f64x2_mul(glo, wasm_f64x2_promote_low_f32x4(v)),
-           wasm_f64x2_mul(ghi, promote_high(v)));
-    }
-    for (int j = jv; j < j1; j++) {
-      float g = dy[o + j];
-      if (y && !(y[o + j] > 0)) g = 0;
-      if (dres) dres[o + j] = g;
-      sum[j] += g;
-      dot[j] += (double)g * x[o + j];
+    v128_t g = wasm_v128_load(dy + o);
+    if (y) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + o), zero));
+    if (dres) wasm_v128_store(dres + o, g);
+    v128_t v = wasm_v128_load(x + o);
+    v128_t glo = wasm_f64x2_promote_low_f32x4(g);
+    v128_t ghi = promote_high(g);
+    slo = wasm_f64x2_add(slo, glo);
+    shi = wasm_f64x2_add(shi, ghi);
+    dlo = wasm_f64x2_add(dlo, wasm_f64x2_mul(glo, wasm_f64x2_promote_low_f32x4(v)));
+    dhi = wasm_f64x2_add(dhi, wasm_f64x2_mul(ghi, promote_high(v)));
+  }
+  add2(sum, slo, shi);
+  add2(dot, dlo, dhi);
+}
+
+// g = dy, zeroed where y <= 0 (when y != 0), stored to dres (when dres != 0); per block of
+// block_rows rows: blocks[2c b + j] = sum of g[r, j] over the block's rows, blocks[2c b + c + j] =
+// sum of g[r, j] * x[r, j] (float64). This share's blocks only.
+__attribute__((export_name("bn_grad_sums_f32"))) void bn_grad_sums_f32(
+    const float* dy, const float* x, const float* y, float* dres, double* blocks, int rows, int c,
+    int block_rows, int part, int parts) {
+  int nb = block_total(rows, block_rows);
+  int b1 = share_end(nb, part, parts);
+  int cv = c & ~3;
+  int span = span_rows(c);
+  for (int b = share_begin(nb, part, parts); b < b1; b++) {
+    int n = block_count(rows, b, block_rows);
+    long o0 = (long)block_first(b, block_rows) * c;
+    double* sum = blocks + (long)b * 2 * c;
+    double* dot = sum + c;
+    for (int j = 0; j < 2 * c; j++) sum[j] = 0;
+    for (int r0 = 0; r0 < n; r0 += span) {
+      int m = n - r0 < span ? n - r0 : span;
+      long os = o0 + (long)r0 * c;
+      for (int j = 0; j < cv; j += 4) {
+        long o = os + j;
+        grad_group(dy + o, x + o, y ? y + o : 0, dres ? dres + o : 0, sum + j, dot + j, m, c);
+      }
+      for (int j = cv; j < c; j++) {
+        for (int r = 0; r < m; r++) {
+          long o = os + (long)r * c + j;
+          float g = dy[o];
+          if (y && !(y[o] > 0)) g = 0;
+          if (dres) dres[o] = g;
+          sum[j] += g;
+          dot[j] += (double)g * x[o];
+        }
+      }
     }
   }
 }
