@@ -7,8 +7,10 @@
  *
  * The input gradient uses the stride-phase split of {@linkcode phases}: each phase `(r_y, r_x)` is
  * a stride-1 correlation of dy (padded once for all phases) with a reversed, channel-transposed
- * sub-filter, written straight into its interleaved positions of dx (a phase no tap reaches is
- * written as zeros by the same kernel with zero taps).
+ * sub-filter, written straight into its interleaved positions of dx. When some phase has no tap
+ * (a stride larger than the filter, such as a 1x1 stride-2 projection), dx is first zeroed in one
+ * sequential pass (the pad kernel with no input rows) and only the phases with taps are computed:
+ * one pass over memory instead of one scattered pass per empty phase.
  *
  * @module
  */
@@ -136,6 +138,8 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
     0,
     ...py.flatMap((a) => px.map((b) => packedSize(a.taps * b.taps, cout, cin))),
   );
+  // Some phase has no tap: its dx pixels are zero.
+  const zeroFill = py.some((p) => p.taps === 0) || px.some((p) => p.taps === 0);
   return {
     paddedFloats: direct ? 0 : n * hb * wb * cout,
     packedFloats: packed,
@@ -145,30 +149,33 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
         calls.push(["conv2d_pad_f32", [b.input, b.padded, n, ho, wo, cout, hb, wb, top, left]]);
       }
       const [src, bh, bw] = direct ? [b.input, ho, wo] : [b.padded, hb, wb];
+      if (zeroFill) {
+        // dx zeroed row by row (no input rows: every row of the "padded" output is zero).
+        calls.push(["conv2d_pad_f32", [b.output, b.output, n, 0, 0, cin, h, w, 0, 0]]);
+      }
       const tap = cin * cout;
       for (const y of py) {
         for (const x of px) {
-          if (y.taps > 0 && x.taps > 0) {
-            // Sub-filter tap (jy, jx) = filter tap (first_y + sh (taps_y - 1 - jy), ...), with
-            // the forward output channel as input and the forward input channel as output.
-            const base = ((y.first + sh * (y.taps - 1)) * kw + x.first + sw * (x.taps - 1)) * tap;
-            calls.push([
-              "conv2d_pack_filter_f32",
-              [
-                b.filter,
-                b.packed,
-                y.taps,
-                x.taps,
-                cout,
-                cin,
-                base,
-                -sh * kw * tap,
-                -sw * tap,
-                1,
-                cout,
-              ],
-            ]);
-          }
+          if (y.taps === 0 || x.taps === 0) continue; // zeroed above
+          // Sub-filter tap (jy, jx) = filter tap (first_y + sh (taps_y - 1 - jy), ...), with
+          // the forward output channel as input and the forward input channel as output.
+          const base = ((y.first + sh * (y.taps - 1)) * kw + x.first + sw * (x.taps - 1)) * tap;
+          calls.push([
+            "conv2d_pack_filter_f32",
+            [
+              b.filter,
+              b.packed,
+              y.taps,
+              x.taps,
+              cout,
+              cin,
+              base,
+              -sh * kw * tap,
+              -sw * tap,
+              1,
+              cout,
+            ],
+          ]);
           calls.push([
             "conv2d_f32",
             [
@@ -179,7 +186,7 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
               bh,
               bw,
               cout,
-              y.taps > 0 && x.taps > 0 ? y.taps : 0, // no tap: the phase's dx is zero
+              y.taps,
               x.taps,
               cin,
               y.count,
