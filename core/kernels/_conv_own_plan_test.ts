@@ -5,7 +5,12 @@ import * as tf from "@tensorflow/tfjs-core";
 import "../backend.ts"; // registers the cpu backend (tfjs-core has none)
 import assert from "node:assert/strict";
 import { CONV_TABLE, convOutShape, type Pad, padArg, relativeError, values } from "./_test_util.ts";
-import { conv2dBackpropInputPlan, conv2dPlan, type OwnConvPlan } from "./_conv_own_plan.ts";
+import {
+  conv2dBackpropInputPlan,
+  conv2dPlan,
+  type OwnConvPlan,
+  tapSegments,
+} from "./_conv_own_plan.ts";
 import type { ConvGradGeometry } from "./_conv_geometry.ts";
 import { ownKernelBytes, ownKernelsRelaxed } from "./_own_kernels.ts";
 
@@ -165,5 +170,53 @@ Deno.test("the input-gradient plan writes phases no tap reaches (1x1, stride 2) 
         assert.ok(zero ? v === 0 : v !== 0 && !Number.isNaN(v), `dx[${y}, ${x}, ${c}] = ${v}`);
       }
     }
+  }
+});
+
+Deno.test("tapSegments splits outputs into runs with the same taps in bounds", () => {
+  // 3 taps, "same" on 32: the first output misses tap 0, the last misses tap 2.
+  assert.deepEqual(tapSegments(3, 1, 1, 32, 32), [
+    { start: 0, count: 1, t0: 1, t1: 3 },
+    { start: 1, count: 30, t0: 0, t1: 3 },
+    { start: 31, count: 1, t0: 0, t1: 2 },
+  ]);
+  // Stride 2, "same" on 32 (no padding before, one after).
+  assert.deepEqual(tapSegments(3, 2, 0, 32, 16), [
+    { start: 0, count: 15, t0: 0, t1: 3 },
+    { start: 15, count: 1, t0: 0, t1: 2 },
+  ]);
+  // 1 tap with padding 2: the outputs in the padding have no tap (one kind of empty run).
+  assert.deepEqual(tapSegments(1, 1, 2, 2, 6), [
+    { start: 0, count: 2, t0: 0, t1: 0 },
+    { start: 2, count: 2, t0: 0, t1: 1 },
+    { start: 4, count: 2, t0: 0, t1: 0 },
+  ]);
+  // Valid: one run.
+  assert.deepEqual(tapSegments(7, 3, 0, 17, 4), [{ start: 0, count: 4, t0: 0, t1: 7 }]);
+});
+
+Deno.test("the plans read the input in place: one correlation per rectangle of in-bounds taps", () => {
+  const g = geometry([2, 8, 8, 4], 3, 8, 1, "same");
+  const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
+  for (const plan of [conv2dPlan(g), conv2dBackpropInputPlan(g)]) {
+    assert.equal(plan.paddedFloats, 0);
+    const calls = plan.calls(buffers);
+    // Interior, four edges, four corners: each a packed sub-filter and a correlation.
+    assert.equal(calls.length, 18);
+    const convs = calls.filter(([name]) => name === "conv2d_f32").map(([, a]) => a);
+    // Taps (kh, kw) and output pixels (oh, ow) per rectangle: 64 pixels in all, 3 x 3 taps
+    // inside, 2 x 2 at the corners.
+    assert.deepEqual(convs.map((a) => [a[7], a[8], a[10], a[11]]), [
+      [2, 2, 1, 1],
+      [2, 3, 1, 6],
+      [2, 2, 1, 1],
+      [3, 2, 6, 1],
+      [3, 3, 6, 6],
+      [3, 2, 6, 1],
+      [2, 2, 1, 1],
+      [2, 3, 1, 6],
+      [2, 2, 1, 1],
+    ]);
+    for (const a of convs) assert.equal(a[0], buffers.input, "reads the input itself");
   }
 });

@@ -1,11 +1,11 @@
 // Conv2D (NHWC input, HWIO filter) and the stride phases of Conv2DBackpropInput in WebAssembly
 // SIMD, for tfjs-backend-wasm.
 //
-// One core, `conv2d_f32`, computes a stride-(sy, sx) correlation of a zero-padded input buffer
-// (every tap in bounds) with a packed filter, and writes each output pixel wherever the caller
-// says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw pixels): the forward pass writes
-// every pixel (ty = tx = 1), each stride phase of the input gradient writes its own interleaved
-// subset of dx.
+// One core, `conv2d_f32`, computes a stride-(sy, sx) correlation of an input buffer xb of hb x wb
+// pixels (the caller keeps every tap it asks for in bounds) with a packed filter, and writes each
+// output pixel wherever the caller says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw
+// pixels): one rectangle of the forward output (ty = tx = 1), or of a stride phase of the input
+// gradient (its interleaved pixels of dx). With kh = 0 (no tap) it writes the pixels as zeros.
 //
 //   y[b, ry + a*ty, rx + c*tx, co] = sum over i < kh, j < kw, ci of
 //       xb[b, oy0 + a*sy + i, ox0 + c*sx + j, ci] * f[co / 8][i, j, ci, co % 8]
@@ -16,8 +16,10 @@
 // the input per input channel (2R multiply-adds). The kw taps of one filter row read kw * cin
 // consecutive floats of the padded input (and of the packed filter): one loop per filter row.
 // The filter is packed by `conv2d_pack_filter_f32` into blocks of 8 output channels
-// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially; the input is padded by
-// `conv2d_pad_f32` (or used as it is when no tap leaves it).
+// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially. The input may be a
+// copy padded by `conv2d_pad_f32`; the plans (_conv_own_plan.ts) instead read it in place, one
+// call per rectangle of outputs whose taps are all inside it, with a sub-filter of those taps
+// (and use `conv2d_pad_f32` with no input rows to zero the input gradient's tapless pixels).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
 // block stores only the real lanes.
 //
