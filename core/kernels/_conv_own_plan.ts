@@ -21,14 +21,32 @@
  */
 import type * as tf from "@tensorflow/tfjs-core";
 import { type ConvGradGeometry, type Phase, phases } from "./_conv_geometry.ts";
-import { callOwnKernel, type OwnKernelArgs } from "./_own_kernels.ts";
+import { callOwnKernel, type OwnKernelArgs, ownKernels } from "./_own_kernels.ts";
 import { type HeapTensor, Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** The exports a convolution plan calls. */
 export type ConvKernelName = "conv2d_pad_f32" | "conv2d_pack_filter_f32" | "conv2d_f32";
 
-/** One call: an export and its arguments without `(part, parts)`. */
-export type ConvCall = { [K in ConvKernelName]: readonly [K, OwnKernelArgs<K>] }[ConvKernelName];
+/**
+ * One call: an export and its arguments without `(part, parts)`, and `"single"` for a call too
+ * small to be worth a synchronisation of the worker pool (a filter packing, a corner of the
+ * output): it runs as the single share `(0, 1)` on the calling thread. Either way the bits are
+ * the same (see `src/simd.h`).
+ */
+export type ConvCall = {
+  [K in ConvKernelName]: readonly [K, OwnKernelArgs<K>] | readonly [K, OwnKernelArgs<K>, "single"];
+}[ConvKernelName];
+
+/**
+ * Multiply-adds (or floats written) below which a call runs on the calling thread alone: about
+ * 40 microseconds of work on one core, more than a pool synchronisation costs.
+ */
+export const SINGLE_SHARE_WORK = 1 << 20;
+
+/** `"single"` for a call of `work` multiply-adds (or floats written) below the threshold. */
+function placement(work: number): ["single"] | [] {
+  return work < SINGLE_SHARE_WORK ? ["single"] : [];
+}
 
 /** Heap byte addresses of a plan's operands. */
 export interface ConvBuffers {
@@ -152,6 +170,7 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
                 cout,
                 1,
               ],
+              "single",
             ]);
           }
           calls.push([
@@ -180,6 +199,7 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
               1,
               1,
             ],
+            ...placement(n * y.count * x.count * Math.max(1, ty * tx * cin) * cout),
           ]);
         }
       }
@@ -223,7 +243,11 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
       const calls: ConvCall[] = [];
       if (zeroFill) {
         // The pad kernel with no input rows: every row of its output (dx) is zero.
-        calls.push(["conv2d_pad_f32", [b.output, b.output, n, 0, 0, cin, h, w, 0, 0]]);
+        calls.push([
+          "conv2d_pad_f32",
+          [b.output, b.output, n, 0, 0, cin, h, w, 0, 0],
+          ...placement(n * h * w * cin),
+        ]);
       }
       const tap = cin * cout;
       for (const { y, x, ry, rx } of rects) {
@@ -249,6 +273,7 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
             1,
             cout,
           ],
+          "single",
         ]);
         calls.push([
           "conv2d_f32",
@@ -276,6 +301,7 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
             sh,
             sw,
           ],
+          ...placement(n * ry.count * rx.count * ty * tx * cout * cin),
         ]);
       }
       return calls;
@@ -311,8 +337,17 @@ export function runOwnConvPlan(
       padded,
       packed,
     };
-    for (const [name, args] of plan.calls(buffers)) {
-      callOwnKernel(backend.wasm, name, args as OwnKernelArgs<typeof name>);
+    for (const [name, args, single] of plan.calls(buffers)) {
+      if (single === undefined) {
+        callOwnKernel(backend.wasm, name, args as OwnKernelArgs<typeof name>);
+        continue;
+      }
+      const fn = ownKernels(backend.wasm)[name] as (...a: number[]) => void;
+      try {
+        fn(...(args as readonly number[]), 0, 1);
+      } catch (e) {
+        throw new Error(`Own WASM kernel ${name} failed: ${String(e)}`, { cause: e });
+      }
     }
   } finally {
     scratch.release();

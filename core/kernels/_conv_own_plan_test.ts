@@ -9,6 +9,7 @@ import {
   conv2dBackpropInputPlan,
   conv2dPlan,
   type OwnConvPlan,
+  SINGLE_SHARE_WORK,
   tapSegments,
 } from "./_conv_own_plan.ts";
 import type { ConvGradGeometry } from "./_conv_geometry.ts";
@@ -219,4 +220,34 @@ Deno.test("the plans read the input in place: one correlation per rectangle of i
     ]);
     for (const a of convs) assert.equal(a[0], buffers.input, "reads the input itself");
   }
+});
+
+Deno.test("small calls (filter packing, corners) run alone on the calling thread", () => {
+  const g = geometry([64, 32, 32, 16], 3, 16, 1, "same");
+  const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
+  const calls = conv2dPlan(g).calls(buffers);
+  for (const [name, , single] of calls) {
+    if (name === "conv2d_pack_filter_f32") assert.equal(single, "single");
+  }
+  // Per rectangle: corners (64 pixels x 4 taps x 16 x 16 multiply-adds) alone, the edges and the
+  // interior spread over the pool.
+  const convs = calls.filter(([name]) => name === "conv2d_f32");
+  assert.deepEqual(
+    convs.map(([, a, single]) => {
+      const [oh, ow] = (a as readonly number[]).slice(10, 12);
+      return [oh * ow, single ?? "pool"];
+    }),
+    [
+      [1, "single"],
+      [30, "pool"],
+      [1, "single"],
+      [30, "pool"],
+      [900, "pool"],
+      [30, "pool"],
+      [1, "single"],
+      [30, "pool"],
+      [1, "single"],
+    ],
+  );
+  assert.ok(64 * 4 * 16 * 16 < SINGLE_SHARE_WORK && SINGLE_SHARE_WORK < 64 * 30 * 6 * 16 * 16);
 });
