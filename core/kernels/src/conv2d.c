@@ -62,7 +62,8 @@ void conv2d_pad_f32(const float* x, float* xb, int n, int h, int w, int c, int h
 
 // fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco]
 // for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters
-// reversed).
+// reversed). Full blocks are copied with vectors where the forward filter (sco = 1) or the input
+// gradient's transposed one (sci = 1) allows: the plans pack one sub-filter per rectangle.
 __attribute__((export_name("conv2d_pack_filter_f32")))
 void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, int cout, int base,
                             int sfy, int sfx, int sci, int sco, int part, int parts) {
@@ -74,7 +75,34 @@ void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, 
     float* d = fp + (long)u * cin * 8;
     const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
     const float* s = f + base + i * sfy + j * sfx + co0 * sco;
-    for (int ci = 0; ci < cin; ci++, d += 8) {
+    int c0 = 0;
+    if (nco == 8 && sco == 1) {
+      // The 8 channels of an input channel are consecutive (the forward filter): two vectors.
+      for (; c0 < cin; c0++, d += 8) {
+        wasm_v128_store(d, wasm_v128_load(s + c0 * sci));
+        wasm_v128_store(d + 4, wasm_v128_load(s + c0 * sci + 4));
+      }
+    } else if (nco == 8 && sci == 1) {
+      // Consecutive input channels (the input gradient's transposed filter): 4 x 4 transposes of
+      // 4 input channels x 4 output channels.
+      for (; c0 + 4 <= cin; c0 += 4, d += 32) {
+        for (int h = 0; h < 8; h += 4) {
+          const v128_t r0 = wasm_v128_load(s + c0 + (h + 0) * sco);
+          const v128_t r1 = wasm_v128_load(s + c0 + (h + 1) * sco);
+          const v128_t r2 = wasm_v128_load(s + c0 + (h + 2) * sco);
+          const v128_t r3 = wasm_v128_load(s + c0 + (h + 3) * sco);
+          const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);
+          const v128_t t1 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+          const v128_t t2 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+          const v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+          wasm_v128_store(d + h, wasm_i64x2_shuffle(t0, t1, 0, 2));
+          wasm_v128_store(d + 8 + h, wasm_i64x2_shuffle(t0, t1, 1, 3));
+          wasm_v128_store(d + 16 + h, wasm_i64x2_shuffle(t2, t3, 0, 2));
+          wasm_v128_store(d + 24 + h, wasm_i64x2_shuffle(t2, t3, 1, 3));
+        }
+      }
+    }
+    for (int ci = c0; ci < cin; ci++, d += 8) {
       int l = 0;
       for (; l < nco; l++) d[l] = s[ci * sci + l * sco];
       for (; l < 8; l++) d[l] = 0.0f;
