@@ -64,8 +64,10 @@ export interface ConvBuffers {
 
 /** Scratch sizes and calls of one kernel invocation. */
 export interface OwnConvPlan {
-  /** Floats of a zero-padded input copy (0: the kernels read the input in place, as both plans
-   * here do). */
+  /**
+   * Floats of a zero-padded input copy (0: the kernels read the input in place, as both plans
+   * here do).
+   */
   readonly paddedFloats: number;
   /** Floats of the packed filter (the largest of the rectangles' sub-filters). */
   readonly packedFloats: number;
