@@ -41,7 +41,7 @@ export type ConvCall = {
  * Multiply-adds (or floats written) below which a call runs on the calling thread alone: about
  * 40 microseconds of work on one core, more than a pool synchronisation costs.
  */
-export const SINGLE_SHARE_WORK = 1 << 20;
+export const SINGLE_SHARE_WORK: number = 1 << 20;
 
 /** `"single"` for a call of `work` multiply-adds (or floats written) below the threshold. */
 function placement(work: number): ["single"] | [] {
