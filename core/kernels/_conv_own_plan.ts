@@ -29,9 +29,11 @@ export type ConvKernelName = "conv2d_pad_f32" | "conv2d_pack_filter_f32" | "conv
 
 /**
  * One call: an export and its arguments without `(part, parts)`, and `"single"` for a call too
- * small to be worth a synchronisation of the worker pool (a filter packing, a corner of the
- * output): it runs as the single share `(0, 1)` on the calling thread. Either way the bits are
- * the same (see `src/simd.h`).
+ * small to be worth a synchronisation of the worker pool (a corner of the output and its filter
+ * packing): it runs as the single share `(0, 1)` on the calling thread. Either way the bits are
+ * the same (see `src/simd.h`). The plans put the calls for the pool first, back to back, so that
+ * the workers stay awake between them (a worker sleeps after a short spin without work), and the
+ * single ones last.
  */
 export type ConvCall = {
   [K in ConvKernelName]: readonly [K, OwnKernelArgs<K>] | readonly [K, OwnKernelArgs<K>, "single"];
@@ -46,6 +48,15 @@ export const SINGLE_SHARE_WORK: number = 1 << 20;
 /** `"single"` for a call of `work` multiply-adds (or floats written) below the threshold. */
 function placement(work: number): ["single"] | [] {
   return work < SINGLE_SHARE_WORK ? ["single"] : [];
+}
+
+/**
+ * The calls of the rectangles (a packing and a correlation each, with the same placement): those
+ * of the pool first, then the single ones, each rectangle's calls in order.
+ */
+function poolFirst(rects: ConvCall[][]): ConvCall[] {
+  const single = (calls: ConvCall[]) => calls[calls.length - 1].length === 3;
+  return [...rects.filter((r) => !single(r)), ...rects.filter(single)].flat();
 }
 
 /** Heap byte addresses of a plan's operands. */
@@ -152,10 +163,12 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
     paddedFloats: 0,
     packedFloats: packed,
     calls(b) {
-      const calls: ConvCall[] = [];
+      const rects: ConvCall[][] = [];
       for (const y of ys) {
         for (const x of xs) {
           const ty = taps(y), tx = taps(x);
+          const where = placement(n * y.count * x.count * Math.max(1, ty * tx * cin) * cout);
+          const calls: ConvCall[] = [];
           if (ty > 0 && tx > 0) {
             calls.push([
               "conv2d_pack_filter_f32",
@@ -172,7 +185,7 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
                 cout,
                 1,
               ],
-              "single",
+              ...where,
             ]);
           }
           calls.push([
@@ -201,11 +214,12 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
               1,
               1,
             ],
-            ...placement(n * y.count * x.count * Math.max(1, ty * tx * cin) * cout),
+            ...where,
           ]);
+          rects.push(calls);
         }
       }
-      return calls;
+      return poolFirst(rects);
     },
   };
 }
@@ -252,15 +266,17 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
         ]);
       }
       const tap = cin * cout;
+      const pairs: ConvCall[][] = [];
       for (const { y, x, ry, rx } of rects) {
         const ty = taps(ry), tx = taps(rx);
         if (ty === 0 || tx === 0) continue; // zeroed above
+        const where = placement(n * ry.count * rx.count * ty * tx * cout * cin);
         // Sub-filter tap (jy, jx) = filter tap (first_y + sh (taps_y - 1 - jy), ...), with the
         // forward output channel as input and the forward input channel as output; the
         // rectangle uses jy in [ry.t0, ry.t1), jx in [rx.t0, rx.t1).
         const ky = y.first + sh * (y.taps - 1 - ry.t0);
         const kx = x.first + sw * (x.taps - 1 - rx.t0);
-        calls.push([
+        pairs.push([[
           "conv2d_pack_filter_f32",
           [
             b.filter,
@@ -275,9 +291,8 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
             1,
             cout,
           ],
-          "single",
-        ]);
-        calls.push([
+          ...where,
+        ], [
           "conv2d_f32",
           [
             b.input,
@@ -303,10 +318,10 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
             sh,
             sw,
           ],
-          ...placement(n * ry.count * rx.count * ty * tx * cout * cin),
-        ]);
+          ...where,
+        ]]);
       }
-      return calls;
+      return [...calls, ...poolFirst(pairs)];
     },
   };
 }

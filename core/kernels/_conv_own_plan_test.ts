@@ -222,32 +222,29 @@ Deno.test("the plans read the input in place: one correlation per rectangle of i
   }
 });
 
-Deno.test("small calls (filter packing, corners) run alone on the calling thread", () => {
+Deno.test("small rectangles (corners) run alone on the calling thread, after the pool's", () => {
   const g = geometry([64, 32, 32, 16], 3, 16, 1, "same");
   const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
   const calls = conv2dPlan(g).calls(buffers);
-  for (const [name, , single] of calls) {
-    if (name === "conv2d_pack_filter_f32") assert.equal(single, "single");
-  }
-  // Per rectangle: corners (64 pixels x 4 taps x 16 x 16 multiply-adds) alone, the edges and the
-  // interior spread over the pool.
-  const convs = calls.filter(([name]) => name === "conv2d_f32");
+  // Per rectangle a packing and a correlation with the same placement: the interior and the
+  // edges spread over the pool, back to back, then the corners (64 pixels x 4 taps x 16 x 16
+  // multiply-adds) alone.
   assert.deepEqual(
-    convs.map(([, a, single]) => {
+    calls.map(([name, a, single]) => {
       const [oh, ow] = (a as readonly number[]).slice(10, 12);
-      return [oh * ow, single ?? "pool"];
+      return name === "conv2d_f32" ? `${oh * ow} ${single ?? "pool"}` : `pack ${single ?? "pool"}`;
     }),
     [
-      [1, "single"],
-      [30, "pool"],
-      [1, "single"],
-      [30, "pool"],
-      [900, "pool"],
-      [30, "pool"],
-      [1, "single"],
-      [30, "pool"],
-      [1, "single"],
+      ...["30", "30", "900", "30", "30"].flatMap((px) => ["pack pool", `${px} pool`]),
+      ...[1, 2, 3, 4].flatMap(() => ["pack single", "1 single"]),
     ],
   );
   assert.ok(64 * 4 * 16 * 16 < SINGLE_SHARE_WORK && SINGLE_SHARE_WORK < 64 * 30 * 6 * 16 * 16);
+  // The input gradient: dx zeroed first where some pixels get no tap (1x1 stride 2), in the pool.
+  const dx = conv2dBackpropInputPlan(geometry([64, 32, 32, 16], 1, 32, 2, "same")).calls(buffers);
+  assert.deepEqual(dx.map(([name, , single]) => `${name} ${single ?? "pool"}`), [
+    "conv2d_pad_f32 pool",
+    "conv2d_pack_filter_f32 pool",
+    "conv2d_f32 pool",
+  ]);
 });
