@@ -5,7 +5,13 @@ import * as tf from "@tensorflow/tfjs-core";
 import "../backend.ts"; // registers the cpu backend (tfjs-core has none)
 import assert from "node:assert/strict";
 import { CONV_TABLE, convOutShape, type Pad, padArg, relativeError, values } from "./_test_util.ts";
-import { conv2dBackpropInputPlan, conv2dPlan, type OwnConvPlan } from "./_conv_own_plan.ts";
+import {
+  conv2dBackpropInputPlan,
+  conv2dPlan,
+  type OwnConvPlan,
+  SINGLE_SHARE_WORK,
+  tapSegments,
+} from "./_conv_own_plan.ts";
 import type { ConvGradGeometry } from "./_conv_geometry.ts";
 import { ownKernelBytes, ownKernelsRelaxed } from "./_own_kernels.ts";
 
@@ -144,11 +150,18 @@ Deno.test("the input-gradient plan writes phases no tap reaches (1x1, stride 2) 
   const g = geometry([1, 6, 6, 2], 1, 3, 2, "valid");
   const plan = conv2dBackpropInputPlan(g);
   assert.equal(plan.paddedFloats, 0, "dy is read in place");
-  const convs = plan.calls({ input: 0, filter: 0, output: 0, padded: 0, packed: 0 })
-    .filter(([name]) => name === "conv2d_f32");
-  assert.equal(convs.length, 4);
-  // Phases (0, 1), (1, 0), (1, 1): zero taps along one axis.
-  assert.deepEqual(convs.map(([, a]) => [a[7], a[8]]), [[1, 1], [0, 0], [0, 1], [0, 0]]);
+  const calls = plan.calls({ input: 0, filter: 0, output: 64, padded: 0, packed: 0 });
+  // Phases (0, 1), (1, 0), (1, 1) have no tap along one axis: dx is zeroed in one pass (the pad
+  // kernel with no input rows, writing all 6 x 6 pixels of the output), then only phase (0, 0)
+  // is computed.
+  assert.deepEqual(calls.map(([name]) => name), [
+    "conv2d_pad_f32",
+    "conv2d_pack_filter_f32",
+    "conv2d_f32",
+  ]);
+  assert.deepEqual(calls[0][1], [64, 64, 1, 0, 0, 2, 6, 6, 0, 0]);
+  const convs = calls.filter(([name]) => name === "conv2d_f32");
+  assert.deepEqual(convs.map(([, a]) => [a[7], a[8]]), [[1, 1]]);
   const dx = runPlan(VARIANTS[0], plan, values(27, 4), values(6, 5), 72, 1);
   for (let y = 0; y < 6; y++) {
     for (let x = 0; x < 6; x++) {
@@ -159,4 +172,79 @@ Deno.test("the input-gradient plan writes phases no tap reaches (1x1, stride 2) 
       }
     }
   }
+});
+
+Deno.test("tapSegments splits outputs into runs with the same taps in bounds", () => {
+  // 3 taps, "same" on 32: the first output misses tap 0, the last misses tap 2.
+  assert.deepEqual(tapSegments(3, 1, 1, 32, 32), [
+    { start: 0, count: 1, t0: 1, t1: 3 },
+    { start: 1, count: 30, t0: 0, t1: 3 },
+    { start: 31, count: 1, t0: 0, t1: 2 },
+  ]);
+  // Stride 2, "same" on 32 (no padding before, one after).
+  assert.deepEqual(tapSegments(3, 2, 0, 32, 16), [
+    { start: 0, count: 15, t0: 0, t1: 3 },
+    { start: 15, count: 1, t0: 0, t1: 2 },
+  ]);
+  // 1 tap with padding 2: the outputs in the padding have no tap (one kind of empty run).
+  assert.deepEqual(tapSegments(1, 1, 2, 2, 6), [
+    { start: 0, count: 2, t0: 0, t1: 0 },
+    { start: 2, count: 2, t0: 0, t1: 1 },
+    { start: 4, count: 2, t0: 0, t1: 0 },
+  ]);
+  // Valid: one run.
+  assert.deepEqual(tapSegments(7, 3, 0, 17, 4), [{ start: 0, count: 4, t0: 0, t1: 7 }]);
+});
+
+Deno.test("the plans read the input in place: one correlation per rectangle of in-bounds taps", () => {
+  const g = geometry([2, 8, 8, 4], 3, 8, 1, "same");
+  const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
+  for (const plan of [conv2dPlan(g), conv2dBackpropInputPlan(g)]) {
+    assert.equal(plan.paddedFloats, 0);
+    const calls = plan.calls(buffers);
+    // Interior, four edges, four corners: each a packed sub-filter and a correlation.
+    assert.equal(calls.length, 18);
+    const convs = calls.filter(([name]) => name === "conv2d_f32").map(([, a]) => a);
+    // Taps (kh, kw) and output pixels (oh, ow) per rectangle: 64 pixels in all, 3 x 3 taps
+    // inside, 2 x 2 at the corners.
+    assert.deepEqual(convs.map((a) => [a[7], a[8], a[10], a[11]]), [
+      [2, 2, 1, 1],
+      [2, 3, 1, 6],
+      [2, 2, 1, 1],
+      [3, 2, 6, 1],
+      [3, 3, 6, 6],
+      [3, 2, 6, 1],
+      [2, 2, 1, 1],
+      [2, 3, 1, 6],
+      [2, 2, 1, 1],
+    ]);
+    for (const a of convs) assert.equal(a[0], buffers.input, "reads the input itself");
+  }
+});
+
+Deno.test("small rectangles (corners) run alone on the calling thread, after the pool's", () => {
+  const g = geometry([64, 32, 32, 16], 3, 16, 1, "same");
+  const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
+  const calls = conv2dPlan(g).calls(buffers);
+  // Per rectangle a packing and a correlation with the same placement: the interior and the
+  // edges spread over the pool, back to back, then the corners (64 pixels x 4 taps x 16 x 16
+  // multiply-adds) alone.
+  assert.deepEqual(
+    calls.map(([name, a, single]) => {
+      const [oh, ow] = (a as readonly number[]).slice(10, 12);
+      return name === "conv2d_f32" ? `${oh * ow} ${single ?? "pool"}` : `pack ${single ?? "pool"}`;
+    }),
+    [
+      ...["30", "30", "900", "30", "30"].flatMap((px) => ["pack pool", `${px} pool`]),
+      ...[1, 2, 3, 4].flatMap(() => ["pack single", "1 single"]),
+    ],
+  );
+  assert.ok(64 * 4 * 16 * 16 < SINGLE_SHARE_WORK && SINGLE_SHARE_WORK < 64 * 30 * 6 * 16 * 16);
+  // The input gradient: dx zeroed first where some pixels get no tap (1x1 stride 2), in the pool.
+  const dx = conv2dBackpropInputPlan(geometry([64, 32, 32, 16], 1, 32, 2, "same")).calls(buffers);
+  assert.deepEqual(dx.map(([name, , single]) => `${name} ${single ?? "pool"}`), [
+    "conv2d_pad_f32 pool",
+    "conv2d_pack_filter_f32 pool",
+    "conv2d_f32 pool",
+  ]);
 });

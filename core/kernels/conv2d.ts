@@ -1,8 +1,9 @@
 /**
- * `Conv2D` for the wasm backend on our own WASM SIMD kernel (`src/conv2d.c`): the input copied
- * zero-padded (unless no tap leaves it), the filter packed in blocks of 8 output channels, then
- * register tiles of 6 output pixels x 8 output channels with `f32x4` multiply-adds (fused with
- * relaxed SIMD). Dilated convolutions go to XNNPACK.
+ * `Conv2D` for the wasm backend on our own WASM SIMD kernel (`src/conv2d.c`): the input read in
+ * place (the output split into rectangles whose taps are all inside it, each with the filter taps
+ * it needs packed in blocks of 8 output channels), register tiles of 6 output pixels x 8 output
+ * channels with `f32x4` multiply-adds (fused with relaxed SIMD). Dilated convolutions go to
+ * XNNPACK.
  *
  * @module
  */

@@ -1,11 +1,11 @@
 // Conv2D (NHWC input, HWIO filter) and the stride phases of Conv2DBackpropInput in WebAssembly
 // SIMD, for tfjs-backend-wasm.
 //
-// One core, `conv2d_f32`, computes a stride-(sy, sx) correlation of a zero-padded input buffer
-// (every tap in bounds) with a packed filter, and writes each output pixel wherever the caller
-// says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw pixels): the forward pass writes
-// every pixel (ty = tx = 1), each stride phase of the input gradient writes its own interleaved
-// subset of dx.
+// One core, `conv2d_f32`, computes a stride-(sy, sx) correlation of an input buffer xb of hb x wb
+// pixels (the caller keeps every tap it asks for in bounds) with a packed filter, and writes each
+// output pixel wherever the caller says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw
+// pixels): one rectangle of the forward output (ty = tx = 1), or of a stride phase of the input
+// gradient (its interleaved pixels of dx). With kh = 0 (no tap) it writes the pixels as zeros.
 //
 //   y[b, ry + a*ty, rx + c*tx, co] = sum over i < kh, j < kw, ci of
 //       xb[b, oy0 + a*sy + i, ox0 + c*sx + j, ci] * f[co / 8][i, j, ci, co % 8]
@@ -16,8 +16,10 @@
 // the input per input channel (2R multiply-adds). The kw taps of one filter row read kw * cin
 // consecutive floats of the padded input (and of the packed filter): one loop per filter row.
 // The filter is packed by `conv2d_pack_filter_f32` into blocks of 8 output channels
-// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially; the input is padded by
-// `conv2d_pad_f32` (or used as it is when no tap leaves it).
+// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially. The input may be a
+// copy padded by `conv2d_pad_f32`; the plans (_conv_own_plan.ts) instead read it in place, one
+// call per rectangle of outputs whose taps are all inside it, with a sub-filter of those taps
+// (and use `conv2d_pad_f32` with no input rows to zero the input gradient's tapless pixels).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
 // block stores only the real lanes.
 //
@@ -60,7 +62,8 @@ void conv2d_pad_f32(const float* x, float* xb, int n, int h, int w, int c, int h
 
 // fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco]
 // for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters
-// reversed).
+// reversed). Full blocks are copied with vectors where the forward filter (sco = 1) or the input
+// gradient's transposed one (sci = 1) allows: the plans pack one sub-filter per rectangle.
 __attribute__((export_name("conv2d_pack_filter_f32")))
 void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, int cout, int base,
                             int sfy, int sfx, int sci, int sco, int part, int parts) {
@@ -72,7 +75,34 @@ void conv2d_pack_filter_f32(const float* f, float* fp, int kh, int kw, int cin, 
     float* d = fp + (long)u * cin * 8;
     const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
     const float* s = f + base + i * sfy + j * sfx + co0 * sco;
-    for (int ci = 0; ci < cin; ci++, d += 8) {
+    int c0 = 0;
+    if (nco == 8 && sco == 1) {
+      // The 8 channels of an input channel are consecutive (the forward filter): two vectors.
+      for (; c0 < cin; c0++, d += 8) {
+        wasm_v128_store(d, wasm_v128_load(s + c0 * sci));
+        wasm_v128_store(d + 4, wasm_v128_load(s + c0 * sci + 4));
+      }
+    } else if (nco == 8 && sci == 1) {
+      // Consecutive input channels (the input gradient's transposed filter): 4 x 4 transposes of
+      // 4 input channels x 4 output channels.
+      for (; c0 + 4 <= cin; c0 += 4, d += 32) {
+        for (int h = 0; h < 8; h += 4) {
+          const v128_t r0 = wasm_v128_load(s + c0 + (h + 0) * sco);
+          const v128_t r1 = wasm_v128_load(s + c0 + (h + 1) * sco);
+          const v128_t r2 = wasm_v128_load(s + c0 + (h + 2) * sco);
+          const v128_t r3 = wasm_v128_load(s + c0 + (h + 3) * sco);
+          const v128_t t0 = wasm_i32x4_shuffle(r0, r1, 0, 4, 1, 5);
+          const v128_t t1 = wasm_i32x4_shuffle(r2, r3, 0, 4, 1, 5);
+          const v128_t t2 = wasm_i32x4_shuffle(r0, r1, 2, 6, 3, 7);
+          const v128_t t3 = wasm_i32x4_shuffle(r2, r3, 2, 6, 3, 7);
+          wasm_v128_store(d + h, wasm_i64x2_shuffle(t0, t1, 0, 2));
+          wasm_v128_store(d + 8 + h, wasm_i64x2_shuffle(t0, t1, 1, 3));
+          wasm_v128_store(d + 16 + h, wasm_i64x2_shuffle(t2, t3, 0, 2));
+          wasm_v128_store(d + 24 + h, wasm_i64x2_shuffle(t2, t3, 1, 3));
+        }
+      }
+    }
+    for (int ci = c0; ci < cin; ci++, d += 8) {
       int l = 0;
       for (; l < nco; l++) d[l] = s[ci * sci + l * sco];
       for (; l < 8; l++) d[l] = 0.0f;
@@ -146,14 +176,19 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
     const int off = i * wb * cin;
     FOR_R(DECL_P)
     int e = 0;
-    for (; e + 4 <= run; e += 4) {
-      CHANNEL(0)
-      CHANNEL(1)
-      CHANNEL(2)
-      CHANNEL(3)
-      FOR_R(ADV_P)
-      fp += 32;
+    // Four channels per step on long runs; a short run (the 3-channel stem: 9 floats a row) goes
+    // one channel per step, kept rolled (measured faster than unrolled steps plus a tail there).
+    if (run >= 16) {
+      for (; e + 4 <= run; e += 4) {
+        CHANNEL(0)
+        CHANNEL(1)
+        CHANNEL(2)
+        CHANNEL(3)
+        FOR_R(ADV_P)
+        fp += 32;
+      }
     }
+#pragma clang loop unroll(disable)
     for (; e < run; e++) {
       CHANNEL(0)
       FOR_R(ADV_P1)
