@@ -38,64 +38,69 @@ function reference(
   return dw;
 }
 
-Deno.test("own backward-filter kernel: image groups give the same bits for any split into shares, and match float64", () => {
-  // 7 images (uneven groups), 3x3 stride 2 padding 1, 5 -> 9 channels (every tile tail).
-  const [n, h, w, cin, cout, k, s, p] = [7, 9, 8, 5, 9, 3, 2, 1];
-  const ho = Math.floor((h + 2 * p - k) / s) + 1, wo = Math.floor((w + 2 * p - k) / s) + 1;
-  const x = values(n * h * w * cin, 11);
-  const dy = values(n * ho * wo * cout, 12);
-  const size = k * k * cin * cout;
-  const memory = new WebAssembly.Memory({ initial: 4 });
-  const kernels = ownKernels({ wasmMemory: memory });
-  const heap = new Float32Array(memory.buffer);
-  const xo = 1024, dyo = xo + 4 * x.length, dwAt = dyo + 4 * dy.length, pwAt = dwAt + 4 * size;
-  heap.set(x, xo / 4);
-  heap.set(dy, dyo / 4);
-  const want = reference(x, dy, [n, h, w, cin], [ho, wo, cout], k, s, p);
-  for (const groups of [1, 2, 3, 4, 7]) {
-    let first: Float32Array | undefined;
-    for (const parts of [1, 2, 3, 7]) {
-      heap.fill(NaN, dwAt / 4, pwAt / 4 + (groups - 1) * size);
-      for (let part = 0; part < parts; part++) {
-        kernels.conv2d_backprop_filter_groups_f32(
-          xo,
-          dyo,
-          dwAt,
-          pwAt,
-          n,
-          h,
-          w,
-          cin,
-          ho,
-          wo,
-          cout,
-          k,
-          k,
-          s,
-          s,
-          p,
-          p,
-          groups,
-          part,
-          parts,
-        );
-      }
-      for (let part = 0; part < parts; part++) {
-        kernels.conv2d_backprop_filter_sum_f32(dwAt, pwAt, size, groups, part, parts);
-      }
-      const got = heap.slice(dwAt / 4, dwAt / 4 + size);
-      if (first === undefined) {
-        first = got;
-        assert.ok(
-          relativeError(got, want) <= 1e-6,
-          `${groups} groups: relative error ${relativeError(got, want)}`,
-        );
-      } else {
-        assert.deepEqual(got, first, `${groups} groups, ${parts} parts`);
+// 7 images (uneven groups); 3x3 stride 2 padding 1, 5 -> 9 channels (near-equal output-channel
+// blocks, 3 x 8 and scalar tails); 3x3 stride 1, 13 -> 17 channels (a 12-wide block, then 4-wide
+// and scalar tails, a 1 x 12 input-channel tail).
+for (
+  const [n, h, w, cin, cout, k, s, p] of [[7, 9, 8, 5, 9, 3, 2, 1], [7, 6, 5, 13, 17, 3, 1, 1]]
+) {
+  Deno.test(`own backward-filter kernel: image groups give the same bits for any split into shares, and match float64 (${cin} -> ${cout}, stride ${s})`, () => {
+    const ho = Math.floor((h + 2 * p - k) / s) + 1, wo = Math.floor((w + 2 * p - k) / s) + 1;
+    const x = values(n * h * w * cin, 11);
+    const dy = values(n * ho * wo * cout, 12);
+    const size = k * k * cin * cout;
+    const memory = new WebAssembly.Memory({ initial: 4 });
+    const kernels = ownKernels({ wasmMemory: memory });
+    const heap = new Float32Array(memory.buffer);
+    const xo = 1024, dyo = xo + 4 * x.length, dwAt = dyo + 4 * dy.length, pwAt = dwAt + 4 * size;
+    heap.set(x, xo / 4);
+    heap.set(dy, dyo / 4);
+    const want = reference(x, dy, [n, h, w, cin], [ho, wo, cout], k, s, p);
+    for (const groups of [1, 2, 3, 4, 7]) {
+      let first: Float32Array | undefined;
+      for (const parts of [1, 2, 3, 7]) {
+        heap.fill(NaN, dwAt / 4, pwAt / 4 + (groups - 1) * size);
+        for (let part = 0; part < parts; part++) {
+          kernels.conv2d_backprop_filter_groups_f32(
+            xo,
+            dyo,
+            dwAt,
+            pwAt,
+            n,
+            h,
+            w,
+            cin,
+            ho,
+            wo,
+            cout,
+            k,
+            k,
+            s,
+            s,
+            p,
+            p,
+            groups,
+            part,
+            parts,
+          );
+        }
+        for (let part = 0; part < parts; part++) {
+          kernels.conv2d_backprop_filter_sum_f32(dwAt, pwAt, size, groups, part, parts);
+        }
+        const got = heap.slice(dwAt / 4, dwAt / 4 + size);
+        if (first === undefined) {
+          first = got;
+          assert.ok(
+            relativeError(got, want) <= 1e-6,
+            `${groups} groups: relative error ${relativeError(got, want)}`,
+          );
+        } else {
+          assert.deepEqual(got, first, `${groups} groups, ${parts} parts`);
+        }
       }
     }
-  }
-});
+  });
+}
 
 Deno.test("own backward-filter kernel: one group is the plain export, bit for bit", () => {
   const [n, h, w, cin, cout] = [3, 6, 7, 4, 13];

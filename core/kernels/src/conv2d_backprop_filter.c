@@ -21,9 +21,9 @@
 // (group, tap, output-channel block, input-channel block), group-major, so that two threads each
 // stream only their half of the images (and shares are even: every group has the same units).
 //
-// Work units for threads (see simd.h): blocks of near-equal width so that shares are even; each
-// share zeroes and accumulates only its units, images in order, so the sums do not depend on the
-// split.
+// Work units for threads (see simd.h): output-channel blocks 12 wide (near-equal blocks where
+// there are fewer than 12 input channels); each share zeroes and accumulates only its units,
+// images in order, so the sums do not depend on the split.
 //
 // Built by `deno task build:kernels` (clang/lld --target=wasm32 -msimd128 -O3 -nostdlib). The module
 // imports tfjs-backend-wasm's own memory and works on its tensors in place.
@@ -157,14 +157,22 @@ INLINE struct unit unit_at(int u, int cin, int cout, int nco, int nci) {
   struct unit r;
   const int cib = u % nci, cob = (u / nci) % nco;
   r.tap = u / (nci * nco);
-  r.co0 = block_edge(cout, nco, cob, 4);
-  r.co1 = block_edge(cout, nco, cob + 1, 4);
+  if (cin >= 12) {
+    // 12-wide blocks (the last one narrower): 16 output channels run as one 3 x 12 tile column
+    // and a 4-wide tail rather than two 4 x 8 ones (about 5 % faster for 16 -> 16).
+    r.co0 = cob * CO_BLOCK;
+    r.co1 = cob + 1 < nco ? r.co0 + CO_BLOCK : cout;
+  } else {
+    // Few input channels (the stem's 3): near-equal blocks, which take 3 x 8 tiles.
+    r.co0 = block_edge(cout, nco, cob, 4);
+    r.co1 = block_edge(cout, nco, cob + 1, 4);
+  }
   r.c0 = block_edge(cin, nci, cib, 3);
   r.c1 = block_edge(cin, nci, cib + 1, 3);
   return r;
 }
 
-// Units of one image group: taps x near-equal output-channel blocks (at most about 12 wide), and
+// Units of one image group: taps x output-channel blocks (at most 12 wide, see unit_at), and
 // where all groups together have fewer than MIN_UNITS (a 1x1 filter, few channels) x near-equal
 // input-channel blocks (at most about 24), so that shares stay even. (More blocks than needed
 // cost a little locality: each unit streams its pixels separately.)
