@@ -47,6 +47,41 @@ export interface OwnKernels {
     parts: number,
   ): void;
   /**
+   * The same over `groups` consecutive image groups: group 0's sums into dw, group g's into its
+   * partial `pw + 4 (g - 1) kh kw cin cout` (bytes), each zeroed first.
+   */
+  conv2d_backprop_filter_groups_f32(
+    x: number,
+    dy: number,
+    dw: number,
+    pw: number,
+    n: number,
+    h: number,
+    w: number,
+    cin: number,
+    ho: number,
+    wo: number,
+    cout: number,
+    kh: number,
+    kw: number,
+    sh: number,
+    sw: number,
+    pt: number,
+    pl: number,
+    groups: number,
+    part: number,
+    parts: number,
+  ): void;
+  /** `dw += pw[0] + pw[1] + ...`, the `groups - 1` partials of `size` floats, in order. */
+  conv2d_backprop_filter_sum_f32(
+    dw: number,
+    pw: number,
+    size: number,
+    groups: number,
+    part: number,
+    parts: number,
+  ): void;
+  /**
    * `xb[b, r, q, :] = x[b, r - pt, q - pl, :]` inside x, else 0, for `r < hb`, `q < wb`
    * (`src/conv2d.c`).
    */

@@ -8,7 +8,9 @@
  * {@linkcode conv2dBackpropFilterOwnWasm} computes the same with our own WASM SIMD kernel
  * (`src/conv2d_backprop_filter.c`), in place on the backend's heap, on all of the backend's
  * threads (through the own-kernel pool), 1x1 filters included: it reads x at the stride directly
- * where XNNPACK's matrix product needs x subsampled and one operand transposed first.
+ * where XNNPACK's matrix product needs x subsampled and one operand transposed first. Where dW is
+ * small next to x and dy, the images are split into groups ({@linkcode filterGradImageGroups})
+ * whose partial dW are added in a fixed order.
  *
  * @module
  */
@@ -132,28 +134,77 @@ export function conv2dBackpropFilterOwnWasm(args: Args): tf.TensorInfo {
     if (outT.size === 0) return out;
     const xT = scratch.of(x);
     const dyT = scratch.of(dy);
-    callOwnKernel(backend.wasm, "conv2d_backprop_filter_f32", [
+    const groups = filterGradImageGroups(n, h * w * cin, ho * wo * cout, outT.size);
+    const geometry = [n, h, w, cin, ho, wo, cout, kh, kw, sh, sw, pt, pl] as const;
+    if (groups === 1) {
+      callOwnKernel(backend.wasm, "conv2d_backprop_filter_f32", [
+        xT.offset,
+        dyT.offset,
+        outT.offset,
+        ...geometry,
+      ]);
+      return out;
+    }
+    const partials = scratch.temp([groups - 1, outT.size]);
+    callOwnKernel(backend.wasm, "conv2d_backprop_filter_groups_f32", [
       xT.offset,
       dyT.offset,
       outT.offset,
-      n,
-      h,
-      w,
-      cin,
-      ho,
-      wo,
-      cout,
-      kh,
-      kw,
-      sh,
-      sw,
-      pt,
-      pl,
+      partials.offset,
+      ...geometry,
+      groups,
+    ]);
+    callOwnKernel(backend.wasm, "conv2d_backprop_filter_sum_f32", [
+      outT.offset,
+      partials.offset,
+      outT.size,
+      groups,
     ]);
     return out;
   } finally {
     scratch.release();
   }
+}
+
+/** Most image groups of the own backward-filter kernel (2 and 4 threads split them evenly). */
+export const FILTER_GRAD_MAX_GROUPS = 4;
+
+/**
+ * Image groups of the own backward-filter kernel: the images are split into this many consecutive
+ * groups, each summed into its own copy of dW (the first into dW itself) that a second pass adds
+ * in group order, so that each thread streams only its groups' images and shares stay even. A
+ * function of the shapes only (never of the thread count: the result's bits must not depend on
+ * it): the largest power of two up to {@linkcode FILTER_GRAD_MAX_GROUPS} and `n` whose partials
+ * (`groups - 1` copies of dW) take at most 1/16 of the memory of x and dy, so the peak heap grows
+ * by little.
+ *
+ * @param n Images.
+ * @param xImage Floats of one image of x.
+ * @param dyImage Floats of one image of dy.
+ * @param dwSize Floats of dW.
+ * @returns The number of groups (1: no partials).
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { filterGradImageGroups } from "./conv2d_backprop_filter.ts";
+ * // ResNet-18 x0.25's 3x3 16->16 layer at batch 64: four groups of 16 images.
+ * assert.equal(filterGradImageGroups(64, 32 * 32 * 16, 32 * 32 * 16, 3 * 3 * 16 * 16), 4);
+ * // Its 3x3 128->128 layer on 4x4 pixels: dW is too large for copies.
+ * assert.equal(filterGradImageGroups(64, 4 * 4 * 128, 4 * 4 * 128, 3 * 3 * 128 * 128), 1);
+ * ```
+ */
+export function filterGradImageGroups(
+  n: number,
+  xImage: number,
+  dyImage: number,
+  dwSize: number,
+): number {
+  const data = n * (xImage + dyImage);
+  let groups = 1;
+  while (
+    groups * 2 <= Math.min(n, FILTER_GRAD_MAX_GROUPS) && (groups * 2 - 1) * dwSize * 16 <= data
+  ) groups *= 2;
+  return groups;
 }
 
 /**
