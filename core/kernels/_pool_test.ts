@@ -332,27 +332,47 @@ Deno.test("workers poll for spinMicros after a call (no wake-up for the next one
     await pool.ready();
     // With no call for longer than spinMicros the worker sleeps in Atomics.wait.
     await until(() => pool.sleepingWorkers === 1, "the worker to sleep");
+    // A worker that was descheduled while it polled sleeps right after each call for a while
+    // (QUIET_MS, 100 ms): let that pass.
+    await new Promise((resolve) => setTimeout(resolve, 150));
     // A call wakes it (one notify); from then on it polls for a second between calls.
     pool.spinMicros = 1_000_000;
     pool.resetStats();
     i32.fill(0, 0, 4);
     pool.run("count", [0]);
     assert.equal(i32[1], 2, "both shares ran");
-    await until(() => pool.sleepingWorkers === 0, "the worker to wake");
+    // (A worker descheduled while it polls sleeps again at once: see below.)
+    await until(
+      () => pool.sleepingWorkers === 0 || pool.stats.preemptions > 0,
+      "the worker to wake",
+    );
     for (let i = 0; i < 5; i++) pool.run("count", [0]);
     assert.equal(i32[1], 12);
+    const sleeping = pool.sleepingWorkers; // before the stats: a later preemption counts there
     const stats = pool.stats;
     assert.equal(stats.calls, 6);
-    assert.equal(stats.wakeups, 1, "only the first call found the worker asleep");
     assert.ok(stats.callerOnly >= 0 && stats.callerOnly <= 6);
     assert.ok(stats.waitMs >= 0);
-    assert.equal(pool.sleepingWorkers, 0, "polling between calls");
+    // Only the first call found the worker asleep, unless the worker was descheduled while it
+    // polled (a busy machine): then it sleeps at once, and a call may wake it again.
+    if (stats.preemptions === 0) {
+      assert.equal(stats.wakeups, 1, "only the first call found the worker asleep");
+      assert.equal(sleeping, 0, "polling between calls");
+    } else {
+      assert.ok(stats.wakeups >= 1 && stats.wakeups <= 6, `${stats.wakeups} wake-ups`);
+    }
     // It sleeps once spinMicros have passed without a call.
     pool.spinMicros = 0;
     pool.run("count", [0]); // the new spin time counts from the worker's next idle period
     await until(() => pool.sleepingWorkers === 1, "the worker to sleep again", 5_000);
     pool.resetStats();
-    assert.deepEqual(pool.stats, { calls: 0, wakeups: 0, callerOnly: 0, waitMs: 0 });
+    assert.deepEqual(pool.stats, {
+      calls: 0,
+      wakeups: 0,
+      callerOnly: 0,
+      waitMs: 0,
+      preemptions: 0,
+    });
   } finally {
     pool.dispose();
   }
@@ -388,8 +408,14 @@ Deno.test("an idle pool's workers sleep and burn no CPU; polling ones do (in a p
   const cpu = JSON.parse(new TextDecoder().decode(out.stdout));
   // 400 ms of idling: asleep, next to nothing; two polling workers, up to 800 ms of CPU (less on
   // a busy machine, but far more than asleep).
+  // A worker descheduled while it polls (a busy machine) sleeps at once: the polling figures
+  // hold only where no worker was.
   assert.ok(cpu.asleep < 60, `asleep: ${cpu.asleep} ms of CPU`);
-  assert.equal(cpu.pollingAfter, 2, "both workers still polled 400 ms after a call");
-  assert.ok(cpu.polling > 150, `polling: ${cpu.polling} ms of CPU`);
+  if (cpu.preemptions === 0) {
+    assert.equal(cpu.pollingAfter, 2, "both workers still polled 400 ms after a call");
+    assert.ok(cpu.polling > 150, `polling: ${cpu.polling} ms of CPU`);
+  } else {
+    assert.ok(cpu.pollingAfter < 2, "a preempted worker sleeps");
+  }
   assert.ok(cpu.asleepAgain < 60, `asleep again: ${cpu.asleepAgain} ms of CPU`);
 });

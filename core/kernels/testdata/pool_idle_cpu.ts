@@ -1,7 +1,8 @@
 // Run in a process of its own (no other threads busy): starts a pool of 3 threads for our own
 // kernel binary and prints, as JSON, the CPU milliseconds the whole process spends over 400 ms of
 // idling (a) with its workers asleep, (b) right after a call with spinMicros at one second (the
-// workers poll), (c) once they slept again after spinMicros went back to 0.
+// workers poll, unless descheduled: then they sleep, and `preemptions` says so), (c) once they
+// slept again after spinMicros went back to 0.
 import process from "node:process";
 import { KernelPool } from "../_pool.ts";
 import { ownKernelBytes, ownKernelsRelaxed } from "../_own_kernels.ts";
@@ -28,12 +29,14 @@ const call = () => pool.run("conv2d_pad_f32", [4096, 4096, 1, 0, 0, 8, 4, 4, 0, 
 await asleep();
 const a = await idleCpuMs();
 pool.spinMicros = 1_000_000;
+pool.resetStats();
 call();
 const b = await idleCpuMs();
 const pollingAfter = 2 - pool.sleepingWorkers;
+const { preemptions } = pool.stats;
 pool.spinMicros = 0;
 call();
 await asleep();
 const c = await idleCpuMs();
-console.log(JSON.stringify({ asleep: a, polling: b, pollingAfter, asleepAgain: c }));
+console.log(JSON.stringify({ asleep: a, polling: b, pollingAfter, preemptions, asleepAgain: c }));
 pool.dispose();
