@@ -1,5 +1,12 @@
 import assert from "node:assert/strict";
-import { KernelPool, MAX_KERNEL_ARGS, MAX_POOL_SHARES, MAX_POOL_THREADS } from "./_pool.ts";
+import {
+  DEFAULT_WORKER_SPIN_MICROS,
+  KernelPool,
+  MAX_KERNEL_ARGS,
+  MAX_POOL_SHARES,
+  MAX_POOL_THREADS,
+  MAX_WORKER_SPIN_MICROS,
+} from "./_pool.ts";
 import { ownKernelBytes, type OwnKernels, ownKernelsRelaxed } from "./_own_kernels.ts";
 
 const FILTER = "conv2d_backprop_filter_f32";
@@ -305,4 +312,110 @@ Deno.test("float arguments reach every share as the export's parameter type (f32
       pool.dispose();
     }
   }
+});
+
+/** Waits (asynchronously, polling) until `test()` holds; throws after `timeoutMs`. */
+async function until(test: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const start = performance.now();
+  while (!test()) {
+    if (performance.now() - start > timeoutMs) throw new Error(`timed out waiting: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+Deno.test("workers poll for spinMicros after a call (no wake-up for the next one), then sleep; stats count the wake-ups", async () => {
+  const memory = sharedMemory(1);
+  const i32 = new Int32Array(memory.buffer);
+  const pool = new KernelPool(testModule(), memory, 2);
+  try {
+    assert.equal(pool.spinMicros, DEFAULT_WORKER_SPIN_MICROS);
+    await pool.ready();
+    // With no call for longer than spinMicros the worker sleeps in Atomics.wait.
+    await until(() => pool.sleepingWorkers === 1, "the worker to sleep");
+    // A worker that was descheduled while it polled sleeps right after each call for a while
+    // (QUIET_MS, 100 ms): let that pass.
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    // A call wakes it (one notify); from then on it polls for a second between calls.
+    pool.spinMicros = 1_000_000;
+    pool.resetStats();
+    i32.fill(0, 0, 4);
+    pool.run("count", [0]);
+    assert.equal(i32[1], 2, "both shares ran");
+    // (A worker descheduled while it polls sleeps again at once: see below.)
+    await until(
+      () => pool.sleepingWorkers === 0 || pool.stats.preemptions > 0,
+      "the worker to wake",
+    );
+    for (let i = 0; i < 5; i++) pool.run("count", [0]);
+    assert.equal(i32[1], 12);
+    const sleeping = pool.sleepingWorkers; // before the stats: a later preemption counts there
+    const stats = pool.stats;
+    assert.equal(stats.calls, 6);
+    assert.ok(stats.callerOnly >= 0 && stats.callerOnly <= 6);
+    assert.ok(stats.waitMs >= 0);
+    // Only the first call found the worker asleep, unless the worker was descheduled while it
+    // polled (a busy machine): then it sleeps at once, and a call may wake it again.
+    if (stats.preemptions === 0) {
+      assert.equal(stats.wakeups, 1, "only the first call found the worker asleep");
+      assert.equal(sleeping, 0, "polling between calls");
+    } else {
+      assert.ok(stats.wakeups >= 1 && stats.wakeups <= 6, `${stats.wakeups} wake-ups`);
+    }
+    // It sleeps once spinMicros have passed without a call.
+    pool.spinMicros = 0;
+    pool.run("count", [0]); // the new spin time counts from the worker's next idle period
+    await until(() => pool.sleepingWorkers === 1, "the worker to sleep again", 5_000);
+    pool.resetStats();
+    assert.deepEqual(pool.stats, {
+      calls: 0,
+      wakeups: 0,
+      callerOnly: 0,
+      waitMs: 0,
+      preemptions: 0,
+    });
+  } finally {
+    pool.dispose();
+  }
+});
+
+Deno.test("KernelPool rejects a spin time that is not a whole number of microseconds up to a second", () => {
+  const pool = new KernelPool(testModule(), sharedMemory(1), 2);
+  try {
+    for (const micros of [-1, 1.5, MAX_WORKER_SPIN_MICROS + 1, NaN]) {
+      assert.throws(
+        () => (pool.spinMicros = micros),
+        new RegExp(
+          `RangeError: KernelPool: spinMicros must be a whole number from 0 to ` +
+            `${MAX_WORKER_SPIN_MICROS}, got ${micros}`,
+        ),
+      );
+    }
+    assert.equal(pool.spinMicros, DEFAULT_WORKER_SPIN_MICROS, "unchanged by a rejected value");
+  } finally {
+    pool.dispose();
+  }
+});
+
+Deno.test("an idle pool's workers sleep and burn no CPU; polling ones do (in a process of its own)", async () => {
+  const script = new URL("./testdata/pool_idle_cpu.ts", import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--no-config", script.pathname],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const cpu = JSON.parse(new TextDecoder().decode(out.stdout));
+  // 400 ms of idling: asleep, next to nothing; two polling workers, up to 800 ms of CPU (less on
+  // a busy machine, but far more than asleep).
+  // A worker descheduled while it polls (a busy machine) sleeps at once: the polling figures
+  // hold only where no worker was.
+  assert.ok(cpu.asleep < 60, `asleep: ${cpu.asleep} ms of CPU`);
+  if (cpu.preemptions === 0) {
+    assert.equal(cpu.pollingAfter, 2, "both workers still polled 400 ms after a call");
+    assert.ok(cpu.polling > 150, `polling: ${cpu.polling} ms of CPU`);
+  } else {
+    assert.ok(cpu.pollingAfter < 2, "a preempted worker sleeps");
+  }
+  assert.ok(cpu.asleepAgain < 60, `asleep again: ${cpu.asleepAgain} ms of CPU`);
 });
