@@ -1,26 +1,32 @@
 /**
- * The refactored runner is behaviour-preserving: the smoke pipeline with the first
- * implementation's settings (legacy stage-fit objective, no batch-norm recalibration, no
- * compute-matched baseline) writes bit-identical weights to those the runner wrote before the
- * phase kinds were split (digests pinned from that version, same seed, wasm with one thread).
+ * The runner is behaviour-preserving: the smoke pipeline with the first implementation's settings
+ * (legacy stage-fit objective, no batch-norm recalibration, no compute-matched baseline) writes
+ * bit-identical weights, run after run (same seed, wasm with one thread).
+ *
+ * The digests were pinned from commit 7c0ef0d's runner (before the phase kinds were split) and
+ * re-pinned once, deliberately, when the wasm kernels changed the order of float summation (own
+ * relaxed-SIMD convolution kernels as the default, the fused batch norm, the one-kernel optimizer
+ * step): the runner's logic did not change then, and every new kernel is tested against the cpu
+ * backend on its own. Relaxed SIMD fuses multiply-adds on CPUs with FMA (every x86-64 CPU of the
+ * last decade, and the CI machines); a CPU without FMA would compute different last bits.
  */
 import assert from "node:assert/strict";
 import { readCheckpoint } from "@mfi/core";
 import { LEGACY_OBJECTIVE, outputPath, planPhases, runPipeline } from "@mfi/incubation";
 import { smokeRun } from "./_smoke_run.ts";
 
-/** SHA-256 of each phase's output weights file, written by commit 7c0ef0d's runner. */
+/** SHA-256 of each phase's output weights file (see the module doc for their history). */
 const PINNED: Record<string, string> = {
-  "baseline": "bec54c649e57f4f9d485795904845fa946334e2f39339d9e943cb956bb155ed3",
-  "compress:1": "0c50cb49417614f0731dbcb8af54950e807f78a937a36e033147e990e0e7cf9f",
-  "compress:2": "be6d2859282d8d5566fa3d553753ad44367b2ca7ab05b5b2b3caac7c9b4af95c",
-  "compress:3": "800a7dad698f0227b553953ffb5f17ada9e40025972f50d36b2c1fd7f36c7612",
-  "compress:4": "2fe4e20fadc2f2dea33342ed68fe41511449536c609eefb84c9e2800ca43b2b4",
-  "meta": "42424de3a0002a86ac630ae9a9f75d7c70d1d01ea6f179811fb5fa56ed7f69cc",
-  "incubate:1": "046364a38af134709edddc5e2c01be5538a0081a8e512202b2baef7f3f58567d",
-  "incubate:2": "f6b3e448a94975504e39840885dd1e94f8b3c3fa16cd8c9a148d49653c1b586c",
-  "incubate:3": "ac7aab231de390a00fcbe97cc8f81720b5c88c73d12d710e4d44c5b0f2dd8b67",
-  "finetune": "da734f1fac1bae0242996ab74d740e576e4cd53658756fd8b569f8ea3b0ea82b",
+  "baseline": "b8b85c4625480b0af7af3399d7c9ea22d19bba63109a03e226cb0716dd476e99",
+  "compress:1": "c6bb2e8d5d7135821a55cc401c40a45bc472c716322f0df344c5f7cce8f1891a",
+  "compress:2": "ca39f613adf8c27f23fe61d7d698896d14bec114957d179c9b6d198045e0baec",
+  "compress:3": "155dfa645e5e2c1095472a316071df48a8840e5206ae7aca3786b3c234d31ccc",
+  "compress:4": "795da0ec37a7b13368dfe304e8189c18fa2ef3979d8029b9e4dcf192efc8278f",
+  "meta": "c2f99cb0170d93a07390a3ddb8100e6692d8b7f6aafbd023be379a8120fb7a68",
+  "incubate:1": "42784632c2a66a7b8aee463bbca809ee5d1c5d6ea4e95df610a38d68bac64669",
+  "incubate:2": "ad74653843a028cfc178cfe67d3d52de3410712684c071f8c4339bb6788cbecc",
+  "incubate:3": "da43d875fc495f5f5315633f9ad2e0b59e2f865d5e33e5978ef0f98335ed9072",
+  "finetune": "1e5b8ad034d8066ccce98d69ec135503f1a97468d6948893dfd37faf9ad86630",
 };
 
 Deno.test("smoke preset with the legacy settings: bit-identical phase outputs", async () => {
@@ -43,9 +49,9 @@ Deno.test("smoke preset with the legacy settings: bit-identical phase outputs", 
       );
     }
     // Report numbers of the pinned run.
-    assert.equal(out.results.baseline.testAccuracy, 0.06);
-    assert.equal(out.results.finetune.testAccuracy, 0.09);
-    assert.equal(out.results["compress:1"].fitRelative, 1.2600765614935179);
+    assert.equal(out.results.baseline.testAccuracy, 0.07);
+    assert.equal(out.results.finetune.testAccuracy, 0.13);
+    assert.equal(out.results["compress:1"].fitRelative, 1.3389557607398896);
   } finally {
     await Deno.remove(runDir, { recursive: true });
   }
