@@ -383,17 +383,20 @@ function blockedSums(
   return sums;
 }
 
+/** The inputs of the forward kernels (training and inference): the tensor and its parameters. */
+type BatchNormForwardInputs = {
+  x: tf.TensorInfo;
+  gamma: tf.TensorInfo;
+  beta: tf.TensorInfo;
+  runningMean: tf.TensorInfo;
+  runningVar: tf.TensorInfo;
+  residual?: tf.TensorInfo;
+};
+
 /** Wasm kernel of {@linkcode batchNormTrainForward}. */
 export function batchNormTrainWasm(
   args: {
-    inputs: {
-      x: tf.TensorInfo;
-      gamma: tf.TensorInfo;
-      beta: tf.TensorInfo;
-      runningMean: tf.TensorInfo;
-      runningVar: tf.TensorInfo;
-      residual?: tf.TensorInfo;
-    };
+    inputs: BatchNormForwardInputs;
     backend: unknown;
     attrs: BatchNormTrainAttrs;
   },
@@ -552,14 +555,7 @@ export function batchNormGradWasm(
 /** Wasm kernel of {@linkcode batchNormInference}. */
 export function batchNormInferWasm(
   args: {
-    inputs: {
-      x: tf.TensorInfo;
-      gamma: tf.TensorInfo;
-      beta: tf.TensorInfo;
-      runningMean: tf.TensorInfo;
-      runningVar: tf.TensorInfo;
-      residual?: tf.TensorInfo;
-    };
+    inputs: BatchNormForwardInputs;
     backend: unknown;
     attrs: { epsilon: number; relu: boolean };
   },

@@ -4,39 +4,7 @@ import assert from "node:assert/strict";
 import { ownKernels } from "./_own_kernels.ts";
 import { compareBackends, relativeError, values } from "./_test_util.ts";
 import { filterGradImageGroups } from "./conv2d_backprop_filter.ts";
-
-/** dW in float64, straight from the definition. */
-function reference(
-  x: Float32Array,
-  dy: Float32Array,
-  [n, h, w, cin]: number[],
-  [ho, wo, cout]: number[],
-  k: number,
-  s: number,
-  p: number,
-): Float64Array {
-  const dw = new Float64Array(k * k * cin * cout);
-  for (let b = 0; b < n; b++) {
-    for (let oy = 0; oy < ho; oy++) {
-      for (let ox = 0; ox < wo; ox++) {
-        for (let i = 0; i < k; i++) {
-          for (let j = 0; j < k; j++) {
-            const iy = oy * s + i - p, ix = ox * s + j - p;
-            if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-            for (let ci = 0; ci < cin; ci++) {
-              const xv = x[((b * h + iy) * w + ix) * cin + ci];
-              for (let co = 0; co < cout; co++) {
-                dw[((i * k + j) * cin + ci) * cout + co] += xv *
-                  dy[((b * ho + oy) * wo + ox) * cout + co];
-              }
-            }
-          }
-        }
-      }
-    }
-  }
-  return dw;
-}
+import { filterGradReference as reference } from "./testdata/_filter_grad_reference.ts";
 
 // 7 images (uneven groups); 3x3 stride 2 padding 1, 5 -> 9 channels (near-equal output-channel
 // blocks, 3 x 8 and scalar tails); 3x3 stride 1, 13 -> 17 channels (a 12-wide block, then 4-wide

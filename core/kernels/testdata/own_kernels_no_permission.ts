@@ -3,31 +3,14 @@
 // memory, runs a small Conv2DBackpropFilter on each against a direct JavaScript sum, whole and as
 // three shares (which must give the same bits), and prints "ok <max error>".
 import { ownKernelBytes, type OwnKernels } from "../_own_kernels.ts";
+import { filterGradReference } from "./_filter_grad_reference.ts";
 
 const [n, h, w, cin, cout, k, s, p] = [2, 7, 6, 5, 11, 3, 2, 1];
 const ho = Math.floor((h + 2 * p - k) / s) + 1;
 const wo = Math.floor((w + 2 * p - k) / s) + 1;
 const x = Float32Array.from({ length: n * h * w * cin }, (_, i) => Math.sin(i * 0.37));
 const dy = Float32Array.from({ length: n * ho * wo * cout }, (_, i) => Math.cos(i * 0.21));
-const want = new Float64Array(k * k * cin * cout);
-for (let b = 0; b < n; b++) {
-  for (let oy = 0; oy < ho; oy++) {
-    for (let ox = 0; ox < wo; ox++) {
-      for (let i = 0; i < k; i++) {
-        for (let j = 0; j < k; j++) {
-          const iy = oy * s + i - p, ix = ox * s + j - p;
-          if (iy < 0 || iy >= h || ix < 0 || ix >= w) continue;
-          for (let ci = 0; ci < cin; ci++) {
-            for (let co = 0; co < cout; co++) {
-              want[((i * k + j) * cin + ci) * cout + co] += x[((b * h + iy) * w + ix) * cin + ci] *
-                dy[((b * ho + oy) * wo + ox) * cout + co];
-            }
-          }
-        }
-      }
-    }
-  }
-}
+const want = filterGradReference(x, dy, [n, h, w, cin], [ho, wo, cout], k, s, p);
 let worst = 0;
 for (const [shared, relaxed] of [[false, false], [true, false], [false, true], [true, true]]) {
   const memory = new WebAssembly.Memory({ initial: 2, maximum: 65536, shared });
