@@ -21,7 +21,8 @@
 // call per rectangle of outputs whose taps are all inside it, with a sub-filter of those taps
 // (and use `conv2d_pad_f32` with no input rows to zero the input gradient's tapless pixels).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
-// block stores only the real lanes.
+// block stores only the real lanes. Each tile first touches (loads) the output lines it stores
+// (WebAssembly has no prefetch), so that a 1x1 convolution's stores do not wait for them.
 //
 // Work units for threads (see simd.h): pad = one padded row; pack = one (block, tap); conv = one
 // (tile, channel block), tile-major. Every output element is written by one unit, with a
