@@ -349,18 +349,40 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
   // 1x1 convolutions (the bottleneck's) at the same size: per flop no slower than 3x3 is the aim.
   const w1 = tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D;
   const gflop1 = gflop / 9;
-  const pointwise: [string, WasmTrainingKernelOptions | undefined][] = [
-    ["conv1x1 forward", undefined],
+  const run1 = {
+    "conv1x1 forward": () => tf.conv2d(x, w1, 1, "valid"),
+    "conv1x1 backward-input": () => tf.conv2dTranspose(dy, w1, x.shape, 1, "valid"),
+    "conv1x1 backward-filter": () =>
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+        strides: [1, 1],
+        pad: "valid",
+        dataFormat: "NHWC",
+        filterShape: [1, 1, c, c],
+      }) as tf.Tensor,
+  };
+  const pointwise: [string, WasmTrainingKernelOptions | undefined, () => tf.Tensor][] = [
+    ...Object.entries(run1).map(([name, fn]) =>
+      [name, undefined, fn] as [string, undefined, () => tf.Tensor]
+    ),
     ...(tf.getBackend() === "wasm"
       ? [
-        ["conv1x1 forward (XNNPACK)", { conv2d: "xnnpack" }] as [string, WasmTrainingKernelOptions],
-      ]
+        ["conv1x1 forward (XNNPACK)", { conv2d: "xnnpack" }, run1["conv1x1 forward"]],
+        [
+          "conv1x1 backward-input (XNNPACK)",
+          { conv2dBackpropInput: "xnnpack" },
+          run1["conv1x1 backward-input"],
+        ],
+        [
+          "conv1x1 backward-filter (XNNPACK)",
+          { conv2dBackpropFilter: "xnnpack" },
+          run1["conv1x1 backward-filter"],
+        ],
+      ] as [string, WasmTrainingKernelOptions, () => tf.Tensor][]
       : []),
   ];
-  for (const [name, kernels] of pointwise) {
+  for (const [name, kernels, fn] of pointwise) {
     if (kernels) registerWasmTrainingKernels(kernels);
     try {
-      const fn = () => tf.conv2d(x, w1, 1, "valid");
       const { wall, cpu } = await measure(
         () => settler.take(tf.tidy(fn)),
         repeats * 3,

@@ -1,8 +1,8 @@
 /**
  * The WASM benchmark's rows, as its child processes measure them: `tasks/bench.ts --tiny --threads
  * 1 --only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench` runs per
- * measurement) must report the forward, backward-input and backward-filter convolutions and the
- * 1x1 convolution on the library's default (our own kernels) and on XNNPACK, and each ResNet's
+ * measurement) must report the forward, backward-input and backward-filter convolutions, 3x3 and
+ * 1x1, on the library's default (our own kernels) and on XNNPACK, and each ResNet's
  * training step on both, each with a finite rate.
  */
 import assert from "node:assert/strict";
@@ -32,7 +32,11 @@ Deno.test("wasm bench: the conv measurement has rows for both kernel kinds and t
     "conv3x3 backward-input (XNNPACK)",
     "conv3x3 backward-filter (XNNPACK)",
     "conv1x1 forward",
+    "conv1x1 backward-input",
+    "conv1x1 backward-filter",
     "conv1x1 forward (XNNPACK)",
+    "conv1x1 backward-input (XNNPACK)",
+    "conv1x1 backward-filter (XNNPACK)",
   ]);
   for (const r of rows) {
     assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);

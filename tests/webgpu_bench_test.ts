@@ -1,7 +1,7 @@
 /**
  * The benchmark table on WebGPU, as a user runs it: `deno task bench --backend webgpu
  * --allow-software-adapter --tiny` (here `deno run -A tasks/bench.ts ...`, the task's command) in
- * a subprocess. It must print the same rows as on WASM (the three conv kernels, the 1x1 conv,
+ * a subprocess. It must print the same rows as on WASM (the three conv kernels, 3x3 and 1x1,
  * ResNet-18/50 x0.25 training and inference images/s), each with a finite rate, the WebGPU
  * backend on the table's first line, and, on a software adapter, that the numbers mean nothing.
  *
@@ -19,6 +19,8 @@ const ROWS = [
   "conv3x3 backward-input",
   "conv3x3 backward-filter",
   "conv1x1 forward",
+  "conv1x1 backward-input",
+  "conv1x1 backward-filter",
   "resnet18 train (batch 2)",
   "resnet18 inference (batch 2)",
   "resnet50 train (batch 2)",

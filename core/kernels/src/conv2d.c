@@ -21,7 +21,8 @@
 // call per rectangle of outputs whose taps are all inside it, with a sub-filter of those taps
 // (and use `conv2d_pad_f32` with no input rows to zero the input gradient's tapless pixels).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
-// block stores only the real lanes.
+// block stores only the real lanes. Each tile first touches (loads) the output lines it stores
+// (WebAssembly has no prefetch), so that a 1x1 convolution's stores do not wait for them.
 //
 // Work units for threads (see simd.h): pad = one padded row; pack = one (block, tap); conv = one
 // (tile, channel block), tile-major. Every output element is written by one unit, with a
@@ -134,6 +135,11 @@ INLINE void store_lanes(float* p, v128_t v, int nv) {
     if (nco > 4) store_lanes(y + yo[k] + co0 + 4, a##k##1, nco - 4); \
   }
 
+// A full tile (live == R, nco == 8): plain stores, no lane or pixel tests.
+#define STORE_FULL(k)                             \
+  wasm_v128_store(y + yo[k] + co0, a##k##0);      \
+  wasm_v128_store(y + yo[k] + co0 + 4, a##k##1);
+
 #if R == 6
 #define FOR_R(M) M(0) M(1) M(2) M(3) M(4) M(5)
 #define FOR_R_O(M, o) M(0, o) M(1, o) M(2, o) M(3, o) M(4, o) M(5, o)
@@ -150,6 +156,12 @@ INLINE void store_lanes(float* p, v128_t v, int nv) {
 #error "MFI_CONV_R must be 4, 5, 6 or 7"
 #endif
 
+#define TOUCH(k)                              \
+  {                                           \
+    int v;                                    \
+    __builtin_memcpy(&v, y + yo[k] + co0, 4); \
+    touched ^= v;                             \
+  }
 #define DECL_P(k) const float* p##k = x + xo[k] + off;
 #define ADV_P(k) p##k += 4;
 #define ADV_P1(k) p##k += 1;
@@ -166,8 +178,12 @@ INLINE void store_lanes(float* p, v128_t v, int nv) {
 // One tile: pixels whose input/output offsets are xo[]/yo[] (live of them real), channels
 // [co0, co0 + nco) from the packed block fb.
 INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const int* yo, int live,
-                 int co0, int nco, int kh, int kw, int wb, int cin) {
+                 int co0, int nco, int kh, int kw, int wb, int cin, int zero) {
+  // Touch the output lines the tile stores at its end (see conv2d_f32).
+  int touched = 0;
+  FOR_R(TOUCH)
   FOR_R(ACC_ZERO)
+  a00 = wasm_v128_xor(a00, wasm_i32x4_splat(touched & zero));  // zero: no change
   const float* fp = fb;
   // The kw taps of a filter row read kw * cin consecutive input floats (and packed filter rows):
   // one run per filter row.
@@ -195,7 +211,11 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
       fp += 8;
     }
   }
-  FOR_R(STORE)
+  if (live == R && nco == 8) {
+    FOR_R(STORE_FULL)
+  } else {
+    FOR_R(STORE)
+  }
 }
 
 __attribute__((export_name("conv2d_f32")))
@@ -209,6 +229,13 @@ void conv2d_f32(const float* x, const float* fpk, float* y, int n, int hb, int w
   const int bstride = kh * kw * cin * 8;  // floats per packed block
   if (u0 >= u1) return;
   int xo[R], yo[R];
+  // WebAssembly has no prefetch instruction: each tile first loads (touches) the output lines it
+  // stores at its end, so that their fills overlap its multiply-adds (a 1x1 convolution has few
+  // multiply-adds per output line: without the touch, at batch 64, its stores wait for lines
+  // that are not in cache). The engine drops a load whose value is unused, so the loaded bits are
+  // xored into the first accumulator masked with `zero` (part / parts: always 0, unknown to both
+  // compilers): a bitwise no-op on every value.
+  const int zero = part / parts;
   // Coordinates (image b, row a, column c) of the share's first tile's first pixel, then stepped
   // pixel by pixel (no division per tile).
   int t = u0 / blocks, blk = u0 % blocks;
@@ -228,7 +255,7 @@ void conv2d_f32(const float* x, const float* fpk, float* y, int n, int hb, int w
     }
     for (; blk < blocks && u < u1; blk++, u++) {
       const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
-      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin);
+      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin, zero);
     }
   }
 }
