@@ -8,6 +8,7 @@ import {
   MAX_WORKER_SPIN_MICROS,
 } from "./_pool.ts";
 import { ownKernelBytes, type OwnKernels, ownKernelsRelaxed } from "./_own_kernels.ts";
+import { runWithoutPermission } from "./_test_util.ts";
 
 const FILTER = "conv2d_backprop_filter_f32";
 
@@ -281,15 +282,7 @@ Deno.test("KernelPool rejects bad thread counts, plain memories, unknown exports
 });
 
 Deno.test("a pool needs no permission and does not keep the process alive", async () => {
-  const script = new URL("./testdata/pool_no_permission.ts", import.meta.url);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--no-config", script.pathname],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const text = await runWithoutPermission("pool_no_permission.ts");
   assert.equal(text, "ok 3 threads");
 });
 
@@ -397,15 +390,8 @@ Deno.test("KernelPool rejects a spin time that is not a whole number of microsec
 });
 
 Deno.test("an idle pool's workers sleep and burn no CPU; polling ones do (in a process of its own)", async () => {
-  const script = new URL("./testdata/pool_idle_cpu.ts", import.meta.url);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--no-config", script.pathname],
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
-  const cpu = JSON.parse(new TextDecoder().decode(out.stdout));
+  const stdout = await runWithoutPermission("pool_idle_cpu.ts");
+  const cpu = JSON.parse(stdout);
   // 400 ms of idling: asleep, next to nothing; two polling workers, up to 800 ms of CPU (less on
   // a busy machine, but far more than asleep).
   // A worker descheduled while it polls (a busy machine) sleeps at once: the polling figures

@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import "@tensorflow/tfjs-backend-wasm";
+import assert from "node:assert/strict";
 import { Rng } from "../random.ts";
 import { registerWasmTrainingKernels, type WasmTrainingKernelOptions } from "./register.ts";
 
@@ -121,4 +122,21 @@ export function convOutShape(
     padArg(p),
   );
   return info.outShape;
+}
+
+/**
+ * Runs `testdata/<name>` in a Deno process with no permission at all (no prompt, no config) and
+ * returns its standard output, trimmed; fails the test, with the script's stderr, if it exits
+ * non-zero or runs over a minute.
+ */
+export async function runWithoutPermission(name: string): Promise<string> {
+  const script = new URL(`./testdata/${name}`, import.meta.url);
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", "--no-config", script.pathname],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return new TextDecoder().decode(out.stdout).trim();
 }

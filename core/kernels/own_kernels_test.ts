@@ -3,6 +3,7 @@ import "../backend.ts"; // registers the cpu backend and the gradients (tfjs-cor
 import "@tensorflow/tfjs-backend-wasm";
 import assert from "node:assert/strict";
 import { selectBackend } from "../backend.ts";
+import { runWithoutPermission } from "./_test_util.ts";
 import { assertNoLeak } from "../testing.ts";
 import { BatchNorm } from "../batch_norm.ts";
 import { disposeModule } from "../module.ts";
@@ -49,14 +50,7 @@ Deno.test("the kernel binaries import one memory and export the convolution, bat
 });
 
 Deno.test("the kernels load from the module graph's bytes with no permission at all", async () => {
-  const script = new URL("./testdata/own_kernels_no_permission.ts", import.meta.url);
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--no-prompt", "--no-config", script.pathname],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(out.stdout).trim();
-  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const text = await runWithoutPermission("own_kernels_no_permission.ts");
   const m = text.match(/^ok (\S+)$/);
   assert.ok(m, text);
   assert.ok(Number(m[1]) <= 1e-5, `relative error ${m[1]}`);
