@@ -1,21 +1,24 @@
 /**
  * The calls of our own convolution kernels (`src/conv2d.c`) that compute `Conv2D` and
- * `Conv2DBackpropInput`, as data: a plan says how much scratch it needs (a packed filter; the
- * kernels could also read a zero-padded copy of the input, which neither plan needs) and, given the
- * heap addresses, which exports to call in order. The wasm kernel functions run a plan through
- * `callOwnKernel`; the tests run the same plan on a binary of their choice, share by share.
+ * `Conv2DBackpropInput`, as data: a plan says how much scratch it needs (a packed filter and a
+ * table of rectangles) and, given the heap addresses, which exports to call in order. The wasm
+ * kernel functions run a plan through `callOwnKernel`; the tests run the same plan on a binary of
+ * their choice, share by share.
  *
  * Neither plan copies its input: the output is split into rectangles whose taps all lie inside
  * the input ({@linkcode tapSegments} along each axis; for "same" padding the interior, four edges
- * and four corners), each computed by one call of the correlation kernel reading the input in
- * place with a sub-filter of the taps in bounds, packed for it. Out-of-bounds taps cost nothing
- * (the padded form multiplied them by zeros), and there is no pass over memory to pad.
+ * and four corners), each a correlation reading the input in place with the window of the packed
+ * filter that holds its taps in bounds. Out-of-bounds taps cost nothing (the padded form
+ * multiplied them by zeros), and there is no pass over memory to pad. The filter is packed once,
+ * and one call (`conv2d_rects_f32`) computes every rectangle: one synchronisation of the worker
+ * pool per convolution, whose work (all rectangles' tiles) is split evenly over the threads.
  *
  * The input gradient uses the stride-phase split of {@linkcode phases}: each phase `(r_y, r_x)` is
- * a stride-1 correlation of dy with a reversed, channel-transposed sub-filter, written straight
- * into its interleaved positions of dx. When some pixels of dx get no tap (a stride larger than
- * the filter, such as a 1x1 stride-2 projection), dx is first zeroed in one sequential pass (the
- * pad kernel with no input rows) and only the rectangles with taps are computed.
+ * a stride-1 correlation of dy with a reversed, channel-transposed sub-filter (packed one after
+ * the other), written straight into its interleaved positions of dx. When some pixels of dx get
+ * no tap (a stride larger than the filter, such as a 1x1 stride-2 projection), dx is first zeroed
+ * in one sequential pass (the pad kernel with no input rows) and only the rectangles with taps are
+ * computed.
  *
  * @module
  */
@@ -25,15 +28,13 @@ import { callOwnKernel, type OwnKernelArgs, ownKernels } from "./_own_kernels.ts
 import { type HeapTensor, Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** The exports a convolution plan calls. */
-export type ConvKernelName = "conv2d_pad_f32" | "conv2d_pack_filter_f32" | "conv2d_f32";
+export type ConvKernelName = "conv2d_pad_f32" | "conv2d_pack_filter_f32" | "conv2d_rects_f32";
 
 /**
  * One call: an export and its arguments without `(part, parts)`, and `"single"` for a call too
- * small to be worth a synchronisation of the worker pool (a corner of the output and its filter
- * packing): it runs as the single share `(0, 1)` on the calling thread. Either way the bits are
- * the same (see `src/simd.h`). The plans put the calls for the pool first, back to back, so that
- * the workers stay awake between them (a worker sleeps after a short spin without work), and the
- * single ones last.
+ * small to be worth a synchronisation of the worker pool (a small filter's packing, a small
+ * convolution): it runs as the single share `(0, 1)` on the calling thread. Either way the bits
+ * are the same (see `src/simd.h`).
  */
 export type ConvCall = {
   [K in ConvKernelName]: readonly [K, OwnKernelArgs<K>] | readonly [K, OwnKernelArgs<K>, "single"];
@@ -51,13 +52,12 @@ function placement(work: number): ["single"] | [] {
 }
 
 /**
- * The calls of the rectangles (a packing and a correlation each, with the same placement): those
- * of the pool first, then the single ones, each rectangle's calls in order.
+ * Ints per rectangle in a plan's table (`conv2d_rects_f32`): the float offset of its filter
+ * window in the packed filter, the floats per packed block of 8 output channels and per packed
+ * filter row, the taps (kh, kw; kh = 0: no tap, the pixels are zeros), the output pixels per
+ * image (oh, ow), the input pixel of its first tap (oy0, ox0) and its first output pixel (ry, rx).
  */
-function poolFirst(rects: ConvCall[][]): ConvCall[] {
-  const single = (calls: ConvCall[]) => calls[calls.length - 1].length === 3;
-  return [...rects.filter((r) => !single(r)), ...rects.filter(single)].flat();
-}
+export const CONV_RECT_INTS = 11;
 
 /** Heap byte addresses of a plan's operands. */
 export interface ConvBuffers {
@@ -67,21 +67,18 @@ export interface ConvBuffers {
   readonly filter: number;
   /** The output: y (forward) or dx (input gradient). */
   readonly output: number;
-  /** `paddedFloats` floats (unused when 0). */
-  readonly padded: number;
   /** `packedFloats` floats. */
   readonly packed: number;
+  /** The plan's {@linkcode OwnConvPlan.rects} (int32). */
+  readonly rects: number;
 }
 
-/** Scratch sizes and calls of one kernel invocation. */
+/** Scratch sizes, rectangle table and calls of one kernel invocation. */
 export interface OwnConvPlan {
-  /**
-   * Floats of a zero-padded input copy (0: the kernels read the input in place, as both plans
-   * here do).
-   */
-  readonly paddedFloats: number;
-  /** Floats of the packed filter (the largest of the rectangles' sub-filters). */
+  /** Floats of the packed filter (of every stride phase, one after the other). */
   readonly packedFloats: number;
+  /** The rectangles, {@linkcode CONV_RECT_INTS} ints each, to be written at `buffers.rects`. */
+  readonly rects: Int32Array;
   /** The calls, in order. */
   calls(buffers: ConvBuffers): ConvCall[];
 }
@@ -89,6 +86,46 @@ export interface OwnConvPlan {
 /** Packed size of a filter of `taps` taps, `cin` inputs and `cout` outputs (blocks of 8). */
 function packedSize(taps: number, cin: number, cout: number): number {
   return Math.ceil(cout / 8) * 8 * taps * cin;
+}
+
+/** One rectangle's row of the table. */
+interface Rect {
+  /** Float offset of the filter window in the packed filter. */
+  readonly window: number;
+  /** Floats per packed block. */
+  readonly bstride: number;
+  /** Floats per packed filter row. */
+  readonly frow: number;
+  /** Taps in bounds (kh = 0: none). */
+  readonly kh: number;
+  readonly kw: number;
+  /** Output pixels per image. */
+  readonly oh: number;
+  readonly ow: number;
+  /** Input pixel of the first tap. */
+  readonly oy0: number;
+  readonly ox0: number;
+  /** First output pixel. */
+  readonly ry: number;
+  readonly rx: number;
+}
+
+function rectTable(rects: readonly Rect[]): Int32Array {
+  return Int32Array.from(
+    rects.flatMap((r) => [
+      r.window,
+      r.bstride,
+      r.frow,
+      r.kh,
+      r.kw,
+      r.oh,
+      r.ow,
+      r.oy0,
+      r.ox0,
+      r.ry,
+      r.rx,
+    ]),
+  );
 }
 
 /**
@@ -144,8 +181,9 @@ export function tapSegments(
  * `y = Conv2D(x, filter)` (NHWC, HWIO, dilation 1) for the geometry `g` (ho, wo: the output size).
  * No padded copy of x: the output is split into rectangles whose taps are all in bounds of x
  * ({@linkcode tapSegments} along each axis: for "same" padding the interior, four edges and four
- * corners), and each rectangle is one correlation of x with its own packed sub-filter (the taps
- * in bounds), reading x in place. Out-of-bounds taps contribute nothing, as in the padded form.
+ * corners), each a correlation of x, read in place, with the window of the packed filter that
+ * holds its taps in bounds. Out-of-bounds taps contribute nothing, as in the padded form. Two
+ * calls: the packing of the filter, then all rectangles.
  *
  * @param g The convolution's sizes, strides and padding.
  * @returns The plan.
@@ -154,81 +192,72 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
   const { n, h, w, cin, kh, kw, cout, ho, wo, sh, sw, pt, pl } = g;
   const ys = tapSegments(kh, sh, pt, h, ho);
   const xs = tapSegments(kw, sw, pl, w, wo);
-  const taps = (r: TapSegment) => r.t1 - r.t0;
-  const packed = Math.max(
-    0,
-    ...ys.flatMap((a) => xs.map((b) => packedSize(taps(a) * taps(b), cin, cout))),
-  );
+  const rects: Rect[] = [];
+  let macs = 0;
+  for (const y of ys) {
+    for (const x of xs) {
+      const ty = y.t1 - y.t0, tx = x.t1 - x.t0;
+      const taps = ty > 0 && tx > 0; // else the rectangle is zero
+      macs += n * y.count * x.count * Math.max(1, ty * tx * cin) * cout;
+      rects.push({
+        window: (y.t0 * kw + x.t0) * cin * 8,
+        bstride: kh * kw * cin * 8,
+        frow: kw * cin * 8,
+        kh: taps ? ty : 0,
+        kw: tx,
+        oh: y.count,
+        ow: x.count,
+        oy0: y.start * sh + y.t0 - pt,
+        ox0: x.start * sw + x.t0 - pl,
+        ry: y.start,
+        rx: x.start,
+      });
+    }
+  }
+  const table = rectTable(rects);
+  const packed = packedSize(kh * kw, cin, cout);
   return {
-    paddedFloats: 0,
     packedFloats: packed,
-    calls(b) {
-      const rects: ConvCall[][] = [];
-      for (const y of ys) {
-        for (const x of xs) {
-          const ty = taps(y), tx = taps(x);
-          const where = placement(n * y.count * x.count * Math.max(1, ty * tx * cin) * cout);
-          const calls: ConvCall[] = [];
-          if (ty > 0 && tx > 0) {
-            calls.push([
-              "conv2d_pack_filter_f32",
-              [
-                b.filter,
-                b.packed,
-                ty,
-                tx,
-                cin,
-                cout,
-                (y.t0 * kw + x.t0) * cin * cout,
-                kw * cin * cout,
-                cin * cout,
-                cout,
-                1,
-              ],
-              ...where,
-            ]);
-          }
-          calls.push([
-            "conv2d_f32",
-            [
-              b.input,
-              b.packed,
-              b.output,
-              n,
-              h,
-              w,
-              cin,
-              ty > 0 && tx > 0 ? ty : 0, // no tap in bounds: the rectangle is zero
-              tx,
-              cout,
-              y.count,
-              x.count,
-              sh,
-              sw,
-              y.start * sh + y.t0 - pt,
-              x.start * sw + x.t0 - pl,
-              ho,
-              wo,
-              y.start,
-              x.start,
-              1,
-              1,
-            ],
-            ...where,
-          ]);
-          rects.push(calls);
-        }
-      }
-      return poolFirst(rects);
-    },
+    rects: table,
+    calls: (b) => [
+      [
+        "conv2d_pack_filter_f32",
+        [b.filter, b.packed, kh, kw, cin, cout, 0, kw * cin * cout, cin * cout, cout, 1],
+        ...placement(packed),
+      ],
+      [
+        "conv2d_rects_f32",
+        [
+          b.input,
+          b.packed,
+          b.output,
+          b.rects,
+          rects.length,
+          n,
+          h,
+          w,
+          cin,
+          cout,
+          sh,
+          sw,
+          ho,
+          wo,
+          1,
+          1,
+        ],
+        ...placement(macs),
+      ],
+    ],
   };
 }
 
 /**
  * `dx = Conv2DBackpropInput(dy, filter)` for the forward geometry `g`: per stride phase, the
  * phase's correlation of dy with its reversed sub-filter, split like the forward pass into
- * rectangles whose taps are all in bounds of dy (read in place, no padded copy), each with its
- * own packed sub-filter and writing its interleaved pixels of dx. When some pixels of dx get no
+ * rectangles whose taps are all in bounds of dy (read in place, no padded copy), each with the
+ * window of its phase's packed sub-filter that holds those taps, and writing its interleaved
+ * pixels of dx. The phases' sub-filters are packed one after the other (together the size of the
+ * filter), then one call computes every rectangle of every phase. When some pixels of dx get no
  * tap (a phase no tap reaches, such as the odd rows and columns of a 1x1 stride-2 projection), dx
  * is first zeroed in one sequential pass and only the rectangles with taps are computed.
  *
@@ -245,90 +274,117 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
     p.taps > 0 ? tapSegments(p.taps, 1, p.padBefore - p.skip, size, p.count) : [
       { start: 0, count: p.count, t0: 0, t1: 0 },
     ];
-  const taps = (r: TapSegment) => r.t1 - r.t0;
-  const rects = py.flatMap((y) =>
-    px.flatMap((x) => runs(y, ho).flatMap((ry) => runs(x, wo).map((rx) => ({ y, x, ry, rx }))))
-  );
-  const packed = Math.max(0, ...rects.map((q) => packedSize(taps(q.ry) * taps(q.rx), cout, cin)));
+  const tap = cin * cout;
+  // Each phase with taps: its sub-filter packed at `at` (tap (jy, jx) = filter tap
+  // (first_y + sh (taps_y - 1 - jy), ...), with the forward output channel as input and the
+  // forward input channel as output), then its rectangles.
+  const packs: { ty: number; tx: number; base: number; at: number; size: number }[] = [];
+  const rects: Rect[] = [];
+  let at = 0;
+  let macs = 0;
   // Some pixels of dx get no tap: zero dx first, then compute only the rectangles with taps.
-  const zeroFill = rects.some((q) => taps(q.ry) === 0 || taps(q.rx) === 0);
+  let zeroFill = false;
+  for (const y of py) {
+    for (const x of px) {
+      if (y.taps === 0 || x.taps === 0) {
+        zeroFill = true;
+        continue;
+      }
+      const size = packedSize(y.taps * x.taps, cout, cin);
+      const base = ((y.first + sh * (y.taps - 1)) * kw + x.first + sw * (x.taps - 1)) * tap;
+      packs.push({ ty: y.taps, tx: x.taps, base, at, size });
+      for (const ry of runs(y, ho)) {
+        for (const rx of runs(x, wo)) {
+          const ty = ry.t1 - ry.t0, tx = rx.t1 - rx.t0;
+          if (ty === 0 || tx === 0) {
+            zeroFill = true;
+            continue;
+          }
+          macs += n * ry.count * rx.count * ty * tx * cout * cin;
+          rects.push({
+            window: at + (ry.t0 * x.taps + rx.t0) * cout * 8,
+            bstride: y.taps * x.taps * cout * 8,
+            frow: x.taps * cout * 8,
+            kh: ty,
+            kw: tx,
+            oh: ry.count,
+            ow: rx.count,
+            oy0: ry.start + y.skip - y.padBefore + ry.t0,
+            ox0: rx.start + x.skip - x.padBefore + rx.t0,
+            ry: y.r + sh * ry.start,
+            rx: x.r + sw * rx.start,
+          });
+        }
+      }
+      at += size;
+    }
+  }
+  const table = rectTable(rects);
   return {
-    paddedFloats: 0,
-    packedFloats: packed,
+    packedFloats: at,
+    rects: table,
     calls(b) {
-      const calls: ConvCall[] = [];
+      const out: ConvCall[] = [];
       if (zeroFill) {
         // The pad kernel with no input rows: every row of its output (dx) is zero.
-        calls.push([
+        out.push([
           "conv2d_pad_f32",
           [b.output, b.output, n, 0, 0, cin, h, w, 0, 0],
           ...placement(n * h * w * cin),
         ]);
       }
-      const tap = cin * cout;
-      const pairs: ConvCall[][] = [];
-      for (const { y, x, ry, rx } of rects) {
-        const ty = taps(ry), tx = taps(rx);
-        if (ty === 0 || tx === 0) continue; // zeroed above
-        const where = placement(n * ry.count * rx.count * ty * tx * cout * cin);
-        // Sub-filter tap (jy, jx) = filter tap (first_y + sh (taps_y - 1 - jy), ...), with the
-        // forward output channel as input and the forward input channel as output; the
-        // rectangle uses jy in [ry.t0, ry.t1), jx in [rx.t0, rx.t1).
-        const ky = y.first + sh * (y.taps - 1 - ry.t0);
-        const kx = x.first + sw * (x.taps - 1 - rx.t0);
-        pairs.push([[
+      for (const p of packs) {
+        out.push([
           "conv2d_pack_filter_f32",
           [
             b.filter,
-            b.packed,
-            ty,
-            tx,
+            b.packed + 4 * p.at,
+            p.ty,
+            p.tx,
             cout,
             cin,
-            (ky * kw + kx) * tap,
+            p.base,
             -sh * kw * tap,
             -sw * tap,
             1,
             cout,
           ],
-          ...where,
-        ], [
-          "conv2d_f32",
+          ...placement(p.size),
+        ]);
+      }
+      if (rects.length > 0) {
+        out.push([
+          "conv2d_rects_f32",
           [
             b.input,
             b.packed,
             b.output,
+            b.rects,
+            rects.length,
             n,
             ho,
             wo,
             cout,
-            ty,
-            tx,
             cin,
-            ry.count,
-            rx.count,
             1,
             1,
-            ry.start + y.skip - y.padBefore + ry.t0,
-            rx.start + x.skip - x.padBefore + rx.t0,
             h,
             w,
-            y.r + sh * ry.start,
-            x.r + sw * rx.start,
             sh,
             sw,
           ],
-          ...where,
-        ]]);
+          ...placement(macs),
+        ]);
       }
-      return [...calls, ...poolFirst(pairs)];
+      return out;
     },
   };
 }
 
 /**
- * Runs a plan on the wasm backend's heap: allocates its scratch, calls the kernels through
- * `callOwnKernel` (the one call site) and releases the scratch.
+ * Runs a plan on the wasm backend's heap: allocates its scratch (the packed filter and the
+ * rectangle table), calls the kernels through `callOwnKernel` (the one call site) and releases
+ * the scratch.
  *
  * @param backend The wasm backend.
  * @param plan The plan.
@@ -345,14 +401,16 @@ export function runOwnConvPlan(
 ): void {
   const scratch = new Scratch(backend);
   try {
-    const padded = plan.paddedFloats > 0 ? scratch.temp([plan.paddedFloats]).offset : 0;
     const packed = plan.packedFloats > 0 ? scratch.temp([plan.packedFloats]).offset : 0;
+    const rects = plan.rects.length > 0 ? scratch.temp([plan.rects.length]).offset : 0;
+    // After the allocations (the heap may have grown): the table, as int32.
+    scratch.i32.set(plan.rects, rects / 4);
     const buffers = {
       input: scratch.of(input).offset,
       filter: scratch.of(filter).offset,
       output: output.offset,
-      padded,
       packed,
+      rects,
     };
     for (const [name, args, single] of plan.calls(buffers)) {
       if (single === undefined) {

@@ -8,6 +8,8 @@ import { CONV_TABLE, convOutShape, type Pad, padArg, relativeError, values } fro
 import {
   conv2dBackpropInputPlan,
   conv2dPlan,
+  CONV_RECT_INTS,
+  type ConvCall,
   type OwnConvPlan,
   SINGLE_SHARE_WORK,
   tapSegments,
@@ -54,8 +56,8 @@ function runPlan(
     input: alloc(input.length),
     filter: alloc(filter.length),
     output: alloc(outputSize),
-    padded: alloc(plan.paddedFloats),
     packed: alloc(plan.packedFloats),
+    rects: alloc(plan.rects.length),
   };
   const pages = Math.ceil(top / 65536) - memory.buffer.byteLength / 65536;
   if (pages > 0) memory.grow(pages);
@@ -65,6 +67,7 @@ function runPlan(
   // NaN everywhere else: an output element no share writes, or a read of an unwritten scratch
   // element, shows up as NaN.
   heap.fill(NaN, at.output / 4, top / 4);
+  new Int32Array(memory.buffer).set(plan.rects, at.rects / 4);
   for (const [name, args] of plan.calls(at)) {
     for (let part = 0; part < parts; part++) exports[name](...args, part, parts);
   }
@@ -146,22 +149,31 @@ for (const variant of VARIANTS) {
   });
 }
 
+/** The rectangles of a plan's table: `[kh, kw, oh, ow]` each. */
+function rectShapes(plan: OwnConvPlan): number[][] {
+  const out: number[][] = [];
+  for (let r = 0; r < plan.rects.length; r += CONV_RECT_INTS) {
+    out.push(Array.from(plan.rects.subarray(r + 3, r + 7)));
+  }
+  return out;
+}
+
+const BUFFERS = { input: 64, filter: 128, output: 256, packed: 512, rects: 1024 };
+
 Deno.test("the input-gradient plan writes phases no tap reaches (1x1, stride 2) as zeros", () => {
   const g = geometry([1, 6, 6, 2], 1, 3, 2, "valid");
   const plan = conv2dBackpropInputPlan(g);
-  assert.equal(plan.paddedFloats, 0, "dy is read in place");
-  const calls = plan.calls({ input: 0, filter: 0, output: 64, padded: 0, packed: 0 });
+  const calls = plan.calls({ ...BUFFERS, output: 64 });
   // Phases (0, 1), (1, 0), (1, 1) have no tap along one axis: dx is zeroed in one pass (the pad
   // kernel with no input rows, writing all 6 x 6 pixels of the output), then only phase (0, 0)
-  // is computed.
+  // is packed and computed: one rectangle of 3 x 3 pixels, one tap.
   assert.deepEqual(calls.map(([name]) => name), [
     "conv2d_pad_f32",
     "conv2d_pack_filter_f32",
-    "conv2d_f32",
+    "conv2d_rects_f32",
   ]);
   assert.deepEqual(calls[0][1], [64, 64, 1, 0, 0, 2, 6, 6, 0, 0]);
-  const convs = calls.filter(([name]) => name === "conv2d_f32");
-  assert.deepEqual(convs.map(([, a]) => [a[7], a[8]]), [[1, 1]]);
+  assert.deepEqual(rectShapes(plan), [[1, 1, 3, 3]]);
   const dx = runPlan(VARIANTS[0], plan, values(27, 4), values(6, 5), 72, 1);
   for (let y = 0; y < 6; y++) {
     for (let x = 0; x < 6; x++) {
@@ -196,18 +208,19 @@ Deno.test("tapSegments splits outputs into runs with the same taps in bounds", (
   assert.deepEqual(tapSegments(7, 3, 0, 17, 4), [{ start: 0, count: 4, t0: 0, t1: 7 }]);
 });
 
-Deno.test("the plans read the input in place: one correlation per rectangle of in-bounds taps", () => {
-  const g = geometry([2, 8, 8, 4], 3, 8, 1, "same");
-  const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
+Deno.test("the plans read the input in place: one packing, then one call for every rectangle", () => {
+  const g = geometry([2, 8, 8, 8], 3, 8, 1, "same");
   for (const plan of [conv2dPlan(g), conv2dBackpropInputPlan(g)]) {
-    assert.equal(plan.paddedFloats, 0);
-    const calls = plan.calls(buffers);
-    // Interior, four edges, four corners: each a packed sub-filter and a correlation.
-    assert.equal(calls.length, 18);
-    const convs = calls.filter(([name]) => name === "conv2d_f32").map(([, a]) => a);
+    const calls = plan.calls(BUFFERS);
+    assert.deepEqual(calls.map(([name]) => name), ["conv2d_pack_filter_f32", "conv2d_rects_f32"]);
+    const [, conv] = calls[1];
+    assert.equal(conv[0], BUFFERS.input, "reads the input itself");
+    assert.equal(conv[3], BUFFERS.rects);
+    assert.equal(conv[4], 9, "nine rectangles");
+    assert.equal(plan.packedFloats, 9 * 8 * 8, "the filter packed once (one stride phase)");
     // Taps (kh, kw) and output pixels (oh, ow) per rectangle: 64 pixels in all, 3 x 3 taps
     // inside, 2 x 2 at the corners.
-    assert.deepEqual(convs.map((a) => [a[7], a[8], a[10], a[11]]), [
+    assert.deepEqual(rectShapes(plan), [
       [2, 2, 1, 1],
       [2, 3, 1, 6],
       [2, 2, 1, 1],
@@ -218,33 +231,52 @@ Deno.test("the plans read the input in place: one correlation per rectangle of i
       [2, 3, 1, 6],
       [2, 2, 1, 1],
     ]);
-    for (const a of convs) assert.equal(a[0], buffers.input, "reads the input itself");
+    // The windows: the top-left corner uses taps (1..2, 1..2) of the packed 3 x 3 filter (rows of
+    // 3 taps x 8 channels x 8 lanes), the interior all of it.
+    assert.deepEqual(Array.from(plan.rects.subarray(0, 3)), [(3 + 1) * 64, 9 * 64, 3 * 64]);
+    assert.deepEqual(Array.from(plan.rects.subarray(4 * CONV_RECT_INTS, 4 * CONV_RECT_INTS + 3)), [
+      0,
+      9 * 64,
+      3 * 64,
+    ]);
   }
+  // Stride 2: four phases (2 x 2, 2 x 1, 1 x 2, 1 x 1 taps), packed one after the other.
+  const s2 = conv2dBackpropInputPlan(geometry([2, 8, 8, 4], 3, 8, 2, "same"));
+  const calls = s2.calls(BUFFERS);
+  assert.deepEqual(calls.map(([name]) => name), [
+    ...Array(4).fill("conv2d_pack_filter_f32"),
+    "conv2d_rects_f32",
+  ]);
+  assert.equal(s2.packedFloats, 9 * 8 * 8);
+  assert.deepEqual(calls.slice(0, 4).map(([, a]) => (a[1] - BUFFERS.packed) / 4), [
+    0,
+    256,
+    384,
+    512,
+  ]);
 });
 
-Deno.test("small rectangles (corners) run alone on the calling thread, after the pool's", () => {
+Deno.test("small calls run alone on the calling thread, large ones on the pool", () => {
   const g = geometry([64, 32, 32, 16], 3, 16, 1, "same");
-  const buffers = { input: 64, filter: 128, output: 256, padded: 0, packed: 512 };
-  const calls = conv2dPlan(g).calls(buffers);
-  // Per rectangle a packing and a correlation with the same placement: the interior and the
-  // edges spread over the pool, back to back, then the corners (64 pixels x 4 taps x 16 x 16
-  // multiply-adds) alone.
-  assert.deepEqual(
-    calls.map(([name, a, single]) => {
-      const [oh, ow] = (a as readonly number[]).slice(10, 12);
-      return name === "conv2d_f32" ? `${oh * ow} ${single ?? "pool"}` : `pack ${single ?? "pool"}`;
-    }),
-    [
-      ...["30", "30", "900", "30", "30"].flatMap((px) => ["pack pool", `${px} pool`]),
-      ...[1, 2, 3, 4].flatMap(() => ["pack single", "1 single"]),
-    ],
-  );
-  assert.ok(64 * 4 * 16 * 16 < SINGLE_SHARE_WORK && SINGLE_SHARE_WORK < 64 * 30 * 6 * 16 * 16);
+  const where = (calls: ConvCall[]) =>
+    calls.map(([name, , single]) => `${name} ${single ?? "pool"}`);
+  // The packing (9 x 16 x 16 floats) alone, the convolution (64 x 32 x 32 x 9 x 16 x 16
+  // multiply-adds, less the taps out of bounds) on the pool.
+  assert.deepEqual(where(conv2dPlan(g).calls(BUFFERS)), [
+    "conv2d_pack_filter_f32 single",
+    "conv2d_rects_f32 pool",
+  ]);
+  assert.ok(9 * 16 * 16 < SINGLE_SHARE_WORK && SINGLE_SHARE_WORK < 64 * 30 * 30 * 9 * 16 * 16);
+  // A small convolution alone.
+  assert.deepEqual(where(conv2dPlan(geometry([1, 8, 8, 16], 3, 16, 1, "same")).calls(BUFFERS)), [
+    "conv2d_pack_filter_f32 single",
+    "conv2d_rects_f32 single",
+  ]);
   // The input gradient: dx zeroed first where some pixels get no tap (1x1 stride 2), in the pool.
-  const dx = conv2dBackpropInputPlan(geometry([64, 32, 32, 16], 1, 32, 2, "same")).calls(buffers);
-  assert.deepEqual(dx.map(([name, , single]) => `${name} ${single ?? "pool"}`), [
+  const dx = conv2dBackpropInputPlan(geometry([64, 32, 32, 16], 1, 32, 2, "same")).calls(BUFFERS);
+  assert.deepEqual(where(dx), [
     "conv2d_pad_f32 pool",
-    "conv2d_pack_filter_f32 pool",
-    "conv2d_f32 pool",
+    "conv2d_pack_filter_f32 single",
+    "conv2d_rects_f32 pool",
   ]);
 });

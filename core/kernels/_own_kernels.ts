@@ -115,28 +115,26 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
-  /** A strided correlation of a padded input with a packed filter, into chosen output pixels. */
-  conv2d_f32(
+  /**
+   * Every rectangle of a convolution in one call: `count` rectangles of 11 ints at `rects`
+   * (`window, bstride, frow, kh, kw, oh, ow, oy0, ox0, ry, rx`), each a correlation with a window
+   * of the packed filter at `fp` (`src/conv2d.c`, `_conv_own_plan.ts`).
+   */
+  conv2d_rects_f32(
     x: number,
     fp: number,
     y: number,
+    rects: number,
+    count: number,
     n: number,
     hb: number,
     wb: number,
     cin: number,
-    kh: number,
-    kw: number,
     cout: number,
-    oh: number,
-    ow: number,
     sy: number,
     sx: number,
-    oy0: number,
-    ox0: number,
     yh: number,
     yw: number,
-    ry: number,
-    rx: number,
     ty: number,
     tx: number,
     part: number,

@@ -1,9 +1,10 @@
 // Conv2D (NHWC input, HWIO filter) and the stride phases of Conv2DBackpropInput in WebAssembly
 // SIMD, for tfjs-backend-wasm.
 //
-// One core, `conv2d_f32`, computes a stride-(sy, sx) correlation of an input buffer xb of hb x wb
-// pixels (the caller keeps every tap it asks for in bounds) with a packed filter, and writes each
-// output pixel wherever the caller says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw
+// One core (`conv_units`, which `conv2d_rects_f32` runs for each rectangle) computes a
+// stride-(sy, sx) correlation of an input buffer xb of hb x wb pixels (the caller keeps every tap
+// it asks for in bounds) with a packed filter, and writes each output pixel wherever the caller
+// says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw
 // pixels): one rectangle of the forward output (ty = tx = 1), or of a stride phase of the input
 // gradient (its interleaved pixels of dx). With kh = 0 (no tap) it writes the pixels as zeros.
 //
@@ -17,16 +18,18 @@
 // consecutive floats of the padded input (and of the packed filter): one loop per filter row.
 // The filter is packed by `conv2d_pack_filter_f32` into blocks of 8 output channels
 // ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially. The input may be a
-// copy padded by `conv2d_pad_f32`; the plans (_conv_own_plan.ts) instead read it in place, one
-// call per rectangle of outputs whose taps are all inside it, with a sub-filter of those taps
-// (and use `conv2d_pad_f32` with no input rows to zero the input gradient's tapless pixels).
+// copy padded by `conv2d_pad_f32`; the plans (_conv_own_plan.ts) instead read it in place: the
+// output is split into rectangles whose taps are all inside the input, and `conv2d_rects_f32`
+// computes all of them in one call, each with a window (the taps in bounds) of one packed filter
+// (`conv2d_pad_f32` with no input rows zeroes the input gradient's tapless pixels).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
 // block stores only the real lanes. Each tile first touches (loads) the output lines it stores
 // (WebAssembly has no prefetch), so that a 1x1 convolution's stores do not wait for them.
 //
 // Work units for threads (see simd.h): pad = one padded row; pack = one (block, tap); conv = one
-// (tile, channel block), tile-major. Every output element is written by one unit, with a
-// summation order (taps, then input channels) that does not depend on the split.
+// (tile, channel block), tile-major, rectangle after rectangle. Every output element is written
+// by one unit, with a summation order (taps, then input channels) that does not depend on the
+// split.
 //
 // Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory.
 
@@ -178,8 +181,13 @@ INLINE void store_lanes(float* p, v128_t v, int nv) {
 // One tile: pixels whose input/output offsets are xo[]/yo[] (live of them real), channels
 // [co0, co0 + nco) from the packed block fb.
 INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const int* yo, int live,
-                 int co0, int nco, int kh, int kw, int wb, int cin, int zero) {
-  // Touch the output lines the tile stores at its end (see conv2d_f32).
+                 int co0, int nco, int kh, int kw, int wb, int cin, int skip, int zero) {
+  // WebAssembly has no prefetch instruction: each tile first loads (touches) the output lines it
+  // stores at its end, so that their fills overlap its multiply-adds (a 1x1 convolution has few
+  // multiply-adds per output line: without the touch, at batch 64, its stores wait for lines that
+  // are not in cache). The engine drops a load whose value is unused, so the loaded bits are xored
+  // into the first accumulator masked with `zero` (part / parts: always 0, unknown to both
+  // compilers): a bitwise no-op on every value.
   int touched = 0;
   FOR_R(TOUCH)
   FOR_R(ACC_ZERO)
@@ -210,6 +218,7 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
       FOR_R(ADV_P1)
       fp += 8;
     }
+    fp += skip;  // to the next row of a sub-filter window (0 for a whole packed filter)
   }
   if (live == R && nco == 8) {
     FOR_R(STORE_FULL)
@@ -218,26 +227,19 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
   }
 }
 
-__attribute__((export_name("conv2d_f32")))
-void conv2d_f32(const float* x, const float* fpk, float* y, int n, int hb, int wb, int cin, int kh,
-                int kw, int cout, int oh, int ow, int sy, int sx, int oy0, int ox0, int yh, int yw,
-                int ry, int rx, int ty, int tx, int part, int parts) {
-  const int pixels = n * oh * ow;
-  const int tiles = (pixels + R - 1) / R, blocks = (cout + 7) / 8;
-  const int u0 = share_begin(tiles * blocks, part, parts);
-  const int u1 = share_end(tiles * blocks, part, parts);
-  const int bstride = kh * kw * cin * 8;  // floats per packed block
+// Units [u0, u1) (tile-major (tile, channel block) pairs) of one rectangle: the filter window
+// starts at fpk, its packed blocks are bstride floats apart and its rows frow floats apart (a
+// window of kh x kw taps inside a larger packed filter has frow > kw * cin * 8).
+INLINE void conv_units(const float* x, const float* fpk, int bstride, int frow, float* y, int n,
+                       int hb, int wb, int cin, int kh, int kw, int cout, int oh, int ow, int sy,
+                       int sx, int oy0, int ox0, int yh, int yw, int ry, int rx, int ty, int tx,
+                       int u0, int u1, int zero) {
+  const int pixels = n * oh * ow, blocks = (cout + 7) / 8;
+  const int skip = frow - kw * cin * 8;
   if (u0 >= u1) return;
   int xo[R], yo[R];
-  // WebAssembly has no prefetch instruction: each tile first loads (touches) the output lines it
-  // stores at its end, so that their fills overlap its multiply-adds (a 1x1 convolution has few
-  // multiply-adds per output line: without the touch, at batch 64, its stores wait for lines
-  // that are not in cache). The engine drops a load whose value is unused, so the loaded bits are
-  // xored into the first accumulator masked with `zero` (part / parts: always 0, unknown to both
-  // compilers): a bitwise no-op on every value.
-  const int zero = part / parts;
-  // Coordinates (image b, row a, column c) of the share's first tile's first pixel, then stepped
-  // pixel by pixel (no division per tile).
+  // Coordinates (image b, row a, column c) of the first tile's first pixel, then stepped pixel
+  // by pixel (no division per tile).
   int t = u0 / blocks, blk = u0 % blocks;
   int b = t * R / (oh * ow), a = t * R % (oh * ow) / ow, c = t * R % ow;
   for (int u = u0; u < u1; t++, blk = 0) {
@@ -255,7 +257,41 @@ void conv2d_f32(const float* x, const float* fpk, float* y, int n, int hb, int w
     }
     for (; blk < blocks && u < u1; blk++, u++) {
       const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
-      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin, zero);
+      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin, skip, zero);
     }
+  }
+}
+
+// Work units of a rectangle of oh x ow output pixels per image.
+INLINE int rect_units(int n, int oh, int ow, int cout) {
+  return (n * oh * ow + R - 1) / R * ((cout + 7) / 8);
+}
+
+// Every rectangle of a convolution in one call (one synchronisation of the threads): `count`
+// rectangles of RECT_INTS ints each at `rects`,
+//   { window, bstride, frow, kh, kw, oh, ow, oy0, ox0, ry, rx }
+// (window: float offset of the rectangle's filter window from fpk; kh = 0: no tap, the pixels
+// are written as zeros), with the input, output, strides and output layout they share. The work
+// units of all rectangles, in order, are split evenly over the shares.
+#define RECT_INTS 11
+__attribute__((export_name("conv2d_rects_f32")))
+void conv2d_rects_f32(const float* x, const float* fpk, float* y, const int* rects, int count,
+                      int n, int hb, int wb, int cin, int cout, int sy, int sx, int yh, int yw,
+                      int ty, int tx, int part, int parts) {
+  int total = 0;
+  for (int r = 0; r < count; r++) {
+    total += rect_units(n, rects[r * RECT_INTS + 5], rects[r * RECT_INTS + 6], cout);
+  }
+  const int u0 = share_begin(total, part, parts), u1 = share_end(total, part, parts);
+  const int zero = part / parts;
+  for (int r = 0, base = 0; r < count && base < u1; r++) {
+    const int* d = rects + r * RECT_INTS;
+    const int units = rect_units(n, d[5], d[6], cout);
+    const int lo = u0 > base ? u0 - base : 0, hi = u1 - base < units ? u1 - base : units;
+    if (lo < hi) {
+      conv_units(x, fpk + d[0], d[1], d[2], y, n, hb, wb, cin, d[3], d[4], cout, d[5], d[6], sy,
+                 sx, d[7], d[8], yh, yw, d[9], d[10], ty, tx, lo, hi, zero);
+    }
+    base += units;
   }
 }
