@@ -10,7 +10,8 @@
  * [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a comma-separated list of WASM
  * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
- * per kernel, with the convolution kernels `--forward-kernel`, `--input-kernel` and
+ * per kernel (and, on more than one thread, how many synchronisations of the own-kernel worker
+ * pool it makes), with the convolution kernels `--forward-kernel`, `--input-kernel` and
  * `--filter-kernel` choose (`own`, the library's default, or `xnnpack`). On WASM the table
  * measures the library's default (our own convolution kernels) and, in rows marked "XNNPACK",
  * the same with tfjs-backend-wasm's XNNPACK-based convolutions. `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
@@ -29,6 +30,8 @@ import {
   type BackendName,
   type KernelProfileRow,
   measureSimdRoof,
+  type OwnKernelPoolStats,
+  ownKernelPoolStats,
   profileKernels,
   registerWasmTrainingKernels,
   selectBackend,
@@ -153,6 +156,8 @@ interface ChildReport {
     readonly stepFlops: number;
     readonly byName: KernelProfileRow[];
     readonly byConv: KernelProfileRow[];
+    /** The own-kernel pool's synchronisations per step (threaded wasm only). */
+    readonly pool?: OwnKernelPoolStats;
   };
 }
 
@@ -531,9 +536,11 @@ async function benchProfile(quick: boolean, onWasm: boolean): Promise<ChildRepor
   try {
     for (let i = 0; i < 2; i++) await step(); // XNNPACK builds and caches its operators
     const steps = quick ? 1 : 3;
+    ownKernelPoolStats({ reset: true });
     const { calls, wallMs } = await profileKernels(tf.getBackend(), async () => {
       for (let i = 0; i < steps; i++) await step();
     });
+    const pool = ownKernelPoolStats();
     const byName = summarizeKernelProfile(calls, wallMs, { steps });
     const convs = calls.filter((c) => c.label !== c.name && c.name.includes("Conv"));
     const byConv = summarizeKernelProfile(convs, wallMs, { steps, by: "label" }).slice(0, -1);
@@ -542,6 +549,16 @@ async function benchProfile(quick: boolean, onWasm: boolean): Promise<ChildRepor
       stepFlops: calls.reduce((a, c) => a + c.flops, 0) / steps,
       byName,
       byConv,
+      ...(pool === undefined ? {} : {
+        pool: {
+          threads: pool.threads,
+          calls: pool.calls / steps,
+          wakeups: pool.wakeups / steps,
+          callerOnly: pool.callerOnly / steps,
+          waitMs: pool.waitMs / steps,
+          preemptions: pool.preemptions / steps,
+        },
+      }),
     };
   } finally {
     dispose();
@@ -660,6 +677,15 @@ function profileTable(
     (roof === undefined ? "" : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof)`),
     "",
   ];
+  const pool = profile.pool;
+  if (pool !== undefined) {
+    lines.push(
+      `Own-kernel pool (${pool.threads} threads), per step: ${fixed(pool.calls, 0)} calls, ` +
+        `${fixed(pool.wakeups, 0)} found a worker asleep, ${fixed(pool.callerOnly, 0)} ran on ` +
+        `the calling thread alone, ${fixed(pool.waitMs, 2)} ms waiting for workers' shares.`,
+      "",
+    );
+  }
   const rows = (title: string, rs: KernelProfileRow[]) => {
     lines.push(
       `| ${title} | count | ms | share | GFLOP/s | % of roof |`,

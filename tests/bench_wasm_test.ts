@@ -3,7 +3,8 @@
  * 1 --only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench` runs per
  * measurement) must report the forward, backward-input and backward-filter convolutions, 3x3 and
  * 1x1, on the library's default (our own kernels) and on XNNPACK, and each ResNet's
- * training step on both, each with a finite rate.
+ * training step on both, each with a finite rate; and the profile on 2 threads must report the
+ * own-kernel pool's synchronisations per step.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -57,3 +58,22 @@ for (const arch of ["resnet18", "resnet50"]) {
     }
   });
 }
+
+Deno.test("wasm bench: the profile on 2 threads reports the own-kernel pool's synchronisations per step", async () => {
+  const run = await runDeno(["tasks/bench.ts", "--threads", "2", "--only", "profile", "--quick"]);
+  assert.equal(run.code, 0, `bench --only profile failed:\n${run.stderr.slice(-3000)}`);
+  const line = run.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  assert.ok(line, run.stdout);
+  const { profile } = JSON.parse(line) as {
+    profile: { pool?: { threads: number; calls: number; wakeups: number; waitMs: number } };
+  };
+  assert.ok(profile.pool !== undefined, "no pool counters");
+  assert.equal(profile.pool.threads, 2);
+  // ResNet-18: 20 forward and 19 backward-input convolutions (one pool call each), the
+  // backward-filter passes, four batch-norm passes per layer and one optimizer step.
+  assert.ok(
+    profile.pool.calls >= 100 && profile.pool.calls <= 200,
+    `${profile.pool.calls} pool calls per step`,
+  );
+  assert.ok(profile.pool.wakeups <= profile.pool.calls && profile.pool.waitMs >= 0);
+});

@@ -13,5 +13,6 @@ export {
 } from "./channel_stats.ts";
 export * from "./heap.ts";
 export * from "./kernel_profile.ts";
+export * from "./pool_stats.ts";
 export * from "./register.ts";
 export * from "./simd_roof.ts";
