@@ -10,12 +10,24 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ownKernelPool } from "./_own_kernels.ts";
-import type { KernelPoolStats } from "./_pool.ts";
 
 /** Synchronisation counters of the own-kernel worker pool (see the module). */
-export interface OwnKernelPoolStats extends KernelPoolStats {
+export interface OwnKernelPoolStats {
   /** Threads per call, the calling thread included. */
   readonly threads: number;
+  /** Calls (each one synchronisation). */
+  readonly calls: number;
+  /** Calls that found a worker asleep and had to wake it. */
+  readonly wakeups: number;
+  /** Calls whose shares all ran on the calling thread (every worker was late or asleep). */
+  readonly callerOnly: number;
+  /** Milliseconds the calling thread spent, after its last share, waiting for the workers'. */
+  readonly waitMs: number;
+  /**
+   * Times a polling worker found it had been descheduled (the cores busy with other work) and
+   * went to sleep at once, polling no more for a while.
+   */
+  readonly preemptions: number;
 }
 
 /** Options of {@linkcode ownKernelPoolStats}. */
