@@ -82,8 +82,18 @@ const GEN_MASK = 0x7fff;
 export const MAX_POOL_SHARES = 255;
 /** Most agents (caller + workers). */
 export const MAX_POOL_THREADS = 64;
-/** Shares per agent and call by default (finer shares even out late wake-ups and busy cores). */
-export const SHARES_PER_THREAD = 1;
+/**
+ * Shares per agent and call by default. Every agent claims the next unclaimed share until none is
+ * left, so finer shares let a fast core take over work from a slow one: a worker that woke late,
+ * or a core that runs slower for a while (a virtual CPU whose host core is busy with other work
+ * or runs at a lower clock: on a shared 2-vCPU host the same share took 2.8 ms on one core and
+ * 4.9 ms on the other). With one share per agent the call waits for the slower one; with 8, at most
+ * an eighth of it. Measured on such a host, ResNet-18 x0.25 training steps on 2 threads (15 steps
+ * each, alternating processes): the calling thread waited 25 ms per step for the workers' shares
+ * with 1 share per agent, 7.6 with 8, and the median step took 14 % less. A share costs one atomic
+ * claim and its kernel's set-up, and the results do not depend on the number of shares.
+ */
+export const SHARES_PER_THREAD = 8;
 
 /**
  * How long a worker keeps polling for the next call after its last share before it sleeps in

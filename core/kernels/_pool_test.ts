@@ -6,6 +6,7 @@ import {
   MAX_POOL_SHARES,
   MAX_POOL_THREADS,
   MAX_WORKER_SPIN_MICROS,
+  SHARES_PER_THREAD,
 } from "./_pool.ts";
 import { ownKernelBytes, type OwnKernels, ownKernelsRelaxed } from "./_own_kernels.ts";
 import { runWithoutPermission } from "./_test_util.ts";
@@ -77,7 +78,7 @@ Deno.test("a pool of 2 or 3 threads (2 or 3 shares, or 7) gives the bits of a si
     const pool = new KernelPool(filterModule(), memory, threads, { shares });
     try {
       assert.equal(pool.threads, threads);
-      assert.equal(pool.shares, shares ?? threads);
+      assert.equal(pool.shares, shares ?? threads * SHARES_PER_THREAD);
       // Before the workers are up the caller takes their shares: same bits, no wait.
       assertPoolMatchesSingleShare(pool, memory, 1024);
       await pool.ready();
@@ -100,7 +101,7 @@ Deno.test("a pool of 2 or 3 threads (2 or 3 shares, or 7) gives the bits of a si
 
 Deno.test("pool workers see pages the memory grew by after they started", async () => {
   const memory = sharedMemory(1);
-  const pool = new KernelPool(testModule(), memory, 2);
+  const pool = new KernelPool(testModule(), memory, 2, { shares: 2 });
   try {
     await pool.ready();
     memory.grow(3);
@@ -192,7 +193,8 @@ Deno.test("a trap in a worker or in the caller throws an Error naming the kernel
   const memory = sharedMemory(1);
   const i32 = new Int32Array(memory.buffer);
   for (const threads of [2, 3]) {
-    const pool = new KernelPool(testModule(), memory, threads);
+    // One share per thread: the share numbers below are the agents'.
+    const pool = new KernelPool(testModule(), memory, threads, { shares: threads });
     try {
       await pool.ready();
       const countOnce = () => {
@@ -319,7 +321,7 @@ async function until(test: () => boolean, what: string, timeoutMs = 10_000): Pro
 Deno.test("workers poll for spinMicros after a call (no wake-up for the next one), then sleep; stats count the wake-ups", async () => {
   const memory = sharedMemory(1);
   const i32 = new Int32Array(memory.buffer);
-  const pool = new KernelPool(testModule(), memory, 2);
+  const pool = new KernelPool(testModule(), memory, 2, { shares: 2 });
   try {
     assert.equal(pool.spinMicros, DEFAULT_WORKER_SPIN_MICROS);
     await pool.ready();
