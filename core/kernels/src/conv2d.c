@@ -24,7 +24,9 @@
 // (`conv2d_pad_f32` with no input rows zeroes the input gradient's tapless pixels).
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
 // block stores only the real lanes. Each tile first touches (loads) the output lines it stores
-// (WebAssembly has no prefetch), so that a 1x1 convolution's stores do not wait for them.
+// (WebAssembly has no prefetch), so that a 1x1 convolution's stores do not wait for them; a 1x1
+// tile also touches the next tile's input lines, whose misses would otherwise stall the next
+// tile's first channel block (a 1x1 tile has few multiply-adds per input line).
 //
 // Work units for threads (see simd.h): pad = one padded row; pack = one (block, tap); conv = one
 // (tile, channel block), tile-major, rectangle after rectangle. Every output element is written
@@ -179,9 +181,11 @@ INLINE void store_lanes(float* p, v128_t v, int nv) {
   }
 
 // One tile: pixels whose input/output offsets are xo[]/yo[] (live of them real), channels
-// [co0, co0 + nco) from the packed block fb.
+// [co0, co0 + nco) from the packed block fb. `pre`: bits the caller loaded to touch the next
+// tile's input, consumed (as a no-op, masked with `zero`) only before the stores, so that those
+// loads stall nothing.
 INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const int* yo, int live,
-                 int co0, int nco, int kh, int kw, int wb, int cin, int skip, int zero) {
+                 int co0, int nco, int kh, int kw, int wb, int cin, int skip, int pre, int zero) {
   // WebAssembly has no prefetch instruction: each tile first loads (touches) the output lines it
   // stores at its end, so that their fills overlap its multiply-adds (a 1x1 convolution has few
   // multiply-adds per output line: without the touch, at batch 64, its stores wait for lines that
@@ -220,6 +224,7 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
     }
     fp += skip;  // to the next row of a sub-filter window (0 for a whole packed filter)
   }
+  a01 = wasm_v128_xor(a01, wasm_i32x4_splat(pre & zero));  // zero: no change
   if (live == R && nco == 8) {
     FOR_R(STORE_FULL)
   } else {
@@ -255,9 +260,26 @@ INLINE void conv_units(const float* x, const float* fpk, int bstride, int frow, 
         }
       }
     }
-    for (; blk < blocks && u < u1; blk++, u++) {
+    // Touch the next tile's input (1x1: its pixels follow this tile's in memory along a row),
+    // one load per 64-byte line, so that its misses overlap this tile's multiply-adds: the
+    // hardware prefetchers miss these short runs (a tile's R pixels are R streams of cin floats).
+    // The loaded bits reach the first channel block's tile as `pre`, a no-op like `touched`.
+    // Measured (AMD EPYC, 64 x 16 x 16, 128 -> 128): 41.0 -> 45.0 GFLOP/s; 64 -> 64 at 32 x 32:
+    // 33.9 -> 38.7.
+    int pre = 0;
+    if (kh * kw == 1 && live == R) {
+      const long nx = ((long)(b * hb + oy0 + a * sy) * wb + ox0 + c * sx) * cin;
+      const long end = (long)n * hb * wb * cin;
+      const long stop = nx + (long)R * sx * cin < end ? nx + (long)R * sx * cin : end;
+      for (long e = nx; e < stop; e += 16) {
+        int v;
+        __builtin_memcpy(&v, x + e, 4);
+        pre ^= v;
+      }
+    }
+    for (; blk < blocks && u < u1; blk++, u++, pre = 0) {
       const int co0 = 8 * blk, nco = cout - co0 < 8 ? cout - co0 : 8;
-      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin, skip, zero);
+      tile(x, fpk + (long)blk * bstride, y, xo, yo, live, co0, nco, kh, kw, wb, cin, skip, pre, zero);
     }
   }
 }
