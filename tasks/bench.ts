@@ -6,9 +6,13 @@
  * also printed as a percentage of the roof on the same number of threads. Each measurement runs in
  * its own process, so each peak heap is its own.
  *
- * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--profile] [--torch [--python P]]
- * [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a comma-separated list of WASM
- * thread counts (default `1,<all cores>`): every WASM measurement runs once per thread count.
+ * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--rounds N] [--profile]
+ * [--torch [--python P]] [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a
+ * comma-separated list of WASM thread counts (default `1,<all cores>`): every WASM measurement
+ * runs once per thread count.
+ * `--rounds N` repeats all of it N times, the thread counts alternating within each round, and
+ * prints each row's median and range and each model's scaling per round: on a machine whose speed
+ * drifts (a shared host) that is the figure to compare (PyTorch, with `--torch`, runs once).
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
  * per kernel (and, on more than one thread, how many synchronisations of the own-kernel worker
  * pool it makes), with the convolution kernels `--forward-kernel`, `--input-kernel` and
@@ -47,6 +51,7 @@ import {
 import { buildResNet } from "@mfi/resnet";
 import { BACKEND_FLAGS, type CliSpec, runCli, UsageError } from "./_cli.ts";
 import { DEFAULT_PYTHON, runTorchBench, type TorchReport } from "./_torch_bench.ts";
+import { combineRounds, median, type RoundScaling, scalingByRound } from "./_bench_rounds.ts";
 
 /** Measurements a child process runs (`--only`). */
 const MEASUREMENTS = ["roof", "conv", "resnet18", "resnet50", "profile"] as const;
@@ -73,6 +78,14 @@ export const BENCH_CLI: CliSpec = {
       defaultText: "1,<all cores>",
       example: "1,2",
       doc: "comma-separated WASM thread counts; every measurement runs once per count",
+    },
+    rounds: {
+      type: "string",
+      placeholder: "N",
+      defaultText: "1",
+      example: "3",
+      doc: "repeat every measurement N times, thread counts alternating; medians, ranges and " +
+        "scaling per round (for a machine whose speed drifts)",
     },
     profile: {
       type: "boolean",
@@ -120,6 +133,7 @@ export const BENCH_CLI: CliSpec = {
   examples: [
     "--quick",
     "--threads 1,2 --json",
+    "--threads 1,2 --rounds 3",
     "--profile --threads 1,2",
     "--profile --forward-kernel xnnpack --input-kernel xnnpack --filter-kernel xnnpack",
     "--torch",
@@ -143,6 +157,10 @@ interface Row {
   readonly roofPercent?: number;
   /** PyTorch's figure for the same row and thread count (set by the parent). */
   readonly torch?: number;
+  /** `--rounds`: each round's wall-clock rate (`value` is their median). */
+  readonly values?: readonly number[];
+  /** `--rounds`: the smallest and largest of `values`. */
+  readonly range?: readonly [number, number];
 }
 
 /** What a child process reports: its rows and the backend they ran on. */
@@ -186,6 +204,9 @@ const ALL_OWN: WasmTrainingKernelOptions = {
 /** The roof row's name. */
 const ROOF = "WASM SIMD roof";
 
+/** Most rounds `--rounds` takes. */
+const MAX_ROUNDS = 20;
+
 function parse(values: Readonly<Record<string, unknown>>) {
   const backend = (values.backend as BackendName | undefined) ?? "wasm";
   const cores = navigator.hardwareConcurrency || 1;
@@ -202,6 +223,16 @@ function parse(values: Readonly<Record<string, unknown>>) {
         `add --backend webgpu to test WebGPU on a software adapter, or drop it`,
     );
   }
+  const roundsText = (values.rounds as string | undefined) ?? "1";
+  const rounds = Number(roundsText);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > MAX_ROUNDS) {
+    throw new UsageError(
+      `--rounds must be a whole number from 1 to ${MAX_ROUNDS}; got ${roundsText}`,
+    );
+  }
+  if (rounds > 1 && values.profile === true) {
+    throw new UsageError("--rounds repeats the table's measurements; --profile runs once");
+  }
   if (values.profile === true && values.torch === true) {
     throw new UsageError("--profile and --torch do not go together; run them one after the other");
   }
@@ -213,6 +244,7 @@ function parse(values: Readonly<Record<string, unknown>>) {
     threads: backend === "wasm" ? threads : [1],
     only: values.only as Measurement | undefined,
     profile: values.profile === true,
+    rounds,
     torch: values.torch === true,
     python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
     kernels: {
@@ -621,17 +653,32 @@ const fixed = (v: number | null | undefined, digits = 1): string =>
 
 function table(
   rows: Row[],
-  head: { load: string; backend: string; software: boolean; torch?: string; tiny?: boolean },
+  head: {
+    load: string;
+    backend: string;
+    software: boolean;
+    torch?: string;
+    tiny?: boolean;
+    scaling?: readonly RoundScaling[];
+  },
 ): string {
   const withTorch = rows.some((r) => r.torch !== undefined);
+  const rounds = rows.find((r) => r.values !== undefined)?.values?.length;
   const lines = [
     ...(head.software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
     ...(head.tiny ? [`**${TINY_NOTE}**`, ""] : []),
     `Backend: ${head.backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${head.load}`,
     "",
-    "| measurement | threads | wall-clock rate | per CPU-second | unit | GFLOP/s | % of roof | peak wasm heap |" +
+    ...(rounds === undefined ? [] : [
+      `${rounds} rounds, thread counts alternating within each: every figure is the median of ` +
+      "the rounds; range = the smallest and largest wall-clock rate.",
+      "",
+    ]),
+    "| measurement | threads | wall-clock rate |" + (rounds === undefined ? "" : " range |") +
+    " per CPU-second | unit | GFLOP/s | % of roof | peak wasm heap |" +
     (withTorch ? " PyTorch | ours / PyTorch |" : ""),
-    "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |" + (withTorch ? " ---: | ---: |" : ""),
+    "| --- | ---: | ---: |" + (rounds === undefined ? "" : " ---: |") +
+    " ---: | --- | ---: | ---: | ---: |" + (withTorch ? " ---: | ---: |" : ""),
   ];
   for (const r of rows) {
     const heap = r.heapMiB === undefined ? "" : `${(r.heapMiB / 1024).toFixed(2)} GiB`;
@@ -641,7 +688,11 @@ function table(
       } |`
       : "";
     lines.push(
-      `| ${r.name} | ${r.threads ?? ""} | ${fixed(r.value)} | ${fixed(r.perCpu)} | ${r.unit} | ` +
+      `| ${r.name} | ${r.threads ?? ""} | ${fixed(r.value)} |` +
+        (rounds === undefined
+          ? ""
+          : ` ${r.range === undefined ? "" : `${fixed(r.range[0])}-${fixed(r.range[1])}`} |`) +
+        ` ${fixed(r.perCpu)} | ${r.unit} | ` +
         `${fixed(r.gflops)} | ${fixed(r.roofPercent, 0)} | ${heap} |${torch}`,
     );
   }
@@ -655,6 +706,14 @@ function table(
     "distorts less than wall-clock time (on WebGPU the device's time is not CPU time: read the",
     "wall-clock rate).",
     ...(head.torch ? ["", head.torch] : []),
+    ...(head.scaling === undefined || head.scaling.length === 0 ? [] : [
+      "",
+      ...head.scaling.map((s) =>
+        `${s.name}: ${s.to} threads over ${s.from}, per round: ` +
+        s.ratios.map((x) => `${x.toFixed(2)}x`).join(", ") +
+        ` (median ${median(s.ratios)!.toFixed(2)}x)`
+      ),
+    ]),
     ...(head.software ? ["", `**${SOFTWARE_NOTE}**`] : []),
   );
   return lines.join("\n");
@@ -785,7 +844,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
   }
   const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "unknown")).split(" ")
     .slice(0, 3).join(" ");
-  const rows: Row[] = [];
+  const rounds: Row[][] = [];
   const profiles = new Map<number, NonNullable<ChildReport["profile"]>>();
   let backend = opts.backend as string;
   let software = false;
@@ -795,20 +854,28 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       ? ["profile" as const]
       : ["conv" as const, "resnet18" as const, "resnet50" as const]),
   ];
-  for (const only of measurements) {
-    for (const threads of opts.threads) {
-      const report = await runChild(only, threads, opts);
-      if (only !== "roof") {
-        // The thread count is a column of its own.
-        backend = report.backend.replace(/, \d+ threads?\)$/, ")");
-        software ||= report.softwareAdapter;
+  for (let round = 0; round < opts.rounds; round++) {
+    const rows: Row[] = [];
+    for (const only of measurements) {
+      for (const threads of opts.threads) {
+        const report = await runChild(only, threads, opts);
+        if (only !== "roof") {
+          // The thread count is a column of its own.
+          backend = report.backend.replace(/, \d+ threads?\)$/, ")");
+          software ||= report.softwareAdapter;
+        }
+        if (report.profile) profiles.set(threads, report.profile);
+        rows.push(
+          ...report.rows.map((r) => (opts.backend === "wasm" ? { ...r, threads } : r)),
+        );
       }
-      if (report.profile) profiles.set(threads, report.profile);
-      rows.push(
-        ...report.rows.map((r) => (opts.backend === "wasm" ? { ...r, threads } : r)),
-      );
     }
+    rounds.push(rows);
   }
+  const rows: Row[] = opts.rounds === 1 ? rounds[0] : combineRounds(rounds);
+  const scaling = opts.rounds === 1
+    ? []
+    : scalingByRound(rounds, opts.threads[0], opts.threads[opts.threads.length - 1]);
   const roof = roofs(rows);
   const torchReports = new Map<number, TorchReport>();
   if (opts.torch) {
@@ -840,6 +907,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       threads: opts.threads,
       load,
       rows: done,
+      ...(opts.rounds > 1 ? { rounds: opts.rounds, scaling } : {}),
       ...(opts.profile ? { profiles: Object.fromEntries(profiles) } : {}),
       ...(opts.torch ? { torch: Object.fromEntries(torchReports), torchNote: torch } : {}),
     }));
@@ -855,7 +923,9 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
         "time only); (between kernels) is the rest of the step's wall time: JavaScript, the " +
         "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps.",
     );
-  } else console.log(table(done, { load, backend, software, torch, tiny: opts.tiny }));
+  } else {
+    console.log(table(done, { load, backend, software, torch, tiny: opts.tiny, scaling }));
+  }
   if (software) console.error(`bench: ${SOFTWARE_NOTE}`);
 }
 

@@ -3,8 +3,9 @@
  * 1 --only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench` runs per
  * measurement) must report the forward, backward-input and backward-filter convolutions, 3x3 and
  * 1x1, on the library's default (our own kernels) and on XNNPACK, and each ResNet's
- * training step on both, each with a finite rate; and the profile on 2 threads must report the
- * own-kernel pool's synchronisations per step.
+ * training step on both, each with a finite rate; the profile on 2 threads must report the
+ * own-kernel pool's synchronisations per step; and `--rounds 2` must report every row as the
+ * median of two rounds, with each model's scaling per round.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -76,4 +77,42 @@ Deno.test("wasm bench: the profile on 2 threads reports the own-kernel pool's sy
     `${profile.pool.calls} pool calls per step`,
   );
   assert.ok(profile.pool.wakeups <= profile.pool.calls && profile.pool.waitMs >= 0);
+});
+
+Deno.test("wasm bench: --rounds 2 reports medians of both rounds and each model's scaling per round", async () => {
+  const run = await runDeno([
+    "tasks/bench.ts",
+    "--tiny",
+    "--threads",
+    "1,2",
+    "--rounds",
+    "2",
+    "--json",
+  ]);
+  assert.equal(run.code, 0, `bench --rounds 2 failed:\n${run.stderr.slice(-3000)}`);
+  const line = run.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  assert.ok(line, run.stdout);
+  const report = JSON.parse(line) as {
+    rounds: number;
+    rows: (Row & { threads: number; values: number[]; range: [number, number] })[];
+    scaling: { name: string; from: number; to: number; ratios: number[] }[];
+  };
+  assert.equal(report.rounds, 2);
+  const train = report.rows.filter((r) => r.name === "resnet18 train (batch 2)");
+  assert.deepEqual(train.map((r) => r.threads), [1, 2], "one row per thread count");
+  for (const r of report.rows) {
+    assert.equal(r.values.length, 2, `${r.name}: ${r.values}`);
+    const [lo, hi] = [Math.min(...r.values), Math.max(...r.values)];
+    assert.deepEqual(r.range, [lo, hi]);
+    assert.ok(Math.abs(r.value - (lo + hi) / 2) <= 1e-9 * hi, `${r.name}: median of two`);
+  }
+  const s = report.scaling.find((x) => x.name === "resnet18 train (batch 2)");
+  assert.ok(s !== undefined && s.from === 1 && s.to === 2 && s.ratios.length === 2);
+  for (let k = 0; k < 2; k++) {
+    const ratio = train[1].values[k] / train[0].values[k];
+    assert.ok(
+      Math.abs(s.ratios[k] - ratio) <= 1e-9 * ratio,
+      "round k's two-thread over one-thread",
+    );
+  }
 });

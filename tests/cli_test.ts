@@ -58,6 +58,12 @@ const TASKS: [string, string[], RegExp][] = [
   ["tasks/data.ts", ["fetch"], /^data: unknown command "fetch"; expected one of check, download$/],
   ["tasks/bench.ts", ["--threads", "0,1"], /^bench: --threads must be a comma-separated list/],
   ["tasks/bench.ts", ["--profile", "--torch"], /^bench: --profile and --torch do not go together/],
+  [
+    "tasks/bench.ts",
+    ["--rounds", "0"],
+    /^bench: --rounds must be a whole number from 1 to 20; got 0$/,
+  ],
+  ["tasks/bench.ts", ["--rounds", "2", "--profile"], /^bench: --rounds repeats the table's/],
   ["tasks/bench.ts", ["--filter-kernel", "fast"], /^bench: --filter-kernel must be one of/],
   ["tasks/bench.ts", ["--forward-kernel", "fast"], /^bench: --forward-kernel must be one of/],
   ["tasks/bench.ts", ["--input-kernel", "OWN"], /^bench: --input-kernel must be one of/],
