@@ -26,7 +26,19 @@ export type CombinedRow<T extends RoundRow> = T & {
   readonly range: readonly [number, number];
 };
 
-/** The median of `xs` (the mean of the middle two for an even count); undefined for none. */
+/**
+ * The median of `xs` (the mean of the middle two for an even count); undefined for none.
+ *
+ * @param xs The values, in any order.
+ * @returns Their median.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { median } from "./_bench_rounds.ts";
+ * assert.equal(median([3, 1, 2]), 2);
+ * assert.equal(median([4, 1, 3, 2]), 2.5);
+ * ```
+ */
 export function median(xs: readonly number[]): number | undefined {
   if (xs.length === 0) return undefined;
   const s = [...xs].sort((a, b) => a - b);
