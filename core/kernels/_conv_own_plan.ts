@@ -15,10 +15,9 @@
  *
  * The input gradient uses the stride-phase split of {@linkcode phases}: each phase `(r_y, r_x)` is
  * a stride-1 correlation of dy with a reversed, channel-transposed sub-filter (packed one after
- * the other), written straight into its interleaved positions of dx. When some pixels of dx get
- * no tap (a stride larger than the filter, such as a 1x1 stride-2 projection), dx is first zeroed
- * in one sequential pass (the pad kernel with no input rows) and only the rectangles with taps are
- * computed.
+ * the other), written straight into its interleaved positions of dx. Pixels of dx that get no tap
+ * (a stride larger than the filter, such as a 1x1 stride-2 projection) are rectangles without
+ * taps, which the same call writes as zeros.
  *
  * @module
  */
@@ -28,7 +27,7 @@ import { callOwnKernel, type OwnKernelArgs, ownKernels } from "./_own_kernels.ts
 import { type HeapTensor, Scratch, type WasmBackend } from "./_wasm.ts";
 
 /** The exports a convolution plan calls. */
-export type ConvKernelName = "conv2d_pad_f32" | "conv2d_pack_filter_f32" | "conv2d_rects_f32";
+export type ConvKernelName = "conv2d_pack_filter_f32" | "conv2d_rects_f32";
 
 /**
  * One call: an export and its arguments without `(part, parts)`, and `"single"` for a call too
@@ -257,9 +256,9 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
  * rectangles whose taps are all in bounds of dy (read in place, no padded copy), each with the
  * window of its phase's packed sub-filter that holds those taps, and writing its interleaved
  * pixels of dx. The phases' sub-filters are packed one after the other (together the size of the
- * filter), then one call computes every rectangle of every phase. When some pixels of dx get no
- * tap (a phase no tap reaches, such as the odd rows and columns of a 1x1 stride-2 projection), dx
- * is first zeroed in one sequential pass and only the rectangles with taps are computed.
+ * filter), then one call computes every rectangle of every phase; pixels no tap reaches (such as
+ * the odd rows and columns of a 1x1 stride-2 projection) are rectangles without taps, written as
+ * zeros.
  *
  * @param g The forward convolution's sizes, strides and padding.
  * @returns The plan.
@@ -282,12 +281,25 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
   const rects: Rect[] = [];
   let at = 0;
   let macs = 0;
-  // Some pixels of dx get no tap: zero dx first, then compute only the rectangles with taps.
-  let zeroFill = false;
+  // Pixels no tap reaches: a rectangle without taps (written as zeros).
+  const zeros = (ry: number, rx: number, oh: number, ow: number): Rect => ({
+    window: 0,
+    bstride: 0,
+    frow: 0,
+    kh: 0,
+    kw: 0,
+    oh,
+    ow,
+    oy0: 0,
+    ox0: 0,
+    ry,
+    rx,
+  });
   for (const y of py) {
     for (const x of px) {
       if (y.taps === 0 || x.taps === 0) {
-        zeroFill = true;
+        rects.push(zeros(y.r, x.r, y.count, x.count));
+        macs += n * y.count * x.count * cin;
         continue;
       }
       const size = packedSize(y.taps * x.taps, cout, cin);
@@ -297,7 +309,8 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
         for (const rx of runs(x, wo)) {
           const ty = ry.t1 - ry.t0, tx = rx.t1 - rx.t0;
           if (ty === 0 || tx === 0) {
-            zeroFill = true;
+            rects.push(zeros(y.r + sh * ry.start, x.r + sw * rx.start, ry.count, rx.count));
+            macs += n * ry.count * rx.count * cin;
             continue;
           }
           macs += n * ry.count * rx.count * ty * tx * cout * cin;
@@ -325,14 +338,6 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
     rects: table,
     calls(b) {
       const out: ConvCall[] = [];
-      if (zeroFill) {
-        // The pad kernel with no input rows: every row of its output (dx) is zero.
-        out.push([
-          "conv2d_pad_f32",
-          [b.output, b.output, n, 0, 0, cin, h, w, 0, 0],
-          ...placement(n * h * w * cin),
-        ]);
-      }
       for (const p of packs) {
         out.push([
           "conv2d_pack_filter_f32",

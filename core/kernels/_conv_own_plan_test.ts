@@ -164,16 +164,15 @@ Deno.test("the input-gradient plan writes phases no tap reaches (1x1, stride 2) 
   const g = geometry([1, 6, 6, 2], 1, 3, 2, "valid");
   const plan = conv2dBackpropInputPlan(g);
   const calls = plan.calls({ ...BUFFERS, output: 64 });
-  // Phases (0, 1), (1, 0), (1, 1) have no tap along one axis: dx is zeroed in one pass (the pad
-  // kernel with no input rows, writing all 6 x 6 pixels of the output), then only phase (0, 0)
-  // is packed and computed: one rectangle of 3 x 3 pixels, one tap.
-  assert.deepEqual(calls.map(([name]) => name), [
-    "conv2d_pad_f32",
-    "conv2d_pack_filter_f32",
-    "conv2d_rects_f32",
-  ]);
-  assert.deepEqual(calls[0][1], [64, 64, 1, 0, 0, 2, 6, 6, 0, 0]);
-  assert.deepEqual(rectShapes(plan), [[1, 1, 3, 3]]);
+  // Phases (0, 1), (1, 0), (1, 1) have no tap along one axis: rectangles without taps (3 x 3
+  // pixels each, written as zeros by the same call); only phase (0, 0) is packed and computed:
+  // one rectangle of 3 x 3 pixels, one tap.
+  assert.deepEqual(calls.map(([name]) => name), ["conv2d_pack_filter_f32", "conv2d_rects_f32"]);
+  assert.deepEqual(rectShapes(plan), [[1, 1, 3, 3], [0, 0, 3, 3], [0, 0, 3, 3], [0, 0, 3, 3]]);
+  // Their first output pixels: the phases' offsets.
+  const at = (r: number) =>
+    Array.from(plan.rects.subarray(r * CONV_RECT_INTS + 9, r * CONV_RECT_INTS + 11));
+  assert.deepEqual([0, 1, 2, 3].map(at), [[0, 0], [0, 1], [1, 0], [1, 1]]);
   const dx = runPlan(VARIANTS[0], plan, values(27, 4), values(6, 5), 72, 1);
   for (let y = 0; y < 6; y++) {
     for (let x = 0; x < 6; x++) {
@@ -272,11 +271,7 @@ Deno.test("small calls run alone on the calling thread, large ones on the pool",
     "conv2d_pack_filter_f32 single",
     "conv2d_rects_f32 single",
   ]);
-  // The input gradient: dx zeroed first where some pixels get no tap (1x1 stride 2), in the pool.
+  // The input gradient of a 1x1 stride-2 projection: its zero rectangles in the same call.
   const dx = conv2dBackpropInputPlan(geometry([64, 32, 32, 16], 1, 32, 2, "same")).calls(BUFFERS);
-  assert.deepEqual(where(dx), [
-    "conv2d_pad_f32 pool",
-    "conv2d_pack_filter_f32 single",
-    "conv2d_rects_f32 pool",
-  ]);
+  assert.deepEqual(where(dx), ["conv2d_pack_filter_f32 single", "conv2d_rects_f32 pool"]);
 });

@@ -81,24 +81,6 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
-  /**
-   * `xb[b, r, q, :] = x[b, r - pt, q - pl, :]` inside x, else 0, for `r < hb`, `q < wb`
-   * (`src/conv2d.c`).
-   */
-  conv2d_pad_f32(
-    x: number,
-    xb: number,
-    n: number,
-    h: number,
-    w: number,
-    c: number,
-    hb: number,
-    wb: number,
-    pt: number,
-    pl: number,
-    part: number,
-    parts: number,
-  ): void;
   /** Packs a (sub-)filter into blocks of 8 output channels, `[cout/8][kh][kw][cin][8]`. */
   conv2d_pack_filter_f32(
     f: number,

@@ -28,7 +28,6 @@ Deno.test("the kernel binaries import one memory and export the convolution, bat
       { name: "conv2d_backprop_filter_f32", kind: "function" },
       { name: "conv2d_backprop_filter_groups_f32", kind: "function" },
       { name: "conv2d_backprop_filter_sum_f32", kind: "function" },
-      { name: "conv2d_pad_f32", kind: "function" },
       { name: "conv2d_pack_filter_f32", kind: "function" },
       { name: "conv2d_rects_f32", kind: "function" },
       { name: "bn_stats_f32", kind: "function" },

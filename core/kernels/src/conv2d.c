@@ -2,11 +2,11 @@
 // SIMD, for tfjs-backend-wasm.
 //
 // One core (`conv_units`, which `conv2d_rects_f32` runs for each rectangle) computes a
-// stride-(sy, sx) correlation of an input buffer xb of hb x wb pixels (the caller keeps every tap
-// it asks for in bounds) with a packed filter, and writes each output pixel wherever the caller
-// says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw
-// pixels): one rectangle of the forward output (ty = tx = 1), or of a stride phase of the input
-// gradient (its interleaved pixels of dx). With kh = 0 (no tap) it writes the pixels as zeros.
+// stride-(sy, sx) correlation of an input xb of hb x wb pixels (the caller keeps every tap it
+// asks for in bounds) with a packed filter, and writes each output pixel wherever the caller
+// says (rows ry + a*ty, columns rx + c*tx of an output of yh x yw pixels): one rectangle of the
+// forward output (ty = tx = 1), or of a stride phase of the input gradient (its interleaved pixels
+// of dx). With kh = 0 (no tap) it writes the pixels as zeros.
 //
 //   y[b, ry + a*ty, rx + c*tx, co] = sum over i < kh, j < kw, ci of
 //       xb[b, oy0 + a*sy + i, ox0 + c*sx + j, ci] * f[co / 8][i, j, ci, co % 8]
@@ -15,20 +15,20 @@
 // boundaries; a tile of R pixels x 8 output channels keeps 2R f32x4 accumulators in registers and
 // runs over every tap and input channel with two vector loads of the filter and R broadcasts of
 // the input per input channel (2R multiply-adds). The kw taps of one filter row read kw * cin
-// consecutive floats of the padded input (and of the packed filter): one loop per filter row.
+// consecutive floats of the input (and of the packed filter): one loop per filter row.
 // The filter is packed by `conv2d_pack_filter_f32` into blocks of 8 output channels
-// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially. The input may be a
-// copy padded by `conv2d_pad_f32`; the plans (_conv_own_plan.ts) instead read it in place: the
-// output is split into rectangles whose taps are all inside the input, and `conv2d_rects_f32`
-// computes all of them in one call, each with a window (the taps in bounds) of one packed filter
-// (`conv2d_pad_f32` with no input rows zeroes the input gradient's tapless pixels).
+// ([cout/8][kh][kw][cin][8], zero beyond cout) that are read sequentially. The plans
+// (_conv_own_plan.ts) read the input in place: the output is split into rectangles whose taps are
+// all inside the input, and `conv2d_rects_f32` computes all of them in one call, each with a
+// window (the taps in bounds) of one packed filter, and writes the rectangles without taps (the
+// input gradient's pixels that no tap reaches) as zeros.
 // Tails: the last tile repeats its last pixel and stores only the real ones; the last channel
 // block stores only the real lanes. Each tile first touches (loads) the output lines it stores
 // (WebAssembly has no prefetch), so that a 1x1 convolution's stores do not wait for them; a 1x1
 // tile also touches the next tile's input lines, whose misses would otherwise stall the next
 // tile's first channel block (a 1x1 tile has few multiply-adds per input line).
 //
-// Work units for threads (see simd.h): pad = one padded row; pack = one (block, tap); conv = one
+// Work units for threads (see simd.h): pack = one (block, tap); conv = one
 // (tile, channel block), tile-major, rectangle after rectangle. Every output element is written
 // by one unit, with a summation order (taps, then input channels) that does not depend on the
 // split.
@@ -42,29 +42,6 @@
 #define MFI_CONV_R 6
 #endif
 #define R MFI_CONV_R
-
-// xb[b, r, q, :] = x[b, r - pt, q - pl, :] inside x, else 0, for r < hb, q < wb.
-__attribute__((export_name("conv2d_pad_f32")))
-void conv2d_pad_f32(const float* x, float* xb, int n, int h, int w, int c, int hb, int wb, int pt,
-                    int pl, int part, int parts) {
-  const int u0 = share_begin(n * hb, part, parts), u1 = share_end(n * hb, part, parts);
-  // Columns of xb that come from x: [q0, q1).
-  int q0 = pl < 0 ? 0 : pl;
-  int q1 = pl + w < wb ? pl + w : wb;
-  if (q1 < q0) q1 = q0;
-  for (int u = u0; u < u1; u++) {
-    const int b = u / hb, r = u % hb, iy = r - pt;
-    float* d = xb + (long)u * wb * c;
-    if (iy < 0 || iy >= h || q1 == q0) {
-      __builtin_memset(d, 0, (unsigned long)wb * c * 4);
-      continue;
-    }
-    if (q0 > 0) __builtin_memset(d, 0, (unsigned long)q0 * c * 4);
-    __builtin_memcpy(d + q0 * c, x + ((long)(b * h + iy) * w + (q0 - pl)) * c,
-                     (unsigned long)(q1 - q0) * c * 4);
-    if (q1 < wb) __builtin_memset(d + q1 * c, 0, (unsigned long)(wb - q1) * c * 4);
-  }
-}
 
 // fp[blk][ty][tx][ci][l] = f[base + ty*sfy + tx*sfx + ci*sci + (8*blk + l)*sco]
 // for 8*blk + l < cout, else 0 (strides may be negative: the input gradient reads its sub-filters

@@ -24,8 +24,9 @@ const idleCpuMs = async () => {
   const { user, system } = process.cpuUsage(before);
   return Math.round((user + system) / 1000);
 };
-// Any call will do: the pad kernel with no input rows zeroes 1 x 4 x 4 x 8 floats at byte 4096.
-const call = () => pool.run("conv2d_pad_f32", [4096, 4096, 1, 0, 0, 8, 4, 4, 0, 0]);
+// Any call will do: the backward-filter partial sum with one group (no partials) loads and stores
+// back 16 floats at byte 4096.
+const call = () => pool.run("conv2d_backprop_filter_sum_f32", [4096, 8192, 16, 1]);
 await asleep();
 const a = await idleCpuMs();
 pool.spinMicros = 1_000_000;
