@@ -109,6 +109,27 @@ interface Rect {
   readonly rx: number;
 }
 
+/**
+ * The call of `conv2d_rects_f32` for a plan's `count` rectangles: an input of `[n, hb, wb, cin]`
+ * read with strides (sy, sx), an output of `[n, yh, yw, cout]` written with strides (ty, tx), and
+ * `macs` multiply-adds in all (its placement).
+ */
+function rectsCall(
+  b: ConvBuffers,
+  count: number,
+  shape: { n: number; hb: number; wb: number; cin: number; cout: number },
+  strides: { sy: number; sx: number; yh: number; yw: number; ty: number; tx: number },
+  macs: number,
+): ConvCall {
+  const { n, hb, wb, cin, cout } = shape;
+  const { sy, sx, yh, yw, ty, tx } = strides;
+  return [
+    "conv2d_rects_f32",
+    [b.input, b.packed, b.output, b.rects, count, n, hb, wb, cin, cout, sy, sx, yh, yw, ty, tx],
+    ...placement(macs),
+  ];
+}
+
 function rectTable(rects: readonly Rect[]): Int32Array {
   return Int32Array.from(
     rects.flatMap((r) => [
@@ -224,28 +245,14 @@ export function conv2dPlan(g: ConvGradGeometry): OwnConvPlan {
         [b.filter, b.packed, kh, kw, cin, cout, 0, kw * cin * cout, cin * cout, cout, 1],
         ...placement(packed),
       ],
-      [
-        "conv2d_rects_f32",
-        [
-          b.input,
-          b.packed,
-          b.output,
-          b.rects,
-          rects.length,
-          n,
-          h,
-          w,
-          cin,
-          cout,
-          sh,
-          sw,
-          ho,
-          wo,
-          1,
-          1,
-        ],
-        ...placement(macs),
-      ],
+      rectsCall(b, rects.length, { n, hb: h, wb: w, cin, cout }, {
+        sy: sh,
+        sx: sw,
+        yh: ho,
+        yw: wo,
+        ty: 1,
+        tx: 1,
+      }, macs),
     ],
   };
 }
@@ -358,28 +365,16 @@ export function conv2dBackpropInputPlan(g: ConvGradGeometry): OwnConvPlan {
         ]);
       }
       if (rects.length > 0) {
-        out.push([
-          "conv2d_rects_f32",
-          [
-            b.input,
-            b.packed,
-            b.output,
-            b.rects,
-            rects.length,
-            n,
-            ho,
-            wo,
-            cout,
-            cin,
-            1,
-            1,
-            h,
-            w,
-            sh,
-            sw,
-          ],
-          ...placement(macs),
-        ]);
+        // dy [n, ho, wo, cout] read at stride 1, each phase's pixels of dx [n, h, w, cin] written
+        // at the stride.
+        out.push(rectsCall(b, rects.length, { n, hb: ho, wb: wo, cin: cout, cout: cin }, {
+          sy: 1,
+          sx: 1,
+          yh: h,
+          yw: w,
+          ty: sh,
+          tx: sw,
+        }, macs));
       }
       return out;
     },
