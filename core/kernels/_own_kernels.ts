@@ -302,6 +302,16 @@ function backendThreads(wasm: object): number {
 }
 
 /**
+ * The worker pool of the backend's module if one was started (no pool is created here).
+ *
+ * @param wasm The backend's emscripten module.
+ * @returns The pool, or undefined when none is running.
+ */
+export function startedOwnKernelPool(wasm: object): KernelPool | undefined {
+  return pools.get(memoryOf(wasm)) ?? undefined;
+}
+
+/**
  * The worker pool that runs the own kernels of the backend's module: created on first use, with
  * as many agents as the backend has threads; undefined on a plain memory, a single-threaded
  * backend, or once {@linkcode disposeOwnKernelPool} has run for this module.

@@ -9,7 +9,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs-core";
-import { ownKernelPool } from "./_own_kernels.ts";
+import { startedOwnKernelPool } from "./_own_kernels.ts";
 
 /** Synchronisation counters of the own-kernel worker pool (see the module). */
 export interface OwnKernelPoolStats {
@@ -39,7 +39,7 @@ export interface OwnKernelPoolStatsOptions {
 /**
  * The counters of the active wasm backend's own-kernel worker pool since it started (or since the
  * last read with `reset`), or undefined where there is none: another backend, a single-threaded
- * wasm backend.
+ * wasm backend. Reading them never starts a pool.
  *
  * @param options `reset`: start counting afresh.
  * @returns The counters, or undefined.
@@ -56,7 +56,7 @@ export function ownKernelPoolStats(
 ): OwnKernelPoolStats | undefined {
   if (tf.getBackend() !== "wasm") return undefined;
   const wasm = (tf.backend() as unknown as { wasm?: object }).wasm;
-  const pool = wasm === undefined ? undefined : ownKernelPool(wasm);
+  const pool = wasm === undefined ? undefined : startedOwnKernelPool(wasm);
   if (pool === undefined) return undefined;
   const stats = { threads: pool.threads, ...pool.stats };
   if (options.reset === true) pool.resetStats();
