@@ -137,3 +137,53 @@ export function scalingByRound(
     return ratios.length === 0 ? [] : [{ name, from, to, ratios }];
   });
 }
+
+/**
+ * One model's two-thread scaling measured inside one process (`measureOwnKernelScaling` of
+ * `@mfi/core`: the own kernels on the calling thread and on the pool, alternating), per
+ * in-process round.
+ */
+export interface InProcessScaling {
+  readonly name: string;
+  /** Threads of the pool. */
+  readonly threads: number;
+  /** Milliseconds per step on the calling thread, per in-process round. */
+  readonly oneThreadMs: readonly number[];
+  /** Milliseconds per step on the pool, per in-process round. */
+  readonly poolMs: readonly number[];
+  /** `oneThreadMs / poolMs`, per in-process round. */
+  readonly ratios: readonly number[];
+}
+
+/**
+ * Joins the in-process scaling of every `--rounds` round: per model (in the first round's order),
+ * the in-process rounds of all bench rounds one after another.
+ *
+ * @param rounds Each bench round's measurements.
+ * @returns One entry per model.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { joinInProcessScaling } from "./_bench_rounds.ts";
+ * const s = (ratio: number) =>
+ *   [{ name: "resnet18", threads: 2, oneThreadMs: [ratio * 100], poolMs: [100], ratios: [ratio] }];
+ * const [joined] = joinInProcessScaling([s(1.7), s(1.8)]);
+ * assert.deepEqual(joined.ratios, [1.7, 1.8]);
+ * assert.deepEqual(joined.poolMs, [100, 100]);
+ * ```
+ */
+export function joinInProcessScaling(
+  rounds: readonly (readonly InProcessScaling[])[],
+): InProcessScaling[] {
+  if (rounds.length === 0) return [];
+  return rounds[0].map((first) => {
+    const all = rounds.flatMap((r) => r.filter((s) => s.name === first.name));
+    return {
+      name: first.name,
+      threads: first.threads,
+      oneThreadMs: all.flatMap((s) => s.oneThreadMs),
+      poolMs: all.flatMap((s) => s.poolMs),
+      ratios: all.flatMap((s) => s.ratios),
+    };
+  });
+}

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { combineRounds, median, scalingByRound } from "./_bench_rounds.ts";
+import { combineRounds, joinInProcessScaling, median, scalingByRound } from "./_bench_rounds.ts";
 
 Deno.test("median: odd and even counts, and none", () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -39,4 +39,17 @@ Deno.test("scalingByRound: images/s rows on both thread counts, round by round",
   ]);
   assert.deepEqual(scalingByRound([round(100, 170)], 1, 1), [], "one thread count: nothing");
   assert.deepEqual(scalingByRound([], 1, 2), []);
+});
+
+Deno.test("joinInProcessScaling: per model, the bench rounds' in-process rounds in order", () => {
+  const round = (k: number) => [
+    { name: "resnet18", threads: 2, oneThreadMs: [300 + k], poolMs: [170, 171], ratios: [1.7 + k] },
+    { name: "resnet50", threads: 2, oneThreadMs: [500], poolMs: [300], ratios: [1.6 + k] },
+  ];
+  const joined = joinInProcessScaling([round(0), round(0.1)]);
+  assert.deepEqual(joined.map((s) => s.name), ["resnet18", "resnet50"]);
+  assert.deepEqual(joined[0].oneThreadMs, [300, 300.1]);
+  assert.deepEqual(joined[0].poolMs, [170, 171, 170, 171]);
+  assert.deepEqual(joined[1].ratios, [1.6, 1.7000000000000002]);
+  assert.deepEqual(joinInProcessScaling([]), []);
 });

@@ -33,6 +33,7 @@ import {
   backendLabel,
   type BackendName,
   type KernelProfileRow,
+  measureOwnKernelScaling,
   measureSimdRoof,
   type OwnKernelPoolStats,
   ownKernelPoolStats,
@@ -51,10 +52,17 @@ import {
 import { buildResNet } from "@mfi/resnet";
 import { BACKEND_FLAGS, type CliSpec, runCli, UsageError } from "./_cli.ts";
 import { DEFAULT_PYTHON, runTorchBench, type TorchReport } from "./_torch_bench.ts";
-import { combineRounds, median, type RoundScaling, scalingByRound } from "./_bench_rounds.ts";
+import {
+  combineRounds,
+  type InProcessScaling,
+  joinInProcessScaling,
+  median,
+  type RoundScaling,
+  scalingByRound,
+} from "./_bench_rounds.ts";
 
 /** Measurements a child process runs (`--only`). */
-const MEASUREMENTS = ["roof", "conv", "resnet18", "resnet50", "profile"] as const;
+const MEASUREMENTS = ["roof", "conv", "resnet18", "resnet50", "scaling", "profile"] as const;
 type Measurement = typeof MEASUREMENTS[number];
 
 /** `deno task bench`'s command line. */
@@ -63,7 +71,8 @@ export const BENCH_CLI: CliSpec = {
   summary:
     "WASM training benchmark: the SIMD roof, conv GFLOP/s (forward and both gradients) and " +
     "ResNet-18/50 training images/s and peak heap, as % of the roof; one process per measurement " +
-    "and thread count; --profile: time per kernel of a training step; --torch: PyTorch alongside",
+    "and thread count, and the two-thread scaling inside one process; --profile: time per " +
+    "kernel of a training step; --torch: PyTorch alongside",
   flags: {
     quick: { type: "boolean", default: false, doc: "fewer repetitions (a rough figure)" },
     tiny: {
@@ -177,6 +186,8 @@ interface ChildReport {
     /** The own-kernel pool's synchronisations per step (threaded wasm only). */
     readonly pool?: OwnKernelPoolStats;
   };
+  /** `--only scaling`: each model's two-thread scaling measured inside the process. */
+  readonly scaling?: InProcessScaling[];
 }
 
 /** Printed with every table measured on a software adapter. */
@@ -551,6 +562,39 @@ async function benchModel(
   }
 }
 
+/**
+ * Each model's training step with the own kernels on the calling thread and on the pool,
+ * alternating inside this process (`measureOwnKernelScaling`): a two-thread scaling that the
+ * host's drift between processes does not blur.
+ */
+async function benchScaling(quick: boolean, tiny: boolean): Promise<InProcessScaling[]> {
+  const out: InProcessScaling[] = [];
+  const models: ["resnet18" | "resnet50", number][] = [
+    ["resnet18", tiny ? 2 : 64],
+    ["resnet50", tiny ? 2 : 32],
+  ];
+  for (const [arch, batch] of models) {
+    const { step, dispose } = trainingSetup(arch, batch, true);
+    try {
+      await step(); // XNNPACK builds and caches its operators
+      const s = await measureOwnKernelScaling(
+        step,
+        tiny ? { rounds: 1, steps: 1 } : quick ? { rounds: 3, steps: 2 } : { rounds: 8, steps: 4 },
+      );
+      out.push({
+        name: `${arch} train (batch ${batch})`,
+        threads: s.threads,
+        oneThreadMs: s.rounds.map((r) => r.oneThreadMs),
+        poolMs: s.rounds.map((r) => r.poolMs),
+        ratios: s.rounds.map((r) => r.ratio),
+      });
+    } finally {
+      dispose();
+    }
+  }
+  return out;
+}
+
 async function benchRoof(threads: number, quick: boolean): Promise<Row[]> {
   const roof = await measureSimdRoof({ threads, seconds: quick ? 0.1 : 0.3, repeats: 3 });
   // A best-of-repeats rate of busy threads: no per-CPU-second figure.
@@ -634,6 +678,11 @@ async function child(
       return { ...base, rows: await benchModel("resnet50", tiny ? 2 : 32, quick, onWasm, tiny) };
     case "profile":
       return { ...base, rows: [], profile: await benchProfile(quick, onWasm) };
+    case "scaling":
+      if (!onWasm || threads < 2) {
+        throw new UsageError("--only scaling needs the wasm backend and --threads 2 or more");
+      }
+      return { ...base, rows: [], scaling: await benchScaling(quick, tiny) };
   }
 }
 
@@ -716,6 +765,30 @@ function table(
     ]),
     ...(head.software ? ["", `**${SOFTWARE_NOTE}**`] : []),
   );
+  return lines.join("\n");
+}
+
+/** The in-process scaling table (see {@linkcode benchScaling}). */
+function inProcessTable(scaling: readonly InProcessScaling[]): string {
+  const threads = scaling[0].threads;
+  const lines = [
+    `Scaling inside one process: each training step with the own kernels on the calling thread,`,
+    `then on the ${threads}-thread pool, alternating every few steps (the order swapped every round;`,
+    `tfjs's own XNNPACK kernels, about 5 % of a step, on ${threads} threads in both). The ratio is`,
+    "taken per round, seconds apart, so the host's drift between processes, which blurs the",
+    "two-process figures above, largely cancels.",
+    "",
+    `| model | 1 thread, ms per step | ${threads} threads, ms per step | ${threads} threads ` +
+    `over 1 (median of rounds) | range | rounds |`,
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const s of scaling) {
+    lines.push(
+      `| ${s.name} | ${fixed(median(s.oneThreadMs))} | ${fixed(median(s.poolMs))} | ` +
+        `${median(s.ratios)!.toFixed(2)}x | ${Math.min(...s.ratios).toFixed(2)}-` +
+        `${Math.max(...s.ratios).toFixed(2)}x | ${s.ratios.length} |`,
+    );
+  }
   return lines.join("\n");
 }
 
@@ -845,20 +918,25 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
   const load = (await Deno.readTextFile("/proc/loadavg").catch(() => "unknown")).split(" ")
     .slice(0, 3).join(" ");
   const rounds: Row[][] = [];
+  const inProcess: InProcessScaling[][] = [];
   const profiles = new Map<number, NonNullable<ChildReport["profile"]>>();
   let backend = opts.backend as string;
   let software = false;
+  const most = Math.max(...opts.threads);
   const measurements: Measurement[] = [
     ...(opts.backend === "wasm" ? ["roof" as const] : []),
     ...(opts.profile
       ? ["profile" as const]
       : ["conv" as const, "resnet18" as const, "resnet50" as const]),
+    // With more than one thread: the scaling inside one process, on the most threads only.
+    ...(opts.backend === "wasm" && !opts.profile && most > 1 ? ["scaling" as const] : []),
   ];
   for (let round = 0; round < opts.rounds; round++) {
     const rows: Row[] = [];
     for (const only of measurements) {
-      for (const threads of opts.threads) {
+      for (const threads of only === "scaling" ? [most] : opts.threads) {
         const report = await runChild(only, threads, opts);
+        if (report.scaling) inProcess.push(report.scaling);
         if (only !== "roof") {
           // The thread count is a column of its own.
           backend = report.backend.replace(/, \d+ threads?\)$/, ")");
@@ -873,6 +951,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     rounds.push(rows);
   }
   const rows: Row[] = opts.rounds === 1 ? rounds[0] : combineRounds(rounds);
+  const inProcessScaling = joinInProcessScaling(inProcess);
   const scaling = opts.rounds === 1
     ? []
     : scalingByRound(rounds, opts.threads[0], opts.threads[opts.threads.length - 1]);
@@ -908,6 +987,9 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       load,
       rows: done,
       ...(opts.rounds > 1 ? { rounds: opts.rounds, scaling } : {}),
+      ...(inProcessScaling.length === 0 ? {} : {
+        inProcessScaling: inProcessScaling.map((s) => ({ ...s, ratio: median(s.ratios) })),
+      }),
       ...(opts.profile ? { profiles: Object.fromEntries(profiles) } : {}),
       ...(opts.torch ? { torch: Object.fromEntries(torchReports), torchNote: torch } : {}),
     }));
@@ -925,6 +1007,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     );
   } else {
     console.log(table(done, { load, backend, software, torch, tiny: opts.tiny, scaling }));
+    if (inProcessScaling.length > 0) console.log(`\n${inProcessTable(inProcessScaling)}`);
   }
   if (software) console.error(`bench: ${SOFTWARE_NOTE}`);
 }

@@ -5,7 +5,7 @@
  * 1x1, on the library's default (our own kernels) and on XNNPACK, and each ResNet's
  * training step on both, each with a finite rate; the profile on 2 threads must report the
  * own-kernel pool's synchronisations per step; and `--rounds 2` must report every row as the
- * median of two rounds, with each model's scaling per round.
+ * median of two rounds, with each model's scaling per round and its scaling inside one process.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -96,6 +96,14 @@ Deno.test("wasm bench: --rounds 2 reports medians of both rounds and each model'
     rounds: number;
     rows: (Row & { threads: number; values: number[]; range: [number, number] })[];
     scaling: { name: string; from: number; to: number; ratios: number[] }[];
+    inProcessScaling: {
+      name: string;
+      threads: number;
+      oneThreadMs: number[];
+      poolMs: number[];
+      ratios: number[];
+      ratio: number;
+    }[];
   };
   assert.equal(report.rounds, 2);
   const train = report.rows.filter((r) => r.name === "resnet18 train (batch 2)");
@@ -115,4 +123,22 @@ Deno.test("wasm bench: --rounds 2 reports medians of both rounds and each model'
       "round k's two-thread over one-thread",
     );
   }
+  // The scaling inside one process: each bench round's child measured one in-process round
+  // (--tiny) per model, on the pool of 2 threads.
+  assert.deepEqual(report.inProcessScaling.map((x) => x.name), [
+    "resnet18 train (batch 2)",
+    "resnet50 train (batch 2)",
+  ]);
+  for (const x of report.inProcessScaling) {
+    assert.equal(x.threads, 2);
+    assert.equal(x.ratios.length, 2, `${x.name}: one in-process round per bench round`);
+    x.ratios.forEach((r, k) => assert.ok(Math.abs(r - x.oneThreadMs[k] / x.poolMs[k]) <= 1e-9 * r));
+    assert.ok(Math.abs(x.ratio - (x.ratios[0] + x.ratios[1]) / 2) <= 1e-9 * x.ratio);
+  }
+});
+
+Deno.test("wasm bench: --only scaling on one thread says that it needs two", async () => {
+  const run = await runDeno(["tasks/bench.ts", "--tiny", "--threads", "1", "--only", "scaling"]);
+  assert.notEqual(run.code, 0);
+  assert.match(run.stderr, /--only scaling needs the wasm backend and --threads 2 or more/);
 });

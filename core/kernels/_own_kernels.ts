@@ -346,6 +346,21 @@ export function disposeOwnKernelPool(wasm: object): void {
   pools.set(memory, null);
 }
 
+/** Set by {@linkcode setOwnKernelsOnCallingThread}: every call runs as the single share. */
+let callingThreadOnly = false;
+
+/**
+ * Runs every own kernel call on the calling thread alone (`true`; the pool's workers stay idle and
+ * fall asleep) or over the pool again (`false`, the default). For measurements that compare one
+ * thread with the pool inside one process (`measureOwnKernelScaling`); the results are
+ * the same bits either way.
+ *
+ * @param on Whether calls bypass the pool.
+ */
+export function setOwnKernelsOnCallingThread(on: boolean): void {
+  callingThreadOnly = on;
+}
+
 /**
  * Runs kernel `name` of the backend's module over all of its work: spread over the backend's
  * threads through {@linkcode ownKernelPool} where it has one (one synchronisation per call), else
@@ -361,7 +376,7 @@ export function callOwnKernel<K extends OwnKernelName>(
   name: K,
   args: OwnKernelArgs<K>,
 ): void {
-  const pool = ownKernelPool(wasm);
+  const pool = callingThreadOnly ? undefined : ownKernelPool(wasm);
   if (pool !== undefined) {
     pool.run(name, args as number[]);
     return;

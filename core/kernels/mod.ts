@@ -1,7 +1,8 @@
 /**
  * Training kernels for tfjs-backend-wasm (convolution gradients from XNNPACK's forward
  * convolution, our own WASM SIMD convolution kernels, batched/transposed matmul on the fast path,
- * segment sums), the wasm heap helpers, a per-kernel profiler and the machine's WASM SIMD roof.
+ * segment sums), the wasm heap helpers, a per-kernel profiler, the machine's WASM SIMD roof and the
+ * own kernels' thread scaling measured inside one process.
  *
  * @module
  */
@@ -16,3 +17,4 @@ export * from "./kernel_profile.ts";
 export * from "./pool_stats.ts";
 export * from "./register.ts";
 export * from "./simd_roof.ts";
+export * from "./thread_scaling.ts";
