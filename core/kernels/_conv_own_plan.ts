@@ -11,7 +11,7 @@
  * filter that holds its taps in bounds. Out-of-bounds taps cost nothing (the padded form
  * multiplied them by zeros), and there is no pass over memory to pad. The filter is packed once,
  * and one call (`conv2d_rects_f32`) computes every rectangle: one synchronisation of the worker
- * pool per convolution, whose work (all rectangles' tiles) is split evenly over the threads.
+ * pool per convolution, whose work (all rectangles' tiles) is split over the threads' shares.
  *
  * The input gradient uses the stride-phase split of {@linkcode phases}: each phase `(r_y, r_x)` is
  * a stride-1 correlation of dy with a reversed, channel-transposed sub-filter (packed one after

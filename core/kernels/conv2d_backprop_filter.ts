@@ -172,7 +172,7 @@ export const FILTER_GRAD_MAX_GROUPS = 4;
 /**
  * Image groups of the own backward-filter kernel: the images are split into this many consecutive
  * groups, each summed into its own copy of dW (the first into dW itself) that a second pass adds
- * in group order, so that each thread streams only its groups' images and shares stay even. A
+ * in group order, so that a share streams the images of its group rather than all of them. A
  * function of the shapes only (never of the thread count: the result's bits must not depend on
  * it): the largest power of two up to {@linkcode FILTER_GRAD_MAX_GROUPS} and `n` whose partials
  * (`groups - 1` copies of dW) take at most 1/16 of the memory of x and dy, so the peak heap grows

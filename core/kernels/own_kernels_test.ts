@@ -49,6 +49,33 @@ Deno.test("the kernel binaries import one memory and export the convolution, bat
   );
 });
 
+Deno.test("a call's shares shrink: share k of p covers n (1 - (1 - k/p)^2) up to the next, all rows once", () => {
+  // bn_apply_f32 splits its rows with the kernels' share_begin/share_end: y = x where computed.
+  const memory = new WebAssembly.Memory({ initial: 2 });
+  const k = new WebAssembly.Instance(new WebAssembly.Module(ownKernelBytes(false)), {
+    env: { memory },
+  }).exports as unknown as Record<string, (...a: number[]) => void>;
+  const [rows, c, parts] = [1000, 4, 16];
+  const [x, y, css] = [0, rows * c, 2 * rows * c].map((floats) => floats * 4);
+  const f = new Float32Array(memory.buffer);
+  f.fill(1, 0, rows * c); // x
+  f.fill(0, css / 4, css / 4 + 3 * c).fill(1, css / 4 + c, css / 4 + 2 * c); // center 0, scale 1, shift 0
+  const begin = (part: number) => Math.floor((rows * part * (2 * parts - part)) / (parts * parts));
+  const sizes: number[] = [];
+  for (let part = 0; part < parts; part++) {
+    f.fill(0, y / 4, y / 4 + rows * c);
+    k.bn_apply_f32(x, 0, y, css, rows, c, 0, part, parts);
+    const written: number[] = [];
+    for (let r = 0; r < rows; r++) if (f[y / 4 + r * c] === 1) written.push(r);
+    const [b, e] = [begin(part), begin(part + 1)];
+    assert.deepEqual(written, Array.from({ length: e - b }, (_, i) => b + i), `share ${part}`);
+    sizes.push(e - b);
+  }
+  assert.equal(sizes.reduce((a, b) => a + b), rows, "every row in one share");
+  assert.deepEqual(sizes, [...sizes].sort((a, b) => b - a), "sizes never grow");
+  assert.ok(sizes[0] > (1.8 * rows) / parts && sizes[parts - 1] < (0.1 * rows) / parts);
+});
+
 Deno.test("the kernels load from the module graph's bytes with no permission at all", async () => {
   const text = await runWithoutPermission("own_kernels_no_permission.ts");
   const m = text.match(/^ok (\S+)$/);

@@ -271,7 +271,7 @@ INLINE int rect_units(int n, int oh, int ow, int cout) {
 //   { window, bstride, frow, kh, kw, oh, ow, oy0, ox0, ry, rx }
 // (window: float offset of the rectangle's filter window from fpk; kh = 0: no tap, the pixels
 // are written as zeros), with the input, output, strides and output layout they share. The work
-// units of all rectangles, in order, are split evenly over the shares.
+// units of all rectangles, in order, are split over the shares.
 #define RECT_INTS 11
 __attribute__((export_name("conv2d_rects_f32")))
 void conv2d_rects_f32(const float* x, const float* fpk, float* y, const int* rects, int count,

@@ -18,8 +18,8 @@
 // near-equal groups (a number the caller derives from the shapes only); group 0 accumulates into
 // dw, group g > 0 into its own partial pw + (g - 1) * kh*kw*cin*cout, and
 // conv2d_backprop_filter_sum_f32 then adds the partials to dw in group order. Work units are
-// (group, tap, output-channel block, input-channel block), group-major, so that two threads each
-// stream only their half of the images (and shares are even: every group has the same units).
+// (group, tap, output-channel block, input-channel block), group-major, so that a share's units
+// stream the images of one group (of two at most) rather than all of them.
 //
 // Work units for threads (see simd.h): output-channel blocks 12 wide (near-equal blocks where
 // there are fewer than 12 input channels); each share zeroes and accumulates only its units,
@@ -174,7 +174,7 @@ INLINE struct unit unit_at(int u, int cin, int cout, int nco, int nci) {
 
 // Units of one image group: taps x output-channel blocks (at most 12 wide, see unit_at), and
 // where all groups together have fewer than MIN_UNITS (a 1x1 filter, few channels) x near-equal
-// input-channel blocks (at most about 24), so that shares stay even. (More blocks than needed
+// input-channel blocks (at most about 24), so that there are units enough for the shares. (More blocks than needed
 // cost a little locality: each unit streams its pixels separately.)
 INLINE void filter_grad(const float* x, const float* dy, float* dw, float* pw, int n, int h, int w,
                         int cin, int ho, int wo, int cout, int kh, int kw, int sh, int sw, int pt,
@@ -196,8 +196,8 @@ INLINE void filter_grad(const float* x, const float* dy, float* dw, float* pw, i
     float* target = grp == 0 ? dw : pw + (grp - 1) * size;
     const int v0 = u0 > grp * per_group ? u0 - grp * per_group : 0;
     const int v1 = u1 < (grp + 1) * per_group ? u1 - grp * per_group : per_group;
-    const int b1 = share_end(n, grp, groups);
-    for (int b = share_begin(n, grp, groups); b < b1; b++) {
+    const int b1 = even_end(n, grp, groups);
+    for (int b = even_begin(n, grp, groups); b < b1; b++) {
       struct geometry g = {x + b * h * w * cin, dy + b * ho * wo * cout, w, cin, wo, cout, sh, sw};
       for (int u = v0; u < v1; u++) {
         const struct unit r = unit_at(u, cin, cout, nco, nci);

@@ -8,7 +8,7 @@
 // in float32, one rounding per operation and no fused multiply-add, so the results are bit for bit
 // those of the per-variable ops on the cpu and wasm backends.
 //
-// Work units for threads (see simd.h): every entry's elements are split evenly over the shares;
+// Work units for threads (see simd.h): every entry's elements are split over the shares;
 // each element is computed alone, so the split does not change any result.
 //
 // Built by `deno task build:kernels`. The module imports tfjs-backend-wasm's own memory and works
