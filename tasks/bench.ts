@@ -71,7 +71,7 @@ export const BENCH_CLI: CliSpec = {
   summary:
     "WASM training benchmark: the SIMD roof, conv GFLOP/s (forward and both gradients) and " +
     "ResNet-18/50 training images/s and peak heap, as % of the roof; one process per measurement " +
-    "and thread count, and the two-thread scaling inside one process; --profile: time per " +
+    "and thread count, and the scaling over threads inside one process; --profile: time per " +
     "kernel of a training step; --torch: PyTorch alongside",
   flags: {
     quick: { type: "boolean", default: false, doc: "fewer repetitions (a rough figure)" },
