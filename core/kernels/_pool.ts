@@ -259,7 +259,8 @@ export interface KernelPoolOptions {
   /**
    * Shares per call, from `threads` to {@linkcode MAX_POOL_SHARES} (default `threads` x
    * {@linkcode SHARES_PER_THREAD}): the caller runs share 0, then every agent claims the next
-   * unclaimed one.
+   * unclaimed one. The kernels size the shares to shrink (share 0 about twice the even size, see
+   * src/simd.h), so with only one or two shares per thread a call is lopsided.
    */
   readonly shares?: number;
 }
