@@ -15,6 +15,7 @@
  */
 import * as tf from "@tensorflow/tfjs-core";
 import { ownKernelPool, setOwnKernelsOnCallingThread } from "./_own_kernels.ts";
+import type { KernelPool } from "./_pool.ts";
 
 /** Options of {@linkcode measureOwnKernelScaling}. */
 export interface OwnKernelScalingOptions {
@@ -53,6 +54,9 @@ export interface OwnKernelScaling {
   readonly ratio: number;
 }
 
+/** Set while a measurement runs: two at once would switch the pool off under each other. */
+let measuring = false;
+
 /** Median of a non-empty list (the mean of the middle two for an even count). */
 function middle(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -87,7 +91,8 @@ function wholeNumber(
  * @param options Rounds, timed steps per phase, warm-up steps per phase.
  * @returns Per-round figures and medians.
  * @throws {Error} If the active backend is not wasm with 2 or more threads (then the own kernels
- *   have a worker pool; this starts it if no kernel has yet), or if `step` throws.
+ *   have a worker pool; this starts it if no kernel has yet), if another measurement is still
+ *   running (await it first), or if `step` throws.
  * @throws {RangeError} If an option is out of range (naming it).
  * @example
  * ```ts
@@ -129,6 +134,28 @@ export async function measureOwnKernelScaling(
         `selectBackend({ backend: "wasm", threads: 2 }).`,
     );
   }
+  if (measuring) {
+    throw new Error(
+      "measureOwnKernelScaling is already running: await the first measurement before starting " +
+        "another (both switch the same pool on and off).",
+    );
+  }
+  measuring = true;
+  try {
+    return await measure(pool, step, rounds, steps, warmup);
+  } finally {
+    measuring = false;
+  }
+}
+
+/** The rounds of {@linkcode measureOwnKernelScaling} on `pool` (arguments validated). */
+async function measure(
+  pool: KernelPool,
+  step: () => void | Promise<void>,
+  rounds: number,
+  steps: number,
+  warmup: number,
+): Promise<OwnKernelScaling> {
   await pool.ready(); // (a pool starts its workers asynchronously)
   const phase = async (oneThread: boolean): Promise<number> => {
     setOwnKernelsOnCallingThread(oneThread);

@@ -53,7 +53,7 @@ Deno.test("measureOwnKernelScaling alternates the calling thread and the pool, s
   }
 });
 
-Deno.test("measureOwnKernelScaling gives the pool back when the step throws", async () => {
+Deno.test("measureOwnKernelScaling gives the pool back when the step throws, and refuses a second one at once", async () => {
   await selectBackend({ backend: "wasm", threads: 2, env: {} });
   registerWasmTrainingKernels({ conv2d: "own" });
   const { step, dispose } = convStep();
@@ -66,6 +66,10 @@ Deno.test("measureOwnKernelScaling gives the pool back when the step throws", as
     await assert.rejects(() => measureOwnKernelScaling(failing, { rounds: 1, steps: 2 }), {
       message: "step failed",
     });
+    // Two at once: the second is refused (it would switch the pool under the first).
+    const first = measureOwnKernelScaling(step, { rounds: 1, steps: 1 });
+    await assert.rejects(() => measureOwnKernelScaling(step), /already running: await the first/);
+    assert.equal((await first).rounds.length, 1);
     ownKernelPoolStats({ reset: true });
     await step();
     assert.equal(ownKernelPoolStats()?.calls, 1, "calls reach the pool again");
