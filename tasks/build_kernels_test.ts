@@ -56,8 +56,10 @@ Deno.test({
       const madd = v.startsWith("relaxed") ? /fd 85 02\s+<unknown>/ : /f32x4\.mul/;
       assert.ok(out.success && madd.test(text), `${v}: disassembly with SIMD multiply-adds`);
       if (!v.startsWith("relaxed")) assert.doesNotMatch(text, /<unknown>/, v);
+      // A linear-memory stack (address-taken locals, arrays that stay in memory) would show as
+      // reads and writes of the stack-pointer global; calls between kernel functions are fine
+      // (their frames are the engine's, not tfjs's heap).
       assert.doesNotMatch(text, /global\.(get|set)/);
-      assert.doesNotMatch(text, /\bcall\b/); // everything inlined: no stack frames
     }
   },
 });

@@ -97,6 +97,11 @@ export const CONV_TABLE: readonly [number[], number, number, number, Pad][] = [
   [[1, 9, 9, 8], 3, 16, 2, 1],
   [[2, 7, 7, 16], 3, 12, 1, "valid"],
   [[1, 10, 9, 5], 1, 9, 1, 1],
+  // 1x1 stride 1 over the whole input with multiples of 8 channels (the lean path of the forward
+  // and input-gradient kernels): a partial last tile; full tiles only, 16 channel blocks (the
+  // last tile touches no input past the end).
+  [[1, 5, 7, 8], 1, 16, 1, "valid"],
+  [[2, 3, 4, 24], 1, 128, 1, "valid"],
 ];
 
 /** The tfjs padding argument of a {@linkcode Pad}. */

@@ -347,3 +347,40 @@ Deno.test("the own kernels give the same bits on 1, 2 and 3 threads (convolution
     await tf.setBackend("cpu");
   }
 });
+
+Deno.test("1x1 stride-1 convolutions (the lean path and its partial last tile) give the same bits on 1, 2 and 3 threads", async () => {
+  // 3 x 7 x 5 = 105 pixels: 17 full tiles of 6 and a partial one; 128 output channels (16 blocks,
+  // the path that touches the next tile's input) and 24 (3 blocks) for the input gradient.
+  const xv = values(3 * 7 * 5 * 24, 41);
+  const wv = values(24 * 128, 42);
+  const dyv = values(3 * 7 * 5 * 128, 43);
+  const bits: Float32Array[][] = [];
+  try {
+    for (const threads of [1, 2, 3]) {
+      await selectBackend({ backend: "wasm", threads, env: {} });
+      registerWasmTrainingKernels(ALL_OWN);
+      const outs = tf.tidy(() => {
+        const w = tf.tensor4d(wv, [1, 1, 24, 128]);
+        return [
+          tf.conv2d(tf.tensor4d(xv, [3, 7, 5, 24]), w, 1, "valid"),
+          tf.conv2dTranspose(tf.tensor4d(dyv, [3, 7, 5, 128]), w, [3, 7, 5, 24], 1, "valid"),
+        ];
+      });
+      bits.push(outs.map((t) => t.dataSync() as Float32Array));
+      tf.dispose(outs);
+    }
+    for (const t of [1, 2]) {
+      bits[t].forEach((g, i) => {
+        const bad = g.findIndex((v, j) => !Object.is(v, bits[0][i][j]));
+        assert.equal(
+          bad,
+          -1,
+          `${t + 1} threads, output ${i}: element ${bad} differs from 1 thread`,
+        );
+      });
+    }
+  } finally {
+    registerWasmTrainingKernels(ALL_XNNPACK);
+    await tf.setBackend("cpu");
+  }
+});

@@ -7,8 +7,8 @@
 // of decreasing size (see below); `even_begin`/`even_end` split them evenly.
 //
 // The kernels run on tfjs-backend-wasm's own memory and must not use the linear-memory stack
-// (that memory belongs to tfjs): no arrays or address-taken locals that cannot live in registers,
-// and no calls that are not inlined.
+// (that memory belongs to tfjs): no arrays or address-taken locals that cannot live in registers
+// (WebAssembly locals). Calls are fine: their frames are the engine's.
 
 #ifndef MFI_SIMD_H
 #define MFI_SIMD_H
