@@ -5,12 +5,13 @@
 // For each image and each filter tap (i, j), dw[i, j] ([cin, cout]) accumulates x_tap^T dy over the
 // tap's valid output pixels, taken in chunks of about PIXEL_CHUNK pixels (whole output rows) so
 // that the rows of x and dy a chunk reads stay in the L1 cache while every channel tile passes over
-// them. A register tile of 3 input channels x 12 output channels (9 f32x4 accumulators: with the
-// fused MFI_MADD of the relaxed build, one more chain than 4 x 8 hides more of its latency, while
-// 12 accumulators run out of registers in V8) is loaded from dw, updated over the chunk's pixels
-// (three f32x4 loads of dy and three broadcasts of x per pixel) and stored back. Tails: 1 input
-// channel at a time, then 8 and 4 output channels (tiles of 4, 3 or 2 x 8 and 4 x 4: the stem's
-// 3 input channels take one 3 x 8 tile instead of three 1 x 8 ones), then scalars.
+// them. A register tile of 6 input channels x 8 output channels (12 f32x4 accumulators, the
+// forward kernel's shape) is loaded from dw, updated over the chunk's pixels (two f32x4 loads of
+// dy and six broadcasts of x per pixel) and stored back; it is a function of its own (`tile_6x8`),
+// and the binaries are built with source-order instruction scheduling (build_kernels.ts), so that
+// V8 keeps the 12 accumulators, the two dy vectors and a broadcast in its 15 SIMD registers.
+// Tails: 4, 3, 2 or 1 input channels x 8 output channels (the stem's 3 input channels take 3 x 8
+// tiles), then 4 output channels, then scalars.
 // Within one image group (below) every element sums its products in the order images, rows,
 // columns: chunking and tiling do not change a bit.
 //
@@ -21,8 +22,8 @@
 // (group, tap, output-channel block, input-channel block), group-major, so that a share's units
 // stream the images of one group (of two at most) rather than all of them.
 //
-// Work units for threads (see simd.h): output-channel blocks 12 wide (near-equal blocks where
-// there are fewer than 12 input channels); each share zeroes and accumulates only its units,
+// Work units for threads (see simd.h): output-channel blocks 8 wide (near-equal blocks where there
+// are fewer than 12 input channels); each share zeroes and accumulates only its units,
 // images in order, so the sums do not depend on the split.
 //
 // Built by `deno task build:kernels` (clang/lld --target=wasm32 -msimd128 -O3 -nostdlib). The module
@@ -73,8 +74,40 @@ struct geometry {
       for (int c = 0; c < CV; c++) wasm_v128_store(dw + (ci0 + r) * g->cout + co0 + 4 * c, acc[r][c]); \
   }
 
-TILE(3, 3)
-TILE(1, 3)
+
+// The main tile: 6 input channels x 8 output channels of dw (rows cout floats apart) over `rows`
+// rows of `cols` pixels, x at xp (pixels xstep floats apart, rows xrow apart), dy at dp (pixels
+// cout floats apart, rows drow apart). Arguments are plain numbers (no struct in memory: no
+// linear-memory stack).
+#define T68_LOAD(k)                                 \
+  v128_t a##k##0 = wasm_v128_load(dw + (k) * cout); \
+  v128_t a##k##1 = wasm_v128_load(dw + (k) * cout + 4);
+#define T68_STEP(k)                                   \
+  {                                                   \
+    const v128_t v = wasm_v128_load32_splat(xq + (k)); \
+    a##k##0 = MFI_MADD(v, d0, a##k##0);               \
+    a##k##1 = MFI_MADD(v, d1, a##k##1);               \
+  }
+#define T68_STORE(k)                           \
+  wasm_v128_store(dw + (k) * cout, a##k##0);   \
+  wasm_v128_store(dw + (k) * cout + 4, a##k##1);
+#define T68_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5)
+__attribute__((noinline)) static void tile_6x8(const float* xp, const float* dp, float* dw,
+                                               int rows, int cols, int xstep, int xrow, int drow,
+                                               int cout) {
+  T68_ALL(T68_LOAD)
+  for (int r = 0; r < rows; r++, xp += xrow, dp += drow) {
+    const float* xq = xp;
+    const float* dq = dp;
+#pragma clang loop unroll(disable)
+    for (int c = 0; c < cols; c++, xq += xstep, dq += cout) {
+      const v128_t d0 = wasm_v128_load(dq), d1 = wasm_v128_load(dq + 4);
+      T68_ALL(T68_STEP)
+    }
+  }
+  T68_ALL(T68_STORE)
+}
+
 TILE(4, 2)
 TILE(3, 2)
 TILE(2, 2)
@@ -95,25 +128,26 @@ static void tile_scalar(const struct geometry* g, float* dw, int ci, int co) {
 }
 
 // Widest output-channel block of a work unit (the main tile's width), and input channels per
-// block (a multiple of the tiles' 3 and 4).
-#define CO_BLOCK 12
+// block (a multiple of the main tile's 6).
+#define CO_BLOCK 8
 #define CI_BLOCK 24
 // Work units below which input channels are split into blocks too.
 #define MIN_UNITS 32
 // Output pixels per chunk (whole rows; at least one row).
 #define PIXEL_CHUNK 64
 
-// Channels [c0, c1) x [co0, co1) of tap (i, j) for one image, over the pixels of g: 12-wide tiles,
-// then 8-wide, 4-wide, then scalars.
+// Channels [c0, c1) x [co0, co1) of tap (i, j) for one image, over the pixels of g: 8-wide tiles
+// (6 input channels at a time, then 4, 3, 2, 1), 4-wide, then scalars.
 INLINE void tap_block_pixels(const struct geometry* g, float* t, int c0, int c1, int co0, int co1) {
   int co = co0;
-  for (; co + 12 <= co1; co += 12) {
-    int ci = c0;
-    for (; ci + 3 <= c1; ci += 3) tile_3_3(g, t, ci, co);
-    for (; ci < c1; ci++) tile_1_3(g, t, ci, co);
-  }
   for (; co + 8 <= co1; co += 8) {
     int ci = c0;
+    for (; ci + 6 <= c1; ci += 6) {
+      tile_6x8(g->x + (g->iy0 * g->w + g->ix0) * g->cin + ci,
+               g->dy + (g->oy0 * g->wo + g->ox0) * g->cout + co, t + ci * g->cout + co,
+               g->oy1 - g->oy0, g->ox1 - g->ox0, g->sw * g->cin, g->sh * g->w * g->cin,
+               g->wo * g->cout, g->cout);
+    }
     for (; ci + 4 <= c1; ci += 4) tile_4_2(g, t, ci, co);
     if (c1 - ci == 3) { tile_3_2(g, t, ci, co); ci += 3; }
     if (c1 - ci == 2) { tile_2_2(g, t, ci, co); ci += 2; }
@@ -158,8 +192,7 @@ INLINE struct unit unit_at(int u, int cin, int cout, int nco, int nci) {
   const int cib = u % nci, cob = (u / nci) % nco;
   r.tap = u / (nci * nco);
   if (cin >= 12) {
-    // 12-wide blocks (the last one narrower): 16 output channels run as one 3 x 12 tile column
-    // and a 4-wide tail rather than two 4 x 8 ones (about 5 % faster for 16 -> 16).
+    // 8-wide blocks (the last one narrower).
     r.co0 = cob * CO_BLOCK;
     r.co1 = cob + 1 < nco ? r.co0 + CO_BLOCK : cout;
   } else {
@@ -167,12 +200,12 @@ INLINE struct unit unit_at(int u, int cin, int cout, int nco, int nci) {
     r.co0 = block_edge(cout, nco, cob, 4);
     r.co1 = block_edge(cout, nco, cob + 1, 4);
   }
-  r.c0 = block_edge(cin, nci, cib, 3);
-  r.c1 = block_edge(cin, nci, cib + 1, 3);
+  r.c0 = block_edge(cin, nci, cib, 6);
+  r.c1 = block_edge(cin, nci, cib + 1, 6);
   return r;
 }
 
-// Units of one image group: taps x output-channel blocks (at most 12 wide, see unit_at), and
+// Units of one image group: taps x output-channel blocks (at most 8 wide, see unit_at), and
 // where all groups together have fewer than MIN_UNITS (a 1x1 filter, few channels) x near-equal
 // input-channel blocks (at most about 24), so that there are units enough for the shares. (More blocks than needed
 // cost a little locality: each unit streams its pixels separately.)
