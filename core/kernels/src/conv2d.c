@@ -334,7 +334,8 @@ void conv2d_rects_f32(const float* x, const float* fpk, float* y, const int* rec
     // units on the general one.
     const int full = n * hb * wb / R * (cout / 8);
     if (u0 < full) {
-      conv1x1_units(x, fpk + d[0], d[1], y, n * hb * wb, cin, cout, u0, u1 < full ? u1 : full, zero);
+      const int l1 = u1 < full ? u1 : full;
+      conv1x1_units(x, fpk + d[0], d[1], y, n * hb * wb, cin, cout, u0, l1, zero);
     }
     if (u1 > full) {
       conv_units(x, fpk + d[0], d[1], d[2], y, n, hb, wb, cin, 1, 1, cout, hb, wb, 1, 1, 0, 0, yh,
