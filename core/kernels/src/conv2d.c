@@ -157,6 +157,21 @@ INLINE void store_lanes(float* p, v128_t v, int nv) {
     FOR_R_O(STEP_AT, o)                               \
   }
 
+// n input channels of all R pixels, one channel per step from fp and p_k (both advanced), kept
+// rolled: the 2R accumulators, two filter vectors and a broadcast fill V8's 15 usable SIMD
+// registers exactly. Unrolled by 4 (as this loop was), clang hoists the 8 filter loads of a step
+// ahead of its multiply-adds and V8 spills accumulators to the stack (a load and a store per
+// accumulator and step, on top of each access's explicit bounds check): the rolled loop measured
+// 12-25 % faster (AMD EPYC, one process alternating builds, 3x3 and 1x1 at 3 to 128 channels;
+// unrolled by 2: 6-17 % slower than by 4; by 2 or 4 with source-order scheduling: 0.71-0.97x).
+#define CHANNEL_RUN(n)                               \
+  _Pragma("clang loop unroll(disable)")              \
+  for (int e = 0; e < (n); e++) {                    \
+    CHANNEL(0)                                       \
+    FOR_R(ADV_P1)                                    \
+    fp += 8;                                         \
+  }
+
 // One tile: pixels whose input/output offsets are xo[]/yo[] (live of them real), channels
 // [co0, co0 + nco) from the packed block fb. `pre`: bits the caller loaded to touch the next
 // tile's input, consumed only before the stores, so that those loads stall nothing. The engine
@@ -176,18 +191,7 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
   for (int i = 0; i < kh; i++) {
     const int off = i * wb * cin;
     FOR_R(DECL_P)
-    // One channel per step, kept rolled: the 2R accumulators, two filter vectors and a broadcast
-    // fill V8's 15 usable SIMD registers exactly. Unrolled by 4 (as this loop was), clang hoists
-    // the 8 filter loads of a step ahead of its multiply-adds and V8 spills accumulators to the
-    // stack (a load and a store per accumulator and step, on top of each access's explicit bounds
-    // check): the rolled loop measured 12-25 % faster (AMD EPYC, one process alternating builds,
-    // 3x3 and 1x1 at 3 to 128 channels; unrolled by 2: 6-17 % slower than by 4).
-#pragma clang loop unroll(disable)
-    for (int e = 0; e < run; e++) {
-      CHANNEL(0)
-      FOR_R(ADV_P1)
-      fp += 8;
-    }
+    CHANNEL_RUN(run)
     fp += skip;  // to the next row of a sub-filter window (0 for a whole packed filter)
   }
   a01 = wasm_v128_xor(a01, wasm_i32x4_splat(pre & zero));  // zero: no change
@@ -292,12 +296,7 @@ __attribute__((noinline)) static void conv1x1_units(const float* x, const float*
       const float* fp = fpk + (long)blk * bstride;
       FOR_R(ACC_ZERO)
       FOR_R(LEAN_P)
-#pragma clang loop unroll(disable)
-      for (int e = 0; e < cin; e++) {
-        CHANNEL(0)
-        FOR_R(ADV_P1)
-        fp += 8;
-      }
+      CHANNEL_RUN(cin)
       a01 = wasm_v128_xor(a01, wasm_i32x4_splat(pre & zero));  // zero: no change
       FOR_R(LEAN_STORE)
     }
