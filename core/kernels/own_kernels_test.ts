@@ -332,16 +332,7 @@ Deno.test("the own kernels give the same bits on 1, 2 and 3 threads (convolution
         disposeModule(bn);
       }
     }
-    for (const t of [1, 2]) {
-      bits[t].forEach((g, i) => {
-        const bad = g.findIndex((v, j) => !Object.is(v, bits[0][i][j]));
-        assert.equal(
-          bad,
-          -1,
-          `${t + 1} threads, output ${i}: element ${bad} differs from 1 thread`,
-        );
-      });
-    }
+    assertSameBitsAsOneThread(bits);
   } finally {
     registerWasmTrainingKernels(ALL_XNNPACK);
     await tf.setBackend("cpu");
@@ -369,18 +360,19 @@ Deno.test("1x1 stride-1 convolutions (the lean path and its partial last tile) g
       bits.push(outs.map((t) => t.dataSync() as Float32Array));
       tf.dispose(outs);
     }
-    for (const t of [1, 2]) {
-      bits[t].forEach((g, i) => {
-        const bad = g.findIndex((v, j) => !Object.is(v, bits[0][i][j]));
-        assert.equal(
-          bad,
-          -1,
-          `${t + 1} threads, output ${i}: element ${bad} differs from 1 thread`,
-        );
-      });
-    }
+    assertSameBitsAsOneThread(bits);
   } finally {
     registerWasmTrainingKernels(ALL_XNNPACK);
     await tf.setBackend("cpu");
   }
 });
+
+/** Asserts that every run's outputs (`bits[t]`: on t + 1 threads) have the bits of the first's. */
+function assertSameBitsAsOneThread(bits: readonly Float32Array[][]): void {
+  for (let t = 1; t < bits.length; t++) {
+    bits[t].forEach((g, i) => {
+      const bad = g.findIndex((v, j) => !Object.is(v, bits[0][i][j]));
+      assert.equal(bad, -1, `${t + 1} threads, output ${i}: element ${bad} differs from 1 thread`);
+    });
+  }
+}
