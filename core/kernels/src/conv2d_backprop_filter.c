@@ -74,7 +74,6 @@ struct geometry {
       for (int c = 0; c < CV; c++) wasm_v128_store(dw + (ci0 + r) * g->cout + co0 + 4 * c, acc[r][c]); \
   }
 
-
 // The main tile: 6 input channels x 8 output channels of dw (rows cout floats apart) over `rows`
 // rows of `cols` pixels, x at xp (pixels xstep floats apart, rows xrow apart), dy at dp (pixels
 // cout floats apart, rows drow apart). Arguments are plain numbers (no struct in memory: no
