@@ -124,7 +124,8 @@ export interface OwnKernels {
   ): void;
   /**
    * Batch norm (src/batch_norm.c): per block of `blockRows` rows, the block's per-channel float64
-   * `sum(x)` then `sum(x^2)` into its slot `blocks + 16 c b` (bytes) of 2c doubles.
+   * `sum(x)` then `sum(x^2)` into its slot `blocks + 16 c b` (bytes) of 2c doubles; `blocks` holds
+   * as many slots again after those (the blocks' accumulators while they run).
    */
   bn_stats_f32(
     x: number,

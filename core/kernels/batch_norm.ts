@@ -327,15 +327,15 @@ const BLOCK_ELEMENTS = 8192;
 /** The reductions' float32 partials run over this many rows (`ROWS` in src/batch_norm.c). */
 const BLOCK_ROW_MULTIPLE = 8;
 /**
- * Fewest rows per block: a block's slot (2c doubles) is then at most 1/16 of the block's input,
- * however wide the rows.
+ * Fewest rows per block: a block's two slots (2c doubles each) are then at most 1/8 of the block's
+ * input, however wide the rows.
  */
 const BLOCK_MIN_ROWS = 64;
 
 /**
  * Rows per block of the batch-norm reductions (`bn_stats_f32`, `bn_grad_sums_f32`) for `c`
  * channels: about {@linkcode BLOCK_ELEMENTS} elements, a multiple of 8 rows, at least
- * {@linkcode BLOCK_MIN_ROWS} rows (so the partial sums' scratch stays under 1/16 of the input). It
+ * {@linkcode BLOCK_MIN_ROWS} rows (so the partial sums' scratch stays under 1/8 of the input). It
  * depends on the shape only, never on the thread count, so the per-block partial sums, and the
  * totals the caller adds up in block order, are the same bits on any number of threads.
  *
@@ -372,7 +372,8 @@ function blockedSums(
   const blockRows = reductionBlockRows(c);
   const nb = Math.ceil(rows / blockRows);
   const width = 2 * c;
-  const partials = scratch.temp([2 * width * nb]); // nb slots of 2c doubles
+  // nb slots of 2c doubles, then nb more: each block's accumulators while the kernel runs it
+  const partials = scratch.temp([4 * width * nb]);
   run(partials.offset, blockRows);
   const p = f64(scratch, partials, width * nb);
   const sums = p.slice(0, width);

@@ -249,7 +249,7 @@ Deno.test("the batch-norm kernels give the same bits for any split into (part, p
       const [x, dy, y, css, kbmg] = [t(1), t(2), t(3), t(4, 3 * c), t(5, 4 * c)];
       const at = (u: tf.Tensor) => backend.dataIdMap.get(u.dataId).memoryOffset;
       const run = (parts: number) => {
-        const outs = [tf.zeros([n]), tf.zeros([4 * c * nb]), tf.zeros([n]), tf.zeros([4 * c * nb])];
+        const outs = [tf.zeros([n]), tf.zeros([8 * c * nb]), tf.zeros([n]), tf.zeros([8 * c * nb])];
         const [out, acc, dres, acc2] = outs.map(at);
         const [px, pdy, py, pcss, pk] = [x, dy, y, css, kbmg].map(at);
         const results: Float32Array[] = [];
