@@ -182,7 +182,7 @@ INLINE void tile(const float* x, const float* fb, float* y, const int* xo, const
   // No touch of the output lines (loads ahead of the stores, as this tile once had): measured
   // without them (AMD EPYC, one thread, builds alternating in one process) the kernels alone ran
   // 0.97-1.06x (best of 6-10 rounds), inside ResNet-18/50 training steps forward and input-gradient
-  // kernels took 0-10 % less time.
+  // kernels took up to 14 % less time (once 1 % more, within a control build's spread).
   FOR_R(ACC_ZERO)
   const float* fp = fb;
   // The kw taps of a filter row read kw * cin consecutive input floats (and packed filter rows):
@@ -270,8 +270,8 @@ INLINE void conv_units(const float* x, const float* fpk, int bstride, int frow, 
 // (one load per 64-byte line; their bits reach the first block's stores as a no-op, masked with
 // `zero`), so that their misses overlap its multiply-adds; with fewer blocks the touches cost more
 // than they save. Measured (AMD EPYC, one thread, one process alternating builds): this path
-// against conv_units 1.24-1.40x for 16 and 64 channels at 32 x 32 (forward and input gradient),
-// 1.03-1.10x at 128 channels; touches with 2 to 8 blocks 0.83-0.93x of none, with 16 blocks 1.05x.
+// against conv_units 1.24-1.49x for 16 and 64 channels at 32 x 32 (forward and input gradient),
+// 1.03-1.11x at 128 channels (two runs); touches with 2 to 8 blocks 0.83-0.93x of none, with 16 blocks 1.05x.
 __attribute__((noinline)) static void conv1x1_units(const float* x, const float* fpk, int bstride,
                                                     float* y, int pixels, int cin, int cout, int u0,
                                                     int u1, int zero) {
