@@ -9,6 +9,37 @@
  *
  * @module
  */
+import {
+  BLOCK,
+  BR_IF,
+  EMPTY,
+  END,
+  F32,
+  F32_ADD,
+  F32_CONST,
+  f32Bytes,
+  F32X4_ADD,
+  F32X4_EXTRACT_LANE,
+  F32X4_MUL,
+  F32X4_RELAXED_MADD,
+  HEADER,
+  I32,
+  I32_CONST,
+  I32_EQZ,
+  I32_SUB,
+  LOCAL_GET,
+  LOCAL_SET,
+  LOCAL_TEE,
+  LOOP,
+  section,
+  SIMD,
+  sleb,
+  uleb,
+  V128,
+  V128_CONST,
+  vec,
+} from "./_wasm_encode.ts";
+import { SIMD_TILE_FLOPS_PER_ITERATION, simdTileChecksum, simdTileModule } from "./simd_tile.ts";
 
 /** Independent `f32x4` accumulator chains in the roof loop. */
 export const SIMD_ROOF_CHAINS = 12;
@@ -25,49 +56,6 @@ const B = 1;
 function initialValue(chain: number, lane: number): number {
   return Math.fround(-3 + 0.375 * (chain * 4 + lane));
 }
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  while (true) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    const done = (n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function f32Bytes(values: readonly number[]): number[] {
-  return [...new Uint8Array(new Float32Array(values).buffer)];
-}
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-// Opcodes (WebAssembly core 2.0 and the relaxed-SIMD proposal).
-const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
-const BLOCK = 0x02, LOOP = 0x03, EMPTY = 0x40, END = 0x0b, BR_IF = 0x0d;
-const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
-const I32_CONST = 0x41, I32_EQZ = 0x45, I32_SUB = 0x6b, F32_CONST = 0x43, F32_ADD = 0x92;
-const SIMD = 0xfd;
-const V128_CONST = 12, F32X4_EXTRACT_LANE = 31, F32X4_ADD = 228, F32X4_MUL = 230;
-const F32X4_RELAXED_MADD = 261;
 
 /**
  * The roof module's bytes: one export, `roof(iterations: i32) -> f32`, that runs `iterations`
@@ -115,14 +103,7 @@ export function simdRoofModule(options: { readonly relaxed: boolean }): Uint8Arr
   const code = [...locals, ...body];
   const name = [..."roof"].map((c) => c.charCodeAt(0));
   return new Uint8Array([
-    0x00,
-    0x61,
-    0x73,
-    0x6d,
-    0x01,
-    0x00,
-    0x00,
-    0x00,
+    ...HEADER,
     ...section(1, vec([[0x60, ...vec([[I32]]), ...vec([[F32]])]])),
     ...section(3, vec([[0]])),
     ...section(7, vec([[...uleb(name.length), ...name, 0x00, 0]])),
@@ -175,8 +156,16 @@ export function simdRoofChecksum(iterations: number): number {
   return sum;
 }
 
+/**
+ * Which loop {@linkcode measureSimdRoof} runs: `"chains"`, the roof (multiply-adds only), or
+ * `"tile"`, the convolution kernels' register tile with its loads (see `simd_tile.ts`).
+ */
+export type SimdLoop = "chains" | "tile";
+
 /** The roof measured on some number of threads. */
 export interface SimdRoof {
+  /** The loop that ran. */
+  readonly loop: SimdLoop;
   /** Worker threads that ran the loop at the same time. */
   readonly threads: number;
   /** Whether the loop used `f32x4.relaxed_madd` (else `f32x4.mul` + `f32x4.add`). */
@@ -197,6 +186,8 @@ export interface SimdRoofOptions {
   readonly repeats?: number;
   /** Force the plain mul+add loop even where relaxed SIMD validates (default: detect). */
   readonly relaxed?: boolean;
+  /** The loop (default `"chains"`: the roof). */
+  readonly loop?: SimdLoop;
 }
 
 // The worker: instantiates the module it is sent, then on each `run` message waits at the shared
@@ -250,9 +241,12 @@ class RoofWorker {
 /**
  * Measures the WASM SIMD roof: `threads` workers run the roof loop at the same time, and the rate
  * is their flops over the slowest one's time (best of `repeats`). Each result's checksum is checked
- * against {@linkcode simdRoofChecksum}.
+ * against {@linkcode simdRoofChecksum}. With `loop: "tile"` the workers run the tile loop instead
+ * (the convolution kernels' 6 x 8 register tile with its 8 loads per 12 multiply-adds, checked
+ * against {@linkcode simdTileChecksum}): its rate over the roof's says what loads and their bounds
+ * checks cost on this machine.
  *
- * @param options Threads, seconds per repeat, repeats, relaxed SIMD or not.
+ * @param options Threads, seconds per repeat, repeats, relaxed SIMD or not, the loop.
  * @returns The roof in GFLOP/s, total and per thread.
  * @throws {RangeError} If `threads`, `seconds` or `repeats` is not a positive number (threads and
  *   repeats whole).
@@ -264,6 +258,8 @@ class RoofWorker {
  * import assert from "node:assert/strict";
  * const roof = await measureSimdRoof({ threads: 1, seconds: 0.01, repeats: 1 });
  * assert.ok(roof.gflops > 0 && roof.perThreadGflops === roof.gflops);
+ * const tile = await measureSimdRoof({ seconds: 0.01, repeats: 1, loop: "tile" });
+ * assert.equal(tile.loop, "tile");
  * ```
  */
 export async function measureSimdRoof(options: SimdRoofOptions = {}): Promise<SimdRoof> {
@@ -283,8 +279,17 @@ export async function measureSimdRoof(options: SimdRoofOptions = {}): Promise<Si
       `Cannot measure the SIMD roof: repeats must be a whole number >= 1, got ${repeats}`,
     );
   }
+  const loop = options.loop ?? "chains";
+  if (loop !== "chains" && loop !== "tile") {
+    throw new RangeError(
+      `Cannot measure the SIMD roof: loop must be "chains" or "tile", got ${JSON.stringify(loop)}`,
+    );
+  }
   const relaxed = options.relaxed ?? hasRelaxedSimd();
-  const bytes = simdRoofModule({ relaxed });
+  const bytes = loop === "tile" ? simdTileModule({ relaxed }) : simdRoofModule({ relaxed });
+  const flopsPerIteration = loop === "tile"
+    ? SIMD_TILE_FLOPS_PER_ITERATION
+    : SIMD_ROOF_FLOPS_PER_ITERATION;
   if (!WebAssembly.validate(bytes)) {
     throw new Error(
       relaxed
@@ -305,7 +310,7 @@ export async function measureSimdRoof(options: SimdRoofOptions = {}): Promise<Si
       Atomics.store(flag, 0, 1);
       Atomics.notify(flag, 0);
       const done = await Promise.all(results);
-      const expected = simdRoofChecksum(iterations);
+      const expected = loop === "tile" ? simdTileChecksum() : simdRoofChecksum(iterations);
       for (const d of done) {
         if (d.checksum !== expected) {
           throw new Error(
@@ -325,8 +330,8 @@ export async function measureSimdRoof(options: SimdRoofOptions = {}): Promise<Si
     iterations = Math.max(1, Math.min(2 ** 31 - 1, Math.round(iterations * seconds / t)));
     let best = Infinity;
     for (let r = 0; r < repeats; r++) best = Math.min(best, await run(iterations));
-    const gflops = (threads * iterations * SIMD_ROOF_FLOPS_PER_ITERATION) / best / 1e9;
-    return { threads, relaxed, gflops, perThreadGflops: gflops / threads };
+    const gflops = (threads * iterations * flopsPerIteration) / best / 1e9;
+    return { loop, threads, relaxed, gflops, perThreadGflops: gflops / threads };
   } finally {
     for (const w of workers) w.terminate();
   }

@@ -1,0 +1,59 @@
+/**
+ * Byte-level WebAssembly encoding for the small measurement modules built here without a
+ * toolchain (the SIMD roof and the tile loop): LEB128 numbers, sections, vectors, the opcodes they
+ * use. Internal.
+ *
+ * @module
+ */
+
+/** Unsigned LEB128. */
+export function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128. */
+export function sleb(n: number): number[] {
+  const out: number[] = [];
+  while (true) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    const done = (n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return out;
+  }
+}
+
+/** Little-endian float32 bytes. */
+export function f32Bytes(values: readonly number[]): number[] {
+  return [...new Uint8Array(new Float32Array(values).buffer)];
+}
+
+/** A section: id, byte length, body. */
+export function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+/** A vector: count, then the items. */
+export function vec(items: number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+/** The module header (magic and version 1). */
+export const HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+
+// Opcodes (WebAssembly core 2.0 and the relaxed-SIMD proposal).
+export const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
+export const BLOCK = 0x02, LOOP = 0x03, EMPTY = 0x40, END = 0x0b, BR = 0x0c, BR_IF = 0x0d;
+export const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
+export const I32_CONST = 0x41, I32_EQZ = 0x45, I32_ADD = 0x6a, I32_SUB = 0x6b;
+export const F32_CONST = 0x43, F32_ADD = 0x92;
+export const SIMD = 0xfd;
+export const V128_LOAD = 0, V128_LOAD32_SPLAT = 9, V128_CONST = 12, F32X4_EXTRACT_LANE = 31;
+export const F32X4_ADD = 228, F32X4_MUL = 230, F32X4_RELAXED_MADD = 261;
