@@ -7,7 +7,8 @@
  * its own process, so each peak heap is its own.
  *
  * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--rounds N] [--profile]
- * [--torch [--python P]] [--backend wasm|webgpu|cpu] [--allow-software-adapter]`. LIST is a
+ * [--torch [--python P]] [--backend wasm|webgpu|cpu] [--allow-software-adapter]
+ * [--v8-flags=FLAGS]`. LIST is a
  * comma-separated list of WASM thread counts (default `1,<all cores>`): every WASM measurement
  * runs once per thread count.
  * `--rounds N` repeats all of it N times, the thread counts alternating within each round, and
@@ -24,7 +25,11 @@
  * timed block ends with an awaited read); on a software adapter (testing only) the table says that
  * its numbers mean nothing. `--tiny` runs the same rows at the smallest shapes (batch 2, one timed
  * repetition): it checks that every measurement runs (e.g. WebGPU on a software adapter, where the
- * standard shapes take hours), and its figures compare with nothing.
+ * standard shapes take hours), and its figures compare with nothing. `--v8-flags` (a diagnosis)
+ * starts the measuring processes with V8 flags, e.g. `--no-wasm-bounds-checks`: Deno does not
+ * install V8's WebAssembly trap handler, so every load and store of a WASM kernel carries an
+ * explicit bounds check (a compare and a branch, often an address add), and the flag shows what
+ * they cost on the machine at hand; the table says that it ran so.
  *
  * @module
  */
@@ -138,6 +143,15 @@ export const BENCH_CLI: CliSpec = {
     },
     backend: { ...BACKEND_FLAGS.backend, defaultText: "wasm" },
     "allow-software-adapter": BACKEND_FLAGS["allow-software-adapter"],
+    "v8-flags": {
+      type: "string",
+      placeholder: "FLAGS",
+      example: "--no-wasm-bounds-checks",
+      doc: "diagnosis only: V8 flags for the measuring processes (comma-separated, as Deno's " +
+        "--v8-flags); e.g. --no-wasm-bounds-checks drops the bounds checks Deno's V8 puts on " +
+        "every WebAssembly memory access, to see what they cost (unsafe: never train that way); " +
+        "the table names them",
+    },
   },
   examples: [
     "--quick",
@@ -147,6 +161,7 @@ export const BENCH_CLI: CliSpec = {
     "--profile --forward-kernel xnnpack --input-kernel xnnpack --filter-kernel xnnpack",
     "--torch",
     "--backend webgpu --allow-software-adapter --tiny",
+    "--threads 1 --v8-flags=--no-wasm-bounds-checks",
   ],
 };
 
@@ -190,13 +205,18 @@ interface ChildReport {
   readonly scaling?: InProcessScaling[];
 }
 
-/** Printed with every table measured on a software adapter. */
 /** Printed with every table measured at the `--tiny` shapes. */
 const TINY_NOTE = "TINY shapes (--tiny: conv 2x8x8x16, batch 2, one timed repetition): this run " +
   "checks that every measurement runs; its figures compare with nothing.";
 
+/** Printed with every table measured on a software adapter. */
 const SOFTWARE_NOTE = "SOFTWARE ADAPTER (--allow-software-adapter): these numbers mean nothing; " +
   "they test that the benchmark runs on WebGPU. Run on a GPU machine for real figures.";
+
+/** Printed with every table whose processes ran with `--v8-flags`. */
+const v8FlagsNote = (flags: string): string =>
+  `V8 FLAGS (--v8-flags, a diagnosis): the measuring processes ran with ${flags}; ` +
+  "the library never runs that way.";
 
 /** Every convolution on XNNPACK (the rows marked "XNNPACK"). */
 const ALL_XNNPACK: WasmTrainingKernelOptions = {
@@ -214,6 +234,8 @@ const ALL_OWN: WasmTrainingKernelOptions = {
 
 /** The roof row's name. */
 const ROOF = "WASM SIMD roof";
+/** The tile loop's row: the kernels' 6 x 8 register tile with its loads (`simd_tile.ts`). */
+const TILE_LOOP = "WASM SIMD tile loop (8 loads per 12 multiply-adds)";
 
 /** Most rounds `--rounds` takes. */
 const MAX_ROUNDS = 20;
@@ -247,6 +269,13 @@ function parse(values: Readonly<Record<string, unknown>>) {
   if (values.profile === true && values.torch === true) {
     throw new UsageError("--profile and --torch do not go together; run them one after the other");
   }
+  const v8Flags = parseV8Flags(values["v8-flags"] as string | undefined);
+  if (v8Flags !== undefined && values.only !== undefined) {
+    throw new UsageError(
+      "--v8-flags is for the processes the bench starts; with --only this process measures: " +
+        "give the flags to deno itself (deno run --v8-flags=... tasks/bench.ts --only ...)",
+    );
+  }
   return {
     quick: values.quick as boolean,
     tiny: values.tiny === true,
@@ -265,7 +294,25 @@ function parse(values: Readonly<Record<string, unknown>>) {
     } as WasmKernelChoices,
     backend,
     allowSoftwareAdapter: values["allow-software-adapter"] === true,
+    v8Flags,
   };
+}
+
+/**
+ * `--v8-flags`: a comma-separated list of V8 flags, each `--name` or `--name=value` (letters,
+ * digits, `-` and `_` in the name; no spaces), or undefined when absent.
+ */
+function parseV8Flags(text: string | undefined): string | undefined {
+  if (text === undefined) return undefined;
+  const flags = text.split(",").map((f) => f.trim());
+  const bad = flags.find((f) => !/^--[a-z0-9][a-z0-9_-]*(=[^\s,]+)?$/i.test(f));
+  if (bad !== undefined) {
+    throw new UsageError(
+      `--v8-flags takes comma-separated V8 flags such as --no-wasm-bounds-checks; ` +
+        `got ${JSON.stringify(bad)}`,
+    );
+  }
+  return flags.join(",");
 }
 
 /** CPU seconds (user + system) this process has used, from /proc (NaN where unavailable). */
@@ -596,13 +643,22 @@ async function benchScaling(quick: boolean, tiny: boolean): Promise<InProcessSca
 }
 
 async function benchRoof(threads: number, quick: boolean): Promise<Row[]> {
-  const roof = await measureSimdRoof({ threads, seconds: quick ? 0.1 : 0.3, repeats: 3 });
-  // A best-of-repeats rate of busy threads: no per-CPU-second figure.
+  const seconds = quick ? 0.1 : 0.3;
+  const roof = await measureSimdRoof({ threads, seconds, repeats: 3 });
+  // The kernels' register tile with its loads: its % of the roof is what loads and the runtime's
+  // bounds checks leave of the roof on this machine.
+  const tile = await measureSimdRoof({ threads, seconds, repeats: 3, loop: "tile" });
+  // Best-of-repeats rates of busy threads: no per-CPU-second figure.
   return [{
     name: `${ROOF} (${roof.relaxed ? "f32x4.relaxed_madd" : "f32x4.mul + f32x4.add"})`,
     value: roof.gflops,
     unit: "GFLOP/s",
     gflops: roof.gflops,
+  }, {
+    name: TILE_LOOP,
+    value: tile.gflops,
+    unit: "GFLOP/s",
+    gflops: tile.gflops,
   }];
 }
 
@@ -708,6 +764,7 @@ function table(
     software: boolean;
     torch?: string;
     tiny?: boolean;
+    v8Flags?: string;
     scaling?: readonly RoundScaling[];
   },
 ): string {
@@ -716,6 +773,7 @@ function table(
   const lines = [
     ...(head.software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
     ...(head.tiny ? [`**${TINY_NOTE}**`, ""] : []),
+    ...(head.v8Flags === undefined ? [] : [`**${v8FlagsNote(head.v8Flags)}**`, ""]),
     `Backend: ${head.backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${head.load}`,
     "",
     ...(rounds === undefined ? [] : [
@@ -750,7 +808,11 @@ function table(
     "GFLOP/s of a model row = images/s x the flops per image of its convolutions and matrix",
     "products (counted from the kernels' shapes; multiply and add counted apart, backward included",
     "for training). % of roof = GFLOP/s over the WASM SIMD roof measured on the same number of",
-    "threads (each thread a worker running 12 independent f32x4 multiply-add chains). Per",
+    "threads (each thread a worker running 12 independent f32x4 multiply-add chains). The tile",
+    "loop is the inner loop of the kernels' 6 x 8 register tile alone (two vector loads and six",
+    "broadcasts from memory per 12 multiply-adds, in L1): its % of roof is what loads and their",
+    "bounds checks leave (Deno's V8 checks every WebAssembly access explicitly; CPUs whose",
+    "multiply-add ports also run those compares and branches lose the most). Per",
     "CPU-second = the rate over this process's user+system CPU time, which a shared, loaded machine",
     "distorts less than wall-clock time (on WebGPU the device's time is not CPU time: read the",
     "wall-clock rate).",
@@ -842,7 +904,14 @@ async function runChild(
   threads: number,
   opts: ReturnType<typeof parse>,
 ): Promise<ChildReport> {
-  const args = ["run", "-A", new URL(import.meta.url).pathname, "--only", only];
+  const args = [
+    "run",
+    ...(opts.v8Flags === undefined ? [] : [`--v8-flags=${opts.v8Flags}`]),
+    "-A",
+    new URL(import.meta.url).pathname,
+    "--only",
+    only,
+  ];
   if (opts.quick) args.push("--quick");
   if (opts.tiny) args.push("--tiny");
   args.push("--backend", opts.backend);
@@ -983,6 +1052,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       softwareAdapter: software,
       ...(software ? { note: SOFTWARE_NOTE } : {}),
       tiny: opts.tiny,
+      ...(opts.v8Flags === undefined ? {} : { v8Flags: opts.v8Flags }),
       threads: opts.threads,
       load,
       rows: done,
@@ -994,6 +1064,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       ...(opts.torch ? { torch: Object.fromEntries(torchReports), torchNote: torch } : {}),
     }));
   } else if (opts.profile) {
+    if (opts.v8Flags !== undefined) console.log(`**${v8FlagsNote(opts.v8Flags)}**\n`);
     console.log(
       `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
     );
@@ -1006,7 +1077,17 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
         "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps.",
     );
   } else {
-    console.log(table(done, { load, backend, software, torch, tiny: opts.tiny, scaling }));
+    console.log(
+      table(done, {
+        load,
+        backend,
+        software,
+        torch,
+        tiny: opts.tiny,
+        scaling,
+        ...(opts.v8Flags === undefined ? {} : { v8Flags: opts.v8Flags }),
+      }),
+    );
     if (inProcessScaling.length > 0) console.log(`\n${inProcessTable(inProcessScaling)}`);
   }
   if (software) console.error(`bench: ${SOFTWARE_NOTE}`);

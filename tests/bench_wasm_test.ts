@@ -1,7 +1,7 @@
 /**
  * The WASM benchmark's rows, as its child processes measure them: `tasks/bench.ts --tiny --threads
- * 1 --only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench` runs per
- * measurement) must report the forward, backward-input and backward-filter convolutions, 3x3 and
+ * 1 --only roof`, `--only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench`
+ * runs per measurement) must report the roof and the tile loop, the forward, backward-input and backward-filter convolutions, 3x3 and
  * 1x1, on the library's default (our own kernels) and on XNNPACK, and each ResNet's
  * training step on both, each with a finite rate; the profile on 2 threads must report the
  * own-kernel pool's synchronisations per step; and `--rounds 2` must report every row as the
@@ -16,13 +16,33 @@ interface Row {
   readonly unit: string;
 }
 
-async function child(only: string): Promise<Row[]> {
-  const run = await runDeno(["tasks/bench.ts", "--tiny", "--threads", "1", "--only", only]);
+async function child(only: string, extra: string[] = []): Promise<Row[]> {
+  const run = await runDeno([
+    "tasks/bench.ts",
+    "--tiny",
+    "--threads",
+    "1",
+    "--only",
+    only,
+    ...extra,
+  ]);
   assert.equal(run.code, 0, `bench --only ${only} failed:\n${run.stderr.slice(-3000)}`);
   const line = run.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
   assert.ok(line, run.stdout);
   return (JSON.parse(line) as { rows: Row[] }).rows;
 }
+
+Deno.test("wasm bench: the roof measurement has the roof and the tile loop", async () => {
+  const rows = await child("roof", ["--quick"]);
+  assert.deepEqual(rows.map((r) => r.name.replace(/ \(f32x4[^)]*\)$/, "")), [
+    "WASM SIMD roof",
+    "WASM SIMD tile loop (8 loads per 12 multiply-adds)",
+  ]);
+  for (const r of rows) {
+    assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);
+    assert.equal(r.unit, "GFLOP/s");
+  }
+});
 
 Deno.test("wasm bench: the conv measurement has rows for both kernel kinds and the 1x1 convolution", async () => {
   const rows = await child("conv");
