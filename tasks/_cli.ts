@@ -143,7 +143,8 @@ function exampleOf(name: string, spec: FlagSpec): string {
     (spec.type === "string" && spec.default !== undefined ? String(spec.default) : undefined) ??
     (spec.type !== "string" ? numeric : undefined) ??
     (spec.min !== undefined ? String(spec.min) : "1");
-  return `--${name} ${value}`;
+  // A value that starts with "-" (and is not a number) can only be given inline.
+  return value.startsWith("-") && !NUMBER.test(value) ? `--${name}=${value}` : `--${name} ${value}`;
 }
 
 /**

@@ -110,6 +110,22 @@ Deno.test("parseCli: every mistake is a one-line UsageError naming the flag and 
   }
 });
 
+Deno.test("parseCli: a value that starts with '-' is given inline, and the examples say so", () => {
+  const spec: CliSpec = {
+    name: "b",
+    summary: "b",
+    flags: { "v8-flags": { type: "string", example: "--no-x", doc: "flags" } },
+    examples: [],
+  };
+  assert.equal(parseCli(spec, ["--v8-flags=--no-x"]).values["v8-flags"], "--no-x");
+  assert.throws(
+    () => parseCli(spec, ["--v8-flags", "--no-x"]),
+    (e: Error) =>
+      e instanceof UsageError && e.message === "--v8-flags needs a value, e.g. --v8-flags=--no-x",
+  );
+  assert.match(helpText(spec), /e\.g\. --v8-flags=--no-x/);
+});
+
 Deno.test("parseCli: positionals as a sub-command", () => {
   const spec: CliSpec = {
     name: "data",

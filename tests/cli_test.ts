@@ -68,6 +68,21 @@ const TASKS: [string, string[], RegExp][] = [
   ["tasks/bench.ts", ["--forward-kernel", "fast"], /^bench: --forward-kernel must be one of/],
   ["tasks/bench.ts", ["--input-kernel", "OWN"], /^bench: --input-kernel must be one of/],
   [
+    "tasks/bench.ts",
+    ["--v8-flags"],
+    /^bench: --v8-flags needs a value, e\.g\. --v8-flags=--no-wasm-bounds-checks$/,
+  ],
+  [
+    "tasks/bench.ts",
+    ["--v8-flags=--no-wasm-bounds-checks,trace"],
+    /^bench: --v8-flags takes comma-separated V8 flags such as --no-wasm-bounds-checks; got "trace"$/,
+  ],
+  [
+    "tasks/bench.ts",
+    ["--only", "conv", "--v8-flags=--no-wasm-bounds-checks"],
+    /^bench: --v8-flags is for the processes the bench starts; with --only this process measures/,
+  ],
+  [
     "tasks/build_kernels.ts",
     ["--chek"],
     /^build:kernels: unknown flag --chek; did you mean --check\?/,
