@@ -1,11 +1,12 @@
 /**
  * The WASM benchmark's rows, as its child processes measure them: `tasks/bench.ts --tiny --threads
  * 1 --only roof`, `--only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench`
- * runs per measurement) must report the roof and the tile loop, the forward, backward-input and backward-filter convolutions, 3x3 and
- * 1x1, on the library's default (our own kernels) and on XNNPACK, and each ResNet's
- * training step on both, each with a finite rate; the profile on 2 threads must report the
- * own-kernel pool's synchronisations per step; and `--rounds 2` must report every row as the
- * median of two rounds, with each model's scaling per round and its scaling inside one process.
+ * runs per measurement) must report the roof and the tile loop, the forward, backward-input and
+ * backward-filter convolutions, 3x3 and 1x1, on the library's default (our own kernels) and on
+ * XNNPACK, and each ResNet's training step on both, each with a finite rate; the profile on 2
+ * threads must report the own-kernel pool's synchronisations per step; `--rounds 2` must report
+ * every row as the median of two rounds, with each model's scaling per round and its scaling
+ * inside one process; and `--v8-flags` must reach the measuring processes.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -161,4 +162,20 @@ Deno.test("wasm bench: --only scaling on one thread says that it needs two", asy
   const run = await runDeno(["tasks/bench.ts", "--tiny", "--threads", "1", "--only", "scaling"]);
   assert.notEqual(run.code, 0);
   assert.match(run.stderr, /--only scaling needs the wasm backend and --threads 2 or more/);
+});
+
+Deno.test("wasm bench: --v8-flags reaches the measuring processes and the report names it", async () => {
+  const args = ["tasks/bench.ts", "--tiny", "--threads", "1", "--json"];
+  const run = await runDeno([...args, "--v8-flags=--no-wasm-bounds-checks"]);
+  assert.equal(run.code, 0, `bench --v8-flags failed:\n${run.stderr.slice(-3000)}`);
+  const line = run.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  assert.ok(line, run.stdout);
+  const report = JSON.parse(line) as { v8Flags?: string; rows: Row[] };
+  assert.equal(report.v8Flags, "--no-wasm-bounds-checks");
+  assert.ok(report.rows.some((r) => r.name.startsWith("WASM SIMD tile loop")));
+  // A flag V8 does not know stops the first child, so the flags do reach the children.
+  const bad = await runDeno([...args, "--v8-flags=--not-a-v8-flag"]);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /V8 did not recognize flag '--not-a-v8-flag'/);
+  assert.match(bad.stderr, /bench: bench roof \(1 threads\) failed \(exit 1\)/);
 });
