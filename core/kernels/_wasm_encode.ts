@@ -57,3 +57,39 @@ export const F32_CONST = 0x43, F32_ADD = 0x92;
 export const SIMD = 0xfd;
 export const V128_LOAD = 0, V128_LOAD32_SPLAT = 9, V128_CONST = 12, F32X4_EXTRACT_LANE = 31;
 export const F32X4_ADD = 228, F32X4_MUL = 230, F32X4_RELAXED_MADD = 261;
+
+/** `f32.const 0`, then each lane of each `v128` local in `accs` extracted and added: their sum. */
+export function laneSum(accs: readonly number[]): number[] {
+  const out = [F32_CONST, ...f32Bytes([0])];
+  for (const a of accs) {
+    for (let lane = 0; lane < 4; lane++) {
+      out.push(LOCAL_GET, a, SIMD, ...uleb(F32X4_EXTRACT_LANE), lane, F32_ADD);
+    }
+  }
+  return out;
+}
+
+/**
+ * A module of one function, exported as `roof(i32) -> f32`, with the given locals (a vector of
+ * `count, type` entries) and body (ending in `end`); with `data`, also a memory of one page (no
+ * growth) exported as `memory`, holding `data` from address 0.
+ */
+export function measurementModule(
+  locals: number[],
+  body: number[],
+  data?: readonly number[],
+): Uint8Array<ArrayBuffer> {
+  const name = (s: string) => [...s].map((c) => c.charCodeAt(0));
+  const code = [...locals, ...body];
+  const exports = [[...uleb(4), ...name("roof"), 0x00, 0]];
+  if (data) exports.push([...uleb(6), ...name("memory"), 0x02, 0]);
+  return new Uint8Array([
+    ...HEADER,
+    ...section(1, vec([[0x60, ...vec([[I32]]), ...vec([[F32]])]])),
+    ...section(3, vec([[0]])),
+    ...(data ? section(5, vec([[0x01, 1, 1]])) : []),
+    ...section(7, vec(exports)),
+    ...section(10, vec([[...uleb(code.length), ...code]])),
+    ...(data ? section(11, vec([[0x00, I32_CONST, 0, END, ...uleb(data.length), ...data]])) : []),
+  ]);
+}

@@ -14,24 +14,19 @@ import {
   BR_IF,
   EMPTY,
   END,
-  F32,
-  F32_ADD,
-  F32_CONST,
   f32Bytes,
   F32X4_ADD,
-  F32X4_EXTRACT_LANE,
   F32X4_MUL,
   F32X4_RELAXED_MADD,
-  HEADER,
-  I32,
   I32_CONST,
   I32_EQZ,
   I32_SUB,
+  laneSum,
   LOCAL_GET,
   LOCAL_SET,
   LOCAL_TEE,
   LOOP,
-  section,
+  measurementModule,
   SIMD,
   sleb,
   uleb,
@@ -92,23 +87,8 @@ export function simdRoofModule(options: { readonly relaxed: boolean }): Uint8Arr
     }
   }
   body.push(LOCAL_GET, n, I32_CONST, ...sleb(1), I32_SUB, LOCAL_TEE, n, BR_IF, 0, END, END);
-  body.push(F32_CONST, ...f32Bytes([0]));
-  for (let k = 0; k < SIMD_ROOF_CHAINS; k++) {
-    for (let lane = 0; lane < 4; lane++) {
-      body.push(LOCAL_GET, acc(k), SIMD, ...uleb(F32X4_EXTRACT_LANE), lane, F32_ADD);
-    }
-  }
-  body.push(END);
-  const locals = vec([[...uleb(SIMD_ROOF_CHAINS + 2), V128]]);
-  const code = [...locals, ...body];
-  const name = [..."roof"].map((c) => c.charCodeAt(0));
-  return new Uint8Array([
-    ...HEADER,
-    ...section(1, vec([[0x60, ...vec([[I32]]), ...vec([[F32]])]])),
-    ...section(3, vec([[0]])),
-    ...section(7, vec([[...uleb(name.length), ...name, 0x00, 0]])),
-    ...section(10, vec([[...uleb(code.length), ...code]])),
-  ]);
+  body.push(...laneSum(Array.from({ length: SIMD_ROOF_CHAINS }, (_, k) => acc(k))), END);
+  return measurementModule(vec([[...uleb(SIMD_ROOF_CHAINS + 2), V128]]), body);
 }
 
 /**

@@ -25,25 +25,21 @@ import {
   BR_IF,
   EMPTY,
   END,
-  F32,
-  F32_ADD,
-  F32_CONST,
   f32Bytes,
   F32X4_ADD,
-  F32X4_EXTRACT_LANE,
   F32X4_MUL,
   F32X4_RELAXED_MADD,
-  HEADER,
   I32,
   I32_ADD,
   I32_CONST,
   I32_EQZ,
   I32_SUB,
+  laneSum,
   LOCAL_GET,
   LOCAL_SET,
   LOCAL_TEE,
   LOOP,
-  section,
+  measurementModule,
   SIMD,
   sleb,
   uleb,
@@ -149,30 +145,9 @@ export function simdTileModule(options: { readonly relaxed: boolean }): Uint8Arr
   body.push(LOCAL_GET, xq, I32_CONST, ...sleb(STRIDE * 4), I32_ADD, LOCAL_SET, xq);
   body.push(LOCAL_GET, left, I32_CONST, ...sleb(1), I32_SUB, LOCAL_TEE, left, BR_IF, 0, END);
   body.push(LOCAL_GET, n, I32_CONST, ...sleb(1), I32_SUB, LOCAL_SET, n, BR, 0, END, END);
-  body.push(F32_CONST, ...f32Bytes([0]));
-  for (let k = 0; k < ACCUMULATORS; k++) {
-    for (let lane = 0; lane < 4; lane++) {
-      body.push(LOCAL_GET, acc(k), SIMD, ...uleb(F32X4_EXTRACT_LANE), lane, F32_ADD);
-    }
-  }
-  body.push(END);
+  body.push(...laneSum(Array.from({ length: ACCUMULATORS }, (_, k) => acc(k))), END);
   const locals = vec([[...uleb(3), I32], [...uleb(ACCUMULATORS + SIMD_TILE_VECTORS + 1), V128]]);
-  const code = [...locals, ...body];
-  const name = [..."roof"].map((c) => c.charCodeAt(0));
-  const mem = [..."memory"].map((c) => c.charCodeAt(0));
-  const data = f32Bytes(operands());
-  return new Uint8Array([
-    ...HEADER,
-    ...section(1, vec([[0x60, ...vec([[I32]]), ...vec([[F32]])]])),
-    ...section(3, vec([[0]])),
-    ...section(5, vec([[0x01, 1, 1]])), // one page, no growth
-    ...section(
-      7,
-      vec([[...uleb(name.length), ...name, 0x00, 0], [...uleb(mem.length), ...mem, 0x02, 0]]),
-    ),
-    ...section(10, vec([[...uleb(code.length), ...code]])),
-    ...section(11, vec([[0x00, I32_CONST, 0, END, ...uleb(data.length), ...data]])),
-  ]);
+  return measurementModule(locals, body, f32Bytes(operands()));
 }
 
 /**
