@@ -859,16 +859,22 @@ function profileTable(
   kernels: WasmKernelChoices,
   profile: NonNullable<ChildReport["profile"]>,
   roof: number | undefined,
+  tile: number | undefined,
 ): string {
   const pct = (g: number | undefined) =>
     g === undefined || roof === undefined ? "" : (100 * g / roof).toFixed(0);
   const stepGflops = profile.stepFlops / profile.stepMs / 1e6;
+  const tileText = tile === undefined
+    ? ""
+    : `; the tile loop ${tile.toFixed(1)} GFLOP/s, ${pct(tile)} %`;
   const lines = [
     `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${kernels.conv2d} ` +
     `forward, ${kernels.conv2dBackpropInput} backward-input, ${kernels.conv2dBackpropFilter} ` +
     "backward-filter: " +
     `${profile.stepMs.toFixed(1)} ms, ${stepGflops.toFixed(1)} GFLOP/s` +
-    (roof === undefined ? "" : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof)`),
+    (roof === undefined
+      ? ""
+      : ` (${pct(stepGflops)} % of the ${roof.toFixed(1)} GFLOP/s roof${tileText})`),
     "",
   ];
   const pool = profile.pool;
@@ -939,9 +945,10 @@ async function runChild(
 }
 
 /** The roof (GFLOP/s) per thread count, from the roof rows. */
-function roofs(rows: readonly Row[]): Map<number, number> {
+/** Each thread count's rate of the rows whose name starts with `prefix` (the roof by default). */
+function roofs(rows: readonly Row[], prefix = ROOF): Map<number, number> {
   return new Map(
-    rows.filter((r) => r.name.startsWith(ROOF)).map((r) => [r.threads ?? 1, r.value]),
+    rows.filter((r) => r.name.startsWith(prefix)).map((r) => [r.threads ?? 1, r.value]),
   );
 }
 
@@ -1025,6 +1032,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     ? []
     : scalingByRound(rounds, opts.threads[0], opts.threads[opts.threads.length - 1]);
   const roof = roofs(rows);
+  const tile = roofs(rows, TILE_LOOP);
   const torchReports = new Map<number, TorchReport>();
   if (opts.torch) {
     for (const threads of opts.threads) {
@@ -1069,7 +1077,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
     );
     for (const [threads, p] of profiles) {
-      console.log(profileTable(threads, opts.kernels, p, roof.get(threads)));
+      console.log(profileTable(threads, opts.kernels, p, roof.get(threads), tile.get(threads)));
     }
     console.log(
       "Self time per kernel (kernels that run others through the engine are charged their own " +
