@@ -8,9 +8,8 @@
  *
  * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--rounds N] [--profile]
  * [--torch [--python P]] [--backend wasm|webgpu|cpu] [--allow-software-adapter]
- * [--v8-flags=FLAGS]`. LIST is a
- * comma-separated list of WASM thread counts (default `1,<all cores>`): every WASM measurement
- * runs once per thread count.
+ * [--v8-flags=FLAGS]`. LIST is a comma-separated list of WASM thread counts (default
+ * `1,<all cores>`): every WASM measurement runs once per thread count.
  * `--rounds N` repeats all of it N times, the thread counts alternating within each round, and
  * prints each row's median and range and each model's scaling per round: on a machine whose speed
  * drifts (a shared host) that is the figure to compare (PyTorch, with `--torch`, runs once).
@@ -944,7 +943,6 @@ async function runChild(
   return JSON.parse(text) as ChildReport;
 }
 
-/** The roof (GFLOP/s) per thread count, from the roof rows. */
 /** Each thread count's rate of the rows whose name starts with `prefix` (the roof by default). */
 function roofs(rows: readonly Row[], prefix = ROOF): Map<number, number> {
   return new Map(
