@@ -146,10 +146,10 @@ export const BENCH_CLI: CliSpec = {
       type: "string",
       placeholder: "FLAGS",
       example: "--no-wasm-bounds-checks",
-      doc: "diagnosis only: V8 flags for the measuring processes (comma-separated, as Deno's " +
-        "--v8-flags); e.g. --no-wasm-bounds-checks drops the bounds checks Deno's V8 puts on " +
-        "every WebAssembly memory access, to see what they cost (unsafe: never train that way); " +
-        "the table names them",
+      doc: "diagnosis only: V8 flags for the measuring processes, comma-separated as for " +
+        "Deno's --v8-flags and given after = (they start with -); --no-wasm-bounds-checks drops " +
+        "the bounds checks Deno's V8 puts on every WebAssembly memory access, to see what they " +
+        "cost (unsafe: never train that way); the table names the flags",
     },
   },
   examples: [
