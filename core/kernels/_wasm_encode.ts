@@ -36,7 +36,7 @@ export function f32Bytes(values: readonly number[]): number[] {
 }
 
 /** A section: id, byte length, body. */
-export function section(id: number, body: number[]): number[] {
+function section(id: number, body: number[]): number[] {
   return [id, ...uleb(body.length), ...body];
 }
 
@@ -46,17 +46,32 @@ export function vec(items: number[][]): number[] {
 }
 
 /** The module header (magic and version 1). */
-export const HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
+const HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
 // Opcodes (WebAssembly core 2.0 and the relaxed-SIMD proposal).
-export const I32 = 0x7f, F32 = 0x7d, V128 = 0x7b;
+export const I32 = 0x7f, V128 = 0x7b;
+const F32 = 0x7d;
 export const BLOCK = 0x02, LOOP = 0x03, EMPTY = 0x40, END = 0x0b, BR = 0x0c, BR_IF = 0x0d;
 export const LOCAL_GET = 0x20, LOCAL_SET = 0x21, LOCAL_TEE = 0x22;
 export const I32_CONST = 0x41, I32_EQZ = 0x45, I32_ADD = 0x6a, I32_SUB = 0x6b;
-export const F32_CONST = 0x43, F32_ADD = 0x92;
+const F32_CONST = 0x43, F32_ADD = 0x92;
 export const SIMD = 0xfd;
-export const V128_LOAD = 0, V128_LOAD32_SPLAT = 9, V128_CONST = 12, F32X4_EXTRACT_LANE = 31;
+export const V128_LOAD = 0, V128_LOAD32_SPLAT = 9;
+const V128_CONST = 12, F32X4_EXTRACT_LANE = 31;
 export const F32X4_ADD = 228, F32X4_MUL = 230, F32X4_RELAXED_MADD = 261;
+
+/** `v128.const` of four float32 lanes. */
+export function v128Const(values: readonly number[]): number[] {
+  return [SIMD, ...uleb(V128_CONST), ...f32Bytes(values)];
+}
+
+/**
+ * Starting value of lane `lane` of accumulator `k` in the measurement loops: all distinct,
+ * multiples of 1/8 from -3 up (so that a lost accumulator shows in the checksum).
+ */
+export function startValue(k: number, lane: number): number {
+  return Math.fround(-3 + 0.375 * (k * 4 + lane));
+}
 
 /** `f32.const 0`, then each lane of each `v128` local in `accs` extracted and added: their sum. */
 export function laneSum(accs: readonly number[]): number[] {

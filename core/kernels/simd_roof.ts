@@ -14,7 +14,6 @@ import {
   BR_IF,
   EMPTY,
   END,
-  f32Bytes,
   F32X4_ADD,
   F32X4_MUL,
   F32X4_RELAXED_MADD,
@@ -29,9 +28,10 @@ import {
   measurementModule,
   SIMD,
   sleb,
+  startValue,
   uleb,
   V128,
-  V128_CONST,
+  v128Const,
   vec,
 } from "./_wasm_encode.ts";
 import { SIMD_TILE_FLOPS_PER_ITERATION, simdTileChecksum, simdTileModule } from "./simd_tile.ts";
@@ -46,11 +46,6 @@ export const SIMD_ROOF_FLOPS_PER_ITERATION: number = SIMD_ROOF_CHAINS * 4 * 2 * 
 /** The multiplier and addend of every chain: `acc * 0.5` is exact, so fused = unfused. */
 const A = 0.5;
 const B = 1;
-
-/** Starting value of lane `lane` of chain `chain` (all distinct, so a lost chain shows). */
-function initialValue(chain: number, lane: number): number {
-  return Math.fround(-3 + 0.375 * (chain * 4 + lane));
-}
 
 /**
  * The roof module's bytes: one export, `roof(iterations: i32) -> f32`, that runs `iterations`
@@ -72,9 +67,8 @@ export function simdRoofModule(options: { readonly relaxed: boolean }): Uint8Arr
   const a = 1 + SIMD_ROOF_CHAINS;
   const b = a + 1;
   const body: number[] = [];
-  const v128Const = (values: number[]) => [SIMD, ...uleb(V128_CONST), ...f32Bytes(values)];
   for (let k = 0; k < SIMD_ROOF_CHAINS; k++) {
-    body.push(...v128Const([0, 1, 2, 3].map((l) => initialValue(k, l))), LOCAL_SET, acc(k));
+    body.push(...v128Const([0, 1, 2, 3].map((l) => startValue(k, l))), LOCAL_SET, acc(k));
   }
   body.push(...v128Const([A, A, A, A]), LOCAL_SET, a, ...v128Const([B, B, B, B]), LOCAL_SET, b);
   body.push(BLOCK, EMPTY, LOCAL_GET, n, I32_EQZ, BR_IF, 0, LOOP, EMPTY);
@@ -128,7 +122,7 @@ export function simdRoofChecksum(iterations: number): number {
   let sum = Math.fround(0);
   for (let k = 0; k < SIMD_ROOF_CHAINS; k++) {
     for (let lane = 0; lane < 4; lane++) {
-      let v = initialValue(k, lane);
+      let v = startValue(k, lane);
       for (let r = 0; r < rounds; r++) v = Math.fround(Math.fround(v * A) + B);
       sum = Math.fround(sum + v);
     }

@@ -43,11 +43,12 @@ import {
   measurementModule,
   SIMD,
   sleb,
+  startValue,
   uleb,
   V128,
-  V128_CONST,
   V128_LOAD,
   V128_LOAD32_SPLAT,
+  v128Const,
   vec,
 } from "./_wasm_encode.ts";
 
@@ -66,11 +67,6 @@ const STRIDE = 8;
 /** Byte address of the broadcast operand (after the vector operand). */
 const X_BASE = SIMD_TILE_PIXELS * STRIDE * 4;
 const ACCUMULATORS = SIMD_TILE_ROWS * SIMD_TILE_VECTORS;
-
-/** Starting value of lane `lane` of accumulator `k` (all distinct, multiples of 1/8). */
-function initialValue(k: number, lane: number): number {
-  return Math.fround(-3 + 0.375 * (k * 4 + lane));
-}
 
 /**
  * The operands: vector lanes (8 + lane % 4) / 512, positive on even pixels and negative on odd
@@ -111,12 +107,11 @@ export function simdTileModule(options: { readonly relaxed: boolean }): Uint8Arr
   const acc = (k: number) => 4 + k;
   const d = (v: number) => 4 + ACCUMULATORS + v;
   const b = 4 + ACCUMULATORS + SIMD_TILE_VECTORS;
-  const v128Const = (values: number[]) => [SIMD, ...uleb(V128_CONST), ...f32Bytes(values)];
-  const memarg = (align: number) => [align, 0]; // alignment log2, offset 0 (as clang emits)
+  const memarg = [0, 0]; // alignment log2, offset 0 (as clang emits: the address is an i32.add)
   const madd = [SIMD, ...uleb(F32X4_RELAXED_MADD)];
   const body: number[] = [];
   for (let k = 0; k < ACCUMULATORS; k++) {
-    body.push(...v128Const([0, 1, 2, 3].map((l) => initialValue(k, l))), LOCAL_SET, acc(k));
+    body.push(...v128Const([0, 1, 2, 3].map((l) => startValue(k, l))), LOCAL_SET, acc(k));
   }
   body.push(BLOCK, EMPTY, LOOP, EMPTY); // one pass per outer iteration
   body.push(LOCAL_GET, n, I32_EQZ, BR_IF, 1);
@@ -126,12 +121,12 @@ export function simdTileModule(options: { readonly relaxed: boolean }): Uint8Arr
   for (let v = 0; v < SIMD_TILE_VECTORS; v++) {
     body.push(LOCAL_GET, dq);
     if (v > 0) body.push(I32_CONST, ...sleb(16 * v), I32_ADD);
-    body.push(SIMD, ...uleb(V128_LOAD), ...memarg(0), LOCAL_SET, d(v));
+    body.push(SIMD, ...uleb(V128_LOAD), ...memarg, LOCAL_SET, d(v));
   }
   for (let r = 0; r < SIMD_TILE_ROWS; r++) {
     body.push(LOCAL_GET, xq);
     if (r > 0) body.push(I32_CONST, ...sleb(4 * r), I32_ADD);
-    body.push(SIMD, ...uleb(V128_LOAD32_SPLAT), ...memarg(0), LOCAL_SET, b);
+    body.push(SIMD, ...uleb(V128_LOAD32_SPLAT), ...memarg, LOCAL_SET, b);
     for (let v = 0; v < SIMD_TILE_VECTORS; v++) {
       const k = r * SIMD_TILE_VECTORS + v;
       if (options.relaxed) {
@@ -167,7 +162,7 @@ export function simdTileModule(options: { readonly relaxed: boolean }): Uint8Arr
 export function simdTileChecksum(): number {
   let sum = Math.fround(0);
   for (let k = 0; k < ACCUMULATORS; k++) {
-    for (let lane = 0; lane < 4; lane++) sum = Math.fround(sum + initialValue(k, lane));
+    for (let lane = 0; lane < 4; lane++) sum = Math.fround(sum + startValue(k, lane));
   }
   return sum;
 }
