@@ -16,6 +16,8 @@ export interface RoundRow {
   readonly perCpu?: number;
   readonly gflops?: number;
   readonly heapMiB?: number;
+  /** The row's rate as a percentage of the tile loop measured beside it (see tasks/bench.ts). */
+  readonly tilePercent?: number;
 }
 
 /** A row over all rounds: medians, the largest peak heap, and every round's value. */
@@ -49,7 +51,7 @@ export function median(xs: readonly number[]): number | undefined {
 /**
  * Combines the rounds' rows (each round a list of rows, the same names and thread counts in the
  * same order) into one row per name and thread count, in the first round's order: `value`,
- * `perCpu` and `gflops` become the rounds' medians, `heapMiB` the largest.
+ * `perCpu`, `gflops` and `tilePercent` become the rounds' medians, `heapMiB` the largest.
  *
  * @param rounds The rows of each round.
  * @returns One row per name and thread count.
@@ -80,11 +82,13 @@ export function combineRounds<T extends RoundRow>(
     const heaps = rs.map((r) => r.heapMiB).filter((x): x is number => x !== undefined);
     const perCpu = med((r) => r.perCpu);
     const gflops = med((r) => r.gflops);
+    const tilePercent = med((r) => r.tilePercent);
     return {
       ...rs[0],
       value: median(values)!,
       ...(perCpu === undefined ? {} : { perCpu }),
       ...(gflops === undefined ? {} : { gflops }),
+      ...(tilePercent === undefined ? {} : { tilePercent }),
       ...(heaps.length === 0 ? {} : { heapMiB: Math.max(...heaps) }),
       values,
       range: [Math.min(...values), Math.max(...values)] as const,

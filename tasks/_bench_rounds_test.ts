@@ -9,7 +9,15 @@ Deno.test("median: odd and even counts, and none", () => {
 
 Deno.test("combineRounds: medians per name and thread count, the largest heap, every value in round order", () => {
   const round = (k: number) => [
-    { name: "conv", threads: 1, unit: "GFLOP/s", value: 50 + k, gflops: 50 + k, perCpu: 51 + k },
+    {
+      name: "conv",
+      threads: 1,
+      unit: "GFLOP/s",
+      value: 50 + k,
+      gflops: 50 + k,
+      perCpu: 51 + k,
+      tilePercent: 90 - k,
+    },
     { name: "conv", threads: 2, unit: "GFLOP/s", value: 90 + 2 * k, gflops: 90 + 2 * k },
     { name: "train", threads: 1, unit: "images/s", value: 200 - k, heapMiB: 200 + k },
   ];
@@ -18,9 +26,11 @@ Deno.test("combineRounds: medians per name and thread count, the largest heap, e
   assert.equal(rows[0].value, 51);
   assert.equal(rows[0].gflops, 51);
   assert.equal(rows[0].perCpu, 52);
+  assert.equal(rows[0].tilePercent, 89);
   assert.deepEqual(rows[0].values, [50, 54, 51]);
   assert.deepEqual(rows[0].range, [50, 54]);
   assert.equal(rows[1].perCpu, undefined, "no per-CPU figure where no round had one");
+  assert.equal(rows[1].tilePercent, undefined);
   assert.equal(rows[1].value, 92);
   assert.equal(rows[2].value, 199);
   assert.equal(rows[2].heapMiB, 204, "the largest peak heap of the rounds");

@@ -3,8 +3,11 @@
  * GFLOP/s of a 3x3 convolution's forward pass and both gradients, and the training and inference
  * throughput (images/s, and the GFLOP/s that makes) of the CIFAR ResNet-18 and ResNet-50 layouts at
  * width 0.25 (16-32-64-128 stage widths), with the peak wasm heap on WASM. Every GFLOP/s figure is
- * also printed as a percentage of the roof on the same number of threads. Each measurement runs in
- * its own process, so each peak heap is its own.
+ * also printed as a percentage of the roof on the same number of threads. On WASM the own kernels'
+ * and training steps' rows are also printed as a percentage of the tile loop (the kernels' register
+ * tile with its loads alone), measured in the same process right before and after each: how close
+ * they come to what loads and the runtime's bounds checks allow on the machine at hand. Each
+ * measurement runs in its own process, so each peak heap is its own.
  *
  * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--rounds N] [--profile]
  * [--torch [--python P]] [--backend wasm|webgpu|cpu] [--allow-software-adapter]
@@ -178,6 +181,11 @@ interface Row {
   readonly heapMiB?: number;
   /** `gflops` as a percentage of the roof on the same thread count (set by the parent). */
   readonly roofPercent?: number;
+  /**
+   * `gflops` as a percentage of the tile loop's rate measured in the same process on the same
+   * threads, right before and right after this row (their mean; see {@linkcode TileBrackets}).
+   */
+  readonly tilePercent?: number;
   /** PyTorch's figure for the same row and thread count (set by the parent). */
   readonly torch?: number;
   /** `--rounds`: each round's wall-clock rate (`value` is their median). */
@@ -369,7 +377,45 @@ class Settler {
   };
 }
 
-async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): Promise<Row[]> {
+/**
+ * The tile loop measured in the measuring process itself, between the rows it is the yardstick
+ * of: `begin()` measures it, then `end(row)` measures it again and gives the row its rate over
+ * the mean of the two measurements (`tilePercent`), the second measurement opening the next
+ * row's bracket. Measured seconds apart on the same threads, the ratio says how close a kernel
+ * comes to what its 8 loads per 12 multiply-adds allow on this machine, whatever phase the host
+ * is in; the figures of separate processes (the roof's and tile loop's rows) drift apart on a
+ * noisy host. `undefined` (no tile loop) off WASM: every call leaves the rows as they are.
+ */
+class TileBrackets {
+  #last: number | undefined;
+  constructor(readonly measureTile: (() => Promise<number>) | undefined) {}
+  /** Measures the tile loop: the start of the next row's bracket. */
+  async begin(): Promise<void> {
+    this.#last = await this.measureTile?.();
+  }
+  /** Measures the tile loop again and returns `row` with its `tilePercent`. */
+  async end(row: Row): Promise<Row> {
+    if (this.measureTile === undefined || row.gflops === undefined) return row;
+    const before = this.#last ?? await this.measureTile();
+    const after = await this.measureTile();
+    this.#last = after;
+    return { ...row, tilePercent: (200 * row.gflops) / (before + after) };
+  }
+}
+
+/** The tile loop's rate (GFLOP/s) on `threads` workers, best of three short runs. */
+function tileMeter(threads: number, quick: boolean, tiny: boolean): () => Promise<number> {
+  const seconds = tiny ? 0.01 : quick ? 0.1 : 0.2;
+  const repeats = tiny ? 1 : 3;
+  return async () => (await measureSimdRoof({ threads, seconds, repeats, loop: "tile" })).gflops;
+}
+
+async function benchConv(
+  quick: boolean,
+  asynchronous: boolean,
+  tiny: boolean,
+  tiles: TileBrackets,
+): Promise<Row[]> {
   const [n, hw, c] = tiny ? [2, 8, 16] : [64, 16, 128];
   const pad: [[0, 0], [1, 1], [1, 1], [0, 0]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
   const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
@@ -394,6 +440,7 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
   // work: the timed block ends with an awaited read of a scalar of the last result.
   const settler = new Settler(asynchronous);
   const rows: Row[] = [];
+  await tiles.begin();
   for (const [name, fn] of Object.entries(run)) {
     const { wall, cpu } = await measure(
       () => settler.take(tf.tidy(fn)),
@@ -401,13 +448,15 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
       settler.settle,
       warmup,
     );
-    rows.push({
-      name,
-      value: (gflop * repeats) / wall,
-      perCpu: (gflop * repeats) / cpu,
-      unit: "GFLOP/s",
-      gflops: (gflop * repeats) / wall,
-    });
+    rows.push(
+      await tiles.end({
+        name,
+        value: (gflop * repeats) / wall,
+        perCpu: (gflop * repeats) / cpu,
+        unit: "GFLOP/s",
+        gflops: (gflop * repeats) / wall,
+      }),
+    );
   }
   if (tf.getBackend() === "wasm") {
     // The same convolutions on XNNPACK (threaded like the backend), one at a time.
@@ -474,6 +523,8 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
       ] as [string, WasmTrainingKernelOptions, () => tf.Tensor][]
       : []),
   ];
+  // The own rows come first: their brackets open here, after the XNNPACK 3x3 rows.
+  await tiles.begin();
   for (const [name, kernels, fn] of pointwise) {
     if (kernels) registerWasmTrainingKernels(kernels);
     try {
@@ -483,13 +534,14 @@ async function benchConv(quick: boolean, asynchronous: boolean, tiny: boolean): 
         settler.settle,
         warmup,
       );
-      rows.push({
+      const row: Row = {
         name,
         value: (gflop1 * repeats * 3) / wall,
         perCpu: (gflop1 * repeats * 3) / cpu,
         unit: "GFLOP/s",
         gflops: (gflop1 * repeats * 3) / wall,
-      });
+      };
+      rows.push(kernels === undefined ? await tiles.end(row) : row);
     } finally {
       if (kernels) registerWasmTrainingKernels(ALL_OWN);
     }
@@ -554,12 +606,14 @@ async function benchModel(
   quick: boolean,
   onWasm: boolean,
   tiny: boolean,
+  tiles: TileBrackets,
 ): Promise<Row[]> {
   const { step, infer, dispose } = trainingSetup(arch, batch, onWasm);
   try {
     // One extra step (it also warms up) counts the flops: convolutions and matrix products.
     const stepFlops = await countFlops(step);
     const steps = tiny ? 1 : quick ? 3 : 8;
+    await tiles.begin();
     const { wall, cpu } = await measure(step, steps, undefined, 1);
     const train: Row = {
       name: `${arch} train (batch ${batch})`,
@@ -569,7 +623,7 @@ async function benchModel(
       gflops: (steps * stepFlops) / wall / 1e9,
       ...(onWasm ? { heapMiB: wasmHeapBytes().heapBytes / 2 ** 20 } : {}),
     };
-    const rows = [train];
+    const rows = [await tiles.end(train)];
     if (onWasm) {
       // The same training step with XNNPACK's convolutions (threaded like the backend).
       const variants: [string, WasmTrainingKernelOptions][] = [
@@ -724,13 +778,21 @@ async function child(
     registerWasmTrainingKernels(only === "profile" ? kernels : ALL_OWN);
   }
   const base = { backend: backendLabel(choice), softwareAdapter: choice.softwareAdapter === true };
+  // On WASM the tile loop runs beside the kernels' and the training steps' rows, in this process.
+  const tiles = new TileBrackets(onWasm ? tileMeter(threads, quick, tiny) : undefined);
   switch (only) {
     case "conv":
-      return { ...base, rows: await benchConv(quick, choice.name === "webgpu", tiny) };
+      return { ...base, rows: await benchConv(quick, choice.name === "webgpu", tiny, tiles) };
     case "resnet18":
-      return { ...base, rows: await benchModel("resnet18", tiny ? 2 : 64, quick, onWasm, tiny) };
+      return {
+        ...base,
+        rows: await benchModel("resnet18", tiny ? 2 : 64, quick, onWasm, tiny, tiles),
+      };
     case "resnet50":
-      return { ...base, rows: await benchModel("resnet50", tiny ? 2 : 32, quick, onWasm, tiny) };
+      return {
+        ...base,
+        rows: await benchModel("resnet50", tiny ? 2 : 32, quick, onWasm, tiny, tiles),
+      };
     case "profile":
       return { ...base, rows: [], profile: await benchProfile(quick, onWasm) };
     case "scaling":
@@ -768,6 +830,7 @@ function table(
   },
 ): string {
   const withTorch = rows.some((r) => r.torch !== undefined);
+  const withTile = rows.some((r) => r.tilePercent !== undefined);
   const rounds = rows.find((r) => r.values !== undefined)?.values?.length;
   const lines = [
     ...(head.software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
@@ -781,10 +844,11 @@ function table(
       "",
     ]),
     "| measurement | threads | wall-clock rate |" + (rounds === undefined ? "" : " range |") +
-    " per CPU-second | unit | GFLOP/s | % of roof | peak wasm heap |" +
-    (withTorch ? " PyTorch | ours / PyTorch |" : ""),
+    " per CPU-second | unit | GFLOP/s | % of roof |" + (withTile ? " % of tile loop |" : "") +
+    " peak wasm heap |" + (withTorch ? " PyTorch | ours / PyTorch |" : ""),
     "| --- | ---: | ---: |" + (rounds === undefined ? "" : " ---: |") +
-    " ---: | --- | ---: | ---: | ---: |" + (withTorch ? " ---: | ---: |" : ""),
+    " ---: | --- | ---: | ---: |" + (withTile ? " ---: |" : "") + " ---: |" +
+    (withTorch ? " ---: | ---: |" : ""),
   ];
   for (const r of rows) {
     const heap = r.heapMiB === undefined ? "" : `${(r.heapMiB / 1024).toFixed(2)} GiB`;
@@ -799,7 +863,8 @@ function table(
           ? ""
           : ` ${r.range === undefined ? "" : `${fixed(r.range[0])}-${fixed(r.range[1])}`} |`) +
         ` ${fixed(r.perCpu)} | ${r.unit} | ` +
-        `${fixed(r.gflops)} | ${fixed(r.roofPercent, 0)} | ${heap} |${torch}`,
+        `${fixed(r.gflops)} | ${fixed(r.roofPercent, 0)} |` +
+        (withTile ? ` ${fixed(r.tilePercent, 0)} |` : "") + ` ${heap} |${torch}`,
     );
   }
   lines.push(
@@ -811,7 +876,11 @@ function table(
     "loop is the inner loop of the kernels' 6 x 8 register tile alone (two vector loads and six",
     "broadcasts from memory per 12 multiply-adds, in L1): its % of roof is what loads and their",
     "bounds checks leave (Deno's V8 checks every WebAssembly access explicitly; CPUs whose",
-    "multiply-add ports also run those compares and branches lose the most). Per",
+    "multiply-add ports also run those compares and branches lose the most). % of tile loop =",
+    "GFLOP/s over the tile loop's rate measured in the same process on the same threads, right",
+    "before and right after the row (their mean, each the best of three short runs): how close a",
+    "kernel or a step comes to what the loads allow on this machine, whatever the host's phase",
+    "(the roof's and tile loop's own rows are measured in other processes). Per",
     "CPU-second = the rate over this process's user+system CPU time, which a shared, loaded machine",
     "distorts less than wall-clock time (on WebGPU the device's time is not CPU time: read the",
     "wall-clock rate).",

@@ -3,10 +3,12 @@
  * 1 --only roof`, `--only conv`, `--only resnet18` and `--only resnet50` (what `deno task bench`
  * runs per measurement) must report the roof and the tile loop, the forward, backward-input and
  * backward-filter convolutions, 3x3 and 1x1, on the library's default (our own kernels) and on
- * XNNPACK, and each ResNet's training step on both, each with a finite rate; the profile on 2
- * threads must report the own-kernel pool's synchronisations per step; `--rounds 2` must report
- * every row as the median of two rounds, with each model's scaling per round and its scaling
- * inside one process; and `--v8-flags` must reach the measuring processes.
+ * XNNPACK, and each ResNet's training step on both, each with a finite rate (the own kernels'
+ * and the own training step's also as a % of the tile loop measured in the same process); the
+ * profile on 2 threads must report the own-kernel pool's synchronisations per step; `--rounds 2`
+ * must report every row as the median of two rounds, with each model's scaling per round and its
+ * scaling inside one process; `--v8-flags` must reach the measuring processes; and the table must
+ * have a `% of tile loop` column, filled for the own kernels' and training steps' rows only.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -15,6 +17,22 @@ interface Row {
   readonly name: string;
   readonly value: number;
   readonly unit: string;
+  readonly gflops?: number;
+  readonly tilePercent?: number;
+}
+
+/** Own-kernel rows carry a finite, positive % of the tile loop measured beside them; others none. */
+function assertTilePercent(rows: readonly Row[], own: (name: string) => boolean): void {
+  for (const r of rows) {
+    if (own(r.name)) {
+      assert.ok(
+        r.tilePercent !== undefined && Number.isFinite(r.tilePercent) && r.tilePercent > 0,
+        `${r.name}: % of tile loop ${r.tilePercent}`,
+      );
+    } else {
+      assert.equal(r.tilePercent, undefined, `${r.name}: no % of tile loop`);
+    }
+  }
 }
 
 async function child(only: string, extra: string[] = []): Promise<Row[]> {
@@ -65,6 +83,7 @@ Deno.test("wasm bench: the conv measurement has rows for both kernel kinds and t
     assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);
     assert.equal(r.unit, "GFLOP/s");
   }
+  assertTilePercent(rows, (name) => !name.includes("XNNPACK"));
 });
 
 for (const arch of ["resnet18", "resnet50"]) {
@@ -78,6 +97,7 @@ for (const arch of ["resnet18", "resnet50"]) {
     for (const r of rows) {
       assert.ok(Number.isFinite(r.value) && r.value > 0, `${r.name}: ${r.value}`);
     }
+    assertTilePercent(rows, (name) => name === `${arch} train (batch 2)`);
   });
 }
 
@@ -178,4 +198,27 @@ Deno.test("wasm bench: --v8-flags reaches the measuring processes and the report
   assert.equal(bad.code, 1);
   assert.match(bad.stderr, /V8 did not recognize flag '--not-a-v8-flag'/);
   assert.match(bad.stderr, /bench: bench roof \(1 threads\) failed \(exit 1\)/);
+});
+
+Deno.test("wasm bench: the table shows each own kernel's and training step's % of the tile loop", async () => {
+  const run = await runDeno(["tasks/bench.ts", "--tiny", "--threads", "1"]);
+  assert.equal(run.code, 0, `bench failed:\n${run.stderr.slice(-3000)}`);
+  const lines = run.stdout.split("\n");
+  const header = lines.find((l) => l.startsWith("| measurement |"));
+  assert.ok(header, run.stdout);
+  const columns = header.split("|").map((c) => c.trim());
+  const at = columns.indexOf("% of tile loop");
+  assert.equal(columns[at - 1], "% of roof", header);
+  const cell = (name: string) => {
+    const line = lines.find((l) => l.startsWith(`| ${name} |`));
+    assert.ok(line, `no row ${name}`);
+    return line.split("|").map((c) => c.trim())[at];
+  };
+  for (const name of ["conv3x3 forward", "conv1x1 backward-filter", "resnet50 train (batch 2)"]) {
+    assert.match(cell(name), /^\d+(\.\d+)?$/, name);
+  }
+  for (const name of ["conv3x3 forward (XNNPACK)", "resnet18 inference (batch 2)"]) {
+    assert.equal(cell(name), "", name);
+  }
+  assert.match(run.stdout, /% of tile loop =/);
 });
