@@ -205,6 +205,8 @@ interface ChildReport {
     readonly stepFlops: number;
     readonly byName: KernelProfileRow[];
     readonly byConv: KernelProfileRow[];
+    /** The tile loop's rate in the profiling process, before and after the steps (WASM only). */
+    readonly tileGflops?: number;
     /** The own-kernel pool's synchronisations per step (threaded wasm only). */
     readonly pool?: OwnKernelPoolStats;
   };
@@ -393,21 +395,33 @@ class TileBrackets {
   async begin(): Promise<void> {
     this.#last = await this.measureTile?.();
   }
-  /** Measures the tile loop again and returns `row` with its `tilePercent`. */
-  async end(row: Row): Promise<Row> {
-    if (this.measureTile === undefined || row.gflops === undefined) return row;
+  /**
+   * Measures the tile loop again: the mean of this and the bracket's first measurement (GFLOP/s),
+   * or undefined off WASM.
+   */
+  async close(): Promise<number | undefined> {
+    if (this.measureTile === undefined) return undefined;
     const before = this.#last ?? await this.measureTile();
     const after = await this.measureTile();
     this.#last = after;
-    return { ...row, tilePercent: (200 * row.gflops) / (before + after) };
+    return (before + after) / 2;
+  }
+  /** Measures the tile loop again and returns `row` with its `tilePercent`. */
+  async end(row: Row): Promise<Row> {
+    if (row.gflops === undefined) return row;
+    const tile = await this.close();
+    return tile === undefined ? row : { ...row, tilePercent: (100 * row.gflops) / tile };
   }
 }
 
-/** The tile loop's rate (GFLOP/s) on `threads` workers, best of three short runs. */
+/**
+ * The tile loop's rate (GFLOP/s) on `threads` workers over one run of about half a second: a
+ * sustained rate, like the rows it is compared with (a best of several runs would pick the
+ * moments when a shared host gave every thread a whole core).
+ */
 function tileMeter(threads: number, quick: boolean, tiny: boolean): () => Promise<number> {
-  const seconds = tiny ? 0.01 : quick ? 0.1 : 0.2;
-  const repeats = tiny ? 1 : 3;
-  return async () => (await measureSimdRoof({ threads, seconds, repeats, loop: "tile" })).gflops;
+  const seconds = tiny ? 0.01 : quick ? 0.2 : 0.5;
+  return async () => (await measureSimdRoof({ threads, seconds, repeats: 1, loop: "tile" })).gflops;
 }
 
 async function benchConv(
@@ -715,17 +729,26 @@ async function benchRoof(threads: number, quick: boolean): Promise<Row[]> {
   }];
 }
 
-/** Where one ResNet-18 x0.25 training step (batch 64) spends its time, per kernel. */
-async function benchProfile(quick: boolean, onWasm: boolean): Promise<ChildReport["profile"]> {
+/**
+ * Where one ResNet-18 x0.25 training step (batch 64) spends its time, per kernel; on WASM with the
+ * tile loop's rate measured right before and after the profiled steps.
+ */
+async function benchProfile(
+  quick: boolean,
+  onWasm: boolean,
+  tiles: TileBrackets,
+): Promise<ChildReport["profile"]> {
   const { step, dispose } = trainingSetup("resnet18", 64, onWasm);
   try {
     for (let i = 0; i < 2; i++) await step(); // XNNPACK builds and caches its operators
     const steps = quick ? 1 : 3;
+    await tiles.begin();
     ownKernelPoolStats({ reset: true });
     const { calls, wallMs } = await profileKernels(tf.getBackend(), async () => {
       for (let i = 0; i < steps; i++) await step();
     });
     const pool = ownKernelPoolStats();
+    const tileGflops = await tiles.close();
     const byName = summarizeKernelProfile(calls, wallMs, { steps });
     const convs = calls.filter((c) => c.label !== c.name && c.name.includes("Conv"));
     const byConv = summarizeKernelProfile(convs, wallMs, { steps, by: "label" }).slice(0, -1);
@@ -734,6 +757,7 @@ async function benchProfile(quick: boolean, onWasm: boolean): Promise<ChildRepor
       stepFlops: calls.reduce((a, c) => a + c.flops, 0) / steps,
       byName,
       byConv,
+      ...(tileGflops === undefined ? {} : { tileGflops }),
       ...(pool === undefined ? {} : {
         pool: {
           threads: pool.threads,
@@ -794,7 +818,7 @@ async function child(
         rows: await benchModel("resnet50", tiny ? 2 : 32, quick, onWasm, tiny, tiles),
       };
     case "profile":
-      return { ...base, rows: [], profile: await benchProfile(quick, onWasm) };
+      return { ...base, rows: [], profile: await benchProfile(quick, onWasm, tiles) };
     case "scaling":
       if (!onWasm || threads < 2) {
         throw new UsageError("--only scaling needs the wasm backend and --threads 2 or more");
@@ -878,7 +902,7 @@ function table(
     "bounds checks leave (Deno's V8 checks every WebAssembly access explicitly; CPUs whose",
     "multiply-add ports also run those compares and branches lose the most). % of tile loop =",
     "GFLOP/s over the tile loop's rate measured in the same process on the same threads, right",
-    "before and right after the row (their mean, each the best of three short runs): how close a",
+    "before and right after the row (their mean, each one run of half a second): how close a",
     "kernel or a step comes to what the loads allow on this machine, whatever the host's phase",
     "(the roof's and tile loop's own rows are measured in other processes). Per",
     "CPU-second = the rate over this process's user+system CPU time, which a shared, loaded machine",
@@ -927,14 +951,17 @@ function profileTable(
   kernels: WasmKernelChoices,
   profile: NonNullable<ChildReport["profile"]>,
   roof: number | undefined,
-  tile: number | undefined,
 ): string {
   const pct = (g: number | undefined) =>
     g === undefined || roof === undefined ? "" : (100 * g / roof).toFixed(0);
+  const tile = profile.tileGflops;
+  const ofTile = (g: number | undefined) =>
+    g === undefined || tile === undefined ? "" : (100 * g / tile).toFixed(0);
   const stepGflops = profile.stepFlops / profile.stepMs / 1e6;
   const tileText = tile === undefined
     ? ""
-    : `; the tile loop ${tile.toFixed(1)} GFLOP/s, ${pct(tile)} %`;
+    : `; ${ofTile(stepGflops)} % of the tile loop's ${tile.toFixed(1)} GFLOP/s in the same ` +
+      `process (${pct(tile)} % of the roof)`;
   const lines = [
     `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${kernels.conv2d} ` +
     `forward, ${kernels.conv2dBackpropInput} backward-input, ${kernels.conv2dBackpropFilter} ` +
@@ -956,13 +983,15 @@ function profileTable(
   }
   const rows = (title: string, rs: KernelProfileRow[]) => {
     lines.push(
-      `| ${title} | count | ms | share | GFLOP/s | % of roof |`,
-      "| --- | ---: | ---: | ---: | ---: | ---: |",
+      `| ${title} | count | ms | share | GFLOP/s | % of roof |` +
+        (tile === undefined ? "" : " % of tile loop |"),
+      "| --- | ---: | ---: | ---: | ---: | ---: |" + (tile === undefined ? "" : " ---: |"),
     );
     for (const r of rs) {
       lines.push(
         `| ${r.name} | ${r.count === 0 ? "" : fixed(r.count, 0)} | ${fixed(r.ms, 2)} | ` +
-          `${(100 * r.share).toFixed(1)} % | ${fixed(r.gflops)} | ${pct(r.gflops)} |`,
+          `${(100 * r.share).toFixed(1)} % | ${fixed(r.gflops)} | ${pct(r.gflops)} |` +
+          (tile === undefined ? "" : ` ${ofTile(r.gflops)} |`),
       );
     }
     lines.push("");
@@ -1012,10 +1041,10 @@ async function runChild(
   return JSON.parse(text) as ChildReport;
 }
 
-/** Each thread count's rate of the rows whose name starts with `prefix` (the roof by default). */
-function roofs(rows: readonly Row[], prefix = ROOF): Map<number, number> {
+/** Each thread count's roof (the roof rows' rates). */
+function roofs(rows: readonly Row[]): Map<number, number> {
   return new Map(
-    rows.filter((r) => r.name.startsWith(prefix)).map((r) => [r.threads ?? 1, r.value]),
+    rows.filter((r) => r.name.startsWith(ROOF)).map((r) => [r.threads ?? 1, r.value]),
   );
 }
 
@@ -1099,7 +1128,6 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     ? []
     : scalingByRound(rounds, opts.threads[0], opts.threads[opts.threads.length - 1]);
   const roof = roofs(rows);
-  const tile = roofs(rows, TILE_LOOP);
   const torchReports = new Map<number, TorchReport>();
   if (opts.torch) {
     for (const threads of opts.threads) {
@@ -1144,12 +1172,15 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       `Backend: ${backend}; ${navigator.hardwareConcurrency} cores; load average at start: ${load}\n`,
     );
     for (const [threads, p] of profiles) {
-      console.log(profileTable(threads, opts.kernels, p, roof.get(threads), tile.get(threads)));
+      console.log(profileTable(threads, opts.kernels, p, roof.get(threads)));
     }
     console.log(
       "Self time per kernel (kernels that run others through the engine are charged their own " +
         "time only); (between kernels) is the rest of the step's wall time: JavaScript, the " +
-        "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps.",
+        "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps. " +
+        "% of tile loop (WASM) = GFLOP/s over the tile loop's rate measured in the profiling " +
+        "process on the same threads right before and after the profiled steps (their mean): " +
+        "what the kernels' loads and the runtime's bounds checks allow on this machine.",
     );
   } else {
     console.log(

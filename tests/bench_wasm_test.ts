@@ -5,10 +5,11 @@
  * backward-filter convolutions, 3x3 and 1x1, on the library's default (our own kernels) and on
  * XNNPACK, and each ResNet's training step on both, each with a finite rate (the own kernels'
  * and the own training step's also as a % of the tile loop measured in the same process); the
- * profile on 2 threads must report the own-kernel pool's synchronisations per step; `--rounds 2`
- * must report every row as the median of two rounds, with each model's scaling per round and its
- * scaling inside one process; `--v8-flags` must reach the measuring processes; and the table must
- * have a `% of tile loop` column, filled for the own kernels' and training steps' rows only.
+ * profile on 2 threads must report the own-kernel pool's synchronisations per step and the tile
+ * loop's rate in the same process; `--rounds 2` must report every row as the median of two rounds,
+ * with each model's scaling per round and its scaling inside one process; `--v8-flags` must reach
+ * the measuring processes; and the table must have a `% of tile loop` column, filled for the own
+ * kernels' and training steps' rows only.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -101,14 +102,23 @@ for (const arch of ["resnet18", "resnet50"]) {
   });
 }
 
-Deno.test("wasm bench: the profile on 2 threads reports the own-kernel pool's synchronisations per step", async () => {
+Deno.test("wasm bench: the profile on 2 threads reports the own-kernel pool's synchronisations per step and the tile loop", async () => {
   const run = await runDeno(["tasks/bench.ts", "--threads", "2", "--only", "profile", "--quick"]);
   assert.equal(run.code, 0, `bench --only profile failed:\n${run.stderr.slice(-3000)}`);
   const line = run.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
   assert.ok(line, run.stdout);
   const { profile } = JSON.parse(line) as {
-    profile: { pool?: { threads: number; calls: number; wakeups: number; waitMs: number } };
+    profile: {
+      tileGflops?: number;
+      pool?: { threads: number; calls: number; wakeups: number; waitMs: number };
+    };
   };
+  // The tile loop measured in the profiling process (the yardstick of its % of tile loop column).
+  assert.ok(
+    profile.tileGflops !== undefined && Number.isFinite(profile.tileGflops) &&
+      profile.tileGflops > 0,
+    `tile loop ${profile.tileGflops}`,
+  );
   assert.ok(profile.pool !== undefined, "no pool counters");
   assert.equal(profile.pool.threads, 2);
   // ResNet-18: 20 forward and 19 backward-input convolutions (one pool call each), the
