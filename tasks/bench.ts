@@ -424,13 +424,28 @@ function tileMeter(threads: number, quick: boolean, tiny: boolean): () => Promis
   return async () => (await measureSimdRoof({ threads, seconds, repeats: 1, loop: "tile" })).gflops;
 }
 
+/** The conv rows' shape: batch, height and width, channels (in and out). */
+const convShape = (tiny: boolean): readonly [number, number, number] =>
+  tiny ? [2, 8, 16] : [64, 16, 128];
+
+/**
+ * The share of a k x k stride-1 convolution's filter taps (over all output pixels of an hw x hw
+ * input with "same" zero padding) that fall in the padding: counted flops include them, the own
+ * kernels skip them. Per dimension the taps in bounds are k * hw - p * (p + 1), p = (k - 1) / 2.
+ */
+function paddedTapShare(hw: number, k: number): number {
+  const p = (k - 1) / 2;
+  const inside = (k * hw - p * (p + 1)) / (k * hw);
+  return 1 - inside * inside;
+}
+
 async function benchConv(
   quick: boolean,
   asynchronous: boolean,
   tiny: boolean,
   tiles: TileBrackets,
 ): Promise<Row[]> {
-  const [n, hw, c] = tiny ? [2, 8, 16] : [64, 16, 128];
+  const [n, hw, c] = convShape(tiny);
   const pad: [[0, 0], [1, 1], [1, 1], [0, 0]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
   const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
   const w = tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D;
@@ -855,6 +870,8 @@ function table(
 ): string {
   const withTorch = rows.some((r) => r.torch !== undefined);
   const withTile = rows.some((r) => r.tilePercent !== undefined);
+  const hw = convShape(head.tiny === true)[1];
+  const padded = (size: number) => (100 * paddedTapShare(size, 3)).toFixed(1);
   const rounds = rows.find((r) => r.values !== undefined)?.values?.length;
   const lines = [
     ...(head.software ? [`**${SOFTWARE_NOTE}**`, ""] : []),
@@ -895,7 +912,13 @@ function table(
     "",
     "GFLOP/s of a model row = images/s x the flops per image of its convolutions and matrix",
     "products (counted from the kernels' shapes; multiply and add counted apart, backward included",
-    "for training). % of roof = GFLOP/s over the WASM SIMD roof measured on the same number of",
+    "for training). Convolution flops count every filter tap, those in the zero padding too (the",
+    "count the PyTorch and XNNPACK figures use), but the own kernels skip the padded taps: at",
+    `${hw} x ${hw} with padding 1 they are ${padded(hw)} % of the conv3x3 rows' counted flops, so`,
+    "those rows' % of roof and % of tile loop are that much above what the kernels' multiply-adds",
+    `used (a model's 3x3 layers: ${padded(32)} % at 32 x 32, ${padded(16)} % at 16 x 16, ` +
+      `${padded(8)} % at 8 x 8).`,
+    "% of roof = GFLOP/s over the WASM SIMD roof measured on the same number of",
     "threads (each thread a worker running 12 independent f32x4 multiply-add chains). The tile",
     "loop is the inner loop of the kernels' 6 x 8 register tile alone (two vector loads and six",
     "broadcasts from memory per 12 multiply-adds, in L1): its % of roof is what loads and their",
@@ -1180,7 +1203,12 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
         "gradient tape, tensor bookkeeping. Per step, averaged over the profiled steps. " +
         "% of tile loop (WASM) = GFLOP/s over the tile loop's rate measured in the profiling " +
         "process on the same threads right before and after the profiled steps (their mean): " +
-        "what the kernels' loads and the runtime's bounds checks allow on this machine.",
+        "what the kernels' loads and the runtime's bounds checks allow on this machine. " +
+        "Convolution flops count every filter tap, those in the zero padding too; the own " +
+        "kernels skip the padded taps (a 3x3 layer's: " +
+        [32, 16, 8].map((hw) => `${(100 * paddedTapShare(hw, 3)).toFixed(1)} % at ${hw} x ${hw}`)
+          .join(", ") +
+        "), so a layer's GFLOP/s is that much above its multiply-adds' rate.",
     );
   } else {
     console.log(

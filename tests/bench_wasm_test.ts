@@ -9,7 +9,8 @@
  * loop's rate in the same process; `--rounds 2` must report every row as the median of two rounds,
  * with each model's scaling per round and its scaling inside one process; `--v8-flags` must reach
  * the measuring processes; and the table must have a `% of tile loop` column, filled for the own
- * kernels' and training steps' rows only.
+ * kernels' and training steps' rows only, and say what share of the conv rows' counted flops are
+ * padded taps (which the own kernels skip).
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -210,7 +211,7 @@ Deno.test("wasm bench: --v8-flags reaches the measuring processes and the report
   assert.match(bad.stderr, /bench: bench roof \(1 threads\) failed \(exit 1\)/);
 });
 
-Deno.test("wasm bench: the table shows each own kernel's and training step's % of the tile loop", async () => {
+Deno.test("wasm bench: the table shows each own kernel's and training step's % of the tile loop and the padded taps' share", async () => {
   const run = await runDeno(["tasks/bench.ts", "--tiny", "--threads", "1"]);
   assert.equal(run.code, 0, `bench failed:\n${run.stderr.slice(-3000)}`);
   const lines = run.stdout.split("\n");
@@ -231,4 +232,7 @@ Deno.test("wasm bench: the table shows each own kernel's and training step's % o
     assert.equal(cell(name), "", name);
   }
   assert.match(run.stdout, /% of tile loop =/);
+  // The tiny conv rows are 8 x 8 with padding 1: 22 of 24 taps per dimension are in bounds, so
+  // 1 - (22/24)^2 = 16.0 % of the counted flops are padded taps the own kernels skip.
+  assert.match(run.stdout, /at\s+8 x 8 with padding 1 they are 16\.0 % of the conv3x3 rows/);
 });
