@@ -77,7 +77,8 @@ export const BENCH_CLI: CliSpec = {
   name: "bench",
   summary:
     "WASM training benchmark: the SIMD roof, conv GFLOP/s (forward and both gradients) and " +
-    "ResNet-18/50 training images/s and peak heap, as % of the roof; one process per measurement " +
+    "ResNet-18/50 training images/s and peak heap, as % of the roof (and of the kernels' tile " +
+    "loop measured in the same process); one process per measurement " +
     "and thread count, and the scaling over threads inside one process; --profile: time per " +
     "kernel of a training step; --torch: PyTorch alongside",
   flags: {
