@@ -9,16 +9,18 @@
  * they come to what loads and the runtime's bounds checks allow on the machine at hand. Each
  * measurement runs in its own process, so each peak heap is its own.
  *
- * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--rounds N] [--profile]
- * [--torch [--python P]] [--backend wasm|webgpu|cpu] [--allow-software-adapter]
- * [--v8-flags=FLAGS]`. LIST is a comma-separated list of WASM thread counts (default
- * `1,<all cores>`): every WASM measurement runs once per thread count.
+ * Usage: `deno task bench [--quick] [--tiny] [--json] [--threads LIST] [--rounds N]
+ * [--profile [--profile-model resnet18|resnet50]] [--torch [--python P]]
+ * [--backend wasm|webgpu|cpu] [--allow-software-adapter] [--v8-flags=FLAGS]`. LIST is a
+ * comma-separated list of WASM thread counts (default `1,<all cores>`): every WASM measurement runs
+ * once per thread count.
  * `--rounds N` repeats all of it N times, the thread counts alternating within each round, and
  * prints each row's median and range and each model's scaling per round: on a machine whose speed
  * drifts (a shared host) that is the figure to compare (PyTorch, with `--torch`, runs once).
- * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64) spends its time,
- * per kernel (and, on more than one thread, how many synchronisations of the own-kernel worker
- * pool it makes), with the convolution kernels `--forward-kernel`, `--input-kernel` and
+ * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64; with
+ * `--profile-model resnet50` one ResNet-50 x0.25 step, batch 32) spends its time, per kernel
+ * (and, on more than one thread, how many synchronisations of the own-kernel worker pool it makes),
+ * with the convolution kernels `--forward-kernel`, `--input-kernel` and
  * `--filter-kernel` choose (`own`, the library's default, or `xnnpack`). On WASM the table
  * measures the library's default (our own convolution kernels) and, in rows marked "XNNPACK",
  * the same with tfjs-backend-wasm's XNNPACK-based convolutions. `--torch` runs the same measurements in PyTorch (`tasks/bench_torch.py`, with
@@ -68,6 +70,13 @@ import {
   scalingByRound,
 } from "./_bench_rounds.ts";
 
+/** The models `--profile` can step, and their batch sizes. */
+const PROFILE_BATCH = { resnet18: 64, resnet50: 32 } as const;
+type ProfileModel = keyof typeof PROFILE_BATCH;
+
+/** "ResNet-18 x0.25" for "resnet18". */
+const modelTitle = (arch: ProfileModel): string => `ResNet-${arch.slice("resnet".length)} x0.25`;
+
 /** Measurements a child process runs (`--only`). */
 const MEASUREMENTS = ["roof", "conv", "resnet18", "resnet50", "scaling", "profile"] as const;
 type Measurement = typeof MEASUREMENTS[number];
@@ -107,7 +116,15 @@ export const BENCH_CLI: CliSpec = {
     profile: {
       type: "boolean",
       default: false,
-      doc: "print the time per kernel of one ResNet-18 x0.25 training step (batch 64) instead",
+      doc: "print the time per kernel of one training step instead (ResNet-18 x0.25, batch 64; " +
+        "see --profile-model)",
+    },
+    "profile-model": {
+      type: "string",
+      choices: ["resnet18", "resnet50"],
+      defaultText: "resnet18",
+      doc: "the model --profile steps: resnet18 (ResNet-18 x0.25, batch 64) or resnet50 " +
+        "(ResNet-50 x0.25, batch 32)",
     },
     torch: {
       type: "boolean",
@@ -161,6 +178,7 @@ export const BENCH_CLI: CliSpec = {
     "--threads 1,2 --json",
     "--threads 1,2 --rounds 3",
     "--profile --threads 1,2",
+    "--profile --profile-model resnet50",
     "--profile --forward-kernel xnnpack --input-kernel xnnpack --filter-kernel xnnpack",
     "--torch",
     "--backend webgpu --allow-software-adapter --tiny",
@@ -202,6 +220,9 @@ interface ChildReport {
   readonly rows: Row[];
   /** `--only profile`: per-step rows by kernel name and by convolution geometry. */
   readonly profile?: {
+    /** The model stepped, and its batch size. */
+    readonly arch: ProfileModel;
+    readonly batch: number;
     readonly stepMs: number;
     readonly stepFlops: number;
     readonly byName: KernelProfileRow[];
@@ -276,6 +297,13 @@ function parse(values: Readonly<Record<string, unknown>>) {
   if (rounds > 1 && values.profile === true) {
     throw new UsageError("--rounds repeats the table's measurements; --profile runs once");
   }
+  const profileModel = values["profile-model"] as ProfileModel | undefined;
+  if (profileModel !== undefined && values.profile !== true && values.only !== "profile") {
+    throw new UsageError(
+      `--profile-model only applies with --profile; add --profile to profile a ${profileModel} ` +
+        "training step, or drop it",
+    );
+  }
   if (values.profile === true && values.torch === true) {
     throw new UsageError("--profile and --torch do not go together; run them one after the other");
   }
@@ -294,6 +322,7 @@ function parse(values: Readonly<Record<string, unknown>>) {
     threads: backend === "wasm" ? threads : [1],
     only: values.only as Measurement | undefined,
     profile: values.profile === true,
+    profileModel: profileModel ?? "resnet18",
     rounds,
     torch: values.torch === true,
     python: (values.python as string | undefined) ?? DEFAULT_PYTHON,
@@ -746,15 +775,18 @@ async function benchRoof(threads: number, quick: boolean): Promise<Row[]> {
 }
 
 /**
- * Where one ResNet-18 x0.25 training step (batch 64) spends its time, per kernel; on WASM with the
- * tile loop's rate measured right before and after the profiled steps.
+ * Where one training step of `arch` (ResNet-18 x0.25 at batch 64 or ResNet-50 x0.25 at batch 32)
+ * spends its time, per kernel; on WASM with the tile loop's rate measured right before and after
+ * the profiled steps.
  */
 async function benchProfile(
+  arch: ProfileModel,
   quick: boolean,
   onWasm: boolean,
   tiles: TileBrackets,
 ): Promise<ChildReport["profile"]> {
-  const { step, dispose } = trainingSetup("resnet18", 64, onWasm);
+  const batch = PROFILE_BATCH[arch];
+  const { step, dispose } = trainingSetup(arch, batch, onWasm);
   try {
     for (let i = 0; i < 2; i++) await step(); // XNNPACK builds and caches its operators
     const steps = quick ? 1 : 3;
@@ -769,6 +801,8 @@ async function benchProfile(
     const convs = calls.filter((c) => c.label !== c.name && c.name.includes("Conv"));
     const byConv = summarizeKernelProfile(convs, wallMs, { steps, by: "label" }).slice(0, -1);
     return {
+      arch,
+      batch,
       stepMs: wallMs / steps,
       stepFlops: calls.reduce((a, c) => a + c.flops, 0) / steps,
       byName,
@@ -798,6 +832,7 @@ async function child(
   allowSoftwareAdapter: boolean,
   kernels: WasmKernelChoices,
   tiny: boolean,
+  profileModel: ProfileModel,
 ): Promise<ChildReport> {
   if (only === "roof") {
     return {
@@ -834,7 +869,11 @@ async function child(
         rows: await benchModel("resnet50", tiny ? 2 : 32, quick, onWasm, tiny, tiles),
       };
     case "profile":
-      return { ...base, rows: [], profile: await benchProfile(quick, onWasm, tiles) };
+      return {
+        ...base,
+        rows: [],
+        profile: await benchProfile(profileModel, quick, onWasm, tiles),
+      };
     case "scaling":
       if (!onWasm || threads < 2) {
         throw new UsageError("--only scaling needs the wasm backend and --threads 2 or more");
@@ -987,7 +1026,8 @@ function profileTable(
     : `; ${ofTile(stepGflops)} % of the tile loop's ${tile.toFixed(1)} GFLOP/s in the same ` +
       `process (${pct(tile)} % of the roof)`;
   const lines = [
-    `### ResNet-18 x0.25 training step (batch 64), ${threads} thread(s), ${kernels.conv2d} ` +
+    `### ${modelTitle(profile.arch)} training step (batch ${profile.batch}), ${threads} ` +
+    `thread(s), ${kernels.conv2d} ` +
     `forward, ${kernels.conv2dBackpropInput} backward-input, ${kernels.conv2dBackpropFilter} ` +
     "backward-filter: " +
     `${profile.stepMs.toFixed(1)} ms, ${stepGflops.toFixed(1)} GFLOP/s` +
@@ -1052,6 +1092,8 @@ async function runChild(
       opts.kernels.conv2dBackpropInput,
       "--filter-kernel",
       opts.kernels.conv2dBackpropFilter,
+      "--profile-model",
+      opts.profileModel,
     );
   }
   const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
@@ -1107,6 +1149,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       opts.allowSoftwareAdapter,
       opts.kernels,
       opts.tiny,
+      opts.profileModel,
     );
     console.log(JSON.stringify(report));
     return;

@@ -6,11 +6,11 @@
  * XNNPACK, and each ResNet's training step on both, each with a finite rate (the own kernels'
  * and the own training step's also as a % of the tile loop measured in the same process); the
  * profile on 2 threads must report the own-kernel pool's synchronisations per step and the tile
- * loop's rate in the same process; `--rounds 2` must report every row as the median of two rounds,
- * with each model's scaling per round and its scaling inside one process; `--v8-flags` must reach
- * the measuring processes; and the table must have a `% of tile loop` column, filled for the own
- * kernels' and training steps' rows only, and say what share of the conv rows' counted flops are
- * padded taps (which the own kernels skip).
+ * loop's rate in the same process, and `--profile-model resnet50` a ResNet-50 step; `--rounds 2`
+ * must report every row as the median of two rounds, with each model's scaling per round and its
+ * scaling inside one process; `--v8-flags` must reach the measuring processes; and the table must
+ * have a `% of tile loop` column, filled for the own kernels' and training steps' rows only, and
+ * say what share of the conv rows' counted flops are padded taps (which the own kernels skip).
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -187,6 +187,32 @@ Deno.test("wasm bench: --rounds 2 reports medians of both rounds and each model'
     x.ratios.forEach((r, k) => assert.ok(Math.abs(r - x.oneThreadMs[k] / x.poolMs[k]) <= 1e-9 * r));
     assert.ok(Math.abs(x.ratio - (x.ratios[0] + x.ratios[1]) / 2) <= 1e-9 * x.ratio);
   }
+});
+
+Deno.test("wasm bench: --profile-model resnet50 profiles a ResNet-50 step", async () => {
+  const run = await runDeno([
+    "tasks/bench.ts",
+    "--threads",
+    "1",
+    "--only",
+    "profile",
+    "--quick",
+    "--profile-model",
+    "resnet50",
+  ]);
+  assert.equal(run.code, 0, `bench --only profile failed:\n${run.stderr.slice(-3000)}`);
+  const line = run.stdout.trim().split("\n").filter((l) => l.startsWith("{")).pop();
+  assert.ok(line, run.stdout);
+  const { profile } = JSON.parse(line) as {
+    profile: { arch: string; batch: number; byConv: { name: string }[] };
+  };
+  assert.equal(profile.arch, "resnet50");
+  assert.equal(profile.batch, 32);
+  // The bottleneck's 1x1 layers (ResNet-18 has 1x1 convolutions only with stride 2).
+  assert.ok(
+    profile.byConv.some((r) => /^Conv2D 1x1 16->16 s1$/.test(r.name)),
+    profile.byConv.map((r) => r.name).join(", "),
+  );
 });
 
 Deno.test("wasm bench: --only scaling on one thread says that it needs two", async () => {

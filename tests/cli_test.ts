@@ -69,6 +69,12 @@ const TASKS: [string, string[], RegExp][] = [
   ["tasks/bench.ts", ["--input-kernel", "OWN"], /^bench: --input-kernel must be one of/],
   [
     "tasks/bench.ts",
+    ["--profile-model", "resnet50"],
+    /^bench: --profile-model only applies with --profile; add --profile to profile a resnet50 /,
+  ],
+  ["tasks/bench.ts", ["--profile-model", "vgg"], /^bench: --profile-model must be one of/],
+  [
+    "tasks/bench.ts",
     ["--v8-flags"],
     /^bench: --v8-flags needs a value, e\.g\. --v8-flags=--no-wasm-bounds-checks$/,
   ],
