@@ -1084,7 +1084,7 @@ async function runChild(
   args.push("--backend", opts.backend);
   if (opts.backend === "wasm") args.push("--threads", String(threads));
   if (opts.allowSoftwareAdapter) args.push("--allow-software-adapter");
-  if (opts.profile) {
+  if (only === "profile") {
     args.push(
       "--forward-kernel",
       opts.kernels.conv2d,
