@@ -8,9 +8,15 @@ import { filterGradReference as reference } from "./testdata/_filter_grad_refere
 
 // 7 images (uneven groups); 3x3 stride 2 padding 1, 5 -> 9 channels (near-equal output-channel
 // blocks, 3 x 8 and scalar tails); 3x3 stride 1, 13 -> 17 channels (a 12-wide block, then 4-wide
-// and scalar tails, a 1 x 12 input-channel tail).
+// and scalar tails, a 1 x 12 input-channel tail); 1x1, 50 -> 17 channels (few units: input
+// channels split into blocks too, 12, 18 and 20 wide, each share taking output blocks of one
+// input block first).
 for (
-  const [n, h, w, cin, cout, k, s, p] of [[7, 9, 8, 5, 9, 3, 2, 1], [7, 6, 5, 13, 17, 3, 1, 1]]
+  const [n, h, w, cin, cout, k, s, p] of [
+    [7, 9, 8, 5, 9, 3, 2, 1],
+    [7, 6, 5, 13, 17, 3, 1, 1],
+    [7, 4, 5, 50, 17, 1, 1, 0],
+  ]
 ) {
   Deno.test(`own backward-filter kernel: image groups give the same bits for any split into shares, and match float64 (${cin} -> ${cout}, stride ${s})`, () => {
     const ho = Math.floor((h + 2 * p - k) / s) + 1, wo = Math.floor((w + 2 * p - k) / s) + 1;
