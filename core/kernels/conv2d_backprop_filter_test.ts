@@ -10,12 +10,17 @@ import { filterGradReference as reference } from "./testdata/_filter_grad_refere
 // blocks, 3 x 8 and scalar tails); 3x3 stride 1, 13 -> 17 channels (a 12-wide block, then 4-wide
 // and scalar tails, a 1 x 12 input-channel tail); 1x1, 50 -> 17 channels (few units: input
 // channels split into blocks too, 12, 18 and 20 wide, each share taking output blocks of one
-// input block first).
+// input block first). Images of fewer than 64 output pixels go several to a chunk: 30, 20 and 16
+// pixels here, so every shape has chunks of 2-4 images, a last chunk cut short by a group's end,
+// taps whose rows and images follow each other (one run of pixels: the 1x1, a middle tap) and
+// taps whose do not (the edge taps; stride 2, 5 images of 4 x 4 output pixels, 14 -> 11 channels:
+// 6 x 8 tiles, a 2 x 8 tail and scalar columns).
 for (
   const [n, h, w, cin, cout, k, s, p] of [
     [7, 9, 8, 5, 9, 3, 2, 1],
     [7, 6, 5, 13, 17, 3, 1, 1],
     [7, 4, 5, 50, 17, 1, 1, 0],
+    [5, 7, 7, 14, 11, 3, 2, 1],
   ]
 ) {
   Deno.test(`own backward-filter kernel: image groups give the same bits for any split into shares, and match float64 (${cin} -> ${cout}, stride ${s})`, () => {

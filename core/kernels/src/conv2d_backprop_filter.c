@@ -3,9 +3,12 @@
 //   dw[i, j, ci, co] = sum over b, oy, ox of  x[b, oy*sh + i - pt, ox*sw + j - pl, ci] * dy[b, oy, ox, co]
 //
 // For each image and each filter tap (i, j), dw[i, j] ([cin, cout]) accumulates x_tap^T dy over the
-// tap's valid output pixels, taken in chunks of about PIXEL_CHUNK pixels (whole output rows) so
-// that the rows of x and dy a chunk reads stay in the L1 cache while every channel tile passes over
-// them. A register tile of 6 input channels x 8 output channels (12 f32x4 accumulators, the
+// tap's valid output pixels, taken in chunks of about PIXEL_CHUNK pixels (whole output rows; images
+// smaller than that, several whole images) so that the rows of x and dy a chunk reads stay in the
+// L1 cache while every channel tile passes over them. Chunking small images together matters at
+// 4 x 4 (the last stage of a CIFAR ResNet): a tile that loaded and stored its 12 accumulators for
+// every image's 9-16 pixels ran the filter gradient 1.13-1.26x slower there (one thread, builds
+// alternating in one process, Intel Xeon host). A register tile of 6 input channels x 8 output channels (12 f32x4 accumulators, the
 // forward kernel's shape) is loaded from dw, updated over the chunk's pixels (two f32x4 loads of
 // dy and six broadcasts of x per pixel) and stored back; it is a function of its own (`tile_6x8`),
 // and the binaries are built with source-order instruction scheduling (build_kernels.ts), so that
@@ -44,9 +47,10 @@ INLINE int end_valid(int k, int p, int s, int n, int no) {
 }
 
 struct geometry {
-  const float* x;   // this image, [h, w, cin]
-  const float* dy;  // this image, [ho, wo, cout]
+  const float* x;   // the first image, [h, w, cin]
+  const float* dy;  // the first image, [ho, wo, cout]
   int w, cin, wo, cout, sh, sw;
+  int images, ximg, dimg;  // images, and floats from one image to the next in x and in dy
   int oy0, oy1, ox0, ox1;  // valid output rows/columns of this tap
   int iy0, ix0;            // input row/column of output (oy0, ox0)
 };
@@ -58,26 +62,29 @@ struct geometry {
     for (int r = 0; r < CI; r++)                                                            \
       for (int c = 0; c < CV; c++) acc[r][c] = wasm_v128_load(dw + (ci0 + r) * g->cout + co0 + 4 * c); \
     const int xstep = g->sw * g->cin;                                                       \
-    for (int oy = g->oy0, iy = g->iy0; oy < g->oy1; oy++, iy += g->sh) {                    \
-      const float* xp = g->x + (iy * g->w + g->ix0) * g->cin + ci0;                          \
-      const float* dp = g->dy + (oy * g->wo + g->ox0) * g->cout + co0;                       \
-      for (int ox = g->ox0; ox < g->ox1; ox++, xp += xstep, dp += g->cout) {                \
-        v128_t d[CV];                                                                       \
-        for (int c = 0; c < CV; c++) d[c] = wasm_v128_load(dp + 4 * c);                     \
-        for (int r = 0; r < CI; r++) {                                                      \
-          v128_t xv = wasm_v128_load32_splat(xp + r);                                       \
-          for (int c = 0; c < CV; c++) acc[r][c] = MFI_MADD(xv, d[c], acc[r][c]); \
+    for (int b = 0; b < g->images; b++)                                                     \
+      for (int oy = g->oy0, iy = g->iy0; oy < g->oy1; oy++, iy += g->sh) {                  \
+        const float* xp = g->x + b * g->ximg + (iy * g->w + g->ix0) * g->cin + ci0;         \
+        const float* dp = g->dy + b * g->dimg + (oy * g->wo + g->ox0) * g->cout + co0;      \
+        for (int ox = g->ox0; ox < g->ox1; ox++, xp += xstep, dp += g->cout) {              \
+          v128_t d[CV];                                                                     \
+          for (int c = 0; c < CV; c++) d[c] = wasm_v128_load(dp + 4 * c);                   \
+          for (int r = 0; r < CI; r++) {                                                    \
+            v128_t xv = wasm_v128_load32_splat(xp + r);                                     \
+            for (int c = 0; c < CV; c++) acc[r][c] = MFI_MADD(xv, d[c], acc[r][c]);         \
+          }                                                                                 \
         }                                                                                   \
       }                                                                                     \
-    }                                                                                       \
     for (int r = 0; r < CI; r++)                                                            \
       for (int c = 0; c < CV; c++) wasm_v128_store(dw + (ci0 + r) * g->cout + co0 + 4 * c, acc[r][c]); \
   }
 
 // The main tile: 6 input channels x 8 output channels of dw (rows cout floats apart) over `rows`
 // rows of `cols` pixels, x at xp (pixels xstep floats apart, rows xrow apart), dy at dp (pixels
-// cout floats apart, rows drow apart). Arguments are plain numbers (no struct in memory: no
-// linear-memory stack).
+// cout floats apart, rows drow apart); tile_6x8_images over `images` such blocks, ximg and dimg
+// floats apart in x and dy (small images that tap_block_pixels could not make one row). Two
+// functions, so that one image's blocks run the same code as before images were chunked.
+// Arguments are plain numbers (no struct in memory: no linear-memory stack).
 #define T68_LOAD(k)                                 \
   v128_t a##k##0 = wasm_v128_load(dw + (k) * cout); \
   v128_t a##k##1 = wasm_v128_load(dw + (k) * cout + 4);
@@ -91,18 +98,33 @@ struct geometry {
   wasm_v128_store(dw + (k) * cout, a##k##0);   \
   wasm_v128_store(dw + (k) * cout + 4, a##k##1);
 #define T68_ALL(M) M(0) M(1) M(2) M(3) M(4) M(5)
+// The rows of one block, from x at XP and dy at DP (both advanced).
+#define T68_ROWS(XP, DP)                                                 \
+  for (int r = 0; r < rows; r++, XP += xrow, DP += drow) {               \
+    const float* xq = XP;                                                \
+    const float* dq = DP;                                                \
+    _Pragma("clang loop unroll(disable)")                                \
+    for (int c = 0; c < cols; c++, xq += xstep, dq += cout) {            \
+      const v128_t d0 = wasm_v128_load(dq), d1 = wasm_v128_load(dq + 4); \
+      T68_ALL(T68_STEP)                                                  \
+    }                                                                    \
+  }
 __attribute__((noinline)) static void tile_6x8(const float* xp, const float* dp, float* dw,
                                                int rows, int cols, int xstep, int xrow, int drow,
                                                int cout) {
   T68_ALL(T68_LOAD)
-  for (int r = 0; r < rows; r++, xp += xrow, dp += drow) {
-    const float* xq = xp;
-    const float* dq = dp;
-#pragma clang loop unroll(disable)
-    for (int c = 0; c < cols; c++, xq += xstep, dq += cout) {
-      const v128_t d0 = wasm_v128_load(dq), d1 = wasm_v128_load(dq + 4);
-      T68_ALL(T68_STEP)
-    }
+  T68_ROWS(xp, dp)
+  T68_ALL(T68_STORE)
+}
+__attribute__((noinline)) static void tile_6x8_images(const float* xp, const float* dp, float* dw,
+                                                      int images, int rows, int cols, int xstep,
+                                                      int xrow, int drow, int ximg, int dimg,
+                                                      int cout) {
+  T68_ALL(T68_LOAD)
+  for (int b = 0; b < images; b++) {
+    const float* xr = xp + b * ximg;
+    const float* dr = dp + b * dimg;
+    T68_ROWS(xr, dr)
   }
   T68_ALL(T68_STORE)
 }
@@ -118,11 +140,12 @@ TILE(1, 1)
 static void tile_scalar(const struct geometry* g, float* dw, int ci, int co) {
   float acc = dw[ci * g->cout + co];
   const int xstep = g->sw * g->cin;
-  for (int oy = g->oy0, iy = g->iy0; oy < g->oy1; oy++, iy += g->sh) {
-    const float* xp = g->x + (iy * g->w + g->ix0) * g->cin + ci;
-    const float* dp = g->dy + (oy * g->wo + g->ox0) * g->cout + co;
-    for (int ox = g->ox0; ox < g->ox1; ox++, xp += xstep, dp += g->cout) acc += *xp * *dp;
-  }
+  for (int b = 0; b < g->images; b++)
+    for (int oy = g->oy0, iy = g->iy0; oy < g->oy1; oy++, iy += g->sh) {
+      const float* xp = g->x + b * g->ximg + (iy * g->w + g->ix0) * g->cin + ci;
+      const float* dp = g->dy + b * g->dimg + (oy * g->wo + g->ox0) * g->cout + co;
+      for (int ox = g->ox0; ox < g->ox1; ox++, xp += xstep, dp += g->cout) acc += *xp * *dp;
+    }
   dw[ci * g->cout + co] = acc;
 }
 
@@ -132,20 +155,36 @@ static void tile_scalar(const struct geometry* g, float* dw, int ci, int co) {
 #define CI_BLOCK 24
 // Work units below which input channels are split into blocks too.
 #define MIN_UNITS 32
-// Output pixels per chunk (whole rows; at least one row).
+// Output pixels per chunk (whole rows, at least one; or whole images, see filter_grad).
 #define PIXEL_CHUNK 64
 
-// Channels [c0, c1) x [co0, co1) of tap (i, j) for one image, over the pixels of g: 8-wide tiles
+// Channels [c0, c1) x [co0, co1) of tap (i, j) over the pixels of g's images: 8-wide tiles
 // (6 input channels at a time, then 4, 3, 2, 1), 4-wide, then scalars.
 INLINE void tap_block_pixels(const struct geometry* g, float* t, int c0, int c1, int co0, int co1) {
+  // The main tile's pixels: rows that follow each other in both x and dy (whole rows at stride 1,
+  // a 1x1 filter's or a middle-column tap's) are one row, and so are images that do: the same
+  // pixels in the same order, with fewer, longer runs of the inner loop.
+  int images = g->images, rows = g->oy1 - g->oy0, cols = g->ox1 - g->ox0;
+  const int xstep = g->sw * g->cin, xrow = g->sh * g->w * g->cin, drow = g->wo * g->cout;
+  if (xrow == cols * xstep && drow == cols * g->cout) {
+    cols *= rows;
+    rows = 1;
+    if (g->ximg == cols * xstep && g->dimg == cols * g->cout) {
+      cols *= images;
+      images = 1;
+    }
+  }
   int co = co0;
   for (; co + 8 <= co1; co += 8) {
     int ci = c0;
     for (; ci + 6 <= c1; ci += 6) {
-      tile_6x8(g->x + (g->iy0 * g->w + g->ix0) * g->cin + ci,
-               g->dy + (g->oy0 * g->wo + g->ox0) * g->cout + co, t + ci * g->cout + co,
-               g->oy1 - g->oy0, g->ox1 - g->ox0, g->sw * g->cin, g->sh * g->w * g->cin,
-               g->wo * g->cout, g->cout);
+      const float* xp = g->x + (g->iy0 * g->w + g->ix0) * g->cin + ci;
+      const float* dp = g->dy + (g->oy0 * g->wo + g->ox0) * g->cout + co;
+      if (images == 1)
+        tile_6x8(xp, dp, t + ci * g->cout + co, rows, cols, xstep, xrow, drow, g->cout);
+      else
+        tile_6x8_images(xp, dp, t + ci * g->cout + co, images, rows, cols, xstep, xrow, drow,
+                        g->ximg, g->dimg, g->cout);
     }
     for (; ci + 4 <= c1; ci += 4) tile_4_2(g, t, ci, co);
     if (c1 - ci == 3) { tile_3_2(g, t, ci, co); ci += 3; }
@@ -161,8 +200,13 @@ INLINE void tap_block_pixels(const struct geometry* g, float* t, int c0, int c1,
     for (int ci = c0; ci < c1; ci++) tile_scalar(g, t, ci, co);
 }
 
-// The same over the tap's valid pixels, a chunk of whole output rows at a time.
+// The same over the tap's valid pixels; of one image a chunk of whole output rows at a time (g's
+// images, where more than one, are small enough to take whole).
 INLINE void tap_block(const struct geometry* g, float* t, int c0, int c1, int co0, int co1) {
+  if (g->images > 1) {
+    tap_block_pixels(g, t, c0, c1, co0, co1);
+    return;
+  }
   int rows = PIXEL_CHUNK / (g->ox1 - g->ox0);
   if (rows < 1) rows = 1;
   struct geometry c = *g;
@@ -224,6 +268,9 @@ INLINE void filter_grad(const float* x, const float* dy, float* dw, float* pw, i
   const int nci = groups * kh * kw * nco >= MIN_UNITS ? 1 : (cin + CI_BLOCK - 1) / CI_BLOCK;
   const int per_group = kh * kw * nco * nci;
   const int size = kh * kw * cin * cout;
+  // Images of fewer than PIXEL_CHUNK output pixels go several to a chunk, so that a tile's
+  // accumulators pass over about PIXEL_CHUNK pixels between loading and storing dw.
+  const int per_chunk = ho * wo < PIXEL_CHUNK ? PIXEL_CHUNK / (ho * wo) : 1;
   const int u0 = share_begin(groups * per_group, part, parts);
   const int u1 = share_end(groups * per_group, part, parts);
   for (int u = u0; u < u1; u++) {
@@ -238,8 +285,10 @@ INLINE void filter_grad(const float* x, const float* dy, float* dw, float* pw, i
     const int v0 = u0 > grp * per_group ? u0 - grp * per_group : 0;
     const int v1 = u1 < (grp + 1) * per_group ? u1 - grp * per_group : per_group;
     const int b1 = even_end(n, grp, groups);
-    for (int b = even_begin(n, grp, groups); b < b1; b++) {
-      struct geometry g = {x + b * h * w * cin, dy + b * ho * wo * cout, w, cin, wo, cout, sh, sw};
+    for (int b = even_begin(n, grp, groups); b < b1; b += per_chunk) {
+      const int images = b + per_chunk < b1 ? per_chunk : b1 - b;
+      struct geometry g = {x + b * h * w * cin, dy + b * ho * wo * cout, w, cin, wo, cout, sh, sw,
+                           images, h * w * cin, ho * wo * cout};
       for (int u = v0; u < v1; u++) {
         const struct unit r = unit_at(u, cin, cout, nco, nci);
         const int i = r.tap / kw, j = r.tap % kw;
