@@ -957,7 +957,7 @@ function table(
     `${hw} x ${hw} with padding 1 they are ${padded(hw)} % of the conv3x3 rows' counted flops, so`,
     "those rows' % of roof and % of tile loop are that much above what the kernels' multiply-adds",
     `used (a model's 3x3 layers: ${padded(32)} % at 32 x 32, ${padded(16)} % at 16 x 16, ` +
-      `${padded(8)} % at 8 x 8).`,
+      `${padded(8)} % at 8 x 8, ${padded(4)} % at 4 x 4).`,
     "% of roof = GFLOP/s over the WASM SIMD roof measured on the same number of",
     "threads (each thread a worker running 12 independent f32x4 multiply-add chains). The tile",
     "loop is the inner loop of the kernels' 6 x 8 register tile alone (two vector loads and six",
@@ -1250,9 +1250,9 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
         "what the kernels' loads and the runtime's bounds checks allow on this machine. " +
         "Convolution flops count every filter tap, those in the zero padding too; the own " +
         "kernels skip the padded taps (a 3x3 layer's: " +
-        [32, 16, 8].map((hw) => `${(100 * paddedTapShare(hw, 3)).toFixed(1)} % at ${hw} x ${hw}`)
+        [32, 16, 8, 4].map((hw) => `${(100 * paddedTapShare(hw, 3)).toFixed(1)} % at ${hw} x ${hw}`)
           .join(", ") +
-        "), so a layer's GFLOP/s is that much above its multiply-adds' rate.",
+        "), so a 3x3 layer's GFLOP/s is that much above its multiply-adds' rate.",
     );
   } else {
     console.log(

@@ -264,4 +264,6 @@ Deno.test("wasm bench: the table shows each own kernel's and training step's % o
   // The tiny conv rows are 8 x 8 with padding 1: 22 of 24 taps per dimension are in bounds, so
   // 1 - (22/24)^2 = 16.0 % of the counted flops are padded taps the own kernels skip.
   assert.match(run.stdout, /at\s+8 x 8 with padding 1 they are 16\.0 % of the conv3x3 rows/);
+  // A model's last stage runs at 4 x 4: 10 of 12 taps per dimension in bounds, 30.6 % padded.
+  assert.match(run.stdout, /16\.0 % at 8 x 8, 30\.6 % at 4 x 4\)/);
 });
