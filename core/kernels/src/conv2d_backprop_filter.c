@@ -5,12 +5,13 @@
 // For each image and each filter tap (i, j), dw[i, j] ([cin, cout]) accumulates x_tap^T dy over the
 // tap's valid output pixels, taken in chunks of about PIXEL_CHUNK pixels (whole output rows; images
 // smaller than that, several whole images) so that the rows of x and dy a chunk reads stay in the
-// L1 cache while every channel tile passes over them. Chunking small images together matters at
-// 4 x 4 (the last stage of a CIFAR ResNet): a tile that loaded and stored its 12 accumulators for
-// every image's 9-16 pixels ran the filter gradient 1.13-1.26x slower there (one thread, builds
-// alternating in one process, Intel Xeon host). A register tile of 6 input channels x 8 output channels (12 f32x4 accumulators, the
-// forward kernel's shape) is loaded from dw, updated over the chunk's pixels (two f32x4 loads of
-// dy and six broadcasts of x per pixel) and stored back; it is a function of its own (`tile_6x8`),
+// L1 cache while every channel tile passes over them. A register tile of 6 input channels x 8
+// output channels (12 f32x4 accumulators, the forward kernel's shape) is loaded from dw, updated
+// over the chunk's pixels (two f32x4 loads of dy and six broadcasts of x per pixel) and stored
+// back. Chunking small images together matters at 4 x 4 (the last stage of a CIFAR ResNet): a tile
+// that loaded and stored its accumulators for every image's 9-16 pixels ran the filter gradient
+// 1.13-1.26x slower there (one thread, builds alternating in one process, Intel Xeon host). The
+// tile is a function of its own (`tile_6x8`, and `tile_6x8_images` for chunks of several images),
 // and the binaries are built with source-order instruction scheduling (build_kernels.ts), so that
 // V8 keeps the 12 accumulators, the two dy vectors and a broadcast in its 15 SIMD registers.
 // Tails: 4, 3, 2 or 1 input channels x 8 output channels (the stem's 3 input channels take 3 x 8
