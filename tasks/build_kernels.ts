@@ -44,6 +44,7 @@ export const KERNEL_SOURCES: readonly string[] = [
   "src/conv2d.c",
   "src/batch_norm.c",
   "src/optimizer_step.c",
+  "src/add.c",
 ];
 
 /** The four binaries: memory kind (plain or shared) x instruction set (SIMD or relaxed SIMD). */

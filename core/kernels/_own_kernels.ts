@@ -182,6 +182,8 @@ export interface OwnKernels {
     part: number,
     parts: number,
   ): void;
+  /** `y = a + b` over `n` floats (src/add.c). */
+  add_f32(a: number, b: number, y: number, n: number, part: number, parts: number): void;
   /** One SGD step over a table of entries (src/optimizer_step.c). */
   sgd_step_f32(
     ints: number,

@@ -18,7 +18,7 @@ import { conv2dOwnWasm } from "./conv2d.ts";
 import { conv2dBackpropInputOwnWasm, conv2dBackpropInputWasm } from "./conv2d_backprop_input.ts";
 import { registerWasmTrainingKernels, wasmFilterKernel, wasmKernelChoices } from "./register.ts";
 
-Deno.test("the kernel binaries import one memory and export the convolution, batch-norm and optimizer kernels", () => {
+Deno.test("the kernel binaries import one memory and export the convolution, batch-norm, optimizer and add kernels", () => {
   for (const [shared, relaxed] of [[false, false], [true, false], [false, true], [true, true]]) {
     const module = new WebAssembly.Module(ownKernelBytes(shared, relaxed));
     assert.deepEqual(WebAssembly.Module.imports(module), [
@@ -36,6 +36,7 @@ Deno.test("the kernel binaries import one memory and export the convolution, bat
       { name: "bn_grad_dx_f32", kind: "function" },
       { name: "sgd_step_f32", kind: "function" },
       { name: "adamw_step_f32", kind: "function" },
+      { name: "add_f32", kind: "function" },
     ]);
   }
   // A plain memory does not satisfy the shared binary's import, nor the reverse.

@@ -6,6 +6,7 @@
 import * as tf from "@tensorflow/tfjs-core";
 import { installHeapGuard } from "./_heap.ts";
 import type { WasmModule } from "./_wasm.ts";
+import { addWasm } from "./add.ts";
 import { batchMatMulWasm } from "./batch_mat_mul.ts";
 import {
   BATCH_NORM_GRAD_KERNEL,
@@ -108,6 +109,9 @@ let choices: WasmKernelChoices = {
 /** tfjs-backend-wasm's own `Conv2D` (restored when `conv2d` goes back to "xnnpack"). */
 let tfjsConv2D: tf.KernelConfig | undefined;
 
+/** tfjs-backend-wasm's own `Add`, which {@linkcode addWasm} falls back on. */
+let tfjsAdd: tf.KernelConfig | undefined;
+
 /** The options, checked: an object with only the choice keys, each "xnnpack" or "own". */
 function checkOptions(options: unknown): WasmTrainingKernelOptions {
   if (typeof options !== "object" || options === null || Array.isArray(options)) {
@@ -141,6 +145,30 @@ function register(kernelName: string, kernelFunc: tf.KernelFunc): void {
   tf.registerKernel({ kernelName, backendName: "wasm", kernelFunc });
 }
 
+/**
+ * Installs {@linkcode addWasm} as `Add`, with tfjs-backend-wasm's own kernel (kept from before the
+ * first replacement) for the cases it does not take and that kernel's set-up, which binds its C++
+ * entry point when a backend initialises.
+ */
+function registerAdd(): void {
+  const current = tf.getKernel("Add", "wasm");
+  if (tfjsAdd === undefined && current !== undefined && current.kernelFunc !== ownAdd) {
+    tfjsAdd = current;
+  }
+  if (tfjsAdd === undefined || current?.kernelFunc === ownAdd) return;
+  tf.unregisterKernel("Add", "wasm");
+  tf.registerKernel({
+    kernelName: "Add",
+    backendName: "wasm",
+    kernelFunc: ownAdd,
+    ...(tfjsAdd.setupFunc === undefined ? {} : { setupFunc: tfjsAdd.setupFunc }),
+  });
+}
+
+/** The registered `Add`: ours, falling back on tfjs-backend-wasm's. */
+const ownAdd: tf.KernelFunc = (args) =>
+  addWasm(args as Parameters<typeof addWasm>[0], (tfjsAdd as tf.KernelConfig).kernelFunc);
+
 /** Installs the chosen `Conv2D`: ours, or tfjs-backend-wasm's (set up on a live backend again). */
 function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
   const current = tf.getKernel("Conv2D", "wasm");
@@ -169,7 +197,9 @@ function registerConv2D(choice: WasmKernelChoice, backend: unknown): void {
  * `Identity` that shares data instead of copying it (the tape clones every tensor it saves), the
  * single-pass per-channel reductions (`channelMoments`, `channelGradSums`), the fused batch
  * norm's training forward, backward and inference passes (`BatchNorm` with its residual add and
- * ReLU), and one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`).
+ * ReLU), one-kernel optimizer steps over every parameter (`Sgd`, `AdamW`), and an `Add` that
+ * splits large float32 sums of one shape over the backend's threads (the gradient tape's, which
+ * tfjs-backend-wasm runs on one thread; other sums still go to its own kernel).
  * `conv2d`, `conv2dBackpropInput` and `conv2dBackpropFilter` choose between our own WASM SIMD
  * kernels for the three convolutions (the default: relaxed-SIMD multiply-adds, threaded on the
  * backend's pool) and XNNPACK's (tfjs-backend-wasm's `Conv2D`, and the two gradients built from
@@ -225,6 +255,7 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     };
     for (const kernelName of WASM_TRAINING_KERNELS) register(kernelName, funcs[kernelName]);
     registerConv2D(next.conv2d, backend);
+    registerAdd();
   }
   const wasm = backend?.wasm;
   if (wasm) installHeapGuard(wasm);
