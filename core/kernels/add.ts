@@ -5,8 +5,10 @@
  * tfjs-backend-wasm's `Add` runs on one thread (2M floats: 1.64 ms on one thread, 1.50 on two).
  * This kernel adds float32 operands of one shape with our own WASM SIMD kernel (`src/add.c`),
  * split over the backend's threads like the other own kernels; every other case (broadcasting,
- * other dtypes, small tensors) goes to tfjs-backend-wasm's own kernel. A float32 sum is exact to
- * the last bit whoever computes it, so the results are the same bits as tfjs's.
+ * other dtypes, small tensors) goes to tfjs-backend-wasm's own kernel. A float32 sum has one
+ * correct result whoever computes it, so the results are the same bits as tfjs's. Measured (Intel
+ * Xeon host, alternating with tfjs's kernel in one process): 1.02-1.22x on one thread, 1.73-2.10x
+ * on two, for 262144 to 2M floats.
  *
  * @module
  */

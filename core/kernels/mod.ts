@@ -1,7 +1,7 @@
 /**
  * Training kernels for tfjs-backend-wasm (convolution gradients from XNNPACK's forward
  * convolution, our own WASM SIMD convolution kernels, batched/transposed matmul on the fast path,
- * segment sums), the wasm heap helpers, a per-kernel profiler, the machine's WASM SIMD roof (and
+ * segment sums, large adds on the own-kernel pool), the wasm heap helpers, a per-kernel profiler, the machine's WASM SIMD roof (and
  * the tile loop: the kernels' register tile with its loads) and the own kernels' thread scaling
  * measured inside one process.
  *
