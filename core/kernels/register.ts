@@ -255,8 +255,9 @@ export function registerWasmTrainingKernels(options: WasmTrainingKernelOptions =
     };
     for (const kernelName of WASM_TRAINING_KERNELS) register(kernelName, funcs[kernelName]);
     registerConv2D(next.conv2d, backend);
-    registerAdd();
   }
+  // On every call: tfjs-backend-wasm's Add exists only once that package is imported.
+  registerAdd();
   const wasm = backend?.wasm;
   if (wasm) installHeapGuard(wasm);
 }
