@@ -19,6 +19,14 @@ import { Scratch, type WasmBackend } from "./_wasm.ts";
 /**
  * Fewest elements that the own kernel adds; smaller sums go to tfjs-backend-wasm's `Add`, whose
  * call costs a few microseconds where the pool's costs a synchronisation.
+ *
+ * @example
+ * ```ts
+ * import { ADD_OWN_MIN_SIZE } from "./add.ts";
+ * import assert from "node:assert/strict";
+ * // 64 KiB of floats: a ResNet's activations are larger, a loss's logits far smaller.
+ * assert.equal(ADD_OWN_MIN_SIZE * 4, 65536);
+ * ```
  */
 export const ADD_OWN_MIN_SIZE = 16384;
 
@@ -43,6 +51,27 @@ function ownCase(a: tf.TensorInfo, b: tf.TensorInfo): boolean {
  * @param fallback tfjs-backend-wasm's `Add` kernel function, for every case but float32 operands
  *   of one shape with at least {@linkcode ADD_OWN_MIN_SIZE} elements.
  * @returns `a + b`.
+ * @example
+ * ```ts
+ * import { registerWasmTrainingKernels } from "@mfi/core";
+ * import { ADD_OWN_MIN_SIZE, addWasm } from "./add.ts";
+ * import "@tensorflow/tfjs-backend-wasm";
+ * import * as tf from "@tensorflow/tfjs-core";
+ * import assert from "node:assert/strict";
+ * await tf.setBackend("wasm");
+ * registerWasmTrainingKernels(); // `tf.add` on wasm now runs addWasm
+ * const a = tf.fill([ADD_OWN_MIN_SIZE], 1.5);
+ * const noFallback = () => {
+ *   throw new Error("float32 operands of one shape never reach the fallback");
+ * };
+ * const info = addWasm({ inputs: { a, b: a }, backend: tf.backend() }, noFallback) as tf.TensorInfo;
+ * const y = tf.engine().makeTensorFromTensorInfo(info);
+ * assert.deepEqual(Array.from((await y.data()).slice(0, 2)), [3, 3]);
+ * const z = tf.add(tf.tensor1d([1, 2]), tf.scalar(1)); // small and broadcast: tfjs's own kernel
+ * assert.deepEqual(Array.from(await z.data()), [2, 3]);
+ * tf.dispose([a, y, z]);
+ * await tf.setBackend("cpu");
+ * ```
  */
 export function addWasm(args: Args, fallback: tf.KernelFunc): tf.TensorInfo | tf.TensorInfo[] {
   const { a, b } = args.inputs;
