@@ -12,9 +12,9 @@
  *
  * @module
  */
-import type * as tf from "@tensorflow/tfjs-core";
+import * as tf from "@tensorflow/tfjs-core";
 import { callOwnKernel } from "./_own_kernels.ts";
-import { Scratch, type WasmBackend } from "./_wasm.ts";
+import { Scratch, sizeOf, type WasmBackend } from "./_wasm.ts";
 
 /**
  * Fewest elements that the own kernel adds; smaller sums go to tfjs-backend-wasm's `Add`, whose
@@ -38,9 +38,8 @@ interface Args {
 
 /** Whether {@linkcode addWasm} adds `a` and `b` itself (float32, one shape, large enough). */
 function ownCase(a: tf.TensorInfo, b: tf.TensorInfo): boolean {
-  if (a.dtype !== "float32" || b.dtype !== "float32") return false;
-  if (a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i])) return false;
-  return a.shape.reduce((p, d) => p * d, 1) >= ADD_OWN_MIN_SIZE;
+  return a.dtype === "float32" && b.dtype === "float32" &&
+    tf.util.arraysEqual(a.shape, b.shape) && sizeOf(a.shape) >= ADD_OWN_MIN_SIZE;
 }
 
 /**
