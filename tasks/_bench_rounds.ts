@@ -191,3 +191,43 @@ export function joinInProcessScaling(
     };
   });
 }
+
+/** 1x1 against 3x3 convolutions of one kind, measured alternating inside one process. */
+export interface PointwiseComparison {
+  /** The kind: "forward", "backward-input" or "backward-filter". */
+  readonly name: string;
+  /** Threads the kernels ran on. */
+  readonly threads: number;
+  /** The 1x1's GFLOP/s over the 3x3's, per in-process round (counted flops). */
+  readonly ratios: readonly number[];
+  /**
+   * The share of the 3x3's counted flops that are padded taps (which the own kernels skip):
+   * `ratio / (1 - paddedShare)` is the ratio per multiply-add run.
+   */
+  readonly paddedShare: number;
+}
+
+/**
+ * Joins the 1x1 against 3x3 comparisons of every `--rounds` round: per kind (in the first round's
+ * order), the in-process rounds of all bench rounds one after another.
+ *
+ * @param rounds Each bench round's comparisons.
+ * @returns One entry per kind.
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { joinPointwise } from "./_bench_rounds.ts";
+ * const p = (ratio: number) => [{ name: "forward", threads: 1, ratios: [ratio], paddedShare: 0.08 }];
+ * const [joined] = joinPointwise([p(0.9), p(1.1)]);
+ * assert.deepEqual(joined.ratios, [0.9, 1.1]);
+ * ```
+ */
+export function joinPointwise(
+  rounds: readonly (readonly PointwiseComparison[])[],
+): PointwiseComparison[] {
+  if (rounds.length === 0) return [];
+  return rounds[0].map((first) => ({
+    ...first,
+    ratios: rounds.flatMap((r) => r.filter((p) => p.name === first.name).flatMap((p) => p.ratios)),
+  }));
+}

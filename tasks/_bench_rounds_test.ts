@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { combineRounds, joinInProcessScaling, median, scalingByRound } from "./_bench_rounds.ts";
+import {
+  combineRounds,
+  joinInProcessScaling,
+  joinPointwise,
+  median,
+  scalingByRound,
+} from "./_bench_rounds.ts";
 
 Deno.test("median: odd and even counts, and none", () => {
   assert.equal(median([3, 1, 2]), 2);
@@ -62,4 +68,17 @@ Deno.test("joinInProcessScaling: per model, the bench rounds' in-process rounds 
   assert.deepEqual(joined[0].poolMs, [170, 171, 170, 171]);
   assert.deepEqual(joined[1].ratios, [1.6, 1.7000000000000002]);
   assert.deepEqual(joinInProcessScaling([]), []);
+});
+
+Deno.test("joinPointwise: per kind, the bench rounds' in-process rounds in order", () => {
+  const round = (k: number) => [
+    { name: "forward", threads: 1, ratios: [1 + k, 1.1 + k], paddedShare: 0.082 },
+    { name: "backward-filter", threads: 1, ratios: [0.8 + k], paddedShare: 0.082 },
+  ];
+  const joined = joinPointwise([round(0), round(1)]);
+  assert.deepEqual(joined.map((p) => p.name), ["forward", "backward-filter"]);
+  assert.deepEqual(joined[0].ratios, [1, 1.1, 2, 2.1]);
+  assert.deepEqual(joined[1].ratios, [0.8, 1.8]);
+  assert.equal(joined[1].paddedShare, 0.082);
+  assert.deepEqual(joinPointwise([]), []);
 });

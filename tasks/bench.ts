@@ -17,6 +17,9 @@
  * `--rounds N` repeats all of it N times, the thread counts alternating within each round, and
  * prints each row's median and range and each model's scaling per round: on a machine whose speed
  * drifts (a shared host) that is the figure to compare (PyTorch, with `--torch`, runs once).
+ * Ratios that matter are also measured inside one process, the two sides alternating: on more than
+ * one thread count each model's training step on one thread against the pool (the most threads),
+ * and on WASM the 1x1 convolutions against the 3x3 ones per flop, each kind (on the fewest).
  * `--profile` prints instead where one ResNet-18 x0.25 training step (batch 64; with
  * `--profile-model resnet50` one ResNet-50 x0.25 step, batch 32) spends its time, per kernel
  * (and, on more than one thread, how many synchronisations of the own-kernel worker pool it makes),
@@ -65,10 +68,13 @@ import {
   combineRounds,
   type InProcessScaling,
   joinInProcessScaling,
+  joinPointwise,
   median,
+  type PointwiseComparison,
   type RoundScaling,
   scalingByRound,
 } from "./_bench_rounds.ts";
+import { alternate } from "./_bench_alternate.ts";
 
 /** The models `--profile` can step, and their batch sizes. */
 const PROFILE_BATCH = { resnet18: 64, resnet50: 32 } as const;
@@ -78,7 +84,15 @@ type ProfileModel = keyof typeof PROFILE_BATCH;
 const modelTitle = (arch: ProfileModel): string => `ResNet-${arch.slice("resnet".length)} x0.25`;
 
 /** Measurements a child process runs (`--only`). */
-const MEASUREMENTS = ["roof", "conv", "resnet18", "resnet50", "scaling", "profile"] as const;
+const MEASUREMENTS = [
+  "roof",
+  "conv",
+  "resnet18",
+  "resnet50",
+  "scaling",
+  "pointwise",
+  "profile",
+] as const;
 type Measurement = typeof MEASUREMENTS[number];
 
 /** `deno task bench`'s command line. */
@@ -88,7 +102,8 @@ export const BENCH_CLI: CliSpec = {
     "WASM training benchmark: the SIMD roof, conv GFLOP/s (forward and both gradients) and " +
     "ResNet-18/50 training images/s and peak heap, as % of the roof (and of the kernels' tile " +
     "loop measured in the same process); one process per measurement " +
-    "and thread count, and the scaling over threads inside one process; --profile: time per " +
+    "and thread count, and inside one process the scaling over threads and 1x1 against 3x3 " +
+    "convolutions per flop; --profile: time per " +
     "kernel of a training step; --torch: PyTorch alongside",
   flags: {
     quick: { type: "boolean", default: false, doc: "fewer repetitions (a rough figure)" },
@@ -234,6 +249,8 @@ interface ChildReport {
   };
   /** `--only scaling`: each model's two-thread scaling measured inside the process. */
   readonly scaling?: InProcessScaling[];
+  /** `--only pointwise`: 1x1 against 3x3 per flop, each convolution kind, inside the process. */
+  readonly pointwise?: PointwiseComparison[];
 }
 
 /** Printed with every table measured at the `--tiny` shapes. */
@@ -754,6 +771,63 @@ async function benchScaling(quick: boolean, tiny: boolean): Promise<InProcessSca
   return out;
 }
 
+/**
+ * The 1x1 convolutions against the 3x3 ones per counted flop (the aim: a 1x1 no slower), at the
+ * conv rows' shape: for each kind, one 3x3 call and nine 1x1 calls (the same counted flops)
+ * alternating inside this process (`alternate`), their ratio taken per round. The conv rows
+ * measure the two seconds apart, which a host whose speed drifts can put in different phases.
+ */
+async function benchPointwise(
+  quick: boolean,
+  tiny: boolean,
+  threads: number,
+): Promise<PointwiseComparison[]> {
+  const [n, hw, c] = convShape(tiny);
+  const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
+  const dy = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3) as tf.Tensor4D;
+  const filters = {
+    1: tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D,
+    3: tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D,
+  };
+  const pad = (k: 1 | 3) => k === 3 ? "same" as const : "valid" as const;
+  const kinds: [string, (k: 1 | 3) => tf.Tensor][] = [
+    ["forward", (k) => tf.conv2d(x, filters[k], 1, pad(k))],
+    ["backward-input", (k) => tf.conv2dTranspose(dy, filters[k], x.shape, 1, pad(k))],
+    [
+      "backward-filter",
+      (k) =>
+        tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+          strides: [1, 1],
+          pad: pad(k),
+          dataFormat: "NHWC",
+          filterShape: [k, k, c, c],
+        }) as tf.Tensor,
+    ],
+  ];
+  const out: PointwiseComparison[] = [];
+  try {
+    for (const [name, conv] of kinds) {
+      const call = (k: 1 | 3) => () => tf.tidy(() => conv(k)).dispose();
+      for (let i = 0; i < (tiny ? 1 : 2); i++) call(1)(), call(3)(); // warm-up
+      const { aMs, bMs } = await alternate(call(1), call(3), {
+        rounds: tiny ? 1 : quick ? 3 : 8,
+        callsA: 9,
+        callsB: 1,
+      });
+      // Nine 1x1 calls count the flops of one 3x3 call: the rate ratio is the time ratio.
+      out.push({
+        name,
+        threads,
+        ratios: aMs.map((a, r) => bMs[r] / (9 * a)),
+        paddedShare: paddedTapShare(hw, 3),
+      });
+    }
+  } finally {
+    tf.dispose([x, dy, filters[1], filters[3]]);
+  }
+  return out;
+}
+
 async function benchRoof(threads: number, quick: boolean): Promise<Row[]> {
   const seconds = quick ? 0.1 : 0.3;
   const roof = await measureSimdRoof({ threads, seconds, repeats: 3 });
@@ -879,6 +953,9 @@ async function child(
         throw new UsageError("--only scaling needs the wasm backend and --threads 2 or more");
       }
       return { ...base, rows: [], scaling: await benchScaling(quick, tiny) };
+    case "pointwise":
+      if (!onWasm) throw new UsageError("--only pointwise needs the wasm backend");
+      return { ...base, rows: [], pointwise: await benchPointwise(quick, tiny, threads) };
   }
 }
 
@@ -982,6 +1059,33 @@ function table(
     ]),
     ...(head.software ? ["", `**${SOFTWARE_NOTE}**`] : []),
   );
+  return lines.join("\n");
+}
+
+/** The 1x1 against 3x3 table (see {@linkcode benchPointwise}). */
+function pointwiseTable(pointwise: readonly PointwiseComparison[], tiny: boolean): string {
+  const hw = convShape(tiny)[1];
+  const share = (100 * pointwise[0].paddedShare).toFixed(1);
+  const lines = [
+    "1x1 against 3x3 inside one process (the aim: a 1x1 convolution no slower per flop): each",
+    "kind at the conv rows' shape, nine 1x1 calls (the counted flops of one 3x3 call) and one 3x3",
+    "call alternating, the order swapped every round; the ratio of their rates is taken per round,",
+    "so the host's drift between the conv rows above, measured seconds apart, largely cancels.",
+    `Per multiply-add run: over the 3x3's multiply-adds, without the padded taps the own kernels`,
+    `skip (${share} % of its counted flops at ${hw} x ${hw}).`,
+    "",
+    `| convolution | threads | 1x1 over 3x3 per counted flop (median of rounds) | range | ` +
+    "per multiply-add run | rounds |",
+    "| --- | ---: | ---: | ---: | ---: | ---: |",
+  ];
+  for (const p of pointwise) {
+    const m = median(p.ratios)!;
+    lines.push(
+      `| ${p.name} | ${p.threads} | ${m.toFixed(2)}x | ${Math.min(...p.ratios).toFixed(2)}-` +
+        `${Math.max(...p.ratios).toFixed(2)}x | ${(m / (1 - p.paddedShare)).toFixed(2)}x | ` +
+        `${p.ratios.length} |`,
+    );
+  }
   return lines.join("\n");
 }
 
@@ -1158,10 +1262,12 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
     .slice(0, 3).join(" ");
   const rounds: Row[][] = [];
   const inProcess: InProcessScaling[][] = [];
+  const pointwiseRounds: PointwiseComparison[][] = [];
   const profiles = new Map<number, NonNullable<ChildReport["profile"]>>();
   let backend = opts.backend as string;
   let software = false;
   const most = Math.max(...opts.threads);
+  const fewest = Math.min(...opts.threads);
   const measurements: Measurement[] = [
     ...(opts.backend === "wasm" ? ["roof" as const] : []),
     ...(opts.profile
@@ -1169,13 +1275,17 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       : ["conv" as const, "resnet18" as const, "resnet50" as const]),
     // With more than one thread: the scaling inside one process, on the most threads only.
     ...(opts.backend === "wasm" && !opts.profile && most > 1 ? ["scaling" as const] : []),
+    // 1x1 against 3x3 inside one process, on the fewest threads.
+    ...(opts.backend === "wasm" && !opts.profile ? ["pointwise" as const] : []),
   ];
   for (let round = 0; round < opts.rounds; round++) {
     const rows: Row[] = [];
     for (const only of measurements) {
-      for (const threads of only === "scaling" ? [most] : opts.threads) {
+      const counts = only === "scaling" ? [most] : only === "pointwise" ? [fewest] : opts.threads;
+      for (const threads of counts) {
         const report = await runChild(only, threads, opts);
         if (report.scaling) inProcess.push(report.scaling);
+        if (report.pointwise) pointwiseRounds.push(report.pointwise);
         if (only !== "roof") {
           // The thread count is a column of its own.
           backend = report.backend.replace(/, \d+ threads?\)$/, ")");
@@ -1191,6 +1301,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
   }
   const rows: Row[] = opts.rounds === 1 ? rounds[0] : combineRounds(rounds);
   const inProcessScaling = joinInProcessScaling(inProcess);
+  const pointwise = joinPointwise(pointwiseRounds);
   const scaling = opts.rounds === 1
     ? []
     : scalingByRound(rounds, opts.threads[0], opts.threads[opts.threads.length - 1]);
@@ -1230,6 +1341,13 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       ...(inProcessScaling.length === 0 ? {} : {
         inProcessScaling: inProcessScaling.map((s) => ({ ...s, ratio: median(s.ratios) })),
       }),
+      ...(pointwise.length === 0 ? {} : {
+        pointwise: pointwise.map((p) => ({
+          ...p,
+          ratio: median(p.ratios),
+          perMultiplyAdd: median(p.ratios)! / (1 - p.paddedShare),
+        })),
+      }),
       ...(opts.profile ? { profiles: Object.fromEntries(profiles) } : {}),
       ...(opts.torch ? { torch: Object.fromEntries(torchReports), torchNote: torch } : {}),
     }));
@@ -1267,6 +1385,7 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
       }),
     );
     if (inProcessScaling.length > 0) console.log(`\n${inProcessTable(inProcessScaling)}`);
+    if (pointwise.length > 0) console.log(`\n${pointwiseTable(pointwise, opts.tiny)}`);
   }
   if (software) console.error(`bench: ${SOFTWARE_NOTE}`);
 }

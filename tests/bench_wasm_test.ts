@@ -8,9 +8,11 @@
  * profile on 2 threads must report the own-kernel pool's synchronisations per step and the tile
  * loop's rate in the same process, and `--profile-model resnet50` a ResNet-50 step; `--rounds 2`
  * must report every row as the median of two rounds, with each model's scaling per round and its
- * scaling inside one process; `--v8-flags` must reach the measuring processes; and the table must
- * have a `% of tile loop` column, filled for the own kernels' and training steps' rows only, and
- * say what share of the conv rows' counted flops are padded taps (which the own kernels skip).
+ * scaling inside one process, and the 1x1 against 3x3 convolutions measured inside one process
+ * (on the fewest threads, every bench round's in-process rounds joined); `--v8-flags` must reach
+ * the measuring processes; and the table must have a `% of tile loop` column, filled for the own
+ * kernels' and training steps' rows only, say what share of the conv rows' counted flops are
+ * padded taps (which the own kernels skip), and give the 1x1 against 3x3 table.
  */
 import assert from "node:assert/strict";
 import { runDeno } from "./_run_deno.ts";
@@ -156,6 +158,14 @@ Deno.test("wasm bench: --rounds 2 reports medians of both rounds and each model'
       ratios: number[];
       ratio: number;
     }[];
+    pointwise: {
+      name: string;
+      threads: number;
+      ratios: number[];
+      ratio: number;
+      paddedShare: number;
+      perMultiplyAdd: number;
+    }[];
   };
   assert.equal(report.rounds, 2);
   const train = report.rows.filter((r) => r.name === "resnet18 train (batch 2)");
@@ -186,6 +196,22 @@ Deno.test("wasm bench: --rounds 2 reports medians of both rounds and each model'
     assert.equal(x.ratios.length, 2, `${x.name}: one in-process round per bench round`);
     x.ratios.forEach((r, k) => assert.ok(Math.abs(r - x.oneThreadMs[k] / x.poolMs[k]) <= 1e-9 * r));
     assert.ok(Math.abs(x.ratio - (x.ratios[0] + x.ratios[1]) / 2) <= 1e-9 * x.ratio);
+  }
+  // 1x1 against 3x3: one in-process round (--tiny) per kind and bench round, on 1 thread. The
+  // tiny conv rows are 8 x 8: 1 - (22/24)^2 of a 3x3's counted flops are padded taps.
+  assert.deepEqual(report.pointwise.map((p) => p.name), [
+    "forward",
+    "backward-input",
+    "backward-filter",
+  ]);
+  for (const p of report.pointwise) {
+    assert.equal(p.threads, 1, `${p.name}: on the fewest threads`);
+    assert.equal(p.ratios.length, 2, `${p.name}: one in-process round per bench round`);
+    assert.ok(p.ratios.every((r) => Number.isFinite(r) && r > 0), `${p.name}: ${p.ratios}`);
+    assert.ok(Math.abs(p.ratio - (p.ratios[0] + p.ratios[1]) / 2) <= 1e-9 * p.ratio);
+    assert.ok(Math.abs(p.paddedShare - (1 - (22 / 24) ** 2)) < 1e-12, `${p.paddedShare}`);
+    const perMac = p.ratio / (1 - p.paddedShare);
+    assert.ok(Math.abs(p.perMultiplyAdd - perMac) <= 1e-9 * perMac);
   }
 });
 
@@ -222,6 +248,19 @@ Deno.test("wasm bench: --only scaling on one thread says that it needs two", asy
   const run = await runDeno(["tasks/bench.ts", "--tiny", "--threads", "1", "--only", "scaling"]);
   assert.notEqual(run.code, 0);
   assert.match(run.stderr, /--only scaling needs the wasm backend and --threads 2 or more/);
+});
+
+Deno.test("wasm bench: --only pointwise off wasm says that it needs wasm", async () => {
+  const run = await runDeno([
+    "tasks/bench.ts",
+    "--tiny",
+    "--backend",
+    "cpu",
+    "--only",
+    "pointwise",
+  ]);
+  assert.notEqual(run.code, 0);
+  assert.match(run.stderr, /--only pointwise needs the wasm backend/);
 });
 
 Deno.test("wasm bench: --v8-flags reaches the measuring processes and the report names it", async () => {
@@ -266,4 +305,16 @@ Deno.test("wasm bench: the table shows each own kernel's and training step's % o
   assert.match(run.stdout, /at\s+8 x 8 with padding 1 they are 16\.0 % of the conv3x3 rows/);
   // A model's last stage runs at 4 x 4: 10 of 12 taps per dimension in bounds, 30.6 % padded.
   assert.match(run.stdout, /16\.0 % at 8 x 8, 30\.6 % at 4 x 4\)/);
+  // The 1x1 against 3x3 table: a row per kind, on one thread, with a ratio per counted flop and
+  // per multiply-add run (the latter the former over 1 - 16.0 %).
+  assert.match(run.stdout, /1x1 against 3x3 inside one process/);
+  for (const kind of ["forward", "backward-input", "backward-filter"]) {
+    const line = lines.find((l) => l.startsWith(`| ${kind} |`));
+    assert.ok(line, `no 1x1 against 3x3 row for ${kind}`);
+    const [, , threads, ratio, , perMac, rounds] = line.split("|").map((c) => c.trim());
+    assert.equal(threads, "1");
+    assert.equal(rounds, "1");
+    const [r, m] = [ratio, perMac].map((v) => Number(v.replace(/x$/, "")));
+    assert.ok(r > 0 && Math.abs(m - r / (1 - (1 - (22 / 24) ** 2))) <= 0.011 + 0.01 * m, line);
+  }
 });
