@@ -475,6 +475,47 @@ function tileMeter(threads: number, quick: boolean, tiny: boolean): () => Promis
 const convShape = (tiny: boolean): readonly [number, number, number] =>
   tiny ? [2, 8, 16] : [64, 16, 128];
 
+/** The three kinds of convolution the conv rows measure. */
+const CONV_KINDS = ["forward", "backward-input", "backward-filter"] as const;
+type ConvKind = typeof CONV_KINDS[number];
+
+/**
+ * The conv rows' seeded tensors at their shape, and each kind of convolution of them with a 1x1
+ * or a 3x3 filter (stride 1; "same" padding, so the 3x3 pads by 1). `dispose` frees the tensors.
+ */
+function convSetup(tiny: boolean) {
+  const [n, hw, c] = convShape(tiny);
+  const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
+  const dy = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3) as tf.Tensor4D;
+  const filters = {
+    1: tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D,
+    3: tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D,
+  };
+  const pad = (k: 1 | 3) => k === 3 ? "same" as const : "valid" as const;
+  const conv: Record<ConvKind, (k: 1 | 3) => tf.Tensor> = {
+    "forward": (k) => tf.conv2d(x, filters[k], 1, pad(k)),
+    "backward-input": (k) => tf.conv2dTranspose(dy, filters[k], x.shape, 1, pad(k)),
+    "backward-filter": (k) =>
+      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
+        strides: [1, 1],
+        pad: pad(k),
+        dataFormat: "NHWC",
+        filterShape: [k, k, c, c],
+      }) as tf.Tensor,
+  };
+  /** Each kind with a k x k filter, as the conv rows name them ("conv3x3 forward"). */
+  const rows = (k: 1 | 3): Record<string, () => tf.Tensor> =>
+    Object.fromEntries(CONV_KINDS.map((kind) => [`conv${k}x${k} ${kind}`, () => conv[kind](k)]));
+  return {
+    n,
+    hw,
+    c,
+    conv,
+    rows,
+    dispose: () => tf.dispose([x, dy, filters[1], filters[3]]),
+  };
+}
+
 /**
  * The share of a k x k stride-1 convolution's filter taps (over all output pixels of an hw x hw
  * input with "same" zero padding) that fall in the padding: counted flops include them, the own
@@ -492,25 +533,12 @@ async function benchConv(
   tiny: boolean,
   tiles: TileBrackets,
 ): Promise<Row[]> {
-  const [n, hw, c] = convShape(tiny);
-  const pad: [[0, 0], [1, 1], [1, 1], [0, 0]] = [[0, 0], [1, 1], [1, 1], [0, 0]];
-  const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
-  const w = tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D;
-  const dy = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3) as tf.Tensor4D;
+  const setup = convSetup(tiny);
+  const { n, hw, c } = setup;
   const gflop = (2 * n * hw * hw * c * c * 9) / 1e9;
   const repeats = tiny ? 1 : quick ? 3 : 10;
   const warmup = tiny ? 1 : 2;
-  const run = {
-    "conv3x3 forward": () => tf.conv2d(x, w, 1, pad),
-    "conv3x3 backward-input": () => tf.conv2dTranspose(dy, w, x.shape, 1, pad),
-    "conv3x3 backward-filter": () =>
-      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-        strides: [1, 1],
-        pad,
-        dataFormat: "NHWC",
-        filterShape: [3, 3, c, c],
-      }) as tf.Tensor,
-  };
+  const run = setup.rows(3);
   // The wasm backend computes synchronously: no read-back needed (and `tf.tidy(() =>
   // t.dataSync())` would walk the returned typed array element by element). WebGPU queues the
   // work: the timed block ends with an awaited read of a scalar of the last result.
@@ -566,19 +594,8 @@ async function benchConv(
     }
   }
   // 1x1 convolutions (the bottleneck's) at the same size: per flop no slower than 3x3 is the aim.
-  const w1 = tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D;
   const gflop1 = gflop / 9;
-  const run1 = {
-    "conv1x1 forward": () => tf.conv2d(x, w1, 1, "valid"),
-    "conv1x1 backward-input": () => tf.conv2dTranspose(dy, w1, x.shape, 1, "valid"),
-    "conv1x1 backward-filter": () =>
-      tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-        strides: [1, 1],
-        pad: "valid",
-        dataFormat: "NHWC",
-        filterShape: [1, 1, c, c],
-      }) as tf.Tensor,
-  };
+  const run1 = setup.rows(1);
   const pointwise: [string, WasmTrainingKernelOptions | undefined, () => tf.Tensor][] = [
     ...Object.entries(run1).map(([name, fn]) =>
       [name, undefined, fn] as [string, undefined, () => tf.Tensor]
@@ -622,8 +639,7 @@ async function benchConv(
       if (kernels) registerWasmTrainingKernels(ALL_OWN);
     }
   }
-  w1.dispose();
-  tf.dispose([x, w, dy]);
+  setup.dispose();
   return rows;
 }
 
@@ -782,32 +798,11 @@ async function benchPointwise(
   tiny: boolean,
   threads: number,
 ): Promise<PointwiseComparison[]> {
-  const [n, hw, c] = convShape(tiny);
-  const x = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 1) as tf.Tensor4D;
-  const dy = tf.randomNormal([n, hw, hw, c], 0, 1, "float32", 3) as tf.Tensor4D;
-  const filters = {
-    1: tf.randomNormal([1, 1, c, c], 0, 0.1, "float32", 5) as tf.Tensor4D,
-    3: tf.randomNormal([3, 3, c, c], 0, 0.05, "float32", 2) as tf.Tensor4D,
-  };
-  const pad = (k: 1 | 3) => k === 3 ? "same" as const : "valid" as const;
-  const kinds: [string, (k: 1 | 3) => tf.Tensor][] = [
-    ["forward", (k) => tf.conv2d(x, filters[k], 1, pad(k))],
-    ["backward-input", (k) => tf.conv2dTranspose(dy, filters[k], x.shape, 1, pad(k))],
-    [
-      "backward-filter",
-      (k) =>
-        tf.engine().runKernel("Conv2DBackpropFilter", { x, dy }, {
-          strides: [1, 1],
-          pad: pad(k),
-          dataFormat: "NHWC",
-          filterShape: [k, k, c, c],
-        }) as tf.Tensor,
-    ],
-  ];
+  const setup = convSetup(tiny);
   const out: PointwiseComparison[] = [];
   try {
-    for (const [name, conv] of kinds) {
-      const call = (k: 1 | 3) => () => tf.tidy(() => conv(k)).dispose();
+    for (const name of CONV_KINDS) {
+      const call = (k: 1 | 3) => () => tf.tidy(() => setup.conv[name](k)).dispose();
       for (let i = 0; i < (tiny ? 1 : 2); i++) call(1)(), call(3)(); // warm-up
       const { aMs, bMs } = await alternate(call(1), call(3), {
         rounds: tiny ? 1 : quick ? 3 : 8,
@@ -819,11 +814,11 @@ async function benchPointwise(
         name,
         threads,
         ratios: aMs.map((a, r) => bMs[r] / (9 * a)),
-        paddedShare: paddedTapShare(hw, 3),
+        paddedShare: paddedTapShare(setup.hw, 3),
       });
     }
   } finally {
-    tf.dispose([x, dy, filters[1], filters[3]]);
+    setup.dispose();
   }
   return out;
 }
