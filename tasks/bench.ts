@@ -949,7 +949,11 @@ async function child(
       }
       return { ...base, rows: [], scaling: await benchScaling(quick, tiny) };
     case "pointwise":
-      if (!onWasm) throw new UsageError("--only pointwise needs the wasm backend");
+      if (!onWasm) {
+        throw new UsageError(
+          "--only pointwise needs the wasm backend: run it with --backend wasm (the default)",
+        );
+      }
       return { ...base, rows: [], pointwise: await benchPointwise(quick, tiny, threads) };
   }
 }
@@ -1337,11 +1341,10 @@ async function main(values: Readonly<Record<string, unknown>>): Promise<void> {
         inProcessScaling: inProcessScaling.map((s) => ({ ...s, ratio: median(s.ratios) })),
       }),
       ...(pointwise.length === 0 ? {} : {
-        pointwise: pointwise.map((p) => ({
-          ...p,
-          ratio: median(p.ratios),
-          perMultiplyAdd: median(p.ratios)! / (1 - p.paddedShare),
-        })),
+        pointwise: pointwise.map((p) => {
+          const ratio = median(p.ratios)!;
+          return { ...p, ratio, perMultiplyAdd: ratio / (1 - p.paddedShare) };
+        }),
       }),
       ...(opts.profile ? { profiles: Object.fromEntries(profiles) } : {}),
       ...(opts.torch ? { torch: Object.fromEntries(torchReports), torchNote: torch } : {}),

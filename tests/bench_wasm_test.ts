@@ -261,6 +261,7 @@ Deno.test("wasm bench: --only pointwise off wasm says that it needs wasm", async
   ]);
   assert.notEqual(run.code, 0);
   assert.match(run.stderr, /--only pointwise needs the wasm backend/);
+  assert.match(run.stderr, /run it with --backend wasm/);
 });
 
 Deno.test("wasm bench: --v8-flags reaches the measuring processes and the report names it", async () => {
